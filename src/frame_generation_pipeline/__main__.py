@@ -1,0 +1,5 @@
+"""`python -m frame_generation_pipeline` runs the `frame-gen` command line."""
+
+from .cli import main
+
+raise SystemExit(main())

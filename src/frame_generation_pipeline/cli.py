@@ -1,0 +1,117 @@
+"""The `frame-gen` command line: a thin layer over the library.
+
+Exit status: 0 on success, 2 on a user-facing error (one `error: ...` line on stderr, no
+traceback unless --debug), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import FrameGenerationError
+from .version import __version__
+
+logger = logging.getLogger("frame_generation_pipeline")
+
+MODES = ("ave", "hubert", "wenet")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks on errors")
+
+
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+    parser.add_argument("--mode", default="ave", help=f"audio feature mode: {', '.join(MODES)}")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    parser.add_argument("--backend", default="torch", help="inference backend")
+    parser.add_argument("--batch-size", type=int, default=1, help="frames per network call")
+
+
+def _add_render_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
+    parser.add_argument("--audio-features", required=True, help="audio features (.npy), one row per output frame")
+    parser.add_argument("--start-frame", type=int, default=0, help="first template frame to use")
+    parser.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
+
+
+def _pipeline(args: argparse.Namespace):
+    from .pipeline import FrameGenerationPipeline
+
+    return FrameGenerationPipeline(
+        args.checkpoint, mode=args.mode, device=args.device, backend=args.backend, batch_size=args.batch_size
+    )
+
+
+def _run_frames(args: argparse.Namespace) -> int:
+    paths = _pipeline(args).generate_frames_only(
+        args.audio_features,
+        args.template_dir,
+        args.output_dir,
+        start_frame=args.start_frame,
+        use_parsing=args.parsing,
+        image_format=args.image_format,
+        show_progress=not args.quiet,
+    )
+    print(f"wrote {len(paths)} frames to {args.output_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `frame-gen` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="frame-gen",
+        description="Render lip-synced talking-head frames and video with SyncTalk_2D 328 checkpoints.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    frames = commands.add_parser(
+        "frames",
+        help="render frames as image files",
+        formatter_class=_Formatter,
+        description="Render one lossless image per audio feature row.",
+        epilog="example:\n  frame-gen frames --checkpoint checkpoint/May/5.pth --mode ave \\\n"
+        "    --template-dir dataset/May --audio-features speech_ave.npy --output-dir out/frames",
+    )
+    _add_model(frames)
+    _add_render_inputs(frames)
+    frames.add_argument("--output-dir", required=True, help="folder for the frames (000000.png, ...)")
+    frames.add_argument("--image-format", default="png", choices=("png", "jpg"), help="png is lossless")
+    _add_common(frames)
+    frames.set_defaults(handler=_run_frames)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `frame-gen` with `argv` (default: sys.argv[1:]); return the exit status."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except FrameGenerationError as exc:
+        if args.debug:
+            logger.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,208 @@
+"""FrameGenerator: template frames + audio features -> finished video frames, lazily and in order.
+
+Each output frame goes through three stages: prepare (decode the template, crop, resize, mask,
+build the network input), infer (batched network call), compose (to pixels, paste back). Frames
+are yielded one at a time, so memory does not grow with the length of the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Container, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .audio_features import AudioFeatures
+from .errors import ConfigurationError, OutputError
+from .image_processor import (
+    CropBox,
+    inner_region,
+    network_input,
+    paste_generated_region,
+    resize_crop,
+    to_pixels,
+)
+from .modes import ModeSpec, get_mode
+from .templates import TemplateFrame, TemplateSet
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = ("png", "jpg")
+
+
+class InferenceModel(Protocol):
+    """What the generator needs of a model: its mode and batched inference on host arrays."""
+
+    mode: ModeSpec
+
+    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+        ...
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """One finished output frame and where it came from.
+
+    `network_input`, `audio` and `network_output` are filled only for frames asked for with
+    `keep_tensors` (float32, without the batch axis).
+    """
+
+    index: int
+    template_index: int
+    box: CropBox
+    image: np.ndarray
+    network_input: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    network_output: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    index: int
+    template: TemplateFrame
+    resized_crop: np.ndarray
+    network_input: np.ndarray
+
+
+def prepare(index: int, template: TemplateFrame) -> _Prepared:
+    """SPEC steps 3-7 for output frame `index` drawn from `template`."""
+    resized = resize_crop(template.image[template.box.slices()])
+    return _Prepared(index, template, resized, network_input(inner_region(resized)))
+
+
+def compose(prepared: _Prepared, output: np.ndarray) -> np.ndarray:
+    """SPEC steps 10-13: the finished frame from a network output (3, 320, 320)."""
+    template = prepared.template
+    rows, cols = template.box.slices()
+    height, width = template.image[rows, cols].shape[:2]
+    return paste_generated_region(
+        template.image,
+        to_pixels(output),
+        template.box,
+        (height, width),
+        resized_crop=prepared.resized_crop,
+        parsing=template.parsing,
+    )
+
+
+class FrameGenerator:
+    """Renders output frames from a loaded model.
+
+    Args:
+        unet_model: a loaded model (UNetModel or any InferenceModel).
+        mode: the audio mode; must be the model's (None takes the model's).
+        batch_size: frames per network call; results do not depend on it beyond rare rounding.
+    """
+
+    def __init__(self, unet_model: InferenceModel, mode: str | None = None, batch_size: int = 1) -> None:
+        if mode is not None and get_mode(mode).name != unet_model.mode.name:
+            raise ConfigurationError(
+                f"mode {mode!r} does not match the model's mode {unet_model.mode.name!r}"
+            )
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = unet_model
+        self.mode = unet_model.mode
+        self.batch_size = batch_size
+
+    def render(
+        self,
+        templates: TemplateSet,
+        features: AudioFeatures,
+        start_frame: int = 0,
+        keep_tensors: Container[int] = (),
+    ) -> Iterator[RenderedFrame]:
+        """Lazily render one RenderedFrame per feature row, in order.
+
+        Templates used by the schedule are checked before the first frame is rendered. Parsing is
+        applied when `templates` was opened with a parsing folder.
+        """
+        if features.mode.name != self.mode.name:
+            raise ConfigurationError(
+                f"features are for mode {features.mode.name!r}, the model is {self.mode.name!r}"
+            )
+        schedule = templates.schedule(len(features), start_frame)
+        templates.validate(schedule)
+        for first in range(0, len(features), self.batch_size):
+            indices = range(first, min(first + self.batch_size, len(features)))
+            prepared = [prepare(i, templates.load(schedule[i])) for i in indices]
+            audio = features.windows(indices)
+            outputs = self.model.run(np.stack([p.network_input for p in prepared]), audio)
+            for item, window, output in zip(prepared, audio, outputs):
+                keep = item.index in keep_tensors
+                yield RenderedFrame(
+                    index=item.index,
+                    template_index=item.template.index,
+                    box=item.template.box,
+                    image=compose(item, output),
+                    network_input=item.network_input if keep else None,
+                    audio=window if keep else None,
+                    network_output=output if keep else None,
+                )
+
+    def iter_frames(
+        self, templates: TemplateSet, features: AudioFeatures, start_frame: int = 0
+    ) -> Iterator[np.ndarray]:
+        """Lazily yield the finished frames (HxWx3 uint8 BGR), one per feature row."""
+        for rendered in self.render(templates, features, start_frame):
+            yield rendered.image
+
+    def generate_frames_from_template_sequence(
+        self,
+        img_dir: str | os.PathLike[str],
+        lms_dir: str | os.PathLike[str],
+        audio_features: np.ndarray | str | os.PathLike[str] | AudioFeatures,
+        start_frame: int = 0,
+        parsing_dir: str | os.PathLike[str] | None = None,
+    ) -> list[np.ndarray]:
+        """Render every frame into a list (memory grows with length: prefer `iter_frames`)."""
+        templates = TemplateSet(img_dir, lms_dir, parsing_dir)
+        return list(self.iter_frames(templates, self._features(audio_features), start_frame))
+
+    def _features(self, source: np.ndarray | str | os.PathLike[str] | AudioFeatures) -> AudioFeatures:
+        if isinstance(source, AudioFeatures):
+            return source
+        if isinstance(source, np.ndarray):
+            return AudioFeatures(source, self.mode)
+        return AudioFeatures.load(source, self.mode)
+
+    @staticmethod
+    def save_frames(
+        frames: Iterator[np.ndarray] | list[np.ndarray],
+        output_dir: str | os.PathLike[str],
+        image_format: str = "png",
+        count: int | None = None,
+    ) -> list[str]:
+        """Write frames as `{i:06d}.png` (lossless) or `.jpg` into `output_dir`; return the paths.
+
+        `count`, when known, widens the zero padding so that names always sort in frame order.
+        """
+        if image_format not in IMAGE_FORMATS:
+            raise ConfigurationError(
+                f"unknown image format {image_format!r}: expected one of {', '.join(IMAGE_FORMATS)}"
+            )
+        output_dir = Path(output_dir)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(output_dir, f"cannot create output folder ({exc.strerror})") from None
+        digits = max(6, len(str(max((count or 1) - 1, 0))))
+        paths = []
+        for i, frame in enumerate(frames):
+            path = output_dir / f"{i:0{digits}d}.{image_format}"
+            ok, encoded = cv2.imencode(f".{image_format}", frame)
+            try:
+                if not ok:
+                    raise OSError(0, "encoding failed")
+                encoded.tofile(path)
+            except OSError as exc:
+                raise OutputError(path, f"cannot write frame ({exc.strerror})") from None
+            paths.append(str(path))
+        logger.info("wrote %d frames to %s", len(paths), output_dir)
+        return paths

@@ -1,0 +1,88 @@
+"""FrameGenerationPipeline: the high-level calls, from input files to finished outputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from tqdm import tqdm
+
+from .audio_features import AudioFeatures
+from .errors import ConfigurationError
+from .frame_generator import FrameGenerator
+from .outputs import atomic_directory
+from .templates import TemplateSet
+from .unet_model import UNetModel
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch",)
+T = TypeVar("T")
+
+
+def progress(frames: Iterator[T], total: int, enabled: bool) -> Iterator[T]:
+    """Wrap `frames` in a tqdm bar (frames/s, time left) shown only on a terminal when enabled."""
+    return iter(tqdm(frames, total=total, unit="frame", disable=None if enabled else True, dynamic_ncols=True))
+
+
+class FrameGenerationPipeline:
+    """Loads a checkpoint once and renders frames (and videos) from templates and audio features.
+
+    Args:
+        checkpoint_path: a SyncTalk_2D 328 checkpoint (state_dict, `module.` prefix accepted).
+        mode: "ave", "hubert" or "wenet".
+        device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
+        backend: the inference engine; "torch".
+        batch_size: frames per network call.
+
+    Raises:
+        ConfigurationError: unknown mode, backend or device.
+        CheckpointError: the checkpoint is missing, corrupt or of another mode.
+    """
+
+    def __init__(
+        self,
+        checkpoint_path: str | os.PathLike[str],
+        mode: str = "ave",
+        device: str | torch.device | None = None,
+        backend: str = "torch",
+        batch_size: int = 1,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigurationError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.model = UNetModel(checkpoint_path, mode=mode, device=device)
+        self.mode = self.model.mode
+        self.generator = FrameGenerator(self.model, batch_size=batch_size)
+
+    def _inputs(
+        self, audio_features_path: str | os.PathLike[str], template_dir: str | os.PathLike[str], use_parsing: bool
+    ) -> tuple[AudioFeatures, TemplateSet]:
+        templates = TemplateSet.from_folder(template_dir, use_parsing=use_parsing)
+        return AudioFeatures.load(audio_features_path, self.mode), templates
+
+    def generate_frames_only(
+        self,
+        audio_features_path: str | os.PathLike[str],
+        template_dir: str | os.PathLike[str],
+        output_dir: str | os.PathLike[str],
+        start_frame: int = 0,
+        use_parsing: bool = False,
+        image_format: str = "png",
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Render one image per feature row into `output_dir` and return their paths in frame order.
+
+        Frames are named `000000.png`, `000001.png`... (lossless PNG; "jpg" on request). They are
+        written to a temporary folder first and moved into `output_dir` only when all succeeded.
+        `show_progress` draws a progress bar on stderr when it is a terminal.
+        """
+        features, templates = self._inputs(audio_features_path, template_dir, use_parsing)
+        frames = progress(self.generator.iter_frames(templates, features, start_frame), len(features), show_progress)
+        with atomic_directory(output_dir) as staging:
+            written = self.generator.save_frames(frames, staging, image_format, count=len(features))
+        return [str(Path(output_dir) / Path(p).name) for p in written]

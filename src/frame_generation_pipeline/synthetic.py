@@ -1,0 +1,156 @@
+"""Generated stand-ins for real inputs: template folders, random-weight checkpoints, features.
+
+Used by the demo and the tests; nothing here is needed to render real data. Landmarks follow the
+110-point PFLD layout shipped in `data/pfld110_mean_face.txt` (x, y in 0..1 across a face box).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .modes import get_mode
+from .network import SyncTalkUNet
+from .templates import IMAGE_DIR, LANDMARK_DIR, PARSING_DIR
+
+#: A face box (x, y, size) in pixels for template k.
+FaceBoxFn = Callable[[int], tuple[float, float, float]]
+
+
+def mean_face_layout() -> np.ndarray:
+    """The 110-point PFLD mean face, (110, 2) float64, relative to a unit face box."""
+    text = resources.files(__package__).joinpath("data/pfld110_mean_face.txt").read_text()
+    return np.array(text.split(), dtype=np.float64).reshape(-1, 2)
+
+
+def moving_face_box(width: int, height: int, count: int) -> FaceBoxFn:
+    """A face box of about 40% of the frame height drifting slowly around the frame's centre."""
+
+    def box(k: int) -> tuple[float, float, float]:
+        size = 0.42 * height
+        phase = 2 * np.pi * k / max(count, 1)
+        x = width / 2 - size / 2 + 0.04 * width * np.sin(phase)
+        y = 0.12 * height + 0.03 * height * np.cos(phase)
+        return x, y, size
+
+    return box
+
+
+def _draw_template(width: int, height: int, k: int, points: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
+    x0, y0, size = box
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.empty((height, width, 3), np.uint8)
+    image[..., 0] = (110 + 60 * np.sin((xx + 7 * k) / 37.0)).astype(np.uint8)
+    image[..., 1] = (90 + 50 * np.cos((yy - 5 * k) / 29.0)).astype(np.uint8)
+    image[..., 2] = (80 + 0.15 * xx % 90).astype(np.uint8)
+    centre = (int(x0 + size / 2), int(y0 + size * 0.55))
+    cv2.ellipse(image, (centre[0], int(y0 + size * 1.35)), (int(size * 0.9), int(size * 0.5)), 0, 0, 360, (60, 40, 150), -1)
+    cv2.ellipse(image, centre, (int(size * 0.45), int(size * 0.58)), 0, 0, 360, (120, 160, 215), -1)
+    for eye in (0.33, 0.67):
+        cv2.circle(image, (int(x0 + eye * size), int(y0 + 0.42 * size)), max(2, int(size * 0.05)), (40, 30, 30), -1)
+    mouth_open = int(size * (0.03 + 0.05 * abs(np.sin(k / 2.0))))
+    cv2.ellipse(image, (centre[0], int(y0 + 0.8 * size)), (int(size * 0.14), mouth_open), 0, 0, 360, (50, 40, 140), -1)
+    for x, y in points.astype(int):
+        cv2.circle(image, (int(x), int(y)), 1, (200, 220, 255), -1)
+    noise = np.random.default_rng(k).integers(0, 6, image.shape, dtype=np.uint8)
+    return cv2.add(image, noise)
+
+
+def _draw_parsing(width: int, height: int, box: tuple[float, float, float]) -> np.ndarray:
+    x0, y0, size = box
+    parsing = np.zeros((height, width, 3), np.uint8)
+    cv2.ellipse(parsing, (int(x0 + size / 2), int(y0 + size * 0.55)), (int(size * 0.45), int(size * 0.58)), 0, 0, 360, (255, 0, 0), -1)
+    cv2.rectangle(parsing, (int(x0 + size * 0.3), int(y0 + size * 1.05)), (int(x0 + size * 0.7), height), (0, 0, 255), -1)
+    cv2.rectangle(parsing, (int(x0), int(y0 + size * 1.15)), (int(x0 + size * 0.2), height), (255, 255, 255), -1)
+    return parsing
+
+
+def make_templates(
+    root: str | os.PathLike[str],
+    count: int,
+    width: int = 640,
+    height: int = 480,
+    parsing: bool = True,
+    face_box: FaceBoxFn | None = None,
+) -> Path:
+    """Write a template folder of `count` drawn frames with 110-point landmarks (and parsing masks).
+
+    `face_box(k)` places the face of template k; by default it drifts around the centre.
+    """
+    root = Path(root)
+    for name in (IMAGE_DIR, LANDMARK_DIR) + ((PARSING_DIR,) if parsing else ()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    layout = mean_face_layout()
+    face_box = face_box or moving_face_box(width, height, count)
+    rng = np.random.default_rng(count)
+    for k in range(count):
+        x0, y0, size = face_box(k)
+        points = np.array([x0, y0]) + layout * size + rng.normal(0, 0.4, layout.shape)
+        image = _draw_template(width, height, k, points, (x0, y0, size))
+        cv2.imwrite(str(root / IMAGE_DIR / f"{k}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        lines = "".join(f"{x:.6f} {y:.6f}\n" for x, y in points)
+        (root / LANDMARK_DIR / f"{k}.lms").write_text(lines)
+        if parsing:
+            cv2.imwrite(str(root / PARSING_DIR / f"{k}.png"), _draw_parsing(width, height, (x0, y0, size)))
+    return root
+
+
+def random_unet_state(mode: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random-weight U-Net state_dict for `mode` with realistic, non-trivial BatchNorm statistics.
+
+    Running statistics are measured on random inputs (so activations stay in a sane range through
+    the whole network), then scale and shift are randomised.
+    """
+    spec = get_mode(mode)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = SyncTalkUNet(spec.name)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            images = torch.rand((2, 6, 320, 320), generator=generator)
+            audio = torch.randn((2, *spec.audio_shape), generator=generator)
+            net(images, audio)
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.6, 1.4, generator=generator)
+                module.bias.normal_(0.0, 0.1, generator=generator)
+        # Scale the output layer so the sigmoid's input has mean 0 and std 1.5: outputs then
+        # spread over [0, 1] instead of saturating, as a trained network's do.
+        captured = []
+        hook = net.outc.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        net.eval()(images, audio)
+        hook.remove()
+        logits = captured[0]
+        scale = 1.5 / logits.std()
+        net.outc.conv.weight.mul_(scale)
+        net.outc.conv.bias.mul_(scale).sub_(scale * logits.mean())
+    return net.state_dict()
+
+
+def save_random_checkpoint(path: str | os.PathLike[str], mode: str, seed: int = 0, prefix: str = "") -> Path:
+    """Save `random_unet_state` as a checkpoint file (keys prefixed with `prefix`, e.g. "module.")."""
+    state = {prefix + k: v for k, v in random_unet_state(mode, seed).items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def random_features(mode: str, frames: int, seed: int = 0) -> np.ndarray:
+    """Smoothly varying per-frame audio features (frames, frame_width) float32 for `mode`."""
+    spec = get_mode(mode)
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 1, (frames + 4, spec.frame_width)).astype(np.float32)
+    kernel = np.ones(5, np.float32) / 5
+    smooth = np.apply_along_axis(lambda column: np.convolve(column, kernel, mode="valid"), 0, base)
+    return np.ascontiguousarray(smooth[:frames], dtype=np.float32)

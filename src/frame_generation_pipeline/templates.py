@@ -1,0 +1,155 @@
+"""The template folder: frame images, landmarks, optional parsing masks, and the ping-pong schedule.
+
+Layout: `full_body_img/{k}.jpg`, `landmarks/{k}.lms`, optional `parsing/{k}.png` for k = 0..N-1,
+N being the number of `.jpg` files in `full_body_img`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigurationError, TemplateError
+from .image_processor import CropBox, check_box_inside, crop_box, read_image, read_landmarks
+
+logger = logging.getLogger(__name__)
+
+IMAGE_DIR, LANDMARK_DIR, PARSING_DIR = "full_body_img", "landmarks", "parsing"
+
+
+def ping_pong_schedule(num_frames: int, template_count: int, start_frame: int = 0) -> list[int]:
+    """Template index of each output frame (SPEC step 1).
+
+    Bounces over templates start_frame..template_count-1 as upstream bounces over 0..N-1: frame 0
+    uses start_frame + 1, then up to the last, back down to start_frame, and so on. One usable
+    template is used for every frame.
+    """
+    if not 0 <= start_frame < template_count:
+        raise ConfigurationError(
+            f"start_frame {start_frame} is outside the {template_count} templates "
+            f"(expected 0..{template_count - 1})"
+        )
+    usable = template_count - start_frame
+    if usable == 1:
+        return [start_frame] * num_frames
+    schedule = []
+    index, step = 0, 0
+    for _ in range(num_frames):
+        if index > usable - 2:
+            step = -1
+        if index < 1:
+            step = 1
+        index += step
+        schedule.append(index + start_frame)
+    return schedule
+
+
+@dataclass(frozen=True)
+class TemplateFrame:
+    """One decoded template: the full frame, its crop box and (when asked for) its parsing image."""
+
+    index: int
+    image: np.ndarray
+    box: CropBox
+    parsing: np.ndarray | None
+
+
+class TemplateSet:
+    """A validated template folder; files are read lazily, landmarks are parsed once."""
+
+    def __init__(
+        self,
+        image_dir: str | os.PathLike[str],
+        landmark_dir: str | os.PathLike[str],
+        parsing_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.image_dir = Path(image_dir)
+        self.landmark_dir = Path(landmark_dir)
+        self.parsing_dir = Path(parsing_dir) if parsing_dir is not None else None
+        for folder in (self.image_dir, self.landmark_dir, self.parsing_dir):
+            if folder is not None and not folder.is_dir():
+                raise TemplateError(folder, "template folder not found")
+        self.count = sum(1 for _ in self.image_dir.glob("*.jpg"))
+        if self.count == 0:
+            raise TemplateError(self.image_dir, "holds no .jpg template frames")
+        for k in range(self.count):
+            for path in self._paths(k):
+                if not path.is_file():
+                    raise TemplateError(path, f"template {k} of 0..{self.count - 1} is missing")
+        self._boxes: dict[int, CropBox] = {}
+
+    @classmethod
+    def from_folder(cls, root: str | os.PathLike[str], use_parsing: bool = False) -> TemplateSet:
+        """Open a template folder holding full_body_img/, landmarks/ and (if used) parsing/."""
+        root = Path(root)
+        if not root.is_dir():
+            raise TemplateError(root, "template folder not found")
+        return cls(root / IMAGE_DIR, root / LANDMARK_DIR, root / PARSING_DIR if use_parsing else None)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def image_path(self, k: int) -> Path:
+        """Path of template frame k."""
+        return self.image_dir / f"{k}.jpg"
+
+    def landmark_path(self, k: int) -> Path:
+        """Path of template k's landmarks."""
+        return self.landmark_dir / f"{k}.lms"
+
+    def parsing_path(self, k: int) -> Path | None:
+        """Path of template k's parsing mask, or None without parsing."""
+        return None if self.parsing_dir is None else self.parsing_dir / f"{k}.png"
+
+    def _paths(self, k: int) -> list[Path]:
+        paths = [self.image_path(k), self.landmark_path(k)]
+        parsing = self.parsing_path(k)
+        return paths if parsing is None else [*paths, parsing]
+
+    def box(self, k: int) -> CropBox:
+        """The crop box of template k (landmarks are read and checked on first use)."""
+        if k not in self._boxes:
+            path = self.landmark_path(k)
+            self._boxes[k] = crop_box(read_landmarks(path), source=str(path))
+        return self._boxes[k]
+
+    def load(self, k: int) -> TemplateFrame:
+        """Decode template k and check its crop box and parsing image against the frame's size."""
+        image = read_image(self.image_path(k))
+        box = self.box(k)
+        check_box_inside(box, image.shape, str(self.landmark_path(k)))
+        parsing = None
+        parsing_path = self.parsing_path(k)
+        if parsing_path is not None:
+            parsing = read_image(parsing_path)
+            if parsing.shape != image.shape:
+                raise TemplateError(
+                    parsing_path,
+                    f"parsing image is {parsing.shape[1]}x{parsing.shape[0]}, "
+                    f"its frame is {image.shape[1]}x{image.shape[0]}",
+                )
+        return TemplateFrame(k, image, box, parsing)
+
+    def schedule(self, num_frames: int, start_frame: int = 0) -> list[int]:
+        """Template index of each of `num_frames` output frames (see ping_pong_schedule)."""
+        return ping_pong_schedule(num_frames, self.count, start_frame)
+
+    def validate(self, schedule: list[int]) -> None:
+        """Check before rendering what can be checked cheaply for the templates `schedule` uses.
+
+        Every used landmark file is parsed and its crop box checked; the first used frame (and
+        parsing image) is decoded to check the box against the frame size. Problems that only show
+        when a later frame is decoded are reported when that frame is reached.
+        """
+        used = sorted(set(schedule))
+        for k in used:
+            self.box(k)
+        first = self.load(schedule[0])
+        height, width = first.image.shape[:2]
+        for k in used:
+            check_box_inside(self.box(k), first.image.shape, str(self.landmark_path(k)))
+        logger.debug("templates %s: %d used of %d, %dx%d", self.image_dir, len(used), self.count, width, height)

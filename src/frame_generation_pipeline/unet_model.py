@@ -1,0 +1,95 @@
+"""UNetModel: a checkpoint loaded once onto a device, with batched inference."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import file_sha256, load_unet_state
+from .errors import ConfigurationError
+from .modes import get_mode
+from .network import SyncTalkUNet
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None or "auto" -> CUDA when available, else CPU; refuse CUDA when there is none."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigurationError(f"unknown device {device!r}: expected cpu, cuda, cuda:N or auto") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(f"device {device!r} was asked for, but this torch sees no CUDA GPU")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigurationError(f"unsupported device {device!r}: expected cpu, cuda, cuda:N or auto")
+    return resolved
+
+
+class UNetModel:
+    """A SyncTalk_2D 328 U-Net loaded from a checkpoint, ready for inference.
+
+    Args:
+        checkpoint_path: a state_dict saved by SyncTalk_2D training (`module.` prefixes accepted).
+        mode: "ave", "hubert" or "wenet"; the checkpoint must have that mode's layout.
+        device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
+
+    Raises:
+        CheckpointError: missing, unreadable, or of another layout or mode.
+        ConfigurationError: unknown mode or unusable device.
+    """
+
+    def __init__(
+        self,
+        checkpoint_path: str | os.PathLike[str],
+        mode: str = "ave",
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.mode = get_mode(mode)
+        self.checkpoint_path = Path(checkpoint_path)
+        self.device = resolve_device(device)
+        state = load_unet_state(self.checkpoint_path, self.mode)
+        network = SyncTalkUNet(self.mode.name)
+        network.load_state_dict(state)
+        self.network = network.eval().to(self.device)
+        logger.info("loaded %s (%s) on %s", self.checkpoint_path, self.mode.name, self.device)
+
+    @cached_property
+    def checkpoint_sha256(self) -> str:
+        """SHA-256 of the checkpoint file."""
+        return file_sha256(self.checkpoint_path)
+
+    def predict(self, image_tensor: torch.Tensor, audio_features: torch.Tensor) -> torch.Tensor:
+        """Run the network: (B, 6, 320, 320) and (B, *audio_shape) -> (B, 3, 320, 320) in [0, 1].
+
+        Unbatched inputs ((6, 320, 320) and audio_shape) are taken as a batch of one. The result
+        stays on the model's device.
+        """
+        images = torch.as_tensor(image_tensor, dtype=torch.float32)
+        audio = torch.as_tensor(audio_features, dtype=torch.float32)
+        if images.dim() == 3:
+            images = images[None]
+        if audio.dim() == len(self.mode.audio_shape):
+            audio = audio[None]
+        if tuple(images.shape[1:]) != (6, 320, 320) or tuple(audio.shape[1:]) != self.mode.audio_shape:
+            raise ConfigurationError(
+                f"expected images (B, 6, 320, 320) and audio (B, {', '.join(map(str, self.mode.audio_shape))}) "
+                f"for mode {self.mode.name!r}, got {tuple(images.shape)} and {tuple(audio.shape)}"
+            )
+        if images.shape[0] != audio.shape[0]:
+            raise ConfigurationError(
+                f"batch sizes differ: {images.shape[0]} images, {audio.shape[0]} audio windows"
+            )
+        with torch.inference_mode():
+            return self.network(images.to(self.device), audio.to(self.device))
+
+    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """Batched inference on host arrays: float32 (B, 6, 320, 320), (B, *audio_shape) -> (B, 3, 320, 320)."""
+        return self.predict(torch.from_numpy(images), torch.from_numpy(audio)).cpu().numpy()

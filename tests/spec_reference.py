@@ -1,0 +1,125 @@
+"""A deliberately naive, line-by-line transcription of SPEC.md, the yardstick of the tests.
+
+It shares no code with the package except the network module, which test_network.py checks
+separately against a functional transcription of SPEC.md "The network".
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import torch
+
+from frame_generation_pipeline.network import SyncTalkUNet
+
+AUDIO_SHAPES = {"ave": (32, 16, 16), "hubert": (32, 32, 32), "wenet": (256, 16, 32)}
+
+
+def load_net(checkpoint_path, mode):
+    state = torch.load(checkpoint_path, map_location="cpu")
+    state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+    net = SyncTalkUNet(mode)
+    net.load_state_dict(state)
+    net.eval()
+    return net
+
+
+def template_indices(num_frames, n, start_frame=0):
+    """SPEC step 1, with the start_frame fix: bounce over s..N-1."""
+    out = []
+    if n - start_frame == 1:
+        return [start_frame] * num_frames
+    idx = 0
+    step = 0
+    nn_ = n - start_frame
+    for _ in range(num_frames):
+        if idx > nn_ - 2:
+            step = -1
+        if idx < 1:
+            step = 1
+        idx += step
+        out.append(idx + start_frame)
+    return out
+
+
+def audio_window(features, i, mode):
+    """SPEC step 8."""
+    shape = AUDIO_SHAPES[mode]
+    if features.shape[1:] == shape:
+        return features[i]
+    flat = features.reshape(features.shape[0], -1)
+    rows = []
+    for j in range(i - 8, i + 8):
+        if j < 0 or j >= flat.shape[0]:
+            rows.append(np.zeros(flat.shape[1], dtype=np.float32))
+        else:
+            rows.append(flat[j])
+    return np.array(rows, dtype=np.float32).reshape(shape)
+
+
+def render(checkpoint_path, mode, template_dir, features, start_frame=0, use_parsing=False, keep=None):
+    """Yield the frames of SPEC.md for per-frame or windowed `features` (a float32 array)."""
+    net = load_net(checkpoint_path, mode)
+    img_dir = os.path.join(template_dir, "full_body_img")
+    n = len([f for f in os.listdir(img_dir) if f.endswith(".jpg")])
+    indices = template_indices(features.shape[0], n, start_frame)
+    for i in range(features.shape[0]):
+        k = indices[i]
+        img = cv2.imread(os.path.join(img_dir, str(k) + ".jpg"))
+        lms_list = []
+        with open(os.path.join(template_dir, "landmarks", str(k) + ".lms")) as f:
+            for line in f.read().splitlines():
+                arr = line.split(" ")
+                arr = np.array(arr, dtype=np.float32)
+                lms_list.append(arr)
+        lms = np.array(lms_list, dtype=np.int32)
+        xmin = lms[1][0]
+        ymin = lms[52][1]
+        xmax = lms[31][0]
+        width = xmax - xmin
+        ymax = ymin + width
+        crop_img = img[ymin:ymax, xmin:xmax]
+        crop_img_par = crop_img.copy()
+        h, w = crop_img.shape[:2]
+        crop_img = cv2.resize(crop_img, (328, 328), interpolation=cv2.INTER_CUBIC)
+        crop_img_ori = crop_img.copy()
+        img_real_ex = crop_img[4:324, 4:324].copy()
+        img_real_ex_ori = img_real_ex.copy()
+        img_masked = cv2.rectangle(img_real_ex_ori, (5, 5, 310, 305), (0, 0, 0), -1)
+        img_masked = img_masked.transpose(2, 0, 1).astype(np.float32)
+        img_real_ex = img_real_ex.transpose(2, 0, 1).astype(np.float32)
+        img_real_ex_T = torch.from_numpy(img_real_ex / 255.0)
+        img_masked_T = torch.from_numpy(img_masked / 255.0)
+        img_concat_T = torch.cat([img_real_ex_T, img_masked_T], axis=0)[None]
+        audio_feat = torch.from_numpy(audio_window(features, i, mode))[None]
+        with torch.no_grad():
+            pred = net(img_concat_T, audio_feat)[0]
+        raw = pred.numpy()
+        pred = pred.cpu().numpy().transpose(1, 2, 0) * 255
+        pred = np.array(pred, dtype=np.uint8)
+        crop_img_ori[4:324, 4:324] = pred
+        crop_img_ori = cv2.resize(crop_img_ori, (w, h), interpolation=cv2.INTER_CUBIC)
+        if use_parsing:
+            parsing = cv2.imread(os.path.join(template_dir, "parsing", str(k) + ".png"))
+            par = parsing[ymin:ymax, xmin:xmax]
+            for y in range(par.shape[0]):
+                for x in range(par.shape[1]):
+                    b, g, r = par[y, x]
+                    if (b, g, r) == (0, 0, 255) or (b, g, r) == (255, 255, 255):
+                        crop_img_ori[y, x] = crop_img_par[y, x]
+        img[ymin:ymax, xmin:xmax] = crop_img_ori
+        if keep is not None:
+            keep.append({"input": img_concat_T.numpy(), "audio": audio_feat.numpy(), "output": raw[None],
+                         "template": k, "box": [int(xmin), int(ymin), int(xmax), int(ymax)]})
+        yield img
+
+
+def assert_frames_match(actual, expected, what="frame"):
+    """The parity bound: at most 1 per value, at most 1 in 100,000 values differing."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    diff = np.abs(actual.astype(np.int16) - expected.astype(np.int16))
+    differing = int((diff > 0).sum())
+    assert diff.max() <= 1, f"{what}: max difference {diff.max()}"
+    assert differing <= actual.size * 1e-5, f"{what}: {differing} of {actual.size} values differ"
