@@ -65,6 +65,31 @@ def _run_frames(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_video(args: argparse.Namespace) -> int:
+    path = _pipeline(args).generate_video(
+        args.audio_features,
+        args.template_dir,
+        args.audio,
+        args.output,
+        start_frame=args.start_frame,
+        fps=args.fps,
+        crf=args.crf,
+        use_parsing=args.parsing,
+        preset=args.preset,
+        show_progress=not args.quiet,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    video = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
+    print(f"demo video: {video.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `frame-gen` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -88,6 +113,36 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--image-format", default="png", choices=("png", "jpg"), help="png is lossless")
     _add_common(frames)
     frames.set_defaults(handler=_run_frames)
+
+    video = commands.add_parser(
+        "video",
+        help="render an H.264/AAC video with the speech audio",
+        formatter_class=_Formatter,
+        description="Render frames and encode them once, with the speech, into a video file.",
+        epilog="example:\n  frame-gen video --checkpoint checkpoint/May/5.pth --mode ave \\\n"
+        "    --template-dir dataset/May --audio-features speech_ave.npy --audio speech.wav --output out.mp4",
+    )
+    _add_model(video)
+    _add_render_inputs(video)
+    video.add_argument("--audio", required=True, help="speech audio to mux (wav, mp3, m4a, flac...)")
+    video.add_argument("--output", required=True, help="video file to write (.mp4)")
+    video.add_argument("--fps", type=float, default=None, help="frame rate (default: 25 ave/hubert, 20 wenet)")
+    video.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better")
+    video.add_argument("--preset", default="medium", help="x264 speed preset (ultrafast ... veryslow)")
+    _add_common(video)
+    video.set_defaults(handler=_run_video)
+
+    demo = commands.add_parser(
+        "demo",
+        help="render a demo video from generated inputs",
+        formatter_class=_Formatter,
+        description="Generate templates, speech and a random-weight checkpoint, then render a video.",
+        epilog="example:\n  frame-gen demo --output demo",
+    )
+    demo.add_argument("--output", default="demo", help="folder for the inputs and demo.mp4")
+    demo.add_argument("--seconds", type=float, default=3.0, help="length of the demo video")
+    _add_common(demo)
+    demo.set_defaults(handler=_run_demo)
     return parser
 
 

@@ -25,6 +25,12 @@ def _writable_parent(target: Path) -> Path:
     return parent
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target` (same suffix); rename it over `target` on success."""
@@ -32,11 +38,15 @@ def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     if target.is_dir():
         raise OutputError(target, "is a folder, expected a file path")
     parent = _writable_parent(target)
-    handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=parent)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=parent)
+    except OSError as exc:
+        raise OutputError(target, f"cannot write in {parent} ({exc.strerror})") from None
     os.close(handle)
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -57,7 +67,10 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as exc:
         raise OutputError(target, f"cannot create output folder ({exc.strerror})") from None
     parent = _writable_parent(target)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    try:
+        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        raise OutputError(target, f"cannot write in {parent} ({exc.strerror})") from None
     try:
         yield temporary
         if target.exists():

@@ -14,9 +14,10 @@ from tqdm import tqdm
 from .audio_features import AudioFeatures
 from .errors import ConfigurationError
 from .frame_generator import FrameGenerator
-from .outputs import atomic_directory
+from .outputs import atomic_directory, atomic_file
 from .templates import TemplateSet
 from .unet_model import UNetModel
+from .video import PRESETS, VideoEncoder, probe_audio
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +87,52 @@ class FrameGenerationPipeline:
         with atomic_directory(output_dir) as staging:
             written = self.generator.save_frames(frames, staging, image_format, count=len(features))
         return [str(Path(output_dir) / Path(p).name) for p in written]
+
+    def generate_video(
+        self,
+        audio_features_path: str | os.PathLike[str],
+        template_dir: str | os.PathLike[str],
+        audio_path: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        start_frame: int = 0,
+        fps: float | None = None,
+        crf: int = 20,
+        use_parsing: bool = False,
+        preset: str = "medium",
+        show_progress: bool = False,
+    ) -> str:
+        """Render a video with the speech audio, encoded once (H.264 + AAC), and return its path.
+
+        Frames stream straight into one ffmpeg process; nothing is kept in memory or on disk
+        between rendering and encoding. The video lasts exactly F / fps seconds for F feature
+        rows: longer audio is cut, shorter audio is padded with silence. `fps=None` is the mode's
+        rate (25 for ave and hubert, 20 for wenet). The file is written beside `output_path`
+        under a temporary name and renamed on success; on failure an existing file is untouched.
+
+        Raises:
+            FrameGenerationError: bad input (named in the message) or a failed encode.
+        """
+        if preset not in PRESETS:
+            raise ConfigurationError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
+        if not 0 <= crf <= 51:
+            raise ConfigurationError(f"crf must be within 0..51, got {crf}")
+        fps = self.mode.fps if fps is None else fps
+        if fps <= 0:
+            raise ConfigurationError(f"fps must be positive, got {fps}")
+        features, templates = self._inputs(audio_features_path, template_dir, use_parsing)
+        info = probe_audio(audio_path)
+        logger.info(
+            "rendering %d frames (%.2f s at %g fps, audio %s s) to %s",
+            len(features), len(features) / fps, fps, info.duration, output_path,
+        )
+        with atomic_file(output_path) as temporary:
+            rendered = progress(self.generator.iter_frames(templates, features, start_frame), len(features), show_progress)
+            first = next(rendered)
+            height, width = first.shape[:2]
+            with VideoEncoder(
+                temporary, width, height, fps, audio_path, crf=crf, preset=preset, frame_count=len(features)
+            ) as encoder:
+                encoder.write(first)
+                for frame in rendered:
+                    encoder.write(frame)
+        return str(output_path)

@@ -48,7 +48,7 @@ def _draw_template(width: int, height: int, k: int, points: np.ndarray, box: tup
     image = np.empty((height, width, 3), np.uint8)
     image[..., 0] = (110 + 60 * np.sin((xx + 7 * k) / 37.0)).astype(np.uint8)
     image[..., 1] = (90 + 50 * np.cos((yy - 5 * k) / 29.0)).astype(np.uint8)
-    image[..., 2] = (80 + 0.15 * xx % 90).astype(np.uint8)
+    image[..., 2] = (100 + 50 * np.sin((xx + yy + 3 * k) / 53.0)).astype(np.uint8)
     centre = (int(x0 + size / 2), int(y0 + size * 0.55))
     cv2.ellipse(image, (centre[0], int(y0 + size * 1.35)), (int(size * 0.9), int(size * 0.5)), 0, 0, 360, (60, 40, 150), -1)
     cv2.ellipse(image, centre, (int(size * 0.45), int(size * 0.58)), 0, 0, 360, (120, 160, 215), -1)

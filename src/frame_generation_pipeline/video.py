@@ -1,0 +1,193 @@
+"""The video encoder: raw BGR frames into ONE ffmpeg process that writes H.264 + AAC in one pass.
+
+ffmpeg is the binary shipped in the imageio-ffmpeg wheel (or one on PATH). Frames are handed to
+a writer thread through a small bounded queue, so rendering goes on while ffmpeg encodes and
+memory stays flat. The audio is padded with silence or cut so that the file lasts exactly
+frames / fps seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from .errors import AudioError, EncoderError
+
+logger = logging.getLogger(__name__)
+
+#: x264 presets, fastest first.
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_QUEUE_FRAMES = 8
+_ERROR_LINES = 5
+
+
+def ffmpeg_executable() -> str:
+    """Path of the ffmpeg binary: imageio-ffmpeg's own, else one on PATH."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        found = shutil.which("ffmpeg")
+        if found is None:
+            raise EncoderError("no ffmpeg found: install imageio-ffmpeg or put ffmpeg on PATH") from None
+        return found
+
+
+def _tail(text: str, lines: int = _ERROR_LINES) -> str:
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) or "no message"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ffmpeg reports of an audio file: its duration in seconds (None if unknown)."""
+
+    duration: float | None
+
+
+def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
+    """Check that `path` is a file ffmpeg can decode audio from; raise AudioError if not."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "audio file not found")
+    result = subprocess.run(
+        [ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True, text=True, errors="replace", check=False,
+    )
+    if not re.search(r"Stream #\S+.*: Audio:", result.stderr):
+        problem = "has no audio stream" if "Stream #" in result.stderr else f"cannot be decoded ({_tail(result.stderr, 1)})"
+        raise AudioError(path, f"not usable as audio: {problem}")
+    match = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", result.stderr)
+    duration = None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
+    return AudioInfo(duration)
+
+
+class VideoEncoder:
+    """Encodes a stream of equal-size HxWx3 uint8 BGR frames into an H.264 (yuv420p) video.
+
+    Args:
+        output_path: the file to write (its suffix picks the container, e.g. .mp4).
+        width, height: frame size; odd sizes are padded by one black row/column (yuv420p).
+        fps: frame rate.
+        audio_path: speech to mux as AAC.
+        crf: x264 quality (lower is better; 20 is upstream's).
+        preset: x264 speed preset.
+        frame_count: frames that will be written; with audio, the audio is padded with silence
+            or cut to frame_count / fps seconds (without it, it is padded to the video's end).
+
+    Use as a context manager: leaving it with an exception kills ffmpeg.
+    """
+
+    def __init__(
+        self,
+        output_path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        fps: float,
+        audio_path: str | os.PathLike[str] | None = None,
+        crf: int = 20,
+        preset: str = "medium",
+        frame_count: int | None = None,
+    ) -> None:
+        self.output_path = Path(output_path)
+        self.size = (width, height)
+        self.fps = fps
+        self.frames_written = 0
+        command = [
+            ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "pipe:0",
+        ]
+        if audio_path is not None:
+            command += ["-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0", "-af", "apad"]
+            command += ["-shortest"] if frame_count is None else ["-t", f"{frame_count / fps:.6f}"]
+        if width % 2 or height % 2:
+            command += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        command += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+        if audio_path is not None:
+            # 48 kHz: AAC frames of 21 ms keep the audio within one video frame of frames / fps.
+            command += ["-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
+        command += ["-movflags", "+faststart", str(self.output_path)]
+        logger.debug("ffmpeg: %s", " ".join(command))
+        self._stderr = tempfile.TemporaryFile()
+        # A session of its own: Ctrl-C reaches us, and we end ffmpeg ourselves.
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True
+        )
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_FRAMES)
+        self._failure: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_frames, name="ffmpeg-writer", daemon=True)
+        self._writer.start()
+
+    def _write_frames(self) -> None:
+        stdin = self._process.stdin
+        try:
+            while (data := self._queue.get()) is not None:
+                stdin.write(data)
+        except (BrokenPipeError, OSError) as exc:
+            self._failure = exc
+            while self._queue.get() is not None:  # keep draining so that write() never blocks
+                pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _error(self, what: str) -> EncoderError:
+        self._stderr.seek(0)
+        message = _tail(self._stderr.read().decode("utf-8", "replace"))
+        return EncoderError(f"ffmpeg {what} while writing {self.output_path}: {message}")
+
+    def write(self, frame: np.ndarray) -> None:
+        """Queue one frame for encoding (blocks only when the encoder is far behind)."""
+        if frame.shape != (self.size[1], self.size[0], 3) or frame.dtype != np.uint8:
+            raise EncoderError(
+                f"frame {self.frames_written} is {frame.shape} {frame.dtype}, "
+                f"expected ({self.size[1]}, {self.size[0]}, 3) uint8"
+            )
+        if self._failure is not None or self._process.poll() is not None:
+            self.abort()
+            raise self._error("stopped")
+        self._queue.put(np.ascontiguousarray(frame).tobytes())
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the stream and wait for ffmpeg; raise EncoderError with ffmpeg's message on failure."""
+        self._queue.put(None)
+        self._writer.join()
+        code = self._process.wait()
+        if code != 0 or self._failure is not None:
+            raise self._error(f"failed (exit status {code})")
+        self._stderr.close()
+
+    def abort(self) -> None:
+        """Kill ffmpeg and stop the writer; the output file is incomplete afterwards."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
+
+    def __enter__(self) -> VideoEncoder:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()

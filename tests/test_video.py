@@ -1,0 +1,172 @@
+"""generate_video: decoded back with PyAV, checked for streams, frames, duration, quality, safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet, synthetic
+from frame_generation_pipeline.audio_features import AudioFeatures
+from frame_generation_pipeline.demo import write_speech_like_wav
+from frame_generation_pipeline.errors import EncoderError
+
+
+@pytest.fixture(scope="module")
+def pipeline(checkpoints):
+    return FrameGenerationPipeline(checkpoints["ave"], mode="ave", device="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    return {"long": write_speech_like_wav(root / "long.wav", 3.0), "short": write_speech_like_wav(root / "short.wav", 0.1)}
+
+
+def decode(path):
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video, container.streams.audio
+        info = {"video_codecs": [s.codec_context.name for s in video], "audio_codecs": [s.codec_context.name for s in audio],
+                "rate": float(video[0].average_rate), "sample_rate": audio[0].rate if audio else None}
+        info["frames"] = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        samples = sum(f.samples for f in container.decode(audio=0)) if info["sample_rate"] else 0
+    info["audio_seconds"] = samples / info["sample_rate"] if info["sample_rate"] else 0.0
+    return info
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("audio", ["long", "short"])
+def test_one_h264_and_one_aac_stream_with_exact_length(pipeline, features, templates_640, speech, tmp_path, audio):
+    out = tmp_path / "out.mp4"
+    assert pipeline.generate_video(features["ave"], templates_640, speech[audio], out) == str(out)
+    info = decode(out)
+    assert info["video_codecs"] == ["h264"] and info["audio_codecs"] == ["aac"]
+    assert len(info["frames"]) == 7 and info["rate"] == 25.0
+    assert info["frames"][0].shape == (480, 640, 3)
+    assert abs(info["audio_seconds"] - 7 / 25) <= 1 / 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    assert (out.stat().st_mode & 0o777) == 0o666 & ~_umask()
+
+
+def _umask():
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def test_frames_are_in_order_and_close_to_lossless(pipeline, features, templates_640, speech, tmp_path):
+    out = tmp_path / "out.mp4"
+    pipeline.generate_video(features["ave"], templates_640, speech["long"], out, use_parsing=True)
+    templates = TemplateSet.from_folder(templates_640, use_parsing=True)
+    lossless = list(pipeline.generator.iter_frames(templates, AudioFeatures.load(features["ave"], "ave")))
+    decoded = decode(out)["frames"]
+    for i, frame in enumerate(decoded):
+        scores = [psnr(frame, other) for other in lossless]
+        assert scores[i] >= 32.0, f"frame {i}: {scores[i]:.1f} dB"
+        assert int(np.argmax(scores)) == i or scores[i] == max(scores), f"frame {i} is out of order"
+
+
+def test_wenet_defaults_to_20_fps_and_fps_can_be_set(checkpoints, features, templates_640, speech, tmp_path):
+    wenet = FrameGenerationPipeline(checkpoints["wenet"], mode="wenet", device="cpu", batch_size=4)
+    wenet.generate_video(features["wenet"], templates_640, speech["long"], tmp_path / "w.mp4", preset="ultrafast")
+    info = decode(tmp_path / "w.mp4")
+    assert info["rate"] == 20.0 and len(info["frames"]) == 7 and abs(info["audio_seconds"] - 7 / 20) <= 1 / 20
+    wenet.generate_video(features["wenet"], templates_640, speech["long"], tmp_path / "f.mp4", fps=10, preset="ultrafast")
+    assert decode(tmp_path / "f.mp4")["rate"] == 10.0
+
+
+def test_odd_frame_sizes_are_padded_to_even(checkpoints, features, speech, tmp_path):
+    folder = synthetic.make_templates(tmp_path / "odd", 3, 321, 241, parsing=False)
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", batch_size=4)
+    pipeline.generate_video(features["ave"], folder, speech["long"], tmp_path / "o.mp4", preset="ultrafast")
+    assert decode(tmp_path / "o.mp4")["frames"][0].shape == (242, 322, 3)
+
+
+def test_ffmpeg_failure_carries_ffmpegs_message_and_leaves_nothing(pipeline, features, templates_640, speech, tmp_path):
+    out = tmp_path / "clip.nosuchformat"
+    with pytest.raises(EncoderError, match="ffmpeg .*(format|Invalid argument)") as info:
+        pipeline.generate_video(features["ave"], templates_640, speech["long"], out)
+    assert str(out) in str(info.value) or "clip" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Interrupting:
+    """A model that renders a few batches, then behaves as if Ctrl-C was pressed."""
+
+    def __init__(self, model, after):
+        self.model, self.mode, self.calls, self.after = model, model.mode, 0, after
+
+    def run(self, images, audio):
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return self.model.run(images, audio)
+
+
+def _children():
+    pid = os.getpid()
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += (task / "children").read_text().split()
+    return found
+
+
+def test_interrupt_ends_ffmpeg_and_keeps_the_old_file(checkpoints, features, templates_640, speech, tmp_path):
+    from frame_generation_pipeline import FrameGenerator
+
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu")
+    pipeline.generator = FrameGenerator(_Interrupting(pipeline.model, after=3), batch_size=1)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the previous good video")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.generate_video(features["ave"], templates_640, speech["long"], out)
+    assert out.read_bytes() == b"the previous good video"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert _children() == [], "ffmpeg must not outlive the interrupted render"
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    from frame_generation_pipeline import FrameGenerator, TemplateSet
+    from frame_generation_pipeline.audio_features import AudioFeatures
+    from frame_generation_pipeline.modes import get_mode
+    from frame_generation_pipeline.outputs import atomic_file
+    from frame_generation_pipeline.video import VideoEncoder
+
+    class Echo:  # stands in for the network: memory, not arithmetic, is measured here
+        mode = get_mode("ave")
+        def run(self, images, audio):
+            return images[:, :3].copy()
+
+    folder, audio, frames, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    features = AudioFeatures(np.zeros((frames, 512), np.float32), "ave")
+    generator = FrameGenerator(Echo(), batch_size=4)
+    with atomic_file(out) as temporary, VideoEncoder(temporary, 1920, 1080, 25, audio, preset="ultrafast", frame_count=frames) as encoder:
+        for frame in generator.iter_frames(TemplateSet.from_folder(folder), features):
+            encoder.write(frame)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+""")
+
+
+def test_peak_memory_does_not_grow_with_video_length(speech, tmp_path):
+    folder = synthetic.make_templates(tmp_path / "hd", 6, 1920, 1080, parsing=False)
+    peaks = {}
+    for frames in (40, 240):
+        result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(folder), str(speech["long"]), str(frames),
+                                 str(tmp_path / f"{frames}.mp4")], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        peaks[frames] = int(result.stdout.strip())
+    assert decode(tmp_path / "240.mp4")["frames"].__len__() == 240
+    assert peaks[240] - peaks[40] < 100, f"peak RSS grew from {peaks[40]} MB to {peaks[240]} MB"
