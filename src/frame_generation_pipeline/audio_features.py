@@ -52,6 +52,7 @@ class AudioFeatures:
             pad = np.zeros((_HALF, self.mode.frame_width), np.float32)
             self._rows = np.concatenate([pad, flat, pad])
         self._count = len(values)
+        self.row_shape = tuple(array.shape[1:])
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], mode: str | ModeSpec) -> AudioFeatures:

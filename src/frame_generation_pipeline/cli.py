@@ -32,8 +32,9 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
     parser.add_argument("--mode", default="ave", help=f"audio feature mode: {', '.join(MODES)}")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-    parser.add_argument("--backend", default="torch", help="inference backend")
-    parser.add_argument("--batch-size", type=int, default=1, help="frames per network call")
+    parser.add_argument("--backend", default="torch", help="torch (exact), onnxruntime (fast on CPU) or auto")
+    parser.add_argument("--onnx", default=None, help="exported .onnx for --backend onnxruntime (default: cached export)")
+    parser.add_argument("--batch-size", type=int, default=None, help="frames per network call (default: per backend)")
 
 
 def _add_render_inputs(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +48,8 @@ def _pipeline(args: argparse.Namespace):
     from .pipeline import FrameGenerationPipeline
 
     return FrameGenerationPipeline(
-        args.checkpoint, mode=args.mode, device=args.device, backend=args.backend, batch_size=args.batch_size
+        args.checkpoint, mode=args.mode, device=args.device, backend=args.backend,
+        batch_size=args.batch_size, onnx_path=args.onnx,
     )
 
 
@@ -88,6 +90,40 @@ def _run_demo(args: argparse.Namespace) -> int:
     video = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
     print(f"demo video: {video.resolve()}")
     return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .unet_model import UNetModel
+
+    report = UNetModel(args.checkpoint, mode=args.mode, device="cpu").export_to_onnx(args.output, args.opset)
+    print(f"wrote {report.path} (opset {report.opset_version}); max difference to torch {report.max_abs_difference:.2e}")
+    return 0
+
+
+def _run_reference(args: argparse.Namespace) -> int:
+    path = _pipeline(args).generate_reference_outputs(
+        args.audio_features, args.template_dir, args.output_dir, num_sample_frames=args.samples,
+        start_frame=args.start_frame, use_parsing=args.parsing,
+    )
+    print(f"wrote reference bundle {path}")
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .reference import format_report, verify_bundle
+
+    model = None
+    if args.checkpoint is not None:
+        import json
+        from pathlib import Path
+
+        from .unet_model import UNetModel
+
+        mode = json.loads((Path(args.bundle) / "metadata.json").read_text())["mode"]
+        model = UNetModel(args.checkpoint, mode=mode, device=args.device or "cpu")
+    report = verify_bundle(args.bundle, model, network_tolerance=args.tolerance)
+    print(format_report(report))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +179,52 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=3.0, help="length of the demo video")
     _add_common(demo)
     demo.set_defaults(handler=_run_demo)
+
+    export = commands.add_parser(
+        "export-onnx",
+        help="export a checkpoint to ONNX, checked against torch",
+        formatter_class=_Formatter,
+        description="Export to ONNX (inputs `input`, `audio`; output `output`; dynamic batch), then run it in "
+        "onnxruntime against torch and refuse it if they differ by more than 1e-4.",
+        epilog="example:\n  frame-gen export-onnx --checkpoint checkpoint/May/5.pth --mode ave --output may.onnx --opset 11",
+    )
+    export.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+    export.add_argument("--mode", default="ave", help=f"audio feature mode: {', '.join(MODES)}")
+    export.add_argument("--output", required=True, help="the .onnx file to write")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (11 for older mobile runtimes)")
+    _add_common(export)
+    export.set_defaults(handler=_run_export)
+
+    reference = commands.add_parser(
+        "reference",
+        help="write a lossless reference bundle for ports",
+        formatter_class=_Formatter,
+        description="Render the video and save, for sample frames, the network input, audio window, raw "
+        "output, template, landmarks and final frame, all lossless, with metadata.json.",
+        epilog="example:\n  frame-gen reference --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
+        "    --audio-features speech_ave.npy --output-dir bundle --samples 10",
+    )
+    _add_model(reference)
+    _add_render_inputs(reference)
+    reference.add_argument("--output-dir", required=True, help="bundle folder to write")
+    reference.add_argument("--samples", type=int, default=10, help="sample frames, first and last included")
+    _add_common(reference)
+    reference.set_defaults(handler=_run_reference)
+
+    verify = commands.add_parser(
+        "verify-reference",
+        help="recompute a reference bundle and report differences per stage",
+        formatter_class=_Formatter,
+        description="Recompute every sample of a bundle from its own files (landmarks, input, network, frame) "
+        "and print the largest difference per sample and stage. Exit status 1 on a mismatch.",
+        epilog="example:\n  frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
+    )
+    verify.add_argument("bundle", help="reference bundle folder")
+    verify.add_argument("--checkpoint", default=None, help="checkpoint for the network stage (skipped without)")
+    verify.add_argument("--device", default=None, help="device for the network stage (default: cpu)")
+    verify.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted network output difference")
+    _add_common(verify)
+    verify.set_defaults(handler=_run_verify)
     return parser
 
 

@@ -48,3 +48,7 @@ class OutputError(InputFileError):
 
 class EncoderError(FrameGenerationError):
     """The video encoder (ffmpeg) failed; the message carries ffmpeg's own last lines."""
+
+
+class ExportError(FrameGenerationError):
+    """An ONNX export failed its check against the torch model, or a backend is unavailable."""

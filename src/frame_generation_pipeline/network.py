@@ -172,10 +172,14 @@ class SyncTalkUNet(nn.Module):
         x4 = self.down3(x3)
         x5 = self.down4(x4)
         x6 = self.down5(x5)
-        # The audio branch runs one sample at a time: oneDNN picks another kernel for its padded
-        # stride-2 conv5 when the batch is larger than one, which would make frames depend on the
-        # batch size. The branch costs about 2% of the network, the image path batches exactly.
-        audio_features = torch.cat([self.audio_model(sample[None]) for sample in audio])
+        # In torch the audio branch runs one sample at a time: oneDNN picks another kernel for
+        # its padded stride-2 conv5 when the batch is larger than one, which would make frames
+        # depend on the batch size. The branch costs about 2% of the network; the image path
+        # batches exactly. An exported graph keeps the batch axis dynamic instead.
+        if torch.onnx.is_in_onnx_export() or audio.shape[0] == 1:
+            audio_features = self.audio_model(audio)
+        else:
+            audio_features = torch.cat([self.audio_model(sample[None]) for sample in audio])
         x6 = self.fuse_conv(torch.cat([x6, audio_features], dim=1))
         x = self.up1(x6, x5)
         x = self.up2(x, x4)

@@ -6,6 +6,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from .checkpoint import file_sha256, load_unet_state
 from .errors import ConfigurationError
 from .modes import get_mode
 from .network import SyncTalkUNet
+
+if TYPE_CHECKING:
+    from .onnx_model import ExportReport
 
 logger = logging.getLogger(__name__)
 
@@ -93,3 +97,14 @@ class UNetModel:
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """Batched inference on host arrays: float32 (B, 6, 320, 320), (B, *audio_shape) -> (B, 3, 320, 320)."""
         return self.predict(torch.from_numpy(images), torch.from_numpy(audio)).cpu().numpy()
+
+    def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17) -> ExportReport:
+        """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch.
+
+        The export is run in onnxruntime on random inputs at batch sizes 1 and 3 and refused
+        (ExportError, nothing written) if it differs from torch by more than 1e-4. The mode, audio
+        shape, input layout and the checkpoint's sha256 are stored in the model's metadata.
+        """
+        from .onnx_model import export_onnx
+
+        return export_onnx(self.network, self.mode, output_path, opset_version, self.checkpoint_sha256)
