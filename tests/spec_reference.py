@@ -123,3 +123,38 @@ def assert_frames_match(actual, expected, what="frame"):
     differing = int((diff > 0).sum())
     assert diff.max() <= 1, f"{what}: max difference {diff.max()}"
     assert differing <= actual.size * 1e-5, f"{what}: {differing} of {actual.size} values differ"
+
+
+def naive_ave_features(wav_path, encoder_state):
+    """SPEC.md 'From a .wav to ave features', with librosa as upstream uses it."""
+    import librosa
+    import scipy.signal
+    import torch.nn.functional as F
+
+    wav, _ = librosa.load(wav_path, sr=16000)
+    emphasised = scipy.signal.lfilter([1, -0.97], [1], wav)
+    D = librosa.stft(y=emphasised, n_fft=800, hop_length=200, win_length=800)
+    mel_basis = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
+    S = 20 * np.log10(np.maximum(1e-5, np.dot(mel_basis, np.abs(D)))) - 20
+    mel = np.clip((2 * 4) * ((S + 100) / 100) - 4, -4, 4).T
+    n = int((mel.shape[0] - 16) / 80 * 25) + 2
+    windows = []
+    for k in range(n):
+        s = int(80 * (k / 25))
+        e = s + 16
+        if e > mel.shape[0]:
+            e = mel.shape[0]
+            s = e - 16
+        windows.append(mel[s:e, :].T[None])
+    x = torch.FloatTensor(np.array(windows))
+    blocks = [(1, 1, False), (1, 1, True), (1, 1, True), ((3, 1), 1, False), (1, 1, True), (1, 1, True),
+              (3, 1, False), (1, 1, True), (1, 1, True), ((3, 2), 1, False), (1, 1, True), (1, 0, False), (1, 0, False)]
+    sd = encoder_state
+    with torch.no_grad():
+        for i, (stride, pad, residual) in enumerate(blocks):
+            p = f"{i}.conv_block."
+            y = F.conv2d(x, sd[p + "0.weight"], sd[p + "0.bias"], stride=stride, padding=pad)
+            y = F.batch_norm(y, sd[p + "1.running_mean"], sd[p + "1.running_var"], sd[p + "1.weight"], sd[p + "1.bias"], False, 0.0, 1e-5)
+            x = F.relu(y + x) if residual else F.relu(y)
+    out = x.reshape(x.shape[0], -1).numpy()
+    return np.concatenate([out[:1], out, out[-1:]]), mel

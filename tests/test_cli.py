@@ -46,3 +46,15 @@ def test_bad_input_is_one_line_exit_2(checkpoints, features, templates_640, tmp_
     assert status == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "f").exists()
+
+
+def test_demo_renders_a_playable_video_with_audio(tmp_path):
+    import av
+
+    result = run_cli("demo", "--quiet", "--output", tmp_path / "demo", "--seconds", "0.6")
+    assert result.returncode == 0, result.stderr
+    assert "demo video:" in result.stdout
+    with av.open(str(tmp_path / "demo" / "demo.mp4")) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2

@@ -37,9 +37,9 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="frames per network call (default: per backend)")
 
 
-def _add_render_inputs(parser: argparse.ArgumentParser) -> None:
+def _add_render_inputs(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
-    parser.add_argument("--audio-features", required=True, help="audio features (.npy), one row per output frame")
+    parser.add_argument("--audio-features", required=required, help="audio features (.npy), one row per output frame")
     parser.add_argument("--start-frame", type=int, default=0, help="first template frame to use")
     parser.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
 
@@ -79,6 +79,7 @@ def _run_video(args: argparse.Namespace) -> int:
         use_parsing=args.parsing,
         preset=args.preset,
         show_progress=not args.quiet,
+        audio_encoder_path=args.audio_encoder,
     )
     print(f"wrote {path}")
     return 0
@@ -89,6 +90,19 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     video = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
     print(f"demo video: {video.resolve()}")
+    return 0
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .audio_encoder import AudioEncoder
+    from .outputs import atomic_file
+
+    features = AudioEncoder(args.audio_encoder, device=args.device).features_from_audio(args.audio)
+    with atomic_file(args.output) as temporary:
+        np.save(temporary, features)
+    print(f"wrote {args.output}: {features.shape[0]} frames x {features.shape[1]} ave features")
     return 0
 
 
@@ -156,11 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description="Render frames and encode them once, with the speech, into a video file.",
         epilog="example:\n  frame-gen video --checkpoint checkpoint/May/5.pth --mode ave \\\n"
-        "    --template-dir dataset/May --audio-features speech_ave.npy --audio speech.wav --output out.mp4",
+        "    --template-dir dataset/May --audio-features speech_ave.npy --audio speech.wav --output out.mp4\n"
+        "  frame-gen video --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
+        "    --audio-encoder audio_visual_encoder.pth --audio speech.wav --output out.mp4",
     )
     _add_model(video)
-    _add_render_inputs(video)
+    _add_render_inputs(video, required=False)
     video.add_argument("--audio", required=True, help="speech audio to mux (wav, mp3, m4a, flac...)")
+    video.add_argument("--audio-encoder", default=None, help="ave audio encoder (.pth) to compute features from --audio")
     video.add_argument("--output", required=True, help="video file to write (.mp4)")
     video.add_argument("--fps", type=float, default=None, help="frame rate (default: 25 ave/hubert, 20 wenet)")
     video.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better")
@@ -179,6 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=3.0, help="length of the demo video")
     _add_common(demo)
     demo.set_defaults(handler=_run_demo)
+
+    features = commands.add_parser(
+        "features",
+        help="compute ave audio features from speech",
+        formatter_class=_Formatter,
+        description="Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with "
+        "the ave audio encoder into (F, 512) features, one row per 25 fps frame.",
+        epilog="example:\n  frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
+    )
+    features.add_argument("--audio-encoder", required=True, help="ave audio encoder (audio_visual_encoder.pth)")
+    features.add_argument("--audio", required=True, help="speech audio file")
+    features.add_argument("--output", required=True, help=".npy file to write")
+    features.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    _add_common(features)
+    features.set_defaults(handler=_run_features)
 
     export = commands.add_parser(
         "export-onnx",

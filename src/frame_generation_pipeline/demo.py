@@ -56,26 +56,28 @@ class DemoInputs:
     """Paths of the generated demo inputs."""
 
     checkpoint: Path
+    audio_encoder: Path
     template_dir: Path
-    features: Path
     audio: Path
 
 
-def make_demo_inputs(folder: str | os.PathLike[str], seconds: float = 3.0, mode: str = "ave") -> DemoInputs:
-    """Generate templates, a checkpoint, audio features and speech for a `seconds`-long demo."""
+def make_demo_inputs(folder: str | os.PathLike[str], seconds: float = 3.0) -> DemoInputs:
+    """Generate templates, ave U-Net and audio encoder checkpoints and speech for a demo."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    frames = int(round(seconds * 25))
     templates = synthetic.make_templates(folder / "template", 24, 640, 360, parsing=True)
-    checkpoint = synthetic.save_random_checkpoint(folder / "checkpoint.pth", mode, seed=0)
-    features = folder / "features.npy"
-    np.save(features, synthetic.random_features(mode, frames, seed=0))
+    checkpoint = synthetic.save_random_checkpoint(folder / "checkpoint.pth", "ave", seed=0)
+    encoder = synthetic.save_random_audio_encoder(folder / "audio_visual_encoder.pth", seed=0)
     audio = write_speech_like_wav(folder / "speech.wav", seconds)
-    return DemoInputs(checkpoint, templates, features, audio)
+    return DemoInputs(checkpoint, encoder, templates, audio)
 
 
 def run_demo(output_dir: str | os.PathLike[str], seconds: float = 3.0, show_progress: bool = False) -> Path:
-    """Generate the demo inputs under `output_dir`/inputs and render `output_dir`/demo.mp4."""
+    """Generate the demo inputs under `output_dir`/inputs and render `output_dir`/demo.mp4.
+
+    The ave features are computed from the generated speech with the (random-weight) audio
+    encoder, the same path as `frame-gen video --audio-encoder`.
+    """
     from .pipeline import FrameGenerationPipeline
 
     output_dir = Path(output_dir)
@@ -84,7 +86,7 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float = 3.0, show_prog
     pipeline = FrameGenerationPipeline(inputs.checkpoint, mode="ave", device=None, batch_size=4)
     video = output_dir / "demo.mp4"
     pipeline.generate_video(
-        inputs.features, inputs.template_dir, inputs.audio, video, use_parsing=True,
-        preset="veryfast", show_progress=show_progress,
+        None, inputs.template_dir, inputs.audio, video, use_parsing=True, preset="veryfast",
+        show_progress=show_progress, audio_encoder_path=inputs.audio_encoder,
     )
     return video

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 from tqdm import tqdm
 
+from .audio_encoder import AudioEncoder
 from .audio_features import AudioFeatures
 from .backends import DEFAULT_BATCH, create_backend, resolve_backend
 from .errors import ConfigurationError
@@ -75,10 +76,28 @@ class FrameGenerationPipeline:
         return self.model.export_to_onnx(output_path, opset_version)
 
     def _inputs(
-        self, audio_features_path: str | os.PathLike[str], template_dir: str | os.PathLike[str], use_parsing: bool
+        self,
+        audio_features_path: str | os.PathLike[str] | None,
+        template_dir: str | os.PathLike[str],
+        use_parsing: bool,
+        audio_path: str | os.PathLike[str] | None = None,
+        audio_encoder_path: str | os.PathLike[str] | None = None,
     ) -> tuple[AudioFeatures, TemplateSet]:
         templates = TemplateSet.from_folder(template_dir, use_parsing=use_parsing)
-        return AudioFeatures.load(audio_features_path, self.mode), templates
+        if audio_features_path is not None:
+            return AudioFeatures.load(audio_features_path, self.mode), templates
+        if audio_encoder_path is None or audio_path is None:
+            raise ConfigurationError(
+                "no audio features: give a feature file (--audio-features), or the speech (--audio) and "
+                "the ave audio encoder (--audio-encoder) to compute them"
+            )
+        if self.mode.name != "ave":
+            raise ConfigurationError(
+                f"the audio encoder computes ave features, but the checkpoint's mode is {self.mode.name!r}: "
+                "give --audio-features for this mode"
+            )
+        encoder = AudioEncoder(audio_encoder_path, device=self.model.device)
+        return AudioFeatures(encoder.features_from_audio(audio_path), self.mode, source=str(audio_path)), templates
 
     def generate_frames_only(
         self,
@@ -104,7 +123,7 @@ class FrameGenerationPipeline:
 
     def generate_video(
         self,
-        audio_features_path: str | os.PathLike[str],
+        audio_features_path: str | os.PathLike[str] | None,
         template_dir: str | os.PathLike[str],
         audio_path: str | os.PathLike[str],
         output_path: str | os.PathLike[str],
@@ -114,13 +133,15 @@ class FrameGenerationPipeline:
         use_parsing: bool = False,
         preset: str = "medium",
         show_progress: bool = False,
+        audio_encoder_path: str | os.PathLike[str] | None = None,
     ) -> str:
         """Render a video with the speech audio, encoded once (H.264 + AAC), and return its path.
 
         Frames stream straight into one ffmpeg process; nothing is kept in memory or on disk
         between rendering and encoding. The video lasts exactly F / fps seconds for F feature
         rows: longer audio is cut, shorter audio is padded with silence. `fps=None` is the mode's
-        rate (25 for ave and hubert, 20 for wenet). The file is written beside `output_path`
+        rate (25 for ave and hubert, 20 for wenet). With `audio_features_path=None`, ave features
+        are computed from `audio_path` with the audio encoder at `audio_encoder_path`. The file is written beside `output_path`
         under a temporary name and renamed on success; on failure an existing file is untouched.
 
         Raises:
@@ -133,8 +154,10 @@ class FrameGenerationPipeline:
         fps = self.mode.fps if fps is None else fps
         if fps <= 0:
             raise ConfigurationError(f"fps must be positive, got {fps}")
-        features, templates = self._inputs(audio_features_path, template_dir, use_parsing)
         info = probe_audio(audio_path)
+        features, templates = self._inputs(
+            audio_features_path, template_dir, use_parsing, audio_path, audio_encoder_path
+        )
         logger.info(
             "rendering %d frames (%.2f s at %g fps, audio %s s) to %s",
             len(features), len(features) / fps, fps, info.duration, output_path,

@@ -101,6 +101,24 @@ def make_templates(
     return root
 
 
+def _calibrate_batchnorm(net: torch.nn.Module, make_inputs: Callable[[], tuple], generator: torch.Generator) -> tuple:
+    """Measure BatchNorm running statistics on two batches of `make_inputs()`, then randomise the
+    affine scale and shift; return the last inputs."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            inputs = make_inputs()
+            net(*inputs)
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.6, 1.4, generator=generator)
+                module.bias.normal_(0.0, 0.1, generator=generator)
+    return inputs
+
+
 def random_unet_state(mode: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """A random-weight U-Net state_dict for `mode` with realistic, non-trivial BatchNorm statistics.
 
@@ -111,19 +129,12 @@ def random_unet_state(mode: str, seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = SyncTalkUNet(spec.name)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None
-    net.train()
+    images, audio = _calibrate_batchnorm(
+        net,
+        lambda: (torch.rand((2, 6, 320, 320), generator=generator), torch.randn((2, *spec.audio_shape), generator=generator)),
+        generator,
+    )
     with torch.no_grad():
-        for _ in range(2):
-            images = torch.rand((2, 6, 320, 320), generator=generator)
-            audio = torch.randn((2, *spec.audio_shape), generator=generator)
-            net(images, audio)
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.6, 1.4, generator=generator)
-                module.bias.normal_(0.0, 0.1, generator=generator)
         # Scale the output layer so the sigmoid's input has mean 0 and std 1.5: outputs then
         # spread over [0, 1] instead of saturating, as a trained network's do.
         captured = []
@@ -154,3 +165,22 @@ def random_features(mode: str, frames: int, seed: int = 0) -> np.ndarray:
     kernel = np.ones(5, np.float32) / 5
     smooth = np.apply_along_axis(lambda column: np.convolve(column, kernel, mode="valid"), 0, base)
     return np.ascontiguousarray(smooth[:frames], dtype=np.float32)
+
+
+def random_audio_encoder_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random-weight ave audio encoder state_dict with measured BatchNorm statistics."""
+    from .audio_encoder import AudioEncoderNet
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = AudioEncoderNet()
+    _calibrate_batchnorm(net, lambda: (torch.rand((16, 1, 80, 16), generator=generator) * 8 - 4,), generator)
+    return net.eval().state_dict()
+
+
+def save_random_audio_encoder(path: str | os.PathLike[str], seed: int = 0, prefix: str = "") -> Path:
+    """Save `random_audio_encoder_state` as upstream saves `audio_visual_encoder.pth`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({prefix + k: v for k, v in random_audio_encoder_state(seed).items()}, path)
+    return path

@@ -8,6 +8,7 @@ frames / fps seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -52,9 +53,36 @@ def _tail(text: str, lines: int = _ERROR_LINES) -> str:
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What ffmpeg reports of an audio file: its duration in seconds (None if unknown)."""
+    """What ffmpeg reports of an audio file's first audio stream."""
 
     duration: float | None
+    sample_rate: int
+    channels: int
+
+
+@functools.lru_cache(maxsize=1)
+def _layout_channels() -> dict[str, int]:
+    """Channel count of every layout name ffmpeg knows (from `ffmpeg -layouts`)."""
+    listing = subprocess.run(
+        [ffmpeg_executable(), "-hide_banner", "-layouts"], capture_output=True, text=True, check=False
+    ).stdout
+    counts = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        # "stereo  FL+FR": a layout name and its channels; the header reads "NAME DECOMPOSITION".
+        if len(fields) == 2 and fields[0] != "NAME" and re.fullmatch(r"[A-Z0-9]+(\+[A-Z0-9]+)*", fields[1]):
+            counts[fields[0]] = len(fields[1].split("+"))
+    return counts
+
+
+def _channel_count(layout: str, source: Path) -> int:
+    match = re.fullmatch(r"(\d+) channels.*", layout)
+    if match:
+        return int(match[1])
+    count = _layout_channels().get(layout)
+    if count is None:
+        raise AudioError(source, f"unknown channel layout {layout!r}")
+    return count
 
 
 def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
@@ -71,7 +99,10 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
         raise AudioError(path, f"not usable as audio: {problem}")
     match = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", result.stderr)
     duration = None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
-    return AudioInfo(duration)
+    stream = re.search(r"Stream #\S+.*: Audio: [^\n]*?, (\d+) Hz, ([^,\n]+)", result.stderr)
+    if stream is None:
+        raise AudioError(path, "not usable as audio: no sample rate or channel layout reported")
+    return AudioInfo(duration, int(stream[1]), _channel_count(stream[2].strip(), path))
 
 
 class VideoEncoder:

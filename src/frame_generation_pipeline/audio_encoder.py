@@ -1,0 +1,104 @@
+"""The ave audio encoder (`audio_visual_encoder.pth`): speech -> (F, 512) ave features.
+
+13 conv blocks (conv with bias, BatchNorm, ReLU after the residual add where there is one) map a
+(1, 80, 16) log-mel window to 512 values. Features are [first, all windows, last]: F = n + 2 rows
+for n windows, one row per 25 fps video frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import describe_differences, layout_differences, read_state_dict
+from .errors import CheckpointError
+from .speech import load_speech, log_mel_spectrogram, mel_windows
+from .unet_model import resolve_device
+
+logger = logging.getLogger(__name__)
+
+#: (cin, cout, kernel, stride, padding, residual) of each block, from SPEC.md.
+BLOCKS = (
+    (1, 32, 3, 1, 1, False), (32, 32, 3, 1, 1, True), (32, 32, 3, 1, 1, True),
+    (32, 64, 3, (3, 1), 1, False), (64, 64, 3, 1, 1, True), (64, 64, 3, 1, 1, True),
+    (64, 128, 3, 3, 1, False), (128, 128, 3, 1, 1, True), (128, 128, 3, 1, 1, True),
+    (128, 256, 3, (3, 2), 1, False), (256, 256, 3, 1, 1, True),
+    (256, 512, 3, 1, 0, False), (512, 512, 1, 1, 0, False),
+)
+_PREFIXES = ("module.", "audio_encoder.")
+
+
+class ConvBlock(nn.Module):
+    """Conv2d (with bias) + BatchNorm2d, then ReLU, after adding the input when residual."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int | tuple[int, int], padding: int, residual: bool) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.BatchNorm2d(cout))
+        self.residual = residual
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv_block(x)
+        return self.act(out + x if self.residual else out)
+
+
+class AudioEncoderNet(nn.Sequential):
+    """The encoder as a Sequential whose state_dict keys are upstream's (`0.conv_block.0.weight`...)."""
+
+    def __init__(self) -> None:
+        super().__init__(*(ConvBlock(*block) for block in BLOCKS))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 80, 16) log-mel windows -> (B, 512)."""
+        return super().forward(mel).flatten(1)
+
+
+class AudioEncoder:
+    """A loaded `audio_visual_encoder.pth` that turns speech into ave features.
+
+    Args:
+        checkpoint_path: the encoder's state_dict (`module.` / `audio_encoder.` prefixes accepted).
+        device: "cpu", "cuda", "cuda:N", or None / "auto".
+        batch_size: mel windows per forward pass.
+    """
+
+    def __init__(
+        self, checkpoint_path: str | os.PathLike[str], device: str | torch.device | None = None, batch_size: int = 64
+    ) -> None:
+        self.checkpoint_path = Path(checkpoint_path)
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        state = read_state_dict(self.checkpoint_path, _PREFIXES)
+        network = AudioEncoderNet()
+        differences = layout_differences(state, {k: v.shape for k, v in network.state_dict().items()})
+        if any(differences):
+            raise CheckpointError(
+                self.checkpoint_path, f"not an ave audio encoder checkpoint: {describe_differences(*differences)}"
+            )
+        network.load_state_dict(state)
+        self.network = network.eval().to(self.device)
+
+    def encode_windows(self, windows: np.ndarray) -> np.ndarray:
+        """(n, 1, 80, 16) mel windows -> (n, 512) float32 encodings, in batches."""
+        outputs = []
+        with torch.inference_mode():
+            for first in range(0, len(windows), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(windows[first : first + self.batch_size]))
+                outputs.append(self.network(batch.to(self.device)).cpu().numpy())
+        return np.concatenate(outputs).astype(np.float32, copy=False)
+
+    def features_from_samples(self, samples: np.ndarray, source: str = "<audio>") -> np.ndarray:
+        """16 kHz mono samples -> (F, 512) float32 ave features, F = windows + 2."""
+        encoded = self.encode_windows(mel_windows(log_mel_spectrogram(samples), source))
+        return np.concatenate([encoded[:1], encoded, encoded[-1:]])
+
+    def features_from_audio(self, audio_path: str | os.PathLike[str]) -> np.ndarray:
+        """Decode a speech file (wav, mp3, m4a, flac...) and return its (F, 512) ave features."""
+        features = self.features_from_samples(load_speech(audio_path), str(audio_path))
+        logger.info("%s: %d ave feature rows", audio_path, len(features))
+        return features

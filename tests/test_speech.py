@@ -1,0 +1,134 @@
+"""Speech -> ave features: against librosa and a naive transcription of SPEC.md."""
+
+from __future__ import annotations
+
+import subprocess
+
+import av
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from frame_generation_pipeline import synthetic
+from frame_generation_pipeline.audio_encoder import AudioEncoder
+from frame_generation_pipeline.cli import main
+from frame_generation_pipeline.errors import AudioError, CheckpointError
+from frame_generation_pipeline.speech import load_speech, log_mel_spectrogram
+from frame_generation_pipeline.video import ffmpeg_executable
+
+from .conftest import SHARED
+from .spec_reference import naive_ave_features
+
+TALK = SHARED / "data" / "talk_hb.wav"
+
+
+@pytest.fixture(scope="module")
+def encoder_path(tmp_path_factory):
+    return synthetic.save_random_audio_encoder(tmp_path_factory.mktemp("enc") / "audio_visual_encoder.pth", seed=2)
+
+
+@pytest.fixture(scope="module")
+def signals(tmp_path_factory):
+    root = tmp_path_factory.mktemp("signals")
+    t16 = np.arange(16000) / 16000
+    soundfile.write(root / "silence.wav", np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    soundfile.write(root / "tone.wav", 0.5 * np.sin(2 * np.pi * 440 * t16), 16000, subtype="PCM_16")
+    t8 = np.arange(12000) / 8000
+    soundfile.write(root / "8k.wav", 0.4 * np.sin(2 * np.pi * 300 * t8) * np.sin(2 * np.pi * 2 * t8), 8000, subtype="PCM_16")
+    t44 = np.arange(int(1.3 * 44100)) / 44100
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 220 * t44), 0.3 * np.sin(2 * np.pi * 1330 * t44 + 1)], axis=1)
+    soundfile.write(root / "44k_stereo.wav", stereo, 44100, subtype="PCM_16")
+    return root
+
+
+def test_mel_equals_librosa_on_real_speech():
+    if not TALK.is_file():
+        pytest.skip(f"{TALK} not present")
+    import librosa
+    import scipy.signal
+
+    wav, _ = librosa.load(TALK, sr=16000)
+    assert np.array_equal(load_speech(TALK), wav)
+    emphasised = scipy.signal.lfilter([1, -0.97], [1], wav)
+    magnitude = np.abs(librosa.stft(y=emphasised, n_fft=800, hop_length=200, win_length=800))
+    mel = np.dot(librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600), magnitude)
+    expected = np.clip(8 * (20 * np.log10(np.maximum(1e-5, mel)) - 20 + 100) / 100 - 4, -4, 4).T
+    ours = log_mel_spectrogram(wav)
+    assert ours.shape == expected.shape == (len(wav) // 200 + 1, 80)
+    assert np.abs(ours - expected).max() <= 1e-4
+
+
+def test_features_from_real_speech_equal_the_transcription(encoder_path):
+    if not TALK.is_file():
+        pytest.skip(f"{TALK} not present")
+    ours = AudioEncoder(encoder_path, device="cpu").features_from_audio(TALK)
+    expected, mel = naive_ave_features(str(TALK), torch.load(encoder_path))
+    n = int((mel.shape[0] - 16) / 80 * 25) + 2
+    assert ours.shape == expected.shape == (n + 2, 512) and ours.dtype == np.float32
+    assert np.abs(ours - expected).max() <= 1e-4
+    assert np.array_equal(ours[0], ours[1]) and np.array_equal(ours[-1], ours[-2])
+
+
+@pytest.mark.parametrize("name", ["silence.wav", "tone.wav", "8k.wav", "44k_stereo.wav"])
+def test_features_from_generated_signals(encoder_path, signals, name):
+    ours = AudioEncoder(encoder_path, device="cpu").features_from_audio(signals / name)
+    expected, _ = naive_ave_features(str(signals / name), torch.load(encoder_path))
+    assert ours.shape == expected.shape
+    assert np.abs(ours - expected).max() <= 1e-4
+
+
+def test_flac_decodes_like_the_wav(encoder_path, signals, tmp_path):
+    flac = tmp_path / "tone.flac"
+    subprocess.run([ffmpeg_executable(), "-v", "error", "-i", str(signals / "tone.wav"), str(flac)], check=True)
+    encoder = AudioEncoder(encoder_path, device="cpu")
+    assert np.abs(encoder.features_from_audio(flac) - encoder.features_from_audio(signals / "tone.wav")).max() <= 1e-6
+
+
+def test_too_short_audio_is_refused(encoder_path, tmp_path):
+    soundfile.write(tmp_path / "blip.wav", np.zeros(2000, np.float32), 16000, subtype="PCM_16")
+    with pytest.raises(AudioError, match="blip.wav: too short: 11 mel frames .* at least 16"):
+        AudioEncoder(encoder_path, device="cpu").features_from_audio(tmp_path / "blip.wav")
+
+
+@pytest.mark.parametrize("prefix", ["module.", "audio_encoder."])
+def test_prefixed_encoder_checkpoints_load(tmp_path, prefix, encoder_path):
+    path = synthetic.save_random_audio_encoder(tmp_path / "enc.pth", seed=2, prefix=prefix)
+    a = AudioEncoder(path, device="cpu").network.state_dict()
+    b = AudioEncoder(encoder_path, device="cpu").network.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+def test_a_unet_checkpoint_is_not_an_encoder(checkpoints):
+    with pytest.raises(CheckpointError, match="not an ave audio encoder checkpoint: .* keys missing"):
+        AudioEncoder(checkpoints["ave"], device="cpu")
+
+
+def test_features_and_video_commands_from_a_wav(encoder_path, checkpoints, templates_640, tmp_path, capsys):
+    from frame_generation_pipeline.demo import write_speech_like_wav
+
+    wav = write_speech_like_wav(tmp_path / "s.wav", 0.5)
+    assert main(["features", "--quiet", "--audio-encoder", str(encoder_path), "--audio", str(wav), "--output", str(tmp_path / "f.npy")]) == 0
+    count = np.load(tmp_path / "f.npy").shape[0]
+    assert count == int((41 - 16) / 80 * 25) + 2 + 2
+    assert main(["video", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+                 "--audio-encoder", str(encoder_path), "--audio", str(wav), "--output", str(tmp_path / "v.mp4"),
+                 "--preset", "ultrafast"]) == 0
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == count
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [([], "no audio features: give a feature file"), (["--mode", "wenet", "--audio-encoder", "ENC"], "computes ave features")],
+)
+def test_video_without_features_needs_an_encoder_and_ave(encoder_path, checkpoints, templates_640, tmp_path, capsys, extra, message):
+    from frame_generation_pipeline.demo import write_speech_like_wav
+
+    wav = write_speech_like_wav(tmp_path / "s.wav", 0.5)
+    extra = [str(encoder_path) if x == "ENC" else x for x in extra]
+    checkpoint = checkpoints["wenet" if "wenet" in extra else "ave"]
+    status = main(["video", "--quiet", "--checkpoint", str(checkpoint), "--template-dir", str(templates_640),
+                   "--audio", str(wav), "--output", str(tmp_path / "v.mp4"), *extra])
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "v.mp4").exists()
