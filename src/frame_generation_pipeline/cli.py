@@ -35,6 +35,7 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", help="torch (exact), onnxruntime (fast on CPU) or auto")
     parser.add_argument("--onnx", default=None, help="exported .onnx for --backend onnxruntime (default: cached export)")
     parser.add_argument("--batch-size", type=int, default=None, help="frames per network call (default: per backend)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="fp16/bf16: torch on CUDA only")
 
 
 def _add_render_inputs(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -49,7 +50,7 @@ def _pipeline(args: argparse.Namespace):
 
     return FrameGenerationPipeline(
         args.checkpoint, mode=args.mode, device=args.device, backend=args.backend,
-        batch_size=args.batch_size, onnx_path=args.onnx,
+        batch_size=args.batch_size, onnx_path=args.onnx, precision=args.precision,
     )
 
 
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--output", required=True, help="video file to write (.mp4)")
     video.add_argument("--fps", type=float, default=None, help="frame rate (default: 25 ave/hubert, 20 wenet)")
     video.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better")
-    video.add_argument("--preset", default="medium", help="x264 speed preset (ultrafast ... veryslow)")
+    video.add_argument("--preset", default="veryfast", help="x264 speed preset (ultrafast ... veryslow)")
     _add_common(video)
     video.set_defaults(handler=_run_video)
 

@@ -1,16 +1,21 @@
 """FrameGenerator: template frames + audio features -> finished video frames, lazily and in order.
 
 Each output frame goes through three stages: prepare (decode the template, crop, resize, mask,
-build the network input), infer (batched network call), compose (to pixels, paste back). Frames
-are yielded one at a time, so memory does not grow with the length of the video.
+build the network input; cached per template), infer (batched network call, on the calling
+thread), compose (to pixels, paste back). Prepare runs ahead of the network and compose behind
+it in worker threads (OpenCV and the backends release the GIL), with a bounded number of frames
+in flight: frames are yielded one at a time and memory does not grow with the video's length.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Container, Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -63,32 +68,72 @@ class RenderedFrame:
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    index: int
+class PreparedTemplate:
+    """SPEC steps 3-7 for one template: they do not depend on the output frame, so they are cached."""
+
     template: TemplateFrame
     resized_crop: np.ndarray
     network_input: np.ndarray
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays of this entry."""
+        parsing = 0 if self.template.parsing is None else self.template.parsing.nbytes
+        return self.template.image.nbytes + parsing + self.resized_crop.nbytes + self.network_input.nbytes
 
-def prepare(index: int, template: TemplateFrame) -> _Prepared:
-    """SPEC steps 3-7 for output frame `index` drawn from `template`."""
+
+def prepare(template: TemplateFrame) -> PreparedTemplate:
+    """SPEC steps 3-7: crop, resize to 328, inner 320, mask, network input."""
     resized = resize_crop(template.image[template.box.slices()])
-    return _Prepared(index, template, resized, network_input(inner_region(resized)))
+    return PreparedTemplate(template, resized, network_input(inner_region(resized)))
 
 
-def compose(prepared: _Prepared, output: np.ndarray) -> np.ndarray:
+def compose(prepared: PreparedTemplate, output: np.ndarray) -> np.ndarray:
     """SPEC steps 10-13: the finished frame from a network output (3, 320, 320)."""
     template = prepared.template
-    rows, cols = template.box.slices()
-    height, width = template.image[rows, cols].shape[:2]
+    height, width = template.image[template.box.slices()].shape[:2]
     return paste_generated_region(
-        template.image,
-        to_pixels(output),
-        template.box,
-        (height, width),
-        resized_crop=prepared.resized_crop,
-        parsing=template.parsing,
+        template.image, to_pixels(output), template.box, (height, width),
+        resized_crop=prepared.resized_crop, parsing=template.parsing,
     )
+
+
+class PreparedCache:
+    """A thread-safe LRU of PreparedTemplate by template index, bounded in bytes.
+
+    Ping-pong order comes back to the templates near each turning point a few frames later;
+    keeping them saves their JPEG decode and crop preparation.
+    """
+
+    def __init__(self, templates: TemplateSet, max_bytes: int) -> None:
+        self.templates = templates
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[int, PreparedTemplate] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, index: int) -> PreparedTemplate:
+        """The prepared template `index`, from the cache or freshly decoded and prepared."""
+        with self._lock:
+            entry = self._entries.get(index)
+            if entry is not None:
+                self._entries.move_to_end(index)
+                self.hits += 1
+                return entry
+            self.misses += 1
+        entry = prepare(self.templates.load(index))
+        with self._lock:
+            if index not in self._entries and entry.nbytes <= self.max_bytes:
+                self._entries[index] = entry
+                self._bytes += entry.nbytes
+                while self._bytes > self.max_bytes:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._bytes -= dropped.nbytes
+        return entry
+
+
+_PENDING = np.empty((0, 0, 3), np.uint8)
 
 
 class FrameGenerator:
@@ -97,19 +142,32 @@ class FrameGenerator:
     Args:
         unet_model: a loaded model (UNetModel or any InferenceModel).
         mode: the audio mode; must be the model's (None takes the model's).
-        batch_size: frames per network call; results do not depend on it beyond rare rounding.
+        batch_size: frames per network call; with the torch backend on the CPU frames do not
+            depend on it at all.
+        workers: threads that decode and prepare templates ahead of the network and paste
+            results behind it.
+        cache_bytes: memory for prepared templates kept for when the ping-pong order returns.
     """
 
-    def __init__(self, unet_model: InferenceModel, mode: str | None = None, batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        unet_model: InferenceModel,
+        mode: str | None = None,
+        batch_size: int = 1,
+        workers: int = 2,
+        cache_bytes: int = 256 << 20,
+    ) -> None:
         if mode is not None and get_mode(mode).name != unet_model.mode.name:
             raise ConfigurationError(
                 f"mode {mode!r} does not match the model's mode {unet_model.mode.name!r}"
             )
-        if batch_size < 1:
-            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
+        if batch_size < 1 or workers < 1:
+            raise ConfigurationError(f"batch_size and workers must be at least 1, got {batch_size} and {workers}")
         self.model = unet_model
         self.mode = unet_model.mode
         self.batch_size = batch_size
+        self.workers = workers
+        self.cache_bytes = cache_bytes
 
     def render(
         self,
@@ -121,7 +179,9 @@ class FrameGenerator:
         """Lazily render one RenderedFrame per feature row, in order.
 
         Templates used by the schedule are checked before the first frame is rendered. Parsing is
-        applied when `templates` was opened with a parsing folder.
+        applied when `templates` was opened with a parsing folder. Template decoding and crop
+        preparation run ahead of the network, pasting behind it, in `workers` threads; at most a
+        few batches are in flight, so memory does not grow with the number of frames.
         """
         if features.mode.name != self.mode.name:
             raise ConfigurationError(
@@ -129,22 +189,44 @@ class FrameGenerator:
             )
         schedule = templates.schedule(len(features), start_frame)
         templates.validate(schedule)
-        for first in range(0, len(features), self.batch_size):
-            indices = range(first, min(first + self.batch_size, len(features)))
-            prepared = [prepare(i, templates.load(schedule[i])) for i in indices]
-            audio = features.windows(indices)
-            outputs = self.model.run(np.stack([p.network_input for p in prepared]), audio)
-            for item, window, output in zip(prepared, audio, outputs):
-                keep = item.index in keep_tensors
-                yield RenderedFrame(
-                    index=item.index,
-                    template_index=item.template.index,
-                    box=item.template.box,
-                    image=compose(item, output),
-                    network_input=item.network_input if keep else None,
-                    audio=window if keep else None,
-                    network_output=output if keep else None,
-                )
+        cache = PreparedCache(templates, self.cache_bytes)
+        ahead = 2 * self.batch_size
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
+        preparing: deque[Future[PreparedTemplate]] = deque()
+        composing: deque[tuple[RenderedFrame, Future[np.ndarray]]] = deque()
+        queued = 0
+        try:
+            for first in range(0, len(features), self.batch_size):
+                indices = range(first, min(first + self.batch_size, len(features)))
+                while queued < min(indices.stop + ahead, len(features)):
+                    preparing.append(pool.submit(cache.get, schedule[queued]))
+                    queued += 1
+                prepared = [preparing.popleft().result() for _ in indices]
+                audio = features.windows(indices)
+                outputs = self.model.run(np.stack([p.network_input for p in prepared]), audio)
+                for index, item, window, output in zip(indices, prepared, audio, outputs):
+                    keep = index in keep_tensors
+                    record = RenderedFrame(
+                        index=index,
+                        template_index=item.template.index,
+                        box=item.template.box,
+                        image=_PENDING,
+                        network_input=item.network_input if keep else None,
+                        audio=window if keep else None,
+                        network_output=output if keep else None,
+                    )
+                    composing.append((record, pool.submit(compose, item, output)))
+                while len(composing) > ahead:
+                    yield self._finish(*composing.popleft())
+            while composing:
+                yield self._finish(*composing.popleft())
+            logger.debug("template cache: %d hits, %d misses", cache.hits, cache.misses)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _finish(record: RenderedFrame, image: Future[np.ndarray]) -> RenderedFrame:
+        return replace(record, image=image.result())
 
     def iter_frames(
         self, templates: TemplateSet, features: AudioFeatures, start_frame: int = 0

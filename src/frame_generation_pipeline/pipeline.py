@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: x264 preset of generate_video (see the benchmark's preset table in the README).
+DEFAULT_PRESET = "veryfast"
 
 
 def progress(frames: Iterator[T], total: int, enabled: bool) -> Iterator[T]:
@@ -47,6 +49,7 @@ class FrameGenerationPipeline:
         batch_size: frames per network call; None picks a measured default for backend and device.
         onnx_path: an exported graph for the onnxruntime backend; None exports the checkpoint
             into the cache (keyed by its sha256) on first use.
+        precision: "fp32", or with the torch backend on CUDA "fp16" / "bf16".
 
     Raises:
         ConfigurationError: unknown mode, backend or device.
@@ -61,9 +64,10 @@ class FrameGenerationPipeline:
         backend: str = "torch",
         batch_size: int | None = None,
         onnx_path: str | os.PathLike[str] | None = None,
+        precision: str = "fp32",
     ) -> None:
         resolve_backend(backend, torch.device("cpu"))  # refuse an unknown name before loading anything
-        self.model = UNetModel(checkpoint_path, mode=mode, device=device)
+        self.model = UNetModel(checkpoint_path, mode=mode, device=device, precision=precision)
         self.mode = self.model.mode
         self.backend, runner = create_backend(backend, self.model, onnx_path)
         if batch_size is None:
@@ -131,7 +135,7 @@ class FrameGenerationPipeline:
         fps: float | None = None,
         crf: int = 20,
         use_parsing: bool = False,
-        preset: str = "medium",
+        preset: str = DEFAULT_PRESET,
         show_progress: bool = False,
         audio_encoder_path: str | os.PathLike[str] | None = None,
     ) -> str:

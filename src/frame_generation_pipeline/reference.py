@@ -216,7 +216,7 @@ def verify_bundle(
         report.differences["landmarks"] = _difference(np.array(box), np.array(sample["crop_box"]))
         parsing = read_image(bundle / files["parsing"]) if "parsing" in files else None
         template = TemplateFrame(sample["template_index"], read_image(bundle / files["template"]), box, parsing)
-        prepared = prepare(sample["frame_index"], template)
+        prepared = prepare(template)
         network_input = _array(bundle, files["input"], (1, 6, 320, 320))
         report.differences["input"] = _difference(prepared.network_input[None], network_input)
         output = _array(bundle, files["output"], (1, 3, 320, 320))
