@@ -179,7 +179,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    from frame_generation_pipeline.pipeline import DEFAULT_PRESET
+    from frame_generation_pipeline.video import DEFAULT_PRESET
 
     preset = args.preset or DEFAULT_PRESET
     backends = args.backends.split(",")

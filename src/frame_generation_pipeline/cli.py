@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from .errors import FrameGenerationError
 from .version import __version__
+from .video import DEFAULT_PRESET, PRESETS
 
 logger = logging.getLogger("frame_generation_pipeline")
 
@@ -129,16 +130,26 @@ def _run_verify(args: argparse.Namespace) -> int:
 
     model = None
     if args.checkpoint is not None:
-        import json
-        from pathlib import Path
-
+        from .reference import read_metadata
         from .unet_model import UNetModel
 
-        mode = json.loads((Path(args.bundle) / "metadata.json").read_text())["mode"]
-        model = UNetModel(args.checkpoint, mode=mode, device=args.device or "cpu")
+        model = UNetModel(args.checkpoint, mode=read_metadata(args.bundle)["mode"], device=args.device or "cpu")
     report = verify_bundle(args.bundle, model, network_tolerance=args.tolerance)
     print(format_report(report))
     return 0 if report.ok else 1
+
+
+def _subcommand(
+    commands: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int],
+    summary: str, description: str, *examples: str,
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        name, help=summary, description=description, formatter_class=_Formatter,
+        epilog="example:\n" + "\n".join(f"  {example}" for example in examples),
+    )
+    parser.set_defaults(handler=handler)
+    _add_common(parser)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,29 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    frames = commands.add_parser(
-        "frames",
-        help="render frames as image files",
-        formatter_class=_Formatter,
-        description="Render one lossless image per audio feature row.",
-        epilog="example:\n  frame-gen frames --checkpoint checkpoint/May/5.pth --mode ave \\\n"
-        "    --template-dir dataset/May --audio-features speech_ave.npy --output-dir out/frames",
-    )
-    _add_model(frames)
-    _add_render_inputs(frames)
-    frames.add_argument("--output-dir", required=True, help="folder for the frames (000000.png, ...)")
-    frames.add_argument("--image-format", default="png", choices=("png", "jpg"), help="png is lossless")
-    _add_common(frames)
-    frames.set_defaults(handler=_run_frames)
-
-    video = commands.add_parser(
-        "video",
-        help="render an H.264/AAC video with the speech audio",
-        formatter_class=_Formatter,
-        description="Render frames and encode them once, with the speech, into a video file.",
-        epilog="example:\n  frame-gen video --checkpoint checkpoint/May/5.pth --mode ave \\\n"
-        "    --template-dir dataset/May --audio-features speech_ave.npy --audio speech.wav --output out.mp4\n"
-        "  frame-gen video --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
+    video = _subcommand(
+        commands, "video", _run_video, "render an H.264/AAC video with the speech audio",
+        "Render frames and encode them once, with the speech, into a video file.",
+        "frame-gen video --checkpoint checkpoint/May/5.pth --mode ave --template-dir dataset/May \\\n"
+        "    --audio-features speech_ave.npy --audio speech.wav --output out.mp4",
+        "frame-gen video --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
         "    --audio-encoder audio_visual_encoder.pth --audio speech.wav --output out.mp4",
     )
     _add_model(video)
@@ -182,82 +176,71 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--output", required=True, help="video file to write (.mp4)")
     video.add_argument("--fps", type=float, default=None, help="frame rate (default: 25 ave/hubert, 20 wenet)")
     video.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better")
-    video.add_argument("--preset", default="veryfast", help="x264 speed preset (ultrafast ... veryslow)")
-    _add_common(video)
-    video.set_defaults(handler=_run_video)
+    video.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS, metavar="PRESET", help="x264 speed preset")
 
-    demo = commands.add_parser(
-        "demo",
-        help="render a demo video from generated inputs",
-        formatter_class=_Formatter,
-        description="Generate templates, speech and a random-weight checkpoint, then render a video.",
-        epilog="example:\n  frame-gen demo --output demo",
+    frames = _subcommand(
+        commands, "frames", _run_frames, "render frames as image files",
+        "Render one lossless image per audio feature row.",
+        "frame-gen frames --checkpoint checkpoint/May/5.pth --mode ave \\\n"
+        "    --template-dir dataset/May --audio-features speech_ave.npy --output-dir out/frames",
     )
-    demo.add_argument("--output", default="demo", help="folder for the inputs and demo.mp4")
-    demo.add_argument("--seconds", type=float, default=3.0, help="length of the demo video")
-    _add_common(demo)
-    demo.set_defaults(handler=_run_demo)
+    _add_model(frames)
+    _add_render_inputs(frames)
+    frames.add_argument("--output-dir", required=True, help="folder for the frames (000000.png, ...)")
+    frames.add_argument("--image-format", default="png", choices=("png", "jpg"), help="png is lossless")
 
-    features = commands.add_parser(
-        "features",
-        help="compute ave audio features from speech",
-        formatter_class=_Formatter,
-        description="Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with "
+    features = _subcommand(
+        commands, "features", _run_features, "compute ave audio features from speech",
+        "Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with "
         "the ave audio encoder into (F, 512) features, one row per 25 fps frame.",
-        epilog="example:\n  frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
+        "frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
     )
     features.add_argument("--audio-encoder", required=True, help="ave audio encoder (audio_visual_encoder.pth)")
     features.add_argument("--audio", required=True, help="speech audio file")
     features.add_argument("--output", required=True, help=".npy file to write")
     features.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-    _add_common(features)
-    features.set_defaults(handler=_run_features)
 
-    export = commands.add_parser(
-        "export-onnx",
-        help="export a checkpoint to ONNX, checked against torch",
-        formatter_class=_Formatter,
-        description="Export to ONNX (inputs `input`, `audio`; output `output`; dynamic batch), then run it in "
+    export = _subcommand(
+        commands, "export-onnx", _run_export, "export a checkpoint to ONNX, checked against torch",
+        "Export to ONNX (inputs `input`, `audio`; output `output`; dynamic batch), then run it in "
         "onnxruntime against torch and refuse it if they differ by more than 1e-4.",
-        epilog="example:\n  frame-gen export-onnx --checkpoint checkpoint/May/5.pth --mode ave --output may.onnx --opset 11",
+        "frame-gen export-onnx --checkpoint checkpoint/May/5.pth --mode ave --output may.onnx --opset 11",
     )
     export.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
     export.add_argument("--mode", default="ave", help=f"audio feature mode: {', '.join(MODES)}")
     export.add_argument("--output", required=True, help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (11 for older mobile runtimes)")
-    _add_common(export)
-    export.set_defaults(handler=_run_export)
 
-    reference = commands.add_parser(
-        "reference",
-        help="write a lossless reference bundle for ports",
-        formatter_class=_Formatter,
-        description="Render the video and save, for sample frames, the network input, audio window, raw "
-        "output, template, landmarks and final frame, all lossless, with metadata.json.",
-        epilog="example:\n  frame-gen reference --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
+    reference = _subcommand(
+        commands, "reference", _run_reference, "write a lossless reference bundle for ports",
+        "Render the video and save, for sample frames, the network input, audio window, raw output, "
+        "template, landmarks and final frame, all lossless, with metadata.json.",
+        "frame-gen reference --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
         "    --audio-features speech_ave.npy --output-dir bundle --samples 10",
     )
     _add_model(reference)
     _add_render_inputs(reference)
     reference.add_argument("--output-dir", required=True, help="bundle folder to write")
     reference.add_argument("--samples", type=int, default=10, help="sample frames, first and last included")
-    _add_common(reference)
-    reference.set_defaults(handler=_run_reference)
 
-    verify = commands.add_parser(
-        "verify-reference",
-        help="recompute a reference bundle and report differences per stage",
-        formatter_class=_Formatter,
-        description="Recompute every sample of a bundle from its own files (landmarks, input, network, frame) "
+    verify = _subcommand(
+        commands, "verify-reference", _run_verify, "recompute a reference bundle and report differences per stage",
+        "Recompute every sample of a bundle from its own files (landmarks, input, network, frame) "
         "and print the largest difference per sample and stage. Exit status 1 on a mismatch.",
-        epilog="example:\n  frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
+        "frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
     )
     verify.add_argument("bundle", help="reference bundle folder")
     verify.add_argument("--checkpoint", default=None, help="checkpoint for the network stage (skipped without)")
     verify.add_argument("--device", default=None, help="device for the network stage (default: cpu)")
     verify.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted network output difference")
-    _add_common(verify)
-    verify.set_defaults(handler=_run_verify)
+
+    demo = _subcommand(
+        commands, "demo", _run_demo, "render a demo video from generated inputs",
+        "Generate templates, speech and random-weight checkpoints, then render a video with audio.",
+        "frame-gen demo --output demo",
+    )
+    demo.add_argument("--output", default="demo", help="folder for the inputs and demo.mp4")
+    demo.add_argument("--seconds", type=float, default=3.0, help="length of the demo video")
     return parser
 
 

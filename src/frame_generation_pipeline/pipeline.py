@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,7 +21,7 @@ from .outputs import atomic_directory, atomic_file
 from .reference import write_bundle
 from .templates import TemplateSet
 from .unet_model import UNetModel
-from .video import PRESETS, VideoEncoder, probe_audio
+from .video import DEFAULT_PRESET, PRESETS, VideoEncoder, probe_audio
 
 if TYPE_CHECKING:
     from .onnx_model import ExportReport
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: x264 preset of generate_video (see the benchmark's preset table in the README).
-DEFAULT_PRESET = "veryfast"
 
 
 def progress(frames: Iterator[T], total: int, enabled: bool) -> Iterator[T]:
@@ -120,9 +119,10 @@ class FrameGenerationPipeline:
         `show_progress` draws a progress bar on stderr when it is a terminal.
         """
         features, templates = self._inputs(audio_features_path, template_dir, use_parsing)
-        frames = progress(self.generator.iter_frames(templates, features, start_frame), len(features), show_progress)
-        with atomic_directory(output_dir) as staging:
-            written = self.generator.save_frames(frames, staging, image_format, count=len(features))
+        frames = self.generator.iter_frames(templates, features, start_frame)
+        with closing(frames), atomic_directory(output_dir) as staging:
+            shown = progress(frames, len(features), show_progress)
+            written = self.generator.save_frames(shown, staging, image_format, count=len(features))
         return [str(Path(output_dir) / Path(p).name) for p in written]
 
     def generate_video(
@@ -166,8 +166,10 @@ class FrameGenerationPipeline:
             "rendering %d frames (%.2f s at %g fps, audio %s s) to %s",
             len(features), len(features) / fps, fps, info.duration, output_path,
         )
-        with atomic_file(output_path) as temporary:
-            rendered = progress(self.generator.iter_frames(templates, features, start_frame), len(features), show_progress)
+        frames = self.generator.iter_frames(templates, features, start_frame)
+        # closing(): on failure the workers stop now, not when the traceback is freed.
+        with closing(frames), atomic_file(output_path) as temporary:
+            rendered = progress(frames, len(features), show_progress)
             first = next(rendered)
             height, width = first.shape[:2]
             with VideoEncoder(

@@ -163,8 +163,9 @@ class VerificationReport:
         return not self.failures
 
 
-def _load_metadata(bundle: Path) -> dict:
-    path = bundle / "metadata.json"
+def read_metadata(bundle: str | os.PathLike[str]) -> dict:
+    """The parsed `metadata.json` of a bundle; BundleError if it is missing or malformed."""
+    path = Path(bundle) / "metadata.json"
     try:
         metadata = json.loads(path.read_text())
     except FileNotFoundError:
@@ -202,7 +203,7 @@ def verify_bundle(
     held to `network_tolerance`, every other stage must match exactly.
     """
     bundle = Path(bundle)
-    metadata = _load_metadata(bundle)
+    metadata = read_metadata(bundle)
     audio_shape = tuple(metadata["audio_shape"])
     limits = {**EXACT_STAGES, "network": network_tolerance}
     reports = []
