@@ -15,7 +15,8 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Container, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -133,9 +134,6 @@ class PreparedCache:
         return entry
 
 
-_PENDING = np.empty((0, 0, 3), np.uint8)
-
-
 class FrameGenerator:
     """Renders output frames from a loaded model.
 
@@ -193,7 +191,7 @@ class FrameGenerator:
         ahead = 2 * self.batch_size
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
         preparing: deque[Future[PreparedTemplate]] = deque()
-        composing: deque[tuple[RenderedFrame, Future[np.ndarray]]] = deque()
+        composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
         queued = 0
         try:
             for first in range(0, len(features), self.batch_size):
@@ -206,27 +204,25 @@ class FrameGenerator:
                 outputs = self.model.run(np.stack([p.network_input for p in prepared]), audio)
                 for index, item, window, output in zip(indices, prepared, audio, outputs):
                     keep = index in keep_tensors
-                    record = RenderedFrame(
-                        index=index,
-                        template_index=item.template.index,
-                        box=item.template.box,
-                        image=_PENDING,
+                    record = partial(
+                        RenderedFrame,
+                        index,
+                        item.template.index,
+                        item.template.box,
                         network_input=item.network_input if keep else None,
                         audio=window if keep else None,
                         network_output=output if keep else None,
                     )
                     composing.append((record, pool.submit(compose, item, output)))
                 while len(composing) > ahead:
-                    yield self._finish(*composing.popleft())
+                    record, image = composing.popleft()
+                    yield record(image=image.result())
             while composing:
-                yield self._finish(*composing.popleft())
+                record, image = composing.popleft()
+                yield record(image=image.result())
             logger.debug("template cache: %d hits, %d misses", cache.hits, cache.misses)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-    @staticmethod
-    def _finish(record: RenderedFrame, image: Future[np.ndarray]) -> RenderedFrame:
-        return replace(record, image=image.result())
 
     def iter_frames(
         self, templates: TemplateSet, features: AudioFeatures, start_frame: int = 0
