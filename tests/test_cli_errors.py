@@ -100,7 +100,7 @@ def test_debug_shows_the_traceback(good, tmp_path, capsys):
 
 
 def test_help_of_every_subcommand_has_an_example(capsys):
-    for command in ("frames", "video", "demo"):
+    for command in ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "demo"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0

@@ -74,6 +74,9 @@ def test_auto_picks_onnxruntime_on_cpu_and_the_export_is_cached(checkpoints, tmp
     stamp = cached[0].stat().st_mtime_ns
     FrameGenerationPipeline(checkpoints["hubert"], mode="hubert", device="cpu", backend="onnxruntime")
     assert cached[0].stat().st_mtime_ns == stamp, "the second pipeline must reuse the export"
+    report = first.export_model_to_onnx(tmp_path / "hubert11.onnx", opset_version=11)
+    assert report.opset_version == 11 and report.max_abs_difference <= 1e-4
+    assert onnx_module.read_metadata(report.path)["mode"] == "hubert"
 
 
 def test_a_given_onnx_file_of_another_mode_is_refused(checkpoints, tmp_path):
