@@ -20,7 +20,7 @@ from .frame_generator import FrameGenerator
 from .outputs import atomic_directory, atomic_file
 from .reference import write_bundle
 from .templates import TemplateSet
-from .unet_model import UNetModel
+from .unet_model import UNetModel, resolve_device
 from .video import DEFAULT_PRESET, PRESETS, VideoEncoder, probe_audio
 
 if TYPE_CHECKING:
@@ -65,10 +65,10 @@ class FrameGenerationPipeline:
         onnx_path: str | os.PathLike[str] | None = None,
         precision: str = "fp32",
     ) -> None:
-        resolve_backend(backend, torch.device("cpu"))  # refuse an unknown name before loading anything
+        concrete = resolve_backend(backend, resolve_device(device))  # before the checkpoint is read
         self.model = UNetModel(checkpoint_path, mode=mode, device=device, precision=precision)
         self.mode = self.model.mode
-        self.backend, runner = create_backend(backend, self.model, onnx_path)
+        self.backend, runner = create_backend(concrete, self.model, onnx_path)
         if batch_size is None:
             batch_size = DEFAULT_BATCH[(self.backend, self.model.device.type)]
         self.generator = FrameGenerator(runner, batch_size=batch_size)
@@ -145,8 +145,9 @@ class FrameGenerationPipeline:
         between rendering and encoding. The video lasts exactly F / fps seconds for F feature
         rows: longer audio is cut, shorter audio is padded with silence. `fps=None` is the mode's
         rate (25 for ave and hubert, 20 for wenet). With `audio_features_path=None`, ave features
-        are computed from `audio_path` with the audio encoder at `audio_encoder_path`. The file is written beside `output_path`
-        under a temporary name and renamed on success; on failure an existing file is untouched.
+        are computed from `audio_path` with the audio encoder at `audio_encoder_path`. The file is
+        written beside `output_path` under a temporary name and renamed on success; on failure an
+        existing file is untouched.
 
         Raises:
             FrameGenerationError: bad input (named in the message) or a failed encode.

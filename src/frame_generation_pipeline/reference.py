@@ -76,7 +76,6 @@ def write_bundle(
     num_sample_frames: int = 10,
     start_frame: int = 0,
     checkpoint_sha256: str = "",
-    fps: float | None = None,
 ) -> Path:
     """Render the whole video (streamed) and write a reference bundle of its sample frames."""
     frame_count = len(features)
@@ -115,7 +114,7 @@ def write_bundle(
             "producer": f"frame-generation-pipeline {__version__}",
             "versions": {"torch": torch.__version__, "opencv": cv2.__version__, "numpy": np.__version__},
             "mode": generator.mode.name,
-            "fps": fps if fps is not None else generator.mode.fps,
+            "fps": generator.mode.fps,
             "audio_shape": list(generator.mode.audio_shape),
             "feature_shape": [frame_count, *features.row_shape],
             "frame_count": frame_count,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioError
-from .video import _tail, ffmpeg_executable, probe_audio
+from .video import ffmpeg_executable, last_lines, probe_audio
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS, FMIN, FMAX = 800, 200, 80, 55.0, 7600.0
@@ -37,7 +37,7 @@ def load_speech(path: str | os.PathLike[str]) -> np.ndarray:
         capture_output=True, check=False,
     )
     if result.returncode != 0:
-        raise AudioError(path, f"cannot be decoded ({_tail(result.stderr.decode('utf-8', 'replace'), 1)})")
+        raise AudioError(path, f"cannot be decoded ({last_lines(result.stderr.decode('utf-8', 'replace'), 1)})")
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     samples = samples[: len(samples) // info.channels * info.channels].reshape(-1, info.channels)
     mono = samples.mean(axis=1, dtype=np.float32) if info.channels > 1 else samples[:, 0].copy()
@@ -50,19 +50,19 @@ def load_speech(path: str | os.PathLike[str]) -> np.ndarray:
     return np.asarray(np.pad(resampled, (0, max(0, size - len(resampled))))[:size], dtype=np.float32)
 
 
+# Slaney's mel scale: linear (MEL_STEP Hz per mel) below MEL_KNEE Hz, logarithmic above.
+MEL_STEP, MEL_KNEE, MEL_LOG_STEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+
+
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
-    step, knee = 200.0 / 3, 1000.0
-    log_step = np.log(6.4) / 27.0
-    return np.where(hz >= knee, knee / step + np.log(np.maximum(hz, knee) / knee) / log_step, hz / step)
+    above = MEL_KNEE / MEL_STEP + np.log(np.maximum(hz, MEL_KNEE) / MEL_KNEE) / MEL_LOG_STEP
+    return np.where(hz >= MEL_KNEE, above, hz / MEL_STEP)
 
 
 def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    step, knee = 200.0 / 3, 1000.0
-    log_step = np.log(6.4) / 27.0
-    knee_mel = knee / step
-    return np.where(mel >= knee_mel, knee * np.exp(log_step * (mel - knee_mel)), step * mel)
+    knee_mel = MEL_KNEE / MEL_STEP
+    return np.where(mel >= knee_mel, MEL_KNEE * np.exp(MEL_LOG_STEP * (mel - knee_mel)), MEL_STEP * mel)
 
 
 @lru_cache(maxsize=1)

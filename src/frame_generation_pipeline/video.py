@@ -48,7 +48,8 @@ def ffmpeg_executable() -> str:
         return found
 
 
-def _tail(text: str, lines: int = _ERROR_LINES) -> str:
+def last_lines(text: str, lines: int = _ERROR_LINES) -> str:
+    """The last non-empty lines of a tool's output, joined on one line for an error message."""
     kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return " | ".join(kept[-lines:]) or "no message"
 
@@ -97,7 +98,7 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
         capture_output=True, text=True, errors="replace", check=False,
     )
     if not re.search(r"Stream #\S+.*: Audio:", result.stderr):
-        problem = "has no audio stream" if "Stream #" in result.stderr else f"cannot be decoded ({_tail(result.stderr, 1)})"
+        problem = "has no audio stream" if "Stream #" in result.stderr else f"cannot be decoded ({last_lines(result.stderr, 1)})"
         raise AudioError(path, f"not usable as audio: {problem}")
     match = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", result.stderr)
     duration = None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
@@ -131,7 +132,7 @@ class VideoEncoder:
         fps: float,
         audio_path: str | os.PathLike[str] | None = None,
         crf: int = 20,
-        preset: str = "medium",
+        preset: str = DEFAULT_PRESET,
         frame_count: int | None = None,
     ) -> None:
         self.output_path = Path(output_path)
@@ -182,7 +183,7 @@ class VideoEncoder:
 
     def _error(self, what: str) -> EncoderError:
         self._stderr.seek(0)
-        message = _tail(self._stderr.read().decode("utf-8", "replace"))
+        message = last_lines(self._stderr.read().decode("utf-8", "replace"))
         return EncoderError(f"ffmpeg {what} while writing {self.output_path}: {message}")
 
     def write(self, frame: np.ndarray) -> None:
