@@ -8,8 +8,9 @@ import onnxruntime
 import pytest
 import torch
 
-from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet, UNetModel
+from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet, UNetModel
 from frame_generation_pipeline import onnx_model as onnx_module
+from frame_generation_pipeline.onnx_model import OnnxUNetModel
 from frame_generation_pipeline.audio_features import AudioFeatures
 from frame_generation_pipeline.backends import resolve_backend
 from frame_generation_pipeline.cli import main
@@ -63,6 +64,21 @@ def test_onnxruntime_frames_within_2_of_torch(checkpoints, features, templates_6
     for a, b in zip(torch_pipeline.generator.iter_frames(templates, feats),
                     ort_pipeline.generator.iter_frames(templates, feats), strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_onnxruntime_streams_change_no_frame(checkpoints, features, templates_640, tmp_path):
+    path = UNetModel(checkpoints["ave"], "ave", device="cpu").export_to_onnx(tmp_path / "ave.onnx").path
+    templates = TemplateSet.from_folder(templates_640, use_parsing=True)
+    feats = AudioFeatures.load(features["ave"], "ave")
+    frames = {}
+    for streams in (1, 2):
+        model = OnnxUNetModel(path, "ave", device="cpu", streams=streams)
+        assert model.streams == streams
+        frames[streams] = list(FrameGenerator(model, batch_size=1).iter_frames(templates, feats))
+    for a, b in zip(frames[1], frames[2], strict=True):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="streams must be at least 1"):
+        OnnxUNetModel(path, "ave", device="cpu", streams=0)
 
 
 def test_auto_picks_onnxruntime_on_cpu_and_the_export_is_cached(checkpoints, tmp_path):

@@ -55,7 +55,33 @@ def test_stopping_early_ends_the_worker_threads(model, three_templates):
     frames = FrameGenerator(model, batch_size=2, workers=2).iter_frames(templates, features)
     next(frames)
     frames.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("frame-worker")]
+    assert not [t for t in threading.enumerate() if t.name.startswith(("frame-worker", "frame-network"))]
+
+
+class _Paired:
+    """A model whose calls must meet in pairs: a call made alone times out and fails."""
+
+    def __init__(self, model, streams):
+        self.model, self.mode, self.streams = model, model.mode, streams
+        self.meeting = threading.Barrier(streams, timeout=20)
+        self.threads = set()
+
+    def run(self, images, audio):
+        self.threads.add(threading.current_thread().name)
+        self.meeting.wait()
+        return self.model.run(images, audio)
+
+
+def test_network_streams_run_at_once_and_change_no_frame(model, three_templates):
+    templates = TemplateSet.from_folder(three_templates, use_parsing=True)
+    features = AudioFeatures(synthetic.random_features("ave", 8, seed=3), "ave")
+    alone = list(FrameGenerator(model, batch_size=2).iter_frames(templates, features))
+    paired = _Paired(model, streams=2)
+    together = list(FrameGenerator(paired, batch_size=2).iter_frames(templates, features))  # 4 calls, 2 pairs
+    assert len(paired.threads) == 2 and all(name.startswith("frame-network") for name in paired.threads)
+    assert len(alone) == len(together) == 8
+    for a, b in zip(alone, together):
+        assert np.array_equal(a, b)
 
 
 def test_optimised_torch_path_stays_within_two_per_value(checkpoints, model, three_templates):

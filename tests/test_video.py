@@ -106,6 +106,7 @@ class _Interrupting:
 
     def __init__(self, model, after):
         self.model, self.mode, self.calls, self.after = model, model.mode, 0, after
+        self.streams = model.streams
 
     def run(self, images, audio):
         self.calls += 1
@@ -146,7 +147,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     from frame_generation_pipeline.video import VideoEncoder
 
     class Echo:  # stands in for the network: memory, not arithmetic, is measured here
-        mode = get_mode("ave")
+        mode, streams = get_mode("ave"), 1
         def run(self, images, audio):
             return images[:, :3].copy()
 
@@ -170,3 +171,18 @@ def test_peak_memory_does_not_grow_with_video_length(speech, tmp_path):
         peaks[frames] = int(result.stdout.strip())
     assert decode(tmp_path / "240.mp4")["frames"].__len__() == 240
     assert peaks[240] - peaks[40] < 100, f"peak RSS grew from {peaks[40]} MB to {peaks[240]} MB"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are a Linux setting")
+def test_frames_reach_ffmpeg_through_a_large_pipe(tmp_path):
+    import fcntl
+
+    from frame_generation_pipeline.video import VideoEncoder
+
+    if int(Path("/proc/sys/fs/pipe-max-size").read_text()) < 1 << 20:
+        pytest.skip("this machine caps pipes below 1 MiB")
+    with VideoEncoder(tmp_path / "out.mp4", 64, 48, 25) as encoder:
+        size = fcntl.fcntl(encoder._process.stdin.fileno(), fcntl.F_GETPIPE_SZ)
+        encoder.write(np.zeros((48, 64, 3), np.uint8))
+    assert size == 1 << 20
+    assert len(decode(tmp_path / "out.mp4")["frames"]) == 1

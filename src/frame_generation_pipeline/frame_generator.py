@@ -1,10 +1,11 @@
 """FrameGenerator: template frames + audio features -> finished video frames, lazily and in order.
 
 Each output frame goes through three stages: prepare (decode the template, crop, resize, mask,
-build the network input; cached per template), infer (batched network call, on the calling
-thread), compose (to pixels, paste back). Prepare runs ahead of the network and compose behind
-it in worker threads (OpenCV and the backends release the GIL), with a bounded number of frames
-in flight: frames are yielded one at a time and memory does not grow with the video's length.
+build the network input; cached per template), infer (batched network calls, as many at once
+as the model has streams), compose (to pixels, paste back). Prepare runs ahead of the network and
+compose behind it in worker threads (OpenCV and the backends release the GIL), with a bounded
+number of frames in flight: frames are yielded one at a time and memory does not grow with the
+video's length.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ IMAGE_FORMATS = ("png", "jpg")
 
 
 class InferenceModel(Protocol):
-    """What the generator needs of a model: its mode and batched inference on host arrays."""
+    """What the generator needs of a model: its mode, batched inference on host arrays, and how
+    many calls to `run` it takes at once (from as many threads)."""
 
     mode: ModeSpec
+    streams: int
 
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
@@ -178,8 +181,9 @@ class FrameGenerator:
 
         Templates used by the schedule are checked before the first frame is rendered. Parsing is
         applied when `templates` was opened with a parsing folder. Template decoding and crop
-        preparation run ahead of the network, pasting behind it, in `workers` threads; at most a
-        few batches are in flight, so memory does not grow with the number of frames.
+        preparation run ahead of the network, pasting behind it, in `workers` threads; the
+        model's `streams` network calls run at once, in threads of their own. At most a few
+        batches are in flight, so memory does not grow with the number of frames.
         """
         if features.mode.name != self.mode.name:
             raise ConfigurationError(
@@ -188,41 +192,54 @@ class FrameGenerator:
         schedule = templates.schedule(len(features), start_frame)
         templates.validate(schedule)
         cache = PreparedCache(templates, self.cache_bytes)
-        ahead = 2 * self.batch_size
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
+        streams = self.model.streams
+        ahead = (streams + 1) * self.batch_size
+        workers = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
+        network = ThreadPoolExecutor(streams, thread_name_prefix="frame-network")
         preparing: deque[Future[PreparedTemplate]] = deque()
+        inferring: deque[tuple[range, list[PreparedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
         composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
+
+        def compose_oldest_batch() -> None:
+            indices, prepared, audio, outputs = inferring.popleft()
+            for index, item, window, output in zip(indices, prepared, audio, outputs.result()):
+                keep = index in keep_tensors
+                record = partial(
+                    RenderedFrame,
+                    index,
+                    item.template.index,
+                    item.template.box,
+                    network_input=item.network_input if keep else None,
+                    audio=window if keep else None,
+                    network_output=output if keep else None,
+                )
+                composing.append((record, workers.submit(compose, item, output)))
+
         queued = 0
         try:
             for first in range(0, len(features), self.batch_size):
                 indices = range(first, min(first + self.batch_size, len(features)))
                 while queued < min(indices.stop + ahead, len(features)):
-                    preparing.append(pool.submit(cache.get, schedule[queued]))
+                    preparing.append(workers.submit(cache.get, schedule[queued]))
                     queued += 1
                 prepared = [preparing.popleft().result() for _ in indices]
                 audio = features.windows(indices)
-                outputs = self.model.run(np.stack([p.network_input for p in prepared]), audio)
-                for index, item, window, output in zip(indices, prepared, audio, outputs):
-                    keep = index in keep_tensors
-                    record = partial(
-                        RenderedFrame,
-                        index,
-                        item.template.index,
-                        item.template.box,
-                        network_input=item.network_input if keep else None,
-                        audio=window if keep else None,
-                        network_output=output if keep else None,
-                    )
-                    composing.append((record, pool.submit(compose, item, output)))
+                inputs = np.stack([item.network_input for item in prepared])
+                inferring.append((indices, prepared, audio, network.submit(self.model.run, inputs, audio)))
+                if len(inferring) == streams:
+                    compose_oldest_batch()
                 while len(composing) > ahead:
                     record, image = composing.popleft()
                     yield record(image=image.result())
+            while inferring:
+                compose_oldest_batch()
             while composing:
                 record, image = composing.popleft()
                 yield record(image=image.result())
             logger.debug("template cache: %d hits, %d misses", cache.hits, cache.misses)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            network.shutdown(wait=True, cancel_futures=True)
+            workers.shutdown(wait=True, cancel_futures=True)
 
     def iter_frames(
         self, templates: TemplateSet, features: AudioFeatures, start_frame: int = 0

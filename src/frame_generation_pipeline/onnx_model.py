@@ -130,6 +130,14 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return {entry.key: entry.value for entry in model.metadata_props}
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 class OnnxUNetModel:
     """An exported U-Net run with onnxruntime (CPU, or CUDA where onnxruntime-gpu is installed).
 
@@ -137,15 +145,33 @@ class OnnxUNetModel:
         onnx_path: a graph written by `export_onnx`.
         mode: the audio mode; must match the graph's metadata when it has one.
         device: "cpu" or "cuda".
+        streams: network calls that may run at once (from as many threads) in the one session.
+            None: 2 on a CPU with 2 or more cores (README, "Throughput"), 1 on CUDA. Frames do
+            not depend on it.
     """
 
-    def __init__(self, onnx_path: str | os.PathLike[str], mode: str, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike[str],
+        mode: str,
+        device: str | torch.device = "cpu",
+        streams: int | None = None,
+    ) -> None:
         _, onnxruntime = _onnx_modules()
         self.mode = get_mode(mode)
         self.path = Path(onnx_path)
         self.device = torch.device(device)
+        cpus = usable_cpus()
+        if streams is None:
+            streams = 1 if self.device.type == "cuda" else min(2, cpus)
+        if streams < 1:
+            raise ConfigurationError(f"streams must be at least 1, got {streams}")
+        self.streams = streams
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.device.type == "cpu":
+            # Each call computes on its own thread and shares the pool's workers: one thread per CPU.
+            options.intra_op_num_threads = max(1, cpus - streams + 1)
         try:
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=_providers(self.device))
         except Exception as exc:  # onnxruntime reports bad files with its own exception types
@@ -155,6 +181,9 @@ class OnnxUNetModel:
             raise ConfigurationError(f"{self.path} was exported for mode {stored!r}, not {self.mode.name!r}")
 
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1].
+
+        Safe to call from several threads at once; `streams` of them use the CPUs fully.
+        """
         feeds = {"input": np.ascontiguousarray(images, np.float32), "audio": np.ascontiguousarray(audio, np.float32)}
         return self.session.run(["output"], feeds)[0]

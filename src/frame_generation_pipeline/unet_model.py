@@ -58,6 +58,9 @@ class UNetModel:
         ConfigurationError: unknown mode, precision or unusable device.
     """
 
+    #: One network call at a time: torch already spreads one call over every core.
+    streams = 1
+
     def __init__(
         self,
         checkpoint_path: str | os.PathLike[str],
