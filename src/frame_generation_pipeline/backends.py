@@ -1,7 +1,7 @@
 """Choosing and building the inference backend behind FrameGenerator: torch or onnxruntime.
 
 "auto" takes what measured fastest for the device (README, "Backends"): onnxruntime on the CPU
-(about 5x torch eager on a 2-core AVX2 CPU), torch on CUDA (not yet measured against onnxruntime-gpu).
+(about 6x torch eager on a 2-core AVX2 CPU), torch on CUDA (not yet measured against onnxruntime-gpu).
 """
 
 from __future__ import annotations
