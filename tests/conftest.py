@@ -1,31 +1,57 @@
-"""Shared fixtures: generated templates, random-weight checkpoints in the real layout, features."""
+"""Shared fixtures: generated templates, random-weight checkpoints in the real layout, features,
+and one ONNX export per mode in a cache private to the test session."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from frame_generation_pipeline import synthetic
+from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.devices import tune_allocator
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+MODES = ("ave", "hubert", "wenet")
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _threads():
+def _session_settings(tmp_path_factory):
+    """Two torch threads, the allocator setting the backends use, and a private export cache."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    tune_allocator()
+    previous = os.environ.get("FRAME_GEN_CACHE_DIR")
+    os.environ["FRAME_GEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("FRAME_GEN_CACHE_DIR", None)
+    else:
+        os.environ["FRAME_GEN_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """One random-weight checkpoint per mode, saved as upstream saves them."""
     root = tmp_path_factory.mktemp("checkpoints")
-    return {
-        mode: synthetic.save_random_checkpoint(root / f"{mode}.pth", mode, seed=i + 1)
-        for i, mode in enumerate(("ave", "hubert", "wenet"))
-    }
+    return {mode: synthetic.save_random_checkpoint(root / f"{mode}.pth", mode, seed=i + 1) for i, mode in enumerate(MODES)}
+
+
+@pytest.fixture(scope="session")
+def exports(checkpoints, _session_settings) -> dict[str, Path]:
+    """The opset-17 ONNX export of each checkpoint in the session's cache, where the backends find it
+    too: made once per mode, on first use."""
+    from frame_generation_pipeline.contract import get_mode
+    from frame_generation_pipeline.files import file_sha256
+    from frame_generation_pipeline.models.cache import cached_unet_export
+
+    class Exports(dict):
+        def __missing__(self, mode: str) -> Path:
+            self[mode] = cached_unet_export(checkpoints[mode], get_mode(mode), file_sha256(checkpoints[mode]))
+            return self[mode]
+
+    return Exports()
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +65,23 @@ def features(tmp_path_factory) -> dict[str, Path]:
     """Per-frame feature files: 7 frames per mode."""
     root = tmp_path_factory.mktemp("features")
     paths = {}
-    for mode in ("ave", "hubert", "wenet"):
+    for mode in MODES:
         paths[mode] = root / f"{mode}.npy"
         np.save(paths[mode], synthetic.random_features(mode, 7, seed=3))
     return paths
+
+
+@pytest.fixture(scope="session")
+def encoder_path(tmp_path_factory) -> Path:
+    """A random-weight ave audio encoder in upstream's layout."""
+    return synthetic.save_random_audio_encoder(tmp_path_factory.mktemp("enc") / "audio_visual_encoder.pth", seed=2)
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> dict[str, Path]:
+    """Speech-like WAVs: 3 s, 0.5 s and 0.1 s; and 6 s of real speech (tests/data)."""
+    from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+
+    root = tmp_path_factory.mktemp("speech")
+    return {"long": write_speech_like_wav(root / "long.wav", 3.0), "half": write_speech_like_wav(root / "half.wav", 0.5),
+            "short": write_speech_like_wav(root / "short.wav", 0.1), "real": DATA / "talk_hb_6s.wav"}

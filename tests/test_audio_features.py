@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frame_generation_pipeline.audio_features import AudioFeatures
+from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.errors import AudioFeatureError
 
 from .spec_reference import audio_window

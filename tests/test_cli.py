@@ -1,14 +1,19 @@
-"""The frame-gen command line: success paths and clean, one-line failures."""
+"""The frame-gen command line: success paths, what it says, --help, and clean one-line failures."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from frame_generation_pipeline import __version__
-from frame_generation_pipeline.cli import main
+from frame_generation_pipeline.app.cli import build_parser, main
+
+from .helpers import cli_status
+
+SUBCOMMANDS = ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "demo")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -17,23 +22,51 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_version_answers_without_importing_torch():
-    code = "import sys; from frame_generation_pipeline.cli import main; main(['--version'])"
+    code = "import sys; from frame_generation_pipeline.app.cli import main; main(['--version'])"
     result = subprocess.run([sys.executable, "-c", code + "\n"], capture_output=True, text=True)
     assert __version__ in result.stdout
-    probe = "import sys, frame_generation_pipeline.cli; print('torch' in sys.modules)"
+    probe = "import sys, frame_generation_pipeline.app.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
 
 
-def test_frames_subcommand(checkpoints, features, templates_640, tmp_path):
+def test_frames_says_what_it_does_and_sums_up(checkpoints, features, templates_640, tmp_path):
     result = run_cli("frames", "--checkpoint", checkpoints["ave"], "--template-dir", templates_640,
                      "--audio-features", features["ave"], "--output-dir", tmp_path / "f", "--batch-size", "3")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "f").glob("*.png"))) == 7
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("loading ") and any(line.startswith("backend onnxruntime") for line in lines)
+    assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'f'))}: 7 frames \(0\.28 s at 25 fps\) with onnxruntime on cpu, "
+                        r"batch 3, in \d+\.\d s \(\d+\.\d frames/s\)", lines[-1]), lines[-1]
+    assert result.stdout == ""
+
+
+def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path):
+    result = run_cli("frames", "--quiet", "--checkpoint", checkpoints["ave"], "--template-dir", templates_640,
+                     "--audio-features", features["ave"], "--output-dir", tmp_path / "f", "--max-frames", "1")
+    assert result.returncode == 0 and result.stdout == result.stderr == ""
+
+
+def test_frames_into_a_folder_of_an_earlier_longer_run_leave_exactly_the_new_frames(checkpoints, features, templates_640, tmp_path):
+    out = tmp_path / "f"
+    out.mkdir()
+    for i in range(500):
+        (out / f"{i:06d}.png").write_bytes(b"old")
+    args = ["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+            "--audio-features", str(features["ave"]), "--output-dir", str(out), "--max-frames", "3"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in out.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"], "no temporary or old folder left"
+    (out / "notes.txt").write_text("mine")
+    assert main(args) == 2
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 4
 
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"--mode": "wenet"}, "layout of mode 'ave' or 'hubert'"), ({"--mode": "klingon"}, "unknown mode 'klingon'"),
+    [({"--mode": "wenet"}, "layout of mode 'ave' or 'hubert'"),
+     ({"--mode": "klingon"}, "argument --mode: invalid choice: 'klingon'"),
      ({"--start-frame": "5"}, "start_frame 5 is outside the 5 templates"),
      ({"--audio-features": "missing.npy"}, "missing.npy: audio feature file not found")],
 )
@@ -41,20 +74,45 @@ def test_bad_input_is_one_line_exit_2(checkpoints, features, templates_640, tmp_
     args = {"--checkpoint": checkpoints["ave"], "--template-dir": templates_640,
             "--audio-features": features["ave"], "--output-dir": tmp_path / "f"}
     args.update(change)
-    status = main(["frames", "--quiet", *[str(x) for kv in args.items() for x in kv]])
+    status = cli_status(["frames", "--quiet", *[x for kv in args.items() for x in kv]])
     err = capsys.readouterr().err
     assert status == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "f").exists()
 
 
+def test_help_lists_choices_and_shows_each_default_once(capsys):
+    parser = build_parser()
+    for command in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert "example:" in text and "default: None" not in text, command
+        assert not re.search(r"\(default: [^)]*\)[^\n]*\(default:", text), command
+        if command in ("video", "frames", "reference"):
+            flat = " ".join(text.split())
+            for choices in ("{ave,hubert,wenet}", "{torch,onnxruntime,openvino,auto}", "{auto,fp32,fp16,bf16}"):
+                assert choices in flat, (command, choices)
+            assert re.search(r"--checkpoint CHECKPOINT\s+SyncTalk_2D 328 checkpoint \(\.pth\)\n", text), "no default for a required flag"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["video", "--help"])
+    assert "{ultrafast,superfast,veryfast" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reference", "--help"])
+    assert "No video is written" in capsys.readouterr().out
+
+
 def test_demo_renders_a_playable_video_with_audio(tmp_path):
     import av
 
-    result = run_cli("demo", "--quiet", "--output", tmp_path / "demo", "--seconds", "0.6")
+    result = run_cli("demo", "--output", tmp_path / "demo", "--seconds", "0.6")
     assert result.returncode == 0, result.stderr
-    assert "demo video:" in result.stdout
+    assert result.stdout.strip() == f"demo video: {tmp_path / 'demo' / 'demo.mp4'}"
+    assert result.stderr.strip().splitlines()[-1].startswith(f"wrote {tmp_path / 'demo' / 'demo.mp4'}: 14 frames")
     with av.open(str(tmp_path / "demo" / "demo.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
         frames = sum(1 for _ in container.decode(video=0))
-    assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2
+    assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2 == 14
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["demo.mp4", "inputs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]

@@ -1,5 +1,6 @@
-"""Every bad input of `frame-gen video`: exit 2, one `error:` line naming the culprit, no traceback,
-no output or temporary file left, an existing output untouched."""
+"""Every failure a user can cause: exit 2 (128 + N for signal N), one `error:` line naming the
+culprit, no traceback, no output or temporary file left, an existing output untouched; and the
+surprises that become one-line warnings."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from frame_generation_pipeline import synthetic
-from frame_generation_pipeline.cli import main
-from frame_generation_pipeline.demo import write_speech_like_wav
+from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.app.cli import main
+from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+
+from .helpers import cli_status
 
 OLD = b"a good video from yesterday"
 
@@ -21,7 +24,7 @@ def good(tmp_path_factory, checkpoints):
     root = tmp_path_factory.mktemp("good")
     synthetic.make_templates(root / "tpl", 4, 200, 160, parsing=True)
     np.save(root / "f.npy", synthetic.random_features("ave", 3, seed=0))
-    write_speech_like_wav(root / "s.wav", 0.5)
+    write_speech_like_wav(root / "s.wav", 3 / 25)  # as long as the 3 feature rows
     shutil.copy(checkpoints["ave"], root / "ave.pth")
     shutil.copy(checkpoints["wenet"], root / "wenet.pth")
     return root
@@ -31,6 +34,12 @@ def _lms(path, edit):
     lines = path.read_text().splitlines()
     edit(lines)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _resize(path):
+    import cv2
+
+    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(path)), (100, 80)))
 
 
 def _set_line(index, text):
@@ -58,9 +67,20 @@ CASES = {
     "nan features": (lambda d: np.save(d / "f.npy", np.full((3, 512), np.nan, np.float32)), {}, "NaN or infinite"),
     "infinite features": (lambda d: np.save(d / "f.npy", np.full((3, 512), np.inf, np.float32)), {}, "NaN or infinite"),
     "missing checkpoint": (lambda d: (d / "ave.pth").unlink(), {}, "ave.pth: checkpoint file not found"),
-    "corrupt checkpoint": (lambda d: (d / "ave.pth").write_bytes(b"PK\x03\x04 broken"), {}, "ave.pth: not a readable PyTorch checkpoint"),
+    "corrupt checkpoint": (lambda d: (d / "ave.pth").write_bytes(b"PK\x03\x04 broken"), {}, "ave.pth: a damaged PyTorch checkpoint"),
+    "text as checkpoint": (lambda d: (d / "ave.pth").write_text("weights\n"), {}, "ave.pth: a text file, not a PyTorch checkpoint"),
+    "template of another size": (lambda d: _resize(d / "tpl/full_body_img/2.jpg"), {},
+                                 "2.jpg: is 100x80, but the templates are 200x160 (0.jpg)"),
+    "onnx with torch backend": (None, {"--backend": "torch", "--onnx": "f.npy"}, "is for the onnxruntime or openvino backend, not torch"),
+    "features and encoder": (None, {"--audio-encoder": "ave.pth"}, "argument --audio-encoder: not allowed with argument --audio-features"),
+    "batch size 0": (None, {"--batch-size": "0"}, "argument --batch-size: must be at least 1, got 0"),
+    "fps nan": (None, {"--fps": "nan"}, "argument --fps: must be a finite number greater than 0, got 'nan'"),
+    "fps inf": (None, {"--fps": "inf"}, "argument --fps: must be a finite number greater than 0, got 'inf'"),
+    "output .txt": (None, {"--output": "out.txt"}, "out.txt has suffix '.txt': expected a video file ending in .mp4, .m4v, .mov, .mkv"),
+    "output without suffix": (None, {"--output": "out"}, "has no suffix: expected a video file ending in .mp4"),
+    "exact with cuda": (None, {"--exact": None, "--device": "cuda"}, "--exact means --backend torch --device cpu"),
     "checkpoint of another mode": (None, {"--checkpoint": "wenet.pth"}, "wenet.pth: has the layout of mode 'wenet'"),
-    "unknown mode": (None, {"--mode": "whisper"}, "unknown mode 'whisper'"),
+    "unknown mode": (None, {"--mode": "whisper"}, "argument --mode: invalid choice: 'whisper'"),
     "missing audio": (lambda d: (d / "s.wav").unlink(), {}, "s.wav: audio file not found"),
     "non-audio audio": (lambda d: (d / "s.wav").write_text("not a sound"), {}, "s.wav: not usable as audio"),
     "start frame past templates": (None, {"--start-frame": "4"}, "start_frame 4 is outside the 4 templates"),
@@ -82,8 +102,9 @@ def test_bad_input(case, good, tmp_path, capsys):
     args.update(overrides)
     argv = ["video"]
     for key, value in args.items():
-        argv += [key] if value is None else [key, str(work / value) if key not in ("--mode", "--start-frame") else value]
-    status = main(argv)
+        plain = key in ("--mode", "--start-frame", "--backend", "--batch-size", "--fps", "--device")
+        argv += [key] if value is None else [key, value if plain else str(work / value)]
+    status = cli_status(argv)
     err = capsys.readouterr().err
     assert status == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
@@ -99,17 +120,145 @@ def test_debug_shows_the_traceback(good, tmp_path, capsys):
     assert status == 2 and "Traceback" in err and err.rstrip().endswith("missing.pth: checkpoint file not found")
 
 
-def test_help_of_every_subcommand_has_an_example(capsys):
-    for command in ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "demo"):
-        with pytest.raises(SystemExit) as exit_info:
-            main([command, "--help"])
-        assert exit_info.value.code == 0
-        assert "example:" in capsys.readouterr().out
-
-
 def test_cuda_device_without_gpu_is_a_clean_error(good, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     status = main(["frames", "--quiet", "--device", "cuda", "--checkpoint", str(good / "ave.pth"), "--template-dir",
                    str(good / "tpl"), "--audio-features", str(good / "f.npy"), "--output-dir", str(tmp_path / "x")])
     assert status == 2 and "no CUDA GPU" in capsys.readouterr().err
+
+
+def _argv(good, work, **overrides):
+    args = {"--checkpoint": good / "ave.pth", "--template-dir": good / "tpl", "--audio-features": good / "f.npy",
+            "--audio": good / "s.wav", "--output": work / "out.mp4"}
+    args.update(overrides)
+    return [str(x) for kv in args.items() for x in kv]
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_mid_render_cleans_up_like_ctrl_c(good, tmp_path, signame):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    np.save(tmp_path / "long.npy", synthetic.random_features("ave", 200, seed=1))
+    (tmp_path / "out.mp4").write_bytes(OLD)
+    argv = [sys.executable, "-m", "frame_generation_pipeline", "video", "--quiet", "--exact",
+            *_argv(good, tmp_path, **{"--audio-features": tmp_path / "long.npy"})]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*.partial.mp4")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.*.partial.mp4")), "the render never started"
+    time.sleep(0.5)  # frames are flowing into ffmpeg
+    process.send_signal(getattr(signal, signame))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + getattr(signal, signame)
+    assert [line for line in err.splitlines() if not line.startswith("warning: ")] == [f"error: stopped by {signame}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npy", "out.mp4"], "no hidden temporary left"
+    assert (tmp_path / "out.mp4").read_bytes() == OLD
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout
+    assert leftover == "", "ffmpeg must not outlive the command"
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "0.1"])
+def test_demo_refuses_a_length_it_cannot_render_before_writing_anything(tmp_path, capsys, seconds):
+    assert cli_status(["demo", "--output", tmp_path / "demo", "--seconds", seconds]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "seconds" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_into_an_existing_file_is_a_clean_error(tmp_path, capsys):
+    (tmp_path / "demo").write_text("mine")
+    assert cli_status(["demo", "--output", tmp_path / "demo", "--seconds", "0.3"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'demo'}: exists and is not a folder: give a folder for the demo's inputs and video\n"
+    assert (tmp_path / "demo").read_text() == "mine"
+
+
+def test_reference_refuses_zero_samples(good, tmp_path, capsys):
+    status = cli_status(["reference", "--checkpoint", good / "ave.pth", "--template-dir", good / "tpl",
+                         "--audio-features", good / "f.npy", "--output-dir", tmp_path / "b", "--samples", "0"])
+    assert status == 2 and "argument --samples: must be at least 1, got 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+DISK_FULL = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+from frame_generation_pipeline.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_while_writing_frames_names_the_file_and_the_reason(good, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "000000.png").write_bytes(b"precious")
+    argv = ["frames", "--quiet", "--exact", "--checkpoint", good / "ave.pth", "--template-dir", good / "tpl",
+            "--audio-features", good / "f.npy", "--output-dir", tmp_path / "f"]
+    big = synthetic.make_templates(tmp_path / "big", 3, 640, 480, parsing=False)  # PNGs larger than the limit
+    argv[argv.index("--template-dir") + 1] = big
+    result = subprocess.run([sys.executable, "-c", DISK_FULL, *map(str, argv)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / 'f' / '000000.png'}: cannot write (File too large)\n"
+    assert [p.name for p in (tmp_path / "f").iterdir()] == ["000000.png"]
+    assert (tmp_path / "f" / "000000.png").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "f"]
+
+
+def test_speech_of_another_length_than_the_features_is_a_warning(good, tmp_path, capsys):
+    write_speech_like_wav(tmp_path / "ten.wav", 10.0)
+    assert cli_status(["video", *_argv(good, tmp_path, **{"--audio": tmp_path / "ten.wav"})]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: the speech {tmp_path / 'ten.wav'} lasts 10.00 s but the features give 0.12 s of video "
+                        "(3 frames at 25 fps): the speech is cut"]
+    write_speech_like_wav(tmp_path / "blip.wav", 0.02)
+    assert cli_status(["video", *_argv(good, tmp_path, **{"--audio": tmp_path / "blip.wav"})]) == 0
+    assert "lasts 0.02 s but the features give 0.12 s of video (3 frames at 25 fps): the speech is padded with silence" \
+        in capsys.readouterr().err
+
+
+def test_an_fps_off_the_features_rate_is_a_warning(good, tmp_path, capsys):
+    assert cli_status(["video", *_argv(good, tmp_path, **{"--fps": "30"})]) == 0
+    err = capsys.readouterr().err
+    assert "warning: fps 30 is not the ave features' rate (25 per second): lip sync will drift" in err
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_python_api_wrong_types_are_named(good):
+    from frame_generation_pipeline import FrameGenerationPipeline, RenderOptions
+    from frame_generation_pipeline.errors import ArgumentTypeError
+
+    pipeline = FrameGenerationPipeline(good / "ave.pth", device="cpu", backend="torch")
+    with pytest.raises(ArgumentTypeError, match="templates must be a TemplateSet or a template folder path, got int"):
+        next(pipeline.generator.iter_frames(123, good / "f.npy"))
+    with pytest.raises(ArgumentTypeError, match="audio features must be AudioFeatures, a NumPy array or a feature file path, got float"):
+        next(pipeline.generator.iter_frames(good / "tpl", 4.5))
+    with pytest.raises(ArgumentTypeError, match="start_frame must be an integer, got float 3.5"):
+        next(pipeline.generator.iter_frames(str(good / "tpl"), str(good / "f.npy"), start_frame=3.5))
+    with pytest.raises(ArgumentTypeError, match="crf must be an integer, got str '20'"):
+        pipeline.generate_video(good / "f.npy", good / "tpl", good / "s.wav", good / "never.mp4", crf="20")
+    with pytest.raises(ArgumentTypeError, match="use_parsing must be True or False"):
+        RenderOptions(use_parsing="yes")
+    frames = list(pipeline.generator.iter_frames(str(good / "tpl"), str(good / "f.npy"), frame_count=1))
+    assert len(frames) == 1 and frames[0].shape == (160, 200, 3), "paths as str work"
+    assert not (good / "never.mp4").exists()
+
+
+def test_a_full_disk_while_exporting_into_the_cache_is_a_clean_error(good, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    argv = ["video", "--quiet", *_argv(good, tmp_path)]
+    env = {**os.environ, "FRAME_GEN_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", DISK_FULL, *argv], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {tmp_path / 'cache' / 'onnx'}/") and result.stderr.endswith(
+        ".onnx: cannot write the ONNX model (File too large)\n") and result.stderr.count("\n") == 1
+    assert list((tmp_path / "cache" / "onnx").iterdir()) == [] and not (tmp_path / "out.mp4").exists()

@@ -1,4 +1,5 @@
-"""The U-Net against the real checkpoint layouts and a functional transcription of SPEC.md."""
+"""The U-Net and the audio encoder against the real checkpoint layouts; the U-Net against a
+functional transcription of docs/contract.md "The network"."""
 
 from __future__ import annotations
 
@@ -6,29 +7,41 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from frame_generation_pipeline import synthetic
-from frame_generation_pipeline.modes import MODES
-from frame_generation_pipeline.network import SyncTalkUNet
+from frame_generation_pipeline.contract import MODES
+from frame_generation_pipeline.models.audio_encoder import AudioEncoderNet
+from frame_generation_pipeline.models.network import SyncTalkUNet
 
-from .conftest import SHARED
+from .conftest import DATA
 
-LAYOUTS = SHARED / "checkpoint-layout"
+LAYOUTS = DATA / "checkpoint-layout"
+
+
+def _layout_rows(name):
+    return [
+        line.rstrip("\n").split("\t")
+        for line in (LAYOUTS / f"{name}.tsv").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+
+
+def _our_rows(module):
+    return [
+        [k, str(v.dtype).removeprefix("torch."), "x".join(map(str, v.shape)) or "scalar"]
+        for k, v in module.state_dict().items()
+    ]
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_state_dict_matches_real_layout(mode):
-    if not LAYOUTS.is_dir():
-        pytest.skip(f"{LAYOUTS} not present")
-    rows = [
-        line.rstrip("\n").split("\t")
-        for line in (LAYOUTS / f"{mode}.tsv").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
-    ours = [
-        [k, str(v.dtype).removeprefix("torch."), "x".join(map(str, v.shape)) or "scalar"]
-        for k, v in SyncTalkUNet(mode).state_dict().items()
-    ]
-    assert ours == rows
+    rows = _layout_rows(mode)
+    assert _our_rows(SyncTalkUNet(mode)) == rows
+
+
+def test_audio_encoder_matches_real_layout():
+    rows = _layout_rows("audio_encoder")
+    assert _our_rows(AudioEncoderNet()) == rows
+    assert sum(int(torch.tensor([int(n) for n in shape.split("x")]).prod()) for _, dtype, shape in rows
+               if dtype == "float32" and shape != "scalar") > 2_700_000
 
 
 def _bn(x, sd, p):
@@ -86,18 +99,18 @@ def functional_unet(sd, mode, images, audio):
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_module_equals_functional_transcription(mode):
-    state = synthetic.random_unet_state(mode, seed=5)
+def test_module_equals_functional_transcription(mode, checkpoints):
+    state = torch.load(checkpoints[mode])
     net = SyncTalkUNet(mode)
     net.load_state_dict(state)
     net.eval()
     generator = torch.Generator().manual_seed(0)
-    images = torch.rand((2, 6, 320, 320), generator=generator)
-    audio = torch.randn((2, *MODES[mode].audio_shape), generator=generator)
+    images = torch.rand((1, 6, 320, 320), generator=generator)
+    audio = torch.randn((1, *MODES[mode].audio_shape), generator=generator)
     with torch.inference_mode():
         ours = net(images, audio)
         reference = functional_unet(state, mode, images, audio)
-    assert ours.shape == (2, 3, 320, 320)
+    assert ours.shape == (1, 3, 320, 320)
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-4)  # wiring faults give > 1e-2
     assert 0.1 < float(ours.std()) and 0.0 <= float(ours.min()) and float(ours.max()) <= 1.0
 

@@ -1,6 +1,9 @@
-"""ONNX export and the onnxruntime backend."""
+"""ONNX export, the onnxruntime backend, the export cache and the checks on a given --onnx file."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -9,27 +12,16 @@ import pytest
 import torch
 
 from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet, UNetModel
-from frame_generation_pipeline import onnx_model as onnx_module
-from frame_generation_pipeline.onnx_model import OnnxUNetModel
-from frame_generation_pipeline.audio_features import AudioFeatures
-from frame_generation_pipeline.backends import resolve_backend
-from frame_generation_pipeline.cli import main
-from frame_generation_pipeline.errors import ExportError
-from frame_generation_pipeline.modes import MODES
+from frame_generation_pipeline.app.cli import main
+from frame_generation_pipeline.contract import MODES
+from frame_generation_pipeline.errors import ExportError, ModelFileError
+from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.models import export as export_module
+from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frame_generation_pipeline.models.cache import onnx_metadata
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.mark.parametrize("opset", [11, 17])
-@pytest.mark.parametrize("mode", list(MODES))
-def test_export_matches_torch_at_two_batch_sizes(checkpoints, tmp_path, mode, opset):
-    model = UNetModel(checkpoints[mode], mode, device="cpu")
-    path = tmp_path / f"{mode}.onnx"
-    report = model.export_to_onnx(path, opset_version=opset)
-    assert report.max_abs_difference <= 1e-4
+def _check_export(path, model, mode, opset):
     graph = onnx.load(str(path))
     assert graph.opset_import[0].version == opset
     assert [i.name for i in graph.graph.input] == ["input", "audio"] and [o.name for o in graph.graph.output] == ["output"]
@@ -39,69 +31,103 @@ def test_export_matches_torch_at_two_batch_sizes(checkpoints, tmp_path, mode, op
     assert meta["audio_shape"] == str(list(MODES[mode].audio_shape)) and "BGR" in meta["input_layout"]
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(11)
-    for batch in (1, 3):
-        images = torch.rand((batch, 6, 320, 320), generator=generator)
-        audio = torch.randn((batch, *MODES[mode].audio_shape), generator=generator)
-        expected = model.predict(images, audio).numpy()
-        got = session.run(["output"], {"input": images.numpy(), "audio": audio.numpy()})[0]
-        assert got.shape == (batch, 3, 320, 320)
-        assert np.abs(got - expected).max() <= 1e-4
+    images = torch.rand((2, 6, 320, 320), generator=generator)  # batch 2 through the dynamic axis
+    audio = torch.randn((2, *MODES[mode].audio_shape), generator=generator)
+    expected = model.predict(images, audio).numpy()
+    got = session.run(["output"], {"input": images.numpy(), "audio": audio.numpy()})[0]
+    assert got.shape == (2, 3, 320, 320)
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_export_matches_torch(checkpoints, exports, mode):
+    _check_export(exports[mode], UNetModel(checkpoints[mode], mode, device="cpu"), mode, 17)
 
 
 def test_export_over_tolerance_is_refused_and_writes_nothing(checkpoints, tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_module, "EXPORT_TOLERANCE", 0.0)
-    with pytest.raises(ExportError, match="differs from torch by"):
+    monkeypatch.setattr(export_module, "_compare_with_torch", lambda *args: 2e-4)
+    with pytest.raises(ExportError, match="differs from torch by 2.00e-04 \\(limit 1e-04\\)"):
         UNetModel(checkpoints["ave"], "ave", device="cpu").export_to_onnx(tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_onnxruntime_frames_within_2_of_torch(checkpoints, features, templates_640):
-    torch_pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
-    ort_pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime", batch_size=3)
-    assert ort_pipeline.backend == "onnxruntime"
+def test_onnxruntime_frames_within_2_of_torch(checkpoints, features, templates_640, exports):
+    exact = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
+    fast = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime", batch_size=3,
+                                   onnx_path=exports["ave"])
+    assert fast.backend == "onnxruntime" and exact.model.exact and not fast.model.exact
     templates = TemplateSet.from_folder(templates_640, use_parsing=True)
     feats = AudioFeatures.load(features["ave"], "ave")
-    for a, b in zip(torch_pipeline.generator.iter_frames(templates, feats),
-                    ort_pipeline.generator.iter_frames(templates, feats), strict=True):
+    for a, b in zip(exact.generator.iter_frames(templates, feats), fast.generator.iter_frames(templates, feats), strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
-def test_onnxruntime_streams_change_no_frame(checkpoints, features, templates_640, tmp_path):
-    path = UNetModel(checkpoints["ave"], "ave", device="cpu").export_to_onnx(tmp_path / "ave.onnx").path
+def test_onnxruntime_streams_change_no_frame(features, templates_640, exports):
     templates = TemplateSet.from_folder(templates_640, use_parsing=True)
     feats = AudioFeatures.load(features["ave"], "ave")
     frames = {}
     for streams in (1, 2):
-        model = OnnxUNetModel(path, "ave", device="cpu", streams=streams)
+        model = OnnxRuntimeBackend(exports["ave"], "ave", device="cpu", streams=streams)
         assert model.streams == streams
-        frames[streams] = list(FrameGenerator(model, batch_size=1).iter_frames(templates, feats))
+        frames[streams] = list(FrameGenerator(model, batch_size=1).iter_frames(templates, feats, frame_count=4))
     for a, b in zip(frames[1], frames[2], strict=True):
         assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="streams must be at least 1"):
-        OnnxUNetModel(path, "ave", device="cpu", streams=0)
+        OnnxRuntimeBackend(exports["ave"], "ave", device="cpu", streams=0)
 
 
-def test_auto_picks_onnxruntime_on_cpu_and_the_export_is_cached(checkpoints, tmp_path):
-    assert resolve_backend("auto", torch.device("cpu")) == "onnxruntime"
-    assert resolve_backend("auto", torch.device("cuda")) == "torch"
-    first = FrameGenerationPipeline(checkpoints["hubert"], mode="hubert", device="cpu", backend="auto")
-    cached = list((tmp_path / "cache" / "onnx").iterdir())
-    assert first.backend == "onnxruntime" and len(cached) == 1
-    stamp = cached[0].stat().st_mtime_ns
-    FrameGenerationPipeline(checkpoints["hubert"], mode="hubert", device="cpu", backend="onnxruntime")
-    assert cached[0].stat().st_mtime_ns == stamp, "the second pipeline must reuse the export"
-    report = first.export_model_to_onnx(tmp_path / "hubert11.onnx", opset_version=11)
-    assert report.opset_version == 11 and report.max_abs_difference <= 1e-4
-    assert onnx_module.read_metadata(report.path)["mode"] == "hubert"
+def test_the_export_is_cached_by_checkpoint_and_reused(checkpoints, exports):
+    cached = exports["hubert"]  # exported into the session's cache on first use
+    assert cached.parent.name == "onnx" and cached.name.startswith(UNetModel(checkpoints["hubert"], "hubert").checkpoint_sha256[:24])
+    stamp = cached.stat().st_mtime_ns
+    pipeline = FrameGenerationPipeline(checkpoints["hubert"], mode="hubert", device="cpu", backend="onnxruntime")
+    assert pipeline.model.path == cached and cached.stat().st_mtime_ns == stamp, "the pipeline must reuse the export"
+    assert [p.name for p in cached.parent.iterdir()].count(cached.name) == 1
 
 
-def test_a_given_onnx_file_of_another_mode_is_refused(checkpoints, tmp_path):
-    UNetModel(checkpoints["wenet"], "wenet", device="cpu").export_to_onnx(tmp_path / "w.onnx")
-    with pytest.raises(ValueError, match="exported for mode 'wenet', not 'ave'"):
-        FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime", onnx_path=tmp_path / "w.onnx")
+def test_a_given_onnx_file_of_another_mode_is_refused(checkpoints, exports):
+    with pytest.raises(ModelFileError, match="exported for mode 'wenet', not 'ave'"):
+        FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime", onnx_path=exports["wenet"])
 
 
-def test_export_onnx_command(checkpoints, tmp_path, capsys):
-    assert main(["export-onnx", "--checkpoint", str(checkpoints["ave"]), "--output", str(tmp_path / "m.onnx"), "--opset", "11"]) == 0
-    assert "max difference to torch" in capsys.readouterr().out
-    assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == 11
+def test_a_given_onnx_file_of_another_checkpoint_is_refused_naming_both(checkpoints, exports, tmp_path):
+    other = tmp_path / "other.pth"
+    other.write_bytes(checkpoints["ave"].read_bytes() + b"\0")  # another file, another sha256
+    with pytest.raises(ModelFileError) as info:
+        FrameGenerationPipeline(other, device="cpu", backend="onnxruntime", onnx_path=exports["ave"])
+    message = str(info.value)
+    assert str(exports["ave"]) in message and str(other) in message and "sha256" in message and "\n" not in message
+
+
+NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not to be imported here")
+sys.meta_path.insert(0, NoTorch())
+from frame_generation_pipeline import FrameGenerationPipeline
+pipeline = FrameGenerationPipeline(sys.argv[1], device="cpu", backend="onnxruntime", onnx_path=sys.argv[2])
+frames = list(pipeline.generator.iter_frames(sys.argv[3], sys.argv[4], frame_count=2))
+print(pipeline.backend, len(frames), frames[0].shape, "torch" in sys.modules)
+"""
+
+
+def test_a_given_onnx_file_loads_no_torch_at_all(checkpoints, exports, templates_640, features):
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(checkpoints["ave"]), str(exports["ave"]),
+                             str(templates_640), str(features["ave"])], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["onnxruntime", "2", "(480,", "640,", "3)", "False"]
+
+
+def test_onnx_with_the_torch_backend_is_refused(checkpoints, exports):
+    with pytest.raises(ValueError, match="is for the onnxruntime or openvino backend, not torch"):
+        FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch", onnx_path=exports["ave"])
+
+
+def test_export_onnx_command_at_opset_11_for_older_runtimes(checkpoints, tmp_path, capsys):
+    assert main(["export-onnx", "--checkpoint", str(checkpoints["wenet"]), "--mode", "wenet", "--output",
+                 str(tmp_path / "w11.onnx"), "--opset", "11"]) == 0
+    assert "max difference to torch" in capsys.readouterr().err
+    _check_export(tmp_path / "w11.onnx", UNetModel(checkpoints["wenet"], "wenet", device="cpu"), "wenet", 11)
+    assert onnx_metadata(tmp_path / "w11.onnx")["mode"] == "wenet"

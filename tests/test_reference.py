@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
-from frame_generation_pipeline.audio_features import AudioFeatures
-from frame_generation_pipeline.cli import main
-from frame_generation_pipeline.reference import sample_indices
+from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.app.cli import main
+from frame_generation_pipeline.ports.reference import sample_indices
 
 from . import spec_reference
 
@@ -40,7 +40,7 @@ def test_bundle_equals_the_spec_and_the_pipeline(bundle, checkpoints, features, 
     assert metadata["template_count"] == 5 and metadata["template_schedule"] == spec_reference.template_indices(7, 5, 1)
     samples = metadata["samples"]
     assert [s["frame_index"] for s in samples] == [0, 2, 4, 6]
-    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu")
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
     ours = list(pipeline.generator.iter_frames(TemplateSet.from_folder(templates_640, use_parsing=True),
                                                AudioFeatures(rows, "ave"), start_frame=1))
     for sample in samples:
@@ -56,7 +56,8 @@ def test_bundle_equals_the_spec_and_the_pipeline(bundle, checkpoints, features, 
 def test_verify_accepts_the_bundle(bundle, checkpoints, capsys):
     assert main(["verify-reference", str(bundle), "--checkpoint", str(checkpoints["ave"])]) == 0
     out = capsys.readouterr().out
-    assert "OK: every stage matches" in out and "skipped" not in out
+    assert "OK: 5 of 5 stages checked, all match" in out and "not checked" not in out
+    assert "(px)" in out and "(levels of 255)" in out and "(files differing)" in out
 
 
 @pytest.mark.parametrize("stage, file_key", [("input", "input"), ("network", "output"), ("frame", "frame"), ("landmarks", "landmarks")])
@@ -85,9 +86,23 @@ def test_one_changed_value_is_rejected_with_its_stage(bundle, checkpoints, tmp_p
     assert verdict.startswith("MISMATCH") and stage in verdict
 
 
-def test_verify_without_checkpoint_skips_the_network(bundle, capsys):
+def test_verify_without_checkpoint_says_the_network_was_not_checked(bundle, capsys):
     assert main(["verify-reference", str(bundle)]) == 0
-    assert "skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not checked: network (no checkpoint given)" in out
+    assert out.strip().splitlines()[-1] == "OK: 4 of 5 stages checked, all match"
+
+
+def test_verify_names_a_missing_sample_file(bundle, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    victim = json.loads((copy / "metadata.json").read_text())["samples"][2]["files"]["output"]
+    (copy / victim).unlink()
+    assert main(["verify-reference", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {copy / victim}: is listed in metadata.json but missing from the bundle\n"
 
 
 def test_not_a_bundle_is_a_clean_error(tmp_path, capsys):

@@ -10,22 +10,19 @@ import pytest
 import soundfile
 import torch
 
-from frame_generation_pipeline import synthetic
-from frame_generation_pipeline.audio_encoder import AudioEncoder
-from frame_generation_pipeline.cli import main
+from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.inputs.features import read_feature_array
+from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.app.cli import main
 from frame_generation_pipeline.errors import AudioError, CheckpointError
-from frame_generation_pipeline.speech import load_speech, log_mel_spectrogram
-from frame_generation_pipeline.video import ffmpeg_executable
+from frame_generation_pipeline.audio.mel import log_mel_spectrogram
+from frame_generation_pipeline.audio.speech import load_speech
+from frame_generation_pipeline.audio.ffmpeg import ffmpeg_executable
 
-from .conftest import SHARED
+from .conftest import DATA
 from .spec_reference import naive_ave_features
 
-TALK = SHARED / "data" / "talk_hb.wav"
-
-
-@pytest.fixture(scope="module")
-def encoder_path(tmp_path_factory):
-    return synthetic.save_random_audio_encoder(tmp_path_factory.mktemp("enc") / "audio_visual_encoder.pth", seed=2)
+TALK = DATA / "talk_hb_6s.wav"  # 6 s of real speech, a silent second in the middle
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +40,6 @@ def signals(tmp_path_factory):
 
 
 def test_mel_equals_librosa_on_real_speech():
-    if not TALK.is_file():
-        pytest.skip(f"{TALK} not present")
     import librosa
     import scipy.signal
 
@@ -60,8 +55,6 @@ def test_mel_equals_librosa_on_real_speech():
 
 
 def test_features_from_real_speech_equal_the_transcription(encoder_path):
-    if not TALK.is_file():
-        pytest.skip(f"{TALK} not present")
     ours = AudioEncoder(encoder_path, device="cpu").features_from_audio(TALK)
     expected, mel = naive_ave_features(str(TALK), torch.load(encoder_path))
     n = int((mel.shape[0] - 16) / 80 * 25) + 2
@@ -104,10 +97,8 @@ def test_a_unet_checkpoint_is_not_an_encoder(checkpoints):
         AudioEncoder(checkpoints["ave"], device="cpu")
 
 
-def test_features_and_video_commands_from_a_wav(encoder_path, checkpoints, templates_640, tmp_path, capsys):
-    from frame_generation_pipeline.demo import write_speech_like_wav
-
-    wav = write_speech_like_wav(tmp_path / "s.wav", 0.5)
+def test_features_and_video_commands_from_a_wav(encoder_path, checkpoints, templates_640, tmp_path, speech):
+    wav = speech["half"]
     assert main(["features", "--quiet", "--audio-encoder", str(encoder_path), "--audio", str(wav), "--output", str(tmp_path / "f.npy")]) == 0
     count = np.load(tmp_path / "f.npy").shape[0]
     assert count == int((41 - 16) / 80 * 25) + 2 + 2
@@ -122,13 +113,41 @@ def test_features_and_video_commands_from_a_wav(encoder_path, checkpoints, templ
     "extra, message",
     [([], "no audio features: give a feature file"), (["--mode", "wenet", "--audio-encoder", "ENC"], "computes ave features")],
 )
-def test_video_without_features_needs_an_encoder_and_ave(encoder_path, checkpoints, templates_640, tmp_path, capsys, extra, message):
-    from frame_generation_pipeline.demo import write_speech_like_wav
-
-    wav = write_speech_like_wav(tmp_path / "s.wav", 0.5)
+def test_video_without_features_needs_an_encoder_and_ave(encoder_path, checkpoints, templates_640, tmp_path, capsys, speech, extra, message):
+    wav = speech["half"]
     extra = [str(encoder_path) if x == "ENC" else x for x in extra]
     checkpoint = checkpoints["wenet" if "wenet" in extra else "ave"]
     status = main(["video", "--quiet", "--checkpoint", str(checkpoint), "--template-dir", str(templates_640),
                    "--audio", str(wav), "--output", str(tmp_path / "v.mp4"), *extra])
     assert status == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_features_go_to_exactly_the_named_file(encoder_path, speech, tmp_path):
+    assert main(["features", "--quiet", "--audio-encoder", str(encoder_path), "--audio", str(speech["half"]),
+                 "--output", str(tmp_path / "feats")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats"], "no hidden or renamed file"
+    assert np.load(tmp_path / "feats").shape == (11, 512)
+
+
+def test_bin_features_for_ports_round_trip(encoder_path, speech, checkpoints, templates_640, tmp_path):
+    import json
+    import struct
+
+    common = ["--quiet", "--audio-encoder", str(encoder_path), "--audio", str(speech["half"])]
+    assert main(["features", *common, "--output", str(tmp_path / "f.npy")]) == 0
+    assert main(["features", *common, "--format", "bin", "--output", str(tmp_path / "f.bin")]) == 0
+    description = json.loads((tmp_path / "f.bin.json").read_text())
+    assert description["num_frames"] == 11 and description["feature_size"] == 512 and description["shape"] == [11, 512]
+    raw = (tmp_path / "f.bin").read_bytes()
+    values = struct.unpack(f"<{len(raw) // 4}f", raw)  # an independent reader: little-endian float32 rows
+    independent = np.array(values, dtype=np.float32).reshape(description["shape"])
+    assert np.array_equal(independent, np.load(tmp_path / "f.npy"))
+    assert np.array_equal(read_feature_array(tmp_path / "f.bin"), independent)
+    frames = {}
+    for name in ("f.npy", "f.bin"):
+        assert main(["frames", "--quiet", "--exact", "--checkpoint", str(checkpoints["ave"]), "--template-dir",
+                     str(templates_640), "--audio-features", str(tmp_path / name), "--max-frames", "2",
+                     "--output-dir", str(tmp_path / f"out-{name}")]) == 0
+        frames[name] = [p.read_bytes() for p in sorted((tmp_path / f"out-{name}").iterdir())]
+    assert len(frames["f.bin"]) == 2 and frames["f.bin"] == frames["f.npy"]

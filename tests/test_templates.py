@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from frame_generation_pipeline import synthetic
+from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.errors import ConfigurationError, TemplateError
-from frame_generation_pipeline.templates import TemplateSet, ping_pong_schedule
+from frame_generation_pipeline.inputs.templates import TemplateSet, ping_pong_schedule
 
 from .spec_reference import template_indices
 
@@ -98,5 +98,42 @@ def test_parsing_of_another_size_is_refused(folder):
 
     cv2.imwrite(str(folder / "parsing" / "1.png"), np.zeros((10, 10, 3), np.uint8))
     templates = TemplateSet.from_folder(folder, use_parsing=True)
-    with pytest.raises(TemplateError, match="1.png: parsing image is 10x10, its frame is 160x120"):
+    with pytest.raises(TemplateError, match="1.png: is 10x10, but the templates are 160x120"):
         templates.load(1)
+    with pytest.raises(TemplateError, match="1.png: is 10x10, but the templates are 160x120"):
+        templates.validate(templates.schedule(3))
+
+
+def test_a_template_frame_of_another_size_is_refused_before_decoding(folder, monkeypatch):
+    import cv2
+    import numpy as np
+
+    from frame_generation_pipeline.inputs import templates as templates_module
+
+    cv2.imwrite(str(folder / "full_body_img" / "2.jpg"), np.zeros((100, 150, 3), np.uint8))
+    templates = TemplateSet.from_folder(folder)
+    decoded = []
+    monkeypatch.setattr(templates_module, "read_image", lambda path: decoded.append(path))
+    with pytest.raises(TemplateError, match=r"full_body_img/2.jpg: is 150x100, but the templates are 160x120 \(0.jpg\)"):
+        templates.validate(templates.schedule(3))
+    assert decoded == [], "sizes come from the file headers"
+
+
+def test_exif_rotation_counts_in_the_size(tmp_path):
+    from PIL import Image
+
+    from frame_generation_pipeline.inputs.images import image_size, read_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed, as OpenCV decodes it
+    Image.new("RGB", (40, 30)).save(tmp_path / "r.jpg", exif=exif)
+    assert image_size(tmp_path / "r.jpg") == (30, 40) == read_image(tmp_path / "r.jpg").shape[1::-1]
+
+
+def test_images_numbered_from_one_are_named_with_the_fix(folder):
+    images = folder / "full_body_img"
+    for k in range(3, -1, -1):
+        (images / f"{k}.jpg").rename(images / f"{k + 1}.jpg")
+    with pytest.raises(TemplateError, match=r"images are numbered from 1 \(1..4\) but landmarks from 0 \(0..3\); "
+                       r"rename image k.jpg to \(k-1\).jpg"):
+        TemplateSet.from_folder(folder)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from frame_generation_pipeline import UNetModel, synthetic
+from frame_generation_pipeline import UNetModel
+from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.errors import CheckpointError, ConfigurationError
-from frame_generation_pipeline.modes import MODES
+from frame_generation_pipeline.contract import MODES
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +74,19 @@ def test_layout_differences_are_counted_and_named(tmp_path, ave_state):
 
 @pytest.mark.parametrize(
     "content, expected",
-    [(None, "checkpoint file not found"), (b"not a checkpoint", "not a readable PyTorch checkpoint"),
+    [(None, "checkpoint file not found"), (b"not a checkpoint\n", "a text file, not a PyTorch checkpoint; expected a state_dict"),
+     (b"PK\x03\x04 broken", "a damaged PyTorch checkpoint"), (b"\x00\xff\xfe", "unknown binary format"),
+     ("pickle", "a pickle of Python objects other than tensors; expected a state_dict saved with torch.save"),
      ("list", "does not hold a state_dict")],
 )
 def test_missing_corrupt_and_foreign_checkpoints(tmp_path, content, expected):
+    import argparse
+
     path = tmp_path / "model.pth"
     if content == "list":
         torch.save([torch.zeros(1)], path)
+    elif content == "pickle":
+        torch.save({"args": argparse.Namespace(lr=0.1)}, path)
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=expected) as info:

@@ -1,7 +1,7 @@
 """Render lip-synced talking-head frames and video with trained SyncTalk_2D 328 checkpoints.
 
 The public names are imported on first use, so that `import frame_generation_pipeline` (and
-`frame-gen --version`) stays cheap until torch is really needed.
+`frame-gen --version`) stays cheap until a backend is really needed.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from .version import __version__
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
-    "AudioFeatures": "audio_features",
+    "AudioFeatures": "inputs.features",
     "FrameGenerationPipeline": "pipeline",
     "FrameGenerator": "frame_generator",
     "ImageProcessor": "image_processor",
+    "RenderOptions": "options",
+    "RenderResult": "options",
     "RenderedFrame": "frame_generator",
-    "TemplateSet": "templates",
+    "TemplateSet": "inputs.templates",
     "UNetModel": "unet_model",
+    "load_backend": "models.backends",
 }
 
 __all__ = ["FrameGenerationError", "__version__", *_LAZY]

@@ -1,5 +1,5 @@
 """`python -m frame_generation_pipeline` runs the `frame-gen` command line."""
 
-from .cli import main
+from .app.cli import main
 
 raise SystemExit(main())

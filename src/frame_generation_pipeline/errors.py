@@ -17,6 +17,10 @@ class ConfigurationError(FrameGenerationError, ValueError):
     """An argument has a value this package cannot work with (unknown mode, start frame past the end...)."""
 
 
+class ArgumentTypeError(FrameGenerationError, TypeError):
+    """An argument has the wrong type (a float where a frame index is expected, a str for a number...)."""
+
+
 class InputFileError(FrameGenerationError):
     """A file given by the user is missing, unreadable or holds the wrong content."""
 
@@ -42,8 +46,16 @@ class CheckpointError(InputFileError):
     """A checkpoint is missing, corrupt, or does not hold the expected network."""
 
 
+class ModelFileError(InputFileError):
+    """An exported model (ONNX) is unreadable, or was exported from another checkpoint or mode."""
+
+
 class OutputError(InputFileError):
     """An output location cannot be written."""
+
+
+class BundleError(InputFileError):
+    """A reference bundle or port package is incomplete or malformed."""
 
 
 class EncoderError(FrameGenerationError):
@@ -51,4 +63,12 @@ class EncoderError(FrameGenerationError):
 
 
 class ExportError(FrameGenerationError):
-    """An ONNX export failed its check against the torch model, or a backend is unavailable."""
+    """An ONNX export failed its check against the torch model."""
+
+
+class BackendUnavailableError(FrameGenerationError):
+    """A backend was asked for whose library is not installed, or that cannot run on the device."""
+
+
+class StreamError(FrameGenerationError):
+    """A live streaming session was fed audio it cannot take, or used after it was closed."""

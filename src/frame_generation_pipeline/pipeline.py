@@ -1,34 +1,42 @@
-"""FrameGenerationPipeline: the high-level calls, from input files to finished outputs."""
+"""FrameGenerationPipeline: a checkpoint loaded once, rendered into videos, frame folders and
+reference bundles from templates and speech or features (paths or in-memory objects)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-import torch
 from tqdm import tqdm
 
-from .audio_encoder import AudioEncoder
-from .audio_features import AudioFeatures
-from .backends import DEFAULT_BATCH, create_backend, resolve_backend
+from .audio.ffmpeg import AudioInfo, probe_audio
+from .contract import get_mode
+from .devices import tune_allocator
 from .errors import ConfigurationError
-from .frame_generator import FrameGenerator
-from .outputs import atomic_directory, atomic_file
-from .reference import write_bundle
-from .templates import TemplateSet
-from .unet_model import UNetModel, resolve_device
-from .video import DEFAULT_PRESET, PRESETS, VideoEncoder, probe_audio
+from .files import atomic_directory, atomic_file
+from .inputs.features import AudioFeatures, as_features
+from .inputs.templates import TemplateSet, as_templates
+from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
+from .options import RenderOptions, RenderResult
+from .outputs.frames import is_frame_file, write_frames
+from .outputs.video import VideoEncoder, check_container
+from .ports.reference import write_bundle
+from .render.generator import FrameGenerator
 
 if TYPE_CHECKING:
-    from .onnx_model import ExportReport
+    from .models.export import ExportReport
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Templates = TemplateSet | str | os.PathLike[str]
+Features = AudioFeatures | str | os.PathLike[str] | None
+Path_ = str | os.PathLike[str]
 
 
 def progress(frames: Iterator[T], total: int, enabled: bool) -> Iterator[T]:
@@ -37,59 +45,69 @@ def progress(frames: Iterator[T], total: int, enabled: bool) -> Iterator[T]:
 
 
 class FrameGenerationPipeline:
-    """Loads a checkpoint once and renders frames and videos from templates and audio features.
+    """Loads a checkpoint once and renders frames, videos and reference bundles.
 
     Args:
         checkpoint_path: a SyncTalk_2D 328 checkpoint (state_dict, `module.` prefix accepted).
         mode: "ave", "hubert" or "wenet".
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
-        backend: "torch" (bit-exact to the spec on the CPU), "onnxruntime" (faster on the CPU,
-            frames within 2 per value of torch's) or "auto" (the fastest measured for the device).
-        batch_size: frames per network call; None picks a measured default for backend and device.
-        onnx_path: an exported graph for the onnxruntime backend; None exports the checkpoint
-            into the cache (keyed by its sha256) on first use.
-        precision: "fp32", or with the torch backend on CUDA "fp16" / "bf16".
+        backend: "auto" (the fastest installed for the device; frames within 2 per value of the
+            exact path), "torch" (bit-exact on the CPU), "onnxruntime" or "openvino".
+        batch_size: frames per network call; None picks the backend's measured default.
+        onnx_path: an exported graph for onnxruntime / openvino (it must come from this
+            checkpoint; no torch weights are loaded then). None uses the export cache.
+        precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
 
     Raises:
-        ConfigurationError: unknown mode, backend or device.
-        CheckpointError: the checkpoint is missing, corrupt or of another mode.
+        ConfigurationError: unknown mode, backend, precision or device.
+        CheckpointError, ModelFileError: the checkpoint or exported model is unusable or of another mode.
     """
 
     def __init__(
         self,
-        checkpoint_path: str | os.PathLike[str],
+        checkpoint_path: Path_,
         mode: str = "ave",
-        device: str | torch.device | None = None,
-        backend: str = "torch",
+        device: str | None = None,
+        backend: str = "auto",
         batch_size: int | None = None,
-        onnx_path: str | os.PathLike[str] | None = None,
-        precision: str = "fp32",
+        onnx_path: Path_ | None = None,
+        precision: str = "auto",
     ) -> None:
-        concrete = resolve_backend(backend, resolve_device(device))  # before the checkpoint is read
-        self.model = UNetModel(checkpoint_path, mode=mode, device=device, precision=precision)
-        self.mode = self.model.mode
-        self.backend, runner = create_backend(concrete, self.model, onnx_path)
+        self.checkpoint_path = Path(checkpoint_path)
+        self.mode = get_mode(mode)
+        tune_allocator()
+        logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
+        self.model = load_backend(checkpoint_path, self.mode, device, backend, precision, onnx_path)
+        self.backend = self.model.name
+        self.device = self.model.device
         if batch_size is None:
-            batch_size = DEFAULT_BATCH[(self.backend, self.model.device.type)]
-        self.generator = FrameGenerator(runner, batch_size=batch_size)
-        logger.info("backend %s on %s, batch size %d", self.backend, self.model.device, batch_size)
+            batch_size = type(self.model).default_batch(self.device.split(":")[0])
+        self.generator = FrameGenerator(self.model, batch_size=batch_size)
 
-    def export_model_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17) -> ExportReport:
-        """Export the loaded checkpoint to ONNX (see UNetModel.export_to_onnx)."""
-        return self.model.export_to_onnx(output_path, opset_version)
+    def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
+        """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
+        return self._exact_model().export_to_onnx(output_path, opset_version)
 
-    def _inputs(
-        self,
-        audio_features_path: str | os.PathLike[str] | None,
-        template_dir: str | os.PathLike[str],
-        use_parsing: bool,
-        audio_path: str | os.PathLike[str] | None = None,
-        audio_encoder_path: str | os.PathLike[str] | None = None,
-    ) -> tuple[AudioFeatures, TemplateSet]:
-        templates = TemplateSet.from_folder(template_dir, use_parsing=use_parsing)
-        if audio_features_path is not None:
-            return AudioFeatures.load(audio_features_path, self.mode), templates
-        if audio_encoder_path is None or audio_path is None:
+    def _exact_model(self) -> InferenceBackend:
+        if self.model.exact:
+            return self.model
+        from .models.backends.torch_backend import TorchBackend
+
+        return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
+
+    def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None) -> AudioFeatures:
+        """The features to render: given (file, array, AudioFeatures), or computed from speech.
+
+        With `audio_encoder` (a path to `audio_visual_encoder.pth` or a loaded AudioEncoder) ave
+        features are computed from `audio`; giving both features and an encoder is refused.
+        """
+        if features is not None and audio_encoder is not None:
+            raise ConfigurationError(
+                "both audio features and an audio encoder were given: give one of them (the encoder computes features from the speech)"
+            )
+        if features is not None:
+            return as_features(features, self.mode)
+        if audio_encoder is None or audio is None:
             raise ConfigurationError(
                 "no audio features: give a feature file (--audio-features), or the speech (--audio) and "
                 "the ave audio encoder (--audio-encoder) to compute them"
@@ -99,107 +117,132 @@ class FrameGenerationPipeline:
                 f"the audio encoder computes ave features, but the checkpoint's mode is {self.mode.name!r}: "
                 "give --audio-features for this mode"
             )
-        encoder = AudioEncoder(audio_encoder_path, device=self.model.device)
-        return AudioFeatures(encoder.features_from_audio(audio_path), self.mode, source=str(audio_path)), templates
+        from .models.audio_encoder import AudioEncoder
 
-    def generate_frames_only(
-        self,
-        audio_features_path: str | os.PathLike[str],
-        template_dir: str | os.PathLike[str],
-        output_dir: str | os.PathLike[str],
-        start_frame: int = 0,
-        use_parsing: bool = False,
-        image_format: str = "png",
-        show_progress: bool = False,
-    ) -> list[str]:
-        """Render one image per feature row into `output_dir` and return their paths in frame order.
+        if not isinstance(audio_encoder, AudioEncoder):
+            audio_encoder = AudioEncoder(audio_encoder, device=self.device)
+        logger.info("computing ave features from %s", getattr(audio, "path", audio))
+        return AudioFeatures(audio_encoder.features_from_audio(audio), self.mode, source=str(getattr(audio, "path", audio)))
 
-        Frames are named `000000.png`, `000001.png`... (lossless PNG; "jpg" on request). They are
-        written to a temporary folder first and moved into `output_dir` only when all succeeded.
-        `show_progress` draws a progress bar on stderr when it is a terminal.
+    def _result(self, output: Path_, frames: int, fps: float, started: float, options: RenderOptions) -> RenderResult:
+        return RenderResult(str(output), frames, fps, self.backend, self.device, self.generator.batch_size,
+                            time.perf_counter() - started, options)
+
+    def video(
+        self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
+        audio_encoder=None, options: RenderOptions | None = None,
+    ) -> RenderResult:
+        """Render a video with the speech `audio`, encoded once (H.264 + AAC), and say what was done.
+
+        Frames stream straight into one ffmpeg process. The video lasts exactly F / fps seconds
+        for F frames: longer speech is cut, shorter speech padded with silence (both warned
+        about when they differ by more than a frame). The file is written under a temporary
+        name beside `output` and renamed on success; on failure an existing file is untouched.
         """
-        features, templates = self._inputs(audio_features_path, template_dir, use_parsing)
-        frames = self.generator.iter_frames(templates, features, start_frame)
-        with closing(frames), atomic_directory(output_dir) as staging:
-            shown = progress(frames, len(features), show_progress)
-            written = self.generator.save_frames(shown, staging, image_format, count=len(features))
-        return [str(Path(output_dir) / Path(p).name) for p in written]
-
-    def generate_video(
-        self,
-        audio_features_path: str | os.PathLike[str] | None,
-        template_dir: str | os.PathLike[str],
-        audio_path: str | os.PathLike[str],
-        output_path: str | os.PathLike[str],
-        start_frame: int = 0,
-        fps: float | None = None,
-        crf: int = 20,
-        use_parsing: bool = False,
-        preset: str = DEFAULT_PRESET,
-        show_progress: bool = False,
-        audio_encoder_path: str | os.PathLike[str] | None = None,
-    ) -> str:
-        """Render a video with the speech audio, encoded once (H.264 + AAC), and return its path.
-
-        Frames stream straight into one ffmpeg process; nothing is kept in memory or on disk
-        between rendering and encoding. The video lasts exactly F / fps seconds for F feature
-        rows: longer audio is cut, shorter audio is padded with silence. `fps=None` is the mode's
-        rate (25 for ave and hubert, 20 for wenet). With `audio_features_path=None`, ave features
-        are computed from `audio_path` with the audio encoder at `audio_encoder_path`. The file is
-        written beside `output_path` under a temporary name and renamed on success; on failure an
-        existing file is untouched.
-
-        Raises:
-            FrameGenerationError: bad input (named in the message) or a failed encode.
-        """
-        if preset not in PRESETS:
-            raise ConfigurationError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
-        if not 0 <= crf <= 51:
-            raise ConfigurationError(f"crf must be within 0..51, got {crf}")
-        fps = self.mode.fps if fps is None else fps
-        if fps <= 0:
-            raise ConfigurationError(f"fps must be positive, got {fps}")
-        info = probe_audio(audio_path)
-        features, templates = self._inputs(
-            audio_features_path, template_dir, use_parsing, audio_path, audio_encoder_path
-        )
-        logger.info(
-            "rendering %d frames (%.2f s at %g fps, audio %s s) to %s",
-            len(features), len(features) / fps, fps, info.duration, output_path,
-        )
-        frames = self.generator.iter_frames(templates, features, start_frame)
+        options = options or RenderOptions()
+        started = time.perf_counter()
+        check_container(output)
+        fps = options.fps or self.mode.fps
+        info = probe_audio(audio)
+        templates = as_templates(templates, options.use_parsing)
+        feats = self.features(features, info, audio_encoder)
+        count = min(len(feats), options.max_frames or len(feats))
+        self._warn_about_timing(info, feats, count, fps, computed=features is None)
+        logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, output)
+        frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
         # closing(): on failure the workers stop now, not when the traceback is freed.
-        with closing(frames), atomic_file(output_path) as temporary:
-            rendered = progress(frames, len(features), show_progress)
+        with closing(frames), atomic_file(output) as temporary:
+            rendered = progress(frames, count, options.show_progress)
             first = next(rendered)
             height, width = first.shape[:2]
-            with VideoEncoder(
-                temporary, width, height, fps, audio_path, crf=crf, preset=preset, frame_count=len(features)
-            ) as encoder:
+            with VideoEncoder(temporary, width, height, fps, info.path, options.crf, options.preset, count, output) as encoder:
                 encoder.write(first)
                 for frame in rendered:
                     encoder.write(frame)
-        return str(output_path)
+        return self._result(output, count, fps, started, options)
 
-    def generate_reference_outputs(
-        self,
-        audio_features_path: str | os.PathLike[str],
-        template_dir: str | os.PathLike[str],
-        output_dir: str | os.PathLike[str],
-        num_sample_frames: int = 10,
-        start_frame: int = 0,
-        use_parsing: bool = False,
-    ) -> str:
-        """Write a lossless reference bundle for ports (see `reference`) and return its folder.
+    def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float, computed: bool) -> None:
+        if fps != self.mode.fps:
+            logger.warning(
+                "fps %g is not the %s features' rate (%d per second): lip sync will drift (the features cover "
+                "%.2f s, the video shows them in %.2f s)", fps, self.mode.name, self.mode.fps,
+                count / self.mode.fps, count / fps,
+            )
+        if computed or info.duration is None or count < len(features):
+            return
+        video = count / fps
+        if abs(info.duration - video) > 1 / fps:
+            what = "cut" if info.duration > video else "padded with silence"
+            logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
+                           "the speech is %s", info.path, info.duration, video, count, fps, what)
 
-        Every frame is rendered (streamed, nothing held); `num_sample_frames` of them, spread over
+    def frames(
+        self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
+        audio_encoder=None, options: RenderOptions | None = None,
+    ) -> RenderResult:
+        """Render one image per frame (`000000.png`, ...) into `output_dir`, replacing it as a whole.
+
+        Frames go to a temporary sibling folder that replaces `output_dir` only when all were
+        written: afterwards it holds exactly these frames. A folder holding files that are not
+        frames is refused rather than replaced.
+        """
+        options = options or RenderOptions()
+        started = time.perf_counter()
+        templates = as_templates(templates, options.use_parsing)
+        feats = self.features(features, audio, audio_encoder)
+        count = min(len(feats), options.max_frames or len(feats))
+        frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
+        with closing(frames), atomic_directory(output_dir, is_frame_file) as staging:
+            write_frames(progress(frames, count, options.show_progress), staging, options.image_format, count)
+        return self._result(output_dir, count, self.mode.fps, started, options)
+
+    def reference(
+        self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
+        audio_encoder=None, options: RenderOptions | None = None,
+    ) -> RenderResult:
+        """Write a lossless reference bundle for ports, always with the exact torch backend on the CPU.
+
+        Every frame is rendered (streamed, nothing held); `options.samples` of them, spread over
         the video with the first and the last, are saved with their network input, audio window,
         raw network output, template and landmarks.
         """
-        features, templates = self._inputs(audio_features_path, template_dir, use_parsing)
-        return str(
-            write_bundle(
-                self.generator, templates, features, output_dir, num_sample_frames, start_frame,
-                checkpoint_sha256=self.model.checkpoint_sha256,
-            )
-        )
+        options = options or RenderOptions()
+        started = time.perf_counter()
+        exact = self._exact_model()
+        if exact is not self.model:
+            logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
+        templates = as_templates(templates, options.use_parsing)
+        feats = self.features(features, audio, audio_encoder)
+        count = min(len(feats), options.max_frames or len(feats))
+        generator = FrameGenerator(exact, batch_size=1)
+        write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,
+                     exact.checkpoint_sha256, frame_count=count)
+        return replace(self._result(output_dir, count, self.mode.fps, started, options), backend=exact.name, device="cpu", batch_size=1)
+
+    def generate_video(
+        self, audio_features_path: Path_ | None, template_dir: Templates, audio_path: Path_, output_path: Path_,
+        start_frame: int = 0, fps: float | None = None, crf: int = 20, use_parsing: bool = False,
+        preset: str = "veryfast", show_progress: bool = False, audio_encoder_path: Path_ | None = None,
+    ) -> str:
+        """The seed's call: `video` with positional paths; returns the output path."""
+        options = RenderOptions(start_frame=start_frame, fps=fps, crf=crf, use_parsing=use_parsing,
+                                preset=preset, show_progress=show_progress)
+        return self.video(output_path, template_dir, audio_path, audio_features_path, audio_encoder_path, options).output
+
+    def generate_frames_only(
+        self, audio_features_path: Path_, template_dir: Templates, output_dir: Path_, start_frame: int = 0,
+        use_parsing: bool = False, image_format: str = "png", show_progress: bool = False,
+    ) -> list[str]:
+        """The seed's call: `frames`; returns the frame paths in order."""
+        options = RenderOptions(start_frame=start_frame, use_parsing=use_parsing, image_format=image_format,
+                                show_progress=show_progress)
+        result = self.frames(output_dir, template_dir, audio_features_path, options=options)
+        return [str(path) for path in sorted(Path(result.output).iterdir())]
+
+    def generate_reference_outputs(
+        self, audio_features_path: Path_, template_dir: Templates, output_dir: Path_, num_sample_frames: int = 10,
+        start_frame: int = 0, use_parsing: bool = False,
+    ) -> str:
+        """The seed's call: `reference`; returns the bundle folder."""
+        options = RenderOptions(start_frame=start_frame, use_parsing=use_parsing, samples=num_sample_frames)
+        return self.reference(output_dir, template_dir, audio_features_path, options=options).output

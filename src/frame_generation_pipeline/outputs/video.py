@@ -1,30 +1,26 @@
 """The video encoder: raw BGR frames into ONE ffmpeg process that writes H.264 + AAC in one pass.
 
-ffmpeg is the binary shipped in the imageio-ffmpeg wheel (or one on PATH). Frames are handed to
-a writer thread through a small bounded queue, so rendering goes on while ffmpeg encodes and
-memory stays flat. The audio is padded with silence or cut so that the file lasts exactly
-frames / fps seconds.
+Frames are handed to a writer thread through a small bounded queue, so rendering goes on while
+ffmpeg encodes and memory stays flat. The audio is padded with silence or cut so that the file
+lasts exactly frames / fps seconds.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import queue
-import re
-import shutil
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 import numpy as np
 
-from .errors import AudioError, EncoderError
+from ..audio.ffmpeg import ffmpeg_executable, last_lines
+from ..errors import ConfigurationError, EncoderError
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +28,23 @@ logger = logging.getLogger(__name__)
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 #: The measured choice (README, "Throughput"): medium's PSNR at crf 20, 1.6-1.9x its speed.
 DEFAULT_PRESET = "veryfast"
+DEFAULT_CRF = 20
+#: Containers that hold H.264 + AAC, by file suffix; the mp4 family gets +faststart.
+CONTAINERS = {".mp4": True, ".m4v": True, ".mov": True, ".mkv": False}
 _QUEUE_FRAMES = 8
-_ERROR_LINES = 5
 #: Pipe buffer asked for on Linux (its default limit for unprivileged users): ffmpeg then wakes a
 #: few times per 720p frame instead of ~40 (64 KiB), a third of the context switches.
 _PIPE_BYTES = 1 << 20
 
 
-def ffmpeg_executable() -> str:
-    """Path of the ffmpeg binary: imageio-ffmpeg's own, else one on PATH."""
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        found = shutil.which("ffmpeg")
-        if found is None:
-            raise EncoderError("no ffmpeg found: install imageio-ffmpeg or put ffmpeg on PATH") from None
-        return found
+def check_container(path: str | os.PathLike[str]) -> None:
+    """Refuse an output name whose suffix is not a container this encoder writes (before any work)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        found = f"suffix {suffix!r}" if suffix else "no suffix"
+        raise ConfigurationError(
+            f"output {os.fspath(path)} has {found}: expected a video file ending in {', '.join(CONTAINERS)}"
+        )
 
 
 def enlarge_pipe(stream: IO[bytes], size: int = _PIPE_BYTES) -> None:
@@ -60,66 +55,6 @@ def enlarge_pipe(stream: IO[bytes], size: int = _PIPE_BYTES) -> None:
         fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, size)
     except (ImportError, AttributeError, OSError) as exc:
         logger.debug("pipe buffer left at its default (%s)", exc)
-
-
-def last_lines(text: str, lines: int = _ERROR_LINES) -> str:
-    """The last non-empty lines of a tool's output, joined on one line for an error message."""
-    kept = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(kept[-lines:]) or "no message"
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What ffmpeg reports of an audio file's first audio stream."""
-
-    duration: float | None
-    sample_rate: int
-    channels: int
-
-
-@functools.lru_cache(maxsize=1)
-def _layout_channels() -> dict[str, int]:
-    """Channel count of every layout name ffmpeg knows (from `ffmpeg -layouts`)."""
-    listing = subprocess.run(
-        [ffmpeg_executable(), "-hide_banner", "-layouts"], capture_output=True, text=True, check=False
-    ).stdout
-    counts = {}
-    for line in listing.splitlines():
-        fields = line.split()
-        # "stereo  FL+FR": a layout name and its channels; the header reads "NAME DECOMPOSITION".
-        if len(fields) == 2 and fields[0] != "NAME" and re.fullmatch(r"[A-Z0-9]+(\+[A-Z0-9]+)*", fields[1]):
-            counts[fields[0]] = len(fields[1].split("+"))
-    return counts
-
-
-def _channel_count(layout: str, source: Path) -> int:
-    match = re.fullmatch(r"(\d+) channels.*", layout)
-    if match:
-        return int(match[1])
-    count = _layout_channels().get(layout)
-    if count is None:
-        raise AudioError(source, f"unknown channel layout {layout!r}")
-    return count
-
-
-def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
-    """Check that `path` is a file ffmpeg can decode audio from; raise AudioError if not."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "audio file not found")
-    result = subprocess.run(
-        [ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True, text=True, errors="replace", check=False,
-    )
-    if not re.search(r"Stream #\S+.*: Audio:", result.stderr):
-        problem = "has no audio stream" if "Stream #" in result.stderr else f"cannot be decoded ({last_lines(result.stderr, 1)})"
-        raise AudioError(path, f"not usable as audio: {problem}")
-    match = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", result.stderr)
-    duration = None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
-    stream = re.search(r"Stream #\S+.*: Audio: [^\n]*?, (\d+) Hz, ([^,\n]+)", result.stderr)
-    if stream is None:
-        raise AudioError(path, "not usable as audio: no sample rate or channel layout reported")
-    return AudioInfo(duration, int(stream[1]), _channel_count(stream[2].strip(), path))
 
 
 class VideoEncoder:
@@ -134,6 +69,7 @@ class VideoEncoder:
         preset: x264 speed preset.
         frame_count: frames that will be written; with audio, the audio is padded with silence
             or cut to frame_count / fps seconds (without it, it is padded to the video's end).
+        name: the file to name in error messages, when `output_path` is a temporary stand-in for it.
 
     Use as a context manager: leaving it with an exception kills ffmpeg.
     """
@@ -145,11 +81,13 @@ class VideoEncoder:
         height: int,
         fps: float,
         audio_path: str | os.PathLike[str] | None = None,
-        crf: int = 20,
+        crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
         frame_count: int | None = None,
+        name: str | os.PathLike[str] | None = None,
     ) -> None:
         self.output_path = Path(output_path)
+        self.name = os.fspath(name if name is not None else output_path)
         self.size = (width, height)
         self.fps = fps
         self.frames_written = 0
@@ -168,7 +106,9 @@ class VideoEncoder:
         if audio_path is not None:
             # 48 kHz: AAC frames of 21 ms keep the audio within one video frame of frames / fps.
             command += ["-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
-        command += ["-movflags", "+faststart", str(self.output_path)]
+        if CONTAINERS.get(self.output_path.suffix.lower(), False):
+            command += ["-movflags", "+faststart"]
+        command += [str(self.output_path)]
         logger.debug("ffmpeg: %s", " ".join(command))
         self._stderr = tempfile.TemporaryFile()
         # A session of its own: Ctrl-C reaches us, and we end ffmpeg ourselves.
@@ -198,8 +138,8 @@ class VideoEncoder:
 
     def _error(self, what: str) -> EncoderError:
         self._stderr.seek(0)
-        message = last_lines(self._stderr.read().decode("utf-8", "replace"))
-        return EncoderError(f"ffmpeg {what} while writing {self.output_path}: {message}")
+        message = last_lines(self._stderr.read().decode("utf-8", "replace")).replace(str(self.output_path), self.name)
+        return EncoderError(f"ffmpeg {what} while writing {self.name}: {message}")
 
     def write(self, frame: np.ndarray) -> None:
         """Queue one frame for encoding (blocks only when the encoder is far behind)."""

@@ -1,53 +1,26 @@
-"""Speech audio to the log-mel windows the ave audio encoder reads (SPEC "From a .wav to ave features").
+"""Speech samples to the log-mel windows the ave audio encoder reads (docs/contract.md, "Audio path").
 
-Decoding uses the bundled ffmpeg (any format it reads: wav, mp3, m4a, flac...), keeping every
-channel at the native rate; channels are averaged and the result resampled to 16 kHz with soxr's
-HQ quality, as librosa.load does. The mel spectrogram is numpy only: pre-emphasis 0.97, centred
-zero-padded STFT (n_fft 800, hop 200, Hann 800), 80 Slaney mel bands 55-7600 Hz on the magnitude,
-20*log10 - 20 dB, scaled to [-4, 4]. 80 mel frames per second.
+numpy only: pre-emphasis 0.97, centred zero-padded STFT (n_fft 800, hop 200, Hann 800), 80 Slaney
+mel bands 55-7600 Hz on the magnitude, 20*log10 - 20 dB, scaled to [-4, 4]: 80 mel frames per
+second, one window of 16 of them per 25 fps video frame.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError
-from .video import ffmpeg_executable, last_lines, probe_audio
+from ..contract import MODES, SAMPLE_RATE
+from ..errors import AudioError
 
-SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS, FMIN, FMAX = 800, 200, 80, 55.0, 7600.0
 PREEMPHASIS = 0.97
+#: Mel frames per encoder window.
 MEL_WINDOW = 16
 MEL_FRAMES_PER_SECOND = SAMPLE_RATE / HOP
-VIDEO_FPS = 25
-
-
-def load_speech(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode an audio file to mono float32 samples at 16 kHz (channel mean, soxr HQ resampling)."""
-    path = Path(path)
-    info = probe_audio(path)
-    result = subprocess.run(
-        [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-         "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
-        capture_output=True, check=False,
-    )
-    if result.returncode != 0:
-        raise AudioError(path, f"cannot be decoded ({last_lines(result.stderr.decode('utf-8', 'replace'), 1)})")
-    samples = np.frombuffer(result.stdout, dtype=np.float32)
-    samples = samples[: len(samples) // info.channels * info.channels].reshape(-1, info.channels)
-    mono = samples.mean(axis=1, dtype=np.float32) if info.channels > 1 else samples[:, 0].copy()
-    if info.sample_rate == SAMPLE_RATE:
-        return mono
-    import soxr
-
-    resampled = soxr.resample(mono, info.sample_rate, SAMPLE_RATE, quality="HQ")
-    size = int(np.ceil(len(mono) * SAMPLE_RATE / info.sample_rate))
-    return np.asarray(np.pad(resampled, (0, max(0, size - len(resampled))))[:size], dtype=np.float32)
+#: Video frames per second of ave features (one encoder window each).
+FEATURE_FPS = MODES["ave"].fps
 
 
 # Slaney's mel scale: linear (MEL_STEP Hz per mel) below MEL_KNEE Hz, logarithmic above.
@@ -105,10 +78,10 @@ def mel_windows(mel: np.ndarray, source: str = "<audio>") -> np.ndarray:
             source, f"too short: {frames} mel frames ({frames / MEL_FRAMES_PER_SECOND:.3f} s), at least "
             f"{MEL_WINDOW} ({MEL_WINDOW / MEL_FRAMES_PER_SECOND:.1f} s) are needed",
         )
-    count = int((frames - MEL_WINDOW) / MEL_FRAMES_PER_SECOND * VIDEO_FPS) + 2
+    count = int((frames - MEL_WINDOW) / MEL_FRAMES_PER_SECOND * FEATURE_FPS) + 2
     windows = np.empty((count, 1, N_MELS, MEL_WINDOW), dtype=np.float32)
     for k in range(count):
-        start = int(MEL_FRAMES_PER_SECOND * (k / VIDEO_FPS))
+        start = int(MEL_FRAMES_PER_SECOND * (k / FEATURE_FPS))
         end = start + MEL_WINDOW
         if end > frames:
             start, end = frames - MEL_WINDOW, frames

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigurationError, TemplateError
-from .image_processor import CropBox, check_box_inside, crop_box, read_image, read_landmarks
+from ..checks import require_path
+from ..errors import ArgumentTypeError, ConfigurationError, TemplateError
+from .images import image_size, read_image
+from .landmarks import CropBox, check_box_inside, crop_box, read_landmarks
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ IMAGE_DIR, LANDMARK_DIR, PARSING_DIR = "full_body_img", "landmarks", "parsing"
 
 
 def ping_pong_schedule(num_frames: int, template_count: int, start_frame: int = 0) -> list[int]:
-    """Template index of each output frame (SPEC step 1).
+    """Template index of each output frame (contract step 1).
 
     Bounces over templates start_frame..template_count-1 as upstream bounces over 0..N-1: frame 0
     uses start_frame + 1, then up to the last, back down to start_frame, and so on. One usable
@@ -76,19 +78,35 @@ class TemplateSet:
         self.count = sum(1 for _ in self.image_dir.glob("*.jpg"))
         if self.count == 0:
             raise TemplateError(self.image_dir, "holds no .jpg template frames")
+        self._check_numbering()
         for k in range(self.count):
             for path in self._paths(k):
                 if not path.is_file():
                     raise TemplateError(path, f"template {k} of 0..{self.count - 1} is missing")
         self._boxes: dict[int, CropBox] = {}
+        self._size: tuple[int, int] | None = None
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike[str], use_parsing: bool = False) -> TemplateSet:
         """Open a template folder holding full_body_img/, landmarks/ and (if used) parsing/."""
-        root = Path(root)
+        root = Path(require_path(root, "template folder"))
         if not root.is_dir():
             raise TemplateError(root, "template folder not found")
         return cls(root / IMAGE_DIR, root / LANDMARK_DIR, root / PARSING_DIR if use_parsing else None)
+
+    def _check_numbering(self) -> None:
+        """Name the common off-by-one (`ffmpeg -i x.mp4 dir/%d.jpg` numbers images from 1)."""
+        count = self.count
+        if self.image_path(0).is_file() or not self.image_path(count).is_file():
+            return
+        if self.landmark_path(0).is_file() and not self.landmark_path(count).is_file():
+            raise TemplateError(
+                self.image_dir,
+                f"images are numbered from 1 (1..{count}) but landmarks from 0 (0..{count - 1}); "
+                f"rename image k.jpg to (k-1).jpg, e.g. `for k in $(seq 1 {count}); do "
+                f"mv {self.image_dir}/$k.jpg {self.image_dir}/$((k-1)).jpg; done`",
+            )
+        raise TemplateError(self.image_dir, f"images are numbered 1..{count}; templates must be numbered from 0")
 
     def __len__(self) -> int:
         return self.count
@@ -110,6 +128,13 @@ class TemplateSet:
         parsing = self.parsing_path(k)
         return paths if parsing is None else [*paths, parsing]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames: that of the first template, which every other must share."""
+        if self._size is None:
+            self._size = image_size(self.image_path(0))
+        return self._size
+
     def box(self, k: int) -> CropBox:
         """The crop box of template k (landmarks are read and checked on first use)."""
         if k not in self._boxes:
@@ -118,21 +143,23 @@ class TemplateSet:
         return self._boxes[k]
 
     def load(self, k: int) -> TemplateFrame:
-        """Decode template k and check its crop box and parsing image against the frame's size."""
+        """Decode template k (and its parsing image), checking their sizes against the folder's."""
         image = read_image(self.image_path(k))
-        box = self.box(k)
-        check_box_inside(box, image.shape, str(self.landmark_path(k)))
+        self._check_size(self.image_path(k), image.shape[1::-1])
         parsing = None
         parsing_path = self.parsing_path(k)
         if parsing_path is not None:
             parsing = read_image(parsing_path)
-            if parsing.shape != image.shape:
-                raise TemplateError(
-                    parsing_path,
-                    f"parsing image is {parsing.shape[1]}x{parsing.shape[0]}, "
-                    f"its frame is {image.shape[1]}x{image.shape[0]}",
-                )
-        return TemplateFrame(k, image, box, parsing)
+            self._check_size(parsing_path, parsing.shape[1::-1])
+        return TemplateFrame(k, image, self.box(k), parsing)
+
+    def _check_size(self, path: Path, size: tuple[int, int]) -> None:
+        if tuple(size) != self.size:
+            raise TemplateError(
+                path,
+                f"is {size[0]}x{size[1]}, but the templates are {self.size[0]}x{self.size[1]} "
+                f"({self.image_path(0).name}); every template frame and parsing image must have one size",
+            )
 
     def schedule(self, num_frames: int, start_frame: int = 0) -> list[int]:
         """Template index of each of `num_frames` output frames (see ping_pong_schedule)."""
@@ -141,15 +168,23 @@ class TemplateSet:
     def validate(self, schedule: list[int]) -> None:
         """Check before rendering what can be checked cheaply for the templates `schedule` uses.
 
-        Every used landmark file is parsed and its crop box checked; the first used frame (and
-        parsing image) is decoded to check the box against the frame size. Problems that only show
-        when a later frame is decoded are reported when that frame is reached.
+        Every used landmark file is parsed and its crop box checked against the frame size, and
+        every used image (and parsing image) is checked for its size from its header. A frame
+        whose pixel data is corrupt behind a good header is reported when it is reached.
         """
         used = sorted(set(schedule))
         for k in used:
-            self.box(k)
-        first = self.load(schedule[0])
-        height, width = first.image.shape[:2]
-        for k in used:
-            check_box_inside(self.box(k), first.image.shape, str(self.landmark_path(k)))
-        logger.debug("templates %s: %d used of %d, %dx%d", self.image_dir, len(used), self.count, width, height)
+            check_box_inside(self.box(k), self.size, str(self.landmark_path(k)))
+            for path in self._paths(k):
+                if path.suffix != ".lms":
+                    self._check_size(path, image_size(path))
+        logger.debug("templates %s: %d used of %d, %dx%d", self.image_dir, len(used), self.count, *self.size)
+
+
+def as_templates(source: TemplateSet | str | os.PathLike[str], use_parsing: bool = False) -> TemplateSet:
+    """A TemplateSet as given, or opened from a template folder path."""
+    if isinstance(source, TemplateSet):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise ArgumentTypeError(f"templates must be a TemplateSet or a template folder path, got {type(source).__name__}")
+    return TemplateSet.from_folder(source, use_parsing)

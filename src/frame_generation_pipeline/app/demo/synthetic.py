@@ -15,9 +15,11 @@ import cv2
 import numpy as np
 import torch
 
-from .modes import get_mode
-from .network import SyncTalkUNet
-from .templates import IMAGE_DIR, LANDMARK_DIR, PARSING_DIR
+from ...contract import get_mode
+from ...devices import tune_allocator
+from ...inputs.templates import IMAGE_DIR, LANDMARK_DIR, PARSING_DIR
+from ...models.audio_encoder import AudioEncoderNet
+from ...models.network import SyncTalkUNet
 
 #: A face box (x, y, size) in pixels for template k.
 FaceBoxFn = Callable[[int], tuple[float, float, float]]
@@ -125,13 +127,14 @@ def random_unet_state(mode: str, seed: int = 0) -> dict[str, torch.Tensor]:
     Running statistics are measured on random inputs (so activations stay in a sane range through
     the whole network), then scale and shift are randomised.
     """
+    tune_allocator()
     spec = get_mode(mode)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = SyncTalkUNet(spec.name)
     images, audio = _calibrate_batchnorm(
         net,
-        lambda: (torch.rand((2, 6, 320, 320), generator=generator), torch.randn((2, *spec.audio_shape), generator=generator)),
+        lambda: (torch.rand((1, 6, 320, 320), generator=generator), torch.randn((1, *spec.audio_shape), generator=generator)),
         generator,
     )
     with torch.no_grad():
@@ -169,8 +172,6 @@ def random_features(mode: str, frames: int, seed: int = 0) -> np.ndarray:
 
 def random_audio_encoder_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A random-weight ave audio encoder state_dict with measured BatchNorm statistics."""
-    from .audio_encoder import AudioEncoderNet
-
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = AudioEncoderNet()

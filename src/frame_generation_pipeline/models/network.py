@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .modes import get_mode
+from ..contract import get_mode
 
 #: Channel widths of the five U-Net levels.
 CHANNELS = (32, 64, 128, 256, 512)

@@ -15,14 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import describe_differences, layout_differences, read_state_dict
-from .errors import CheckpointError
-from .speech import load_speech, log_mel_spectrogram, mel_windows
-from .unet_model import resolve_device
+from ..audio.ffmpeg import AudioInfo
+from ..audio.mel import log_mel_spectrogram, mel_windows
+from ..audio.speech import load_speech
+from ..devices import resolve_device
+from ..errors import CheckpointError
+from .checkpoints import describe_differences, layout_differences, read_state_dict
 
 logger = logging.getLogger(__name__)
 
-#: (cin, cout, kernel, stride, padding, residual) of each block, from SPEC.md.
+#: (cin, cout, kernel, stride, padding, residual) of each block (docs/contract.md).
 BLOCKS = (
     (1, 32, 3, 1, 1, False), (32, 32, 3, 1, 1, True), (32, 32, 3, 1, 1, True),
     (32, 64, 3, (3, 1), 1, False), (64, 64, 3, 1, 1, True), (64, 64, 3, 1, 1, True),
@@ -97,8 +99,9 @@ class AudioEncoder:
         encoded = self.encode_windows(mel_windows(log_mel_spectrogram(samples), source))
         return np.concatenate([encoded[:1], encoded, encoded[-1:]])
 
-    def features_from_audio(self, audio_path: str | os.PathLike[str]) -> np.ndarray:
-        """Decode a speech file (wav, mp3, m4a, flac...) and return its (F, 512) ave features."""
-        features = self.features_from_samples(load_speech(audio_path), str(audio_path))
-        logger.info("%s: %d ave feature rows", audio_path, len(features))
+    def features_from_audio(self, audio: str | os.PathLike[str] | AudioInfo) -> np.ndarray:
+        """Decode a speech file (wav, mp3, m4a, flac...; a path or its AudioInfo) into (F, 512) ave features."""
+        source = str(audio.path if isinstance(audio, AudioInfo) else audio)
+        features = self.features_from_samples(load_speech(audio), source)
+        logger.info("%s: %d ave feature rows", source, len(features))
         return features

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
-from .modes import MODES, ModeSpec
+from ..contract import MODES, ModeSpec
+from ..errors import CheckpointError
+from .network import SyncTalkUNet
 
 _PREFIXES = ("module.",)
+_EXPECTED = "expected a state_dict saved with torch.save(net.state_dict(), path)"
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+def _what_the_file_is(path: Path, error: Exception) -> str:
+    """A short description of a file torch could not load as weights."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        head = handle.read(512)
+    if head.startswith(b"PK\x03\x04") and not isinstance(error, pickle.UnpicklingError):
+        return "a damaged PyTorch checkpoint (its zip archive cannot be read)"
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return f"a pickle of Python objects other than tensors; {_EXPECTED}"
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"not a PyTorch checkpoint (unknown binary format); {_EXPECTED}"
+    return f"a text file, not a PyTorch checkpoint; {_EXPECTED}"
 
 
 def read_state_dict(
@@ -32,14 +43,15 @@ def read_state_dict(
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({reason})") from None
+        raise CheckpointError(path, _what_the_file_is(path, exc)) from None
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise CheckpointError(path, "does not hold a state_dict (a mapping of names to tensors)")
+        raise CheckpointError(path, f"does not hold a state_dict (a mapping of names to tensors); {_EXPECTED}")
     for prefix in prefixes:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
@@ -76,8 +88,6 @@ def _shape(shape: torch.Size) -> str:
 
 def unet_layout(mode: ModeSpec) -> dict[str, torch.Size]:
     """Key -> shape of the U-Net state_dict for `mode`, built without allocating weights."""
-    from .network import SyncTalkUNet
-
     with torch.device("meta"):
         net = SyncTalkUNet(mode.name)
     return {k: v.shape for k, v in net.state_dict().items()}

@@ -1,0 +1,102 @@
+"""The `frame-gen` command line: a thin layer over the library.
+
+Exit status: 0 on success, 1 when a check found a mismatch, 2 on a user-facing error (one
+`error: ...` line on stderr, no traceback unless --debug), 130 on Ctrl-C, 128 + N on signal N
+(SIGTERM 143, SIGHUP 129). On any failure outputs are left as they were before the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from ...errors import FrameGenerationError
+from ...version import __version__
+from . import render_commands
+from .arguments import Handler, Parser
+
+logger = logging.getLogger("frame_generation_pipeline")
+
+#: Signals that end a command as Ctrl-C does: outputs cleaned up, one line, exit 128 + N.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when a stop signal arrives, so that every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def signals_raise() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise Terminated in the main thread; handlers restored after."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `frame-gen` and its subcommands."""
+    parser = Parser(
+        prog="frame-gen",
+        description="Render lip-synced talking-head frames and video with SyncTalk_2D 328 checkpoints.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    render_commands.add_commands(commands)
+    return parser
+
+
+class _Lines(logging.Formatter):
+    """Info as plain lines; warnings and worse with their level; debug with the logger's name."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {record.message}"
+        if record.levelno < logging.INFO:
+            return f"debug {record.name}: {record.message}"
+        return record.message
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """Library logs on stderr: info unless --quiet (warnings still show), everything with --debug."""
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Lines())
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `frame-gen` with `argv` (default: sys.argv[1:]); return the exit status."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args)
+    handler: Handler = args.handler
+    try:
+        with signals_raise():
+            return handler(args)
+    except FrameGenerationError as exc:
+        if args.debug:
+            logger.debug("traceback of the error below", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Terminated as stop:
+        print(f"error: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum

@@ -1,0 +1,140 @@
+"""Shared pieces of the command line: the parser class, help formatting, value types, option groups."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from ...contract import MODES
+from ...models.backends import BACKEND_CHOICES
+from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; a default shown once, and only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and not action.required
+            and default not in (None, False, argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text!r}")
+    return value
+
+
+def crf_value(text: str) -> int:
+    """An x264 crf, 0..51."""
+    value = non_negative_int(text)
+    if value > 51:
+        raise argparse.ArgumentTypeError(f"must be within 0..51, got {value}")
+    return value
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """--quiet and --debug, which every subcommand takes."""
+    parser.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
+    parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
+
+
+def add_device(parser: argparse.ArgumentParser, default_text: str = "CUDA when available, else cpu") -> None:
+    """--device."""
+    parser.add_argument("--device", default=None, help=f"cpu, cuda, cuda:N or auto (default: {default_text})")
+
+
+def add_model(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint, --mode, --device, --backend, --exact, --onnx, --batch-size, --precision."""
+    parser.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+    parser.add_argument("--mode", default="ave", choices=tuple(MODES), help="audio feature mode of the checkpoint")
+    add_device(parser)
+    parser.add_argument(
+        "--backend", default="auto", choices=BACKEND_CHOICES,
+        help="auto: the fastest installed for the device, frames within 2 per value of the exact torch path",
+    )
+    parser.add_argument("--exact", action="store_true", help="frames bit-identical to upstream: --backend torch on the CPU")
+    parser.add_argument("--onnx", default=None, help="an exported .onnx of this checkpoint for onnxruntime/openvino "
+                        "(default: export once into the cache)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per network call (default: per backend)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="bf16: openvino on CPUs with bf16, or torch on CUDA; fp16: torch on CUDA")
+
+
+def add_render_inputs(parser: argparse.ArgumentParser) -> None:
+    """--template-dir, the features or the speech + encoder, --start-frame, --max-frames, --parsing."""
+    parser.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--audio-features", default=None, help="audio features (.npy, or .bin + .bin.json), one row per frame")
+    source.add_argument("--audio-encoder", default=None, help="ave audio encoder (.pth) to compute features from --audio")
+    parser.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="render only the first N frames (a preview)")
+    parser.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
+
+
+def add_encoding(parser: argparse.ArgumentParser) -> None:
+    """--fps, --crf, --preset."""
+    parser.add_argument("--fps", type=positive_float, default=None, help="frame rate (default: 25 for ave/hubert, 20 for wenet)")
+    parser.add_argument("--crf", type=crf_value, default=DEFAULT_CRF, help="x264 quality 0..51, lower is better")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS, help="x264 speed preset")
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def subcommand(
+    commands: argparse._SubParsersAction, name: str, handler: Handler, summary: str, description: str, *examples: str
+) -> argparse.ArgumentParser:
+    """Add subcommand `name` with its help, examples and the common options."""
+    parser = commands.add_parser(
+        name, help=summary, description=description, formatter_class=Formatter,
+        epilog="example:\n" + "\n".join(f"  {example}" for example in examples),
+    )
+    parser.set_defaults(handler=handler)
+    add_common(parser)
+    return parser

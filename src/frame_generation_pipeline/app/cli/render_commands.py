@@ -1,0 +1,217 @@
+"""The rendering subcommands: video, frames, reference, features, export-onnx, verify-reference, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ...errors import ConfigurationError
+from ...inputs.features import FEATURE_FORMATS
+from .arguments import add_device, add_encoding, add_model, add_render_inputs, positive_float, positive_int, subcommand
+
+logger = logging.getLogger("frame_generation_pipeline")
+
+
+def pipeline_from(args: argparse.Namespace):
+    """The FrameGenerationPipeline the model options ask for (--exact: torch on the CPU)."""
+    from ...pipeline import FrameGenerationPipeline
+
+    backend, device, precision = args.backend, args.device, args.precision
+    if args.exact:
+        if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
+            raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
+        backend, device, precision = "torch", "cpu", "fp32"
+    return FrameGenerationPipeline(args.checkpoint, mode=args.mode, device=device, backend=backend,
+                                   batch_size=args.batch_size, onnx_path=args.onnx, precision=precision)
+
+
+def render_options(args: argparse.Namespace, **extra):
+    """RenderOptions from the parsed arguments."""
+    from ...options import RenderOptions
+
+    return RenderOptions(start_frame=args.start_frame, max_frames=args.max_frames, use_parsing=args.parsing,
+                         show_progress=not args.quiet, **extra)
+
+
+def report(args: argparse.Namespace, line: str) -> None:
+    """The closing line of a command, on stderr, unless --quiet."""
+    if not args.quiet:
+        logger.info("%s", line)
+
+
+def _inputs(args: argparse.Namespace) -> dict:
+    return {"templates": args.template_dir, "features": args.audio_features, "audio": args.audio,
+            "audio_encoder": args.audio_encoder}
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """`frame-gen video`: render and encode one video."""
+    options = render_options(args, fps=args.fps, crf=args.crf, preset=args.preset)
+    result = pipeline_from(args).video(args.output, options=options, **_inputs(args))
+    report(args, result.summary())
+    return 0
+
+
+def run_frames(args: argparse.Namespace) -> int:
+    """`frame-gen frames`: render numbered image files into a folder."""
+    result = pipeline_from(args).frames(args.output_dir, options=render_options(args, image_format=args.image_format),
+                                        **_inputs(args))
+    report(args, result.summary())
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    """`frame-gen reference`: write a reference bundle (exact path)."""
+    result = pipeline_from(args).reference(args.output_dir, options=render_options(args, samples=args.samples),
+                                           **_inputs(args))
+    report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")
+    return 0
+
+
+def run_features(args: argparse.Namespace) -> int:
+    """`frame-gen features`: ave features from speech, as .npy or .bin + .json."""
+    from ...files import atomic_file
+    from ...inputs.features import sidecar_path, write_feature_array
+    from ...models.audio_encoder import AudioEncoder
+
+    output = Path(args.output)
+    features = AudioEncoder(args.audio_encoder, device=args.device).features_from_audio(args.audio)
+    with atomic_file(output) as temporary:
+        if args.format == "bin":
+            with atomic_file(sidecar_path(output)) as sidecar:
+                write_feature_array(features, temporary, "bin", sidecar)
+        else:
+            write_feature_array(features, temporary, "npy")
+    report(args, f"wrote {output}: {features.shape[0]} frames x {features.shape[1]} ave features ({args.format})")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """`frame-gen export-onnx`: export a checkpoint, checked against torch."""
+    from ...models.backends.torch_backend import TorchBackend
+
+    report_ = TorchBackend(args.checkpoint, mode=args.mode, device="cpu").export_to_onnx(args.output, args.opset)
+    report(args, f"wrote {report_.path} (opset {report_.opset_version}); max difference to torch {report_.max_abs_difference:.2e}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """`frame-gen verify-reference`: recompute a bundle; 1 on a mismatch."""
+    from ...ports.reference import read_metadata
+    from ...ports.verify import format_report, verify_bundle
+
+    model = None
+    if args.checkpoint is not None:
+        from ...models.backends.torch_backend import TorchBackend
+
+        model = TorchBackend(args.checkpoint, mode=read_metadata(args.bundle)["mode"], device=args.device or "cpu")
+    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance)
+    print(format_report(verification))
+    return 0 if verification.ok else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`frame-gen demo`: generated inputs rendered into demo.mp4."""
+    from ..demo.run import run_demo
+
+    result = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
+    report(args, result.summary())
+    if not args.quiet:
+        print(f"demo video: {Path(result.output).resolve()}")
+    return 0
+
+
+VIDEO_EXAMPLES = (
+    "frame-gen video --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
+    "    --audio-encoder audio_visual_encoder.pth --audio speech.wav --output out.mp4",
+    "frame-gen video --checkpoint checkpoint/May/5.pth --mode ave --template-dir dataset/May \\\n"
+    "    --audio-features speech_ave.npy --audio speech.wav --output out.mp4 --max-frames 100",
+)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add the rendering subcommands to `commands`."""
+    video = subcommand(
+        commands, "video", run_video, "render an H.264/AAC video with the speech audio",
+        "Render frames and encode them once, with the speech, into a video file (.mp4, .m4v, .mov, .mkv).\n"
+        "Features come from --audio-features, or are computed from --audio with --audio-encoder.",
+        *VIDEO_EXAMPLES,
+    )
+    add_model(video)
+    add_render_inputs(video)
+    video.add_argument("--audio", required=True, help="speech audio to mux (wav, mp3, m4a, flac...)")
+    video.add_argument("--output", required=True, help="video file to write")
+    add_encoding(video)
+
+    frames = subcommand(
+        commands, "frames", run_frames, "render frames as image files",
+        "Render one lossless image per frame into a folder, which is replaced as a whole:\n"
+        "afterwards it holds exactly these frames (a folder with other files is refused).",
+        "frame-gen frames --checkpoint checkpoint/May/5.pth --mode ave \\\n"
+        "    --template-dir dataset/May --audio-features speech_ave.npy --output-dir out/frames",
+    )
+    add_model(frames)
+    add_render_inputs(frames)
+    frames.add_argument("--audio", default=None, help="speech to compute features from, with --audio-encoder")
+    frames.add_argument("--output-dir", required=True, help="folder for the frames (000000.png, ...)")
+    frames.add_argument("--image-format", default="png", choices=("png", "jpg"), help="png is lossless")
+
+    reference = subcommand(
+        commands, "reference", run_reference, "write a lossless reference bundle for ports",
+        "Render every frame with the exact torch backend on the CPU and save, for sample frames, the\n"
+        "template, landmarks, network input, audio window, raw output and final frame, all lossless,\n"
+        "with metadata.json. No video is written.",
+        "frame-gen reference --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
+        "    --audio-features speech_ave.npy --output-dir bundle --samples 10",
+    )
+    add_model(reference)
+    add_render_inputs(reference)
+    reference.add_argument("--audio", default=None, help="speech to compute features from, with --audio-encoder")
+    reference.add_argument("--output-dir", required=True, help="bundle folder to write")
+    reference.add_argument("--samples", type=positive_int, default=10, help="sample frames, first and last included")
+
+    features = subcommand(
+        commands, "features", run_features, "compute ave audio features from speech",
+        "Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with the ave\n"
+        "audio encoder into (F, 512) features, one row per 25 fps frame. --format bin writes raw\n"
+        "little-endian float32 rows and FILE.bin.json (num_frames, feature_size, shape) for ports.",
+        "frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
+    )
+    features.add_argument("--audio-encoder", required=True, help="ave audio encoder (audio_visual_encoder.pth)")
+    features.add_argument("--audio", required=True, help="speech audio file")
+    features.add_argument("--output", required=True, help="file to write (exactly this name)")
+    features.add_argument("--format", default="npy", choices=FEATURE_FORMATS, help="npy, or bin + .json for ports")
+    add_device(features)
+
+    export = subcommand(
+        commands, "export-onnx", run_export, "export a checkpoint to ONNX, checked against torch",
+        "Export to ONNX (inputs `input`, `audio`; output `output`; dynamic batch), then run it in\n"
+        "onnxruntime against torch and refuse it if they differ by more than 1e-4.",
+        "frame-gen export-onnx --checkpoint checkpoint/May/5.pth --mode ave --output may.onnx --opset 11",
+    )
+    export.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+    export.add_argument("--mode", default="ave", choices=("ave", "hubert", "wenet"), help="audio feature mode")
+    export.add_argument("--output", required=True, help="the .onnx file to write")
+    export.add_argument("--opset", type=positive_int, default=17, help="ONNX opset, 11..20 (11 for older mobile runtimes)")
+
+    verify = subcommand(
+        commands, "verify-reference", run_verify, "recompute a reference bundle and report differences per stage",
+        "Recompute every sample of a bundle from its own files and print the largest difference per\n"
+        "sample and stage, with units, and which stages were checked. Exit status 1 on a mismatch.",
+        "frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
+    )
+    verify.add_argument("bundle", help="reference bundle folder")
+    verify.add_argument("--checkpoint", default=None, help="checkpoint for the network stage (not checked without)")
+    add_device(verify, "cpu")
+    verify.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest accepted network output difference")
+
+    demo = subcommand(
+        commands, "demo", run_demo, "render a demo video from generated inputs",
+        "Generate templates, speech and random-weight checkpoints, then render a video with audio.\n"
+        "The folder is replaced as a whole (one that holds other files is refused).",
+        "frame-gen demo --output demo",
+    )
+    demo.add_argument("--output", default="demo", help="folder for the inputs and demo.mp4")
+    demo.add_argument("--seconds", type=positive_float, default=3.0, help="length of the demo video (at least 0.2)")
+

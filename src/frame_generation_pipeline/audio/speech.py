@@ -1,0 +1,33 @@
+"""Speech as the audio path reads it: mono float32 at 16 kHz (channel mean, soxr HQ resampling),
+exactly as librosa.load(path, sr=16000) returns it."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..contract import SAMPLE_RATE
+from .ffmpeg import AudioInfo, decode_audio, probe_audio
+
+
+def resample(mono: np.ndarray, rate: int) -> np.ndarray:
+    """Mono samples at `rate` Hz -> float32 at 16 kHz, ceil(n * 16000 / rate) of them (as librosa)."""
+    if rate == SAMPLE_RATE:
+        return np.asarray(mono, dtype=np.float32)
+    import soxr
+
+    resampled = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    size = int(np.ceil(len(mono) * SAMPLE_RATE / rate))
+    return np.asarray(np.pad(resampled, (0, max(0, size - len(resampled))))[:size], dtype=np.float32)
+
+
+def load_speech(source: str | os.PathLike[str] | AudioInfo) -> np.ndarray:
+    """Decode an audio file (wav, mp3, m4a, flac...) to mono float32 samples at 16 kHz.
+
+    Takes a path, or the AudioInfo of a file already probed (so it is not probed twice).
+    """
+    info = source if isinstance(source, AudioInfo) else probe_audio(source)
+    samples = decode_audio(info)
+    mono = samples.mean(axis=1, dtype=np.float32) if info.channels > 1 else samples[:, 0].copy()
+    return resample(mono, info.sample_rate)

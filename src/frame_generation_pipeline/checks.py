@@ -1,0 +1,37 @@
+"""Argument checks at the public boundary: one clear error naming the argument and what it got."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+from .errors import ArgumentTypeError, ConfigurationError
+
+
+def require_int(value: object, name: str, minimum: int = 0) -> int:
+    """`value` as an int >= `minimum`; ArgumentTypeError for a non-integer, ConfigurationError below it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def require_number(value: object, name: str, low: float = 0.0, low_inclusive: bool = False) -> float:
+    """`value` as a finite float above `low` (or equal, with `low_inclusive`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigurationError(f"{name} must be a finite number, got {number}")
+    if number < low or (number == low and not low_inclusive):
+        raise ConfigurationError(f"{name} must be {'at least' if low_inclusive else 'greater than'} {low:g}, got {number:g}")
+    return number
+
+
+def require_path(value: object, name: str) -> os.PathLike[str] | str:
+    """`value` if it is a str or os.PathLike; ArgumentTypeError naming `name` otherwise."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ArgumentTypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
+    return value

@@ -1,0 +1,65 @@
+"""The numbers of the per-frame contract (docs/contract.md): modes, tensor shapes, sizes, rates.
+
+Every module that needs one of these imports it from here; none is written down twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from .errors import ConfigurationError
+
+#: Consecutive feature rows the network sees for one output frame (rows i-8 .. i+7).
+AUDIO_WINDOW = 16
+#: Side of the square a crop is resized to before its 4-pixel ring is cut off.
+CROP_SIZE = 328
+#: Side of the square the network reads and writes.
+MODEL_SIZE = 320
+#: Width of the ring between CROP_SIZE and MODEL_SIZE.
+BORDER = (CROP_SIZE - MODEL_SIZE) // 2
+#: One network image input: [real BGR, masked BGR] / 255, channels first.
+INPUT_SHAPE = (6, MODEL_SIZE, MODEL_SIZE)
+#: One network output: BGR in [0, 1] after the sigmoid.
+OUTPUT_SHAPE = (3, MODEL_SIZE, MODEL_SIZE)
+#: Rows and columns of the inner 320x320 region that the mask blacks out (inclusive ranges 5..309, 5..314).
+MASK_ROWS, MASK_COLS = slice(5, 310), slice(5, 315)
+#: Speech is resampled to this rate (Hz) before the mel spectrogram.
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """Shapes and defaults of one audio mode.
+
+    Attributes:
+        name: "ave", "hubert" or "wenet".
+        audio_shape: the shape of one network audio input (C, H, W), without the batch axis.
+        fps: the frame rate the mode's checkpoints were trained for (one feature row per frame).
+    """
+
+    name: str
+    audio_shape: tuple[int, int, int]
+    fps: int
+
+    @property
+    def frame_width(self) -> int:
+        """Number of feature values per output frame (one row of a per-frame feature array)."""
+        return prod(self.audio_shape) // AUDIO_WINDOW
+
+
+MODES: dict[str, ModeSpec] = {
+    "ave": ModeSpec("ave", (32, 16, 16), 25),
+    "hubert": ModeSpec("hubert", (32, 32, 32), 25),
+    "wenet": ModeSpec("wenet", (256, 16, 32), 20),
+}
+
+
+def get_mode(name: str | ModeSpec) -> ModeSpec:
+    """The spec of mode `name` (a ModeSpec passes through); ConfigurationError naming the choices."""
+    if isinstance(name, ModeSpec):
+        return name
+    try:
+        return MODES[name]
+    except (KeyError, TypeError):
+        raise ConfigurationError(f"unknown mode {name!r}: expected one of {', '.join(MODES)}") from None

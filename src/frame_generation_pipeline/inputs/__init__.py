@@ -1,0 +1,1 @@
+"""Inputs: the template folder (frames, landmarks, parsing masks) and audio feature files."""

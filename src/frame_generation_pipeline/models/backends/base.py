@@ -1,0 +1,120 @@
+"""What every inference backend is: a U-Net loaded once, run on batches of host arrays.
+
+A backend is one class in one file of this folder plus one line in the registry (`__init__.py`).
+It says whether its library is installed, how fast it is on a device type (the ranking `auto`
+uses, from measurements in the README), its default batch size, and how to load a checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from ...contract import INPUT_SHAPE, ModeSpec
+from ...errors import CheckpointError, ConfigurationError
+from ...files import describe_os_error, file_sha256
+
+
+def checkpoint_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a checkpoint file; CheckpointError naming it when it cannot be read."""
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        raise CheckpointError(path, "checkpoint file not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(path, "is a folder, expected a checkpoint file") from None
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read ({describe_os_error(exc)})") from None
+
+
+class InferenceBackend(ABC):
+    """A SyncTalk_2D 328 U-Net ready for batched inference on host arrays.
+
+    Attributes:
+        mode: the audio mode of the loaded network.
+        device: "cpu", "cuda" or "cuda:N".
+        precision: the arithmetic the network runs in ("fp32", "fp16", "bf16").
+        streams: calls to `run` that may usefully run at once, from as many threads.
+        checkpoint_sha256: SHA-256 of the checkpoint the weights come from.
+    """
+
+    #: The name users pass as --backend.
+    name: ClassVar[str]
+    #: Python modules the backend needs, and the pip extra that installs them ("" when they are core).
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
+    #: Precisions the backend can run in ("auto" picks among them per device).
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __init__(self, mode: ModeSpec, device: str, precision: str, streams: int, checkpoint_sha256: str) -> None:
+        self.mode = mode
+        self.device = device
+        self.precision = precision
+        self.streams = streams
+        self.checkpoint_sha256 = checkpoint_sha256
+
+    @classmethod
+    def installed(cls) -> bool:
+        """True when every module the backend needs can be imported."""
+        return all(importlib.util.find_spec(module) is not None for module in cls.requires)
+
+    @classmethod
+    @abstractmethod
+    def rank(cls, device_type: str) -> int | None:
+        """Measured speed rank on "cpu" or "cuda" (higher is faster); None where it cannot run."""
+
+    @classmethod
+    def default_batch(cls, device_type: str) -> int:
+        """Frames per network call when none is given (measured; README, "Backends")."""
+        return 8 if device_type == "cuda" else 1
+
+    @classmethod
+    @abstractmethod
+    def load(
+        cls,
+        checkpoint: str | os.PathLike[str],
+        mode: ModeSpec,
+        device: str,
+        precision: str = "auto",
+        model_file: str | os.PathLike[str] | None = None,
+    ) -> InferenceBackend:
+        """Load `checkpoint` (or its export `model_file`, checked to come from it) for `mode` on `device`."""
+
+    @abstractmethod
+    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+
+    @property
+    def exact(self) -> bool:
+        """True when frames equal the contract bit for bit (only the torch backend, fp32, on the CPU)."""
+        return False
+
+    def describe(self) -> str:
+        """One phrase for logs and summaries, e.g. "onnxruntime fp32 on cpu"."""
+        return f"{self.name} {self.precision} on {self.device}"
+
+    def check_inputs(self, images: np.ndarray, audio: np.ndarray) -> None:
+        """Raise ConfigurationError unless images and audio are batches of the mode's shapes."""
+        if tuple(images.shape[1:]) != INPUT_SHAPE or tuple(audio.shape[1:]) != self.mode.audio_shape:
+            raise ConfigurationError(
+                f"expected images (B, {', '.join(map(str, INPUT_SHAPE))}) and audio "
+                f"(B, {', '.join(map(str, self.mode.audio_shape))}) for mode {self.mode.name!r}, "
+                f"got {tuple(images.shape)} and {tuple(audio.shape)}"
+            )
+        if images.shape[0] != audio.shape[0]:
+            raise ConfigurationError(f"batch sizes differ: {images.shape[0]} images, {audio.shape[0]} audio windows")
+
+    @classmethod
+    def resolve_precision(cls, precision: str, device_type: str) -> str:
+        """The concrete precision for `precision` ("auto" -> "fp32"); ConfigurationError if unsupported."""
+        if precision == "auto":
+            return "fp32"
+        if precision not in cls.precisions:
+            raise ConfigurationError(
+                f"unknown precision {precision!r} for the {cls.name} backend: expected auto, {', '.join(cls.precisions)}"
+            )
+        return precision

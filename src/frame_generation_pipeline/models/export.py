@@ -1,0 +1,136 @@
+"""ONNX export of the U-Net, checked in onnxruntime against torch before it is kept.
+
+An exported graph takes `input` (B, 6, 320, 320) float32 ([real, masked] BGR / 255) and `audio`
+(B, *audio_shape) float32 and returns `output` (B, 3, 320, 320) in [0, 1]; the batch axis is
+dynamic. Metadata (mode, audio shape, input layout, checkpoint sha256) travels in the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..contract import INPUT_SHAPE, ModeSpec
+from ..errors import ConfigurationError, ExportError, OutputError
+from ..files import atomic_file, describe_os_error
+from ..version import __version__
+from .cache import onnx_module
+
+logger = logging.getLogger(__name__)
+
+#: Largest difference to torch an export may show on random inputs.
+EXPORT_TOLERANCE = 1e-4
+INPUT_LAYOUT = "BGR, CHW, pixel / 255.0, channels [real 0:3, masked 3:6] (rows 5..309, cols 5..314 zeroed)"
+OUTPUT_LAYOUT = "BGR, CHW, [0, 1] after sigmoid; pixels = uint8(trunc(output * 255))"
+OPSETS = range(11, 21)
+_CHECK_BATCHES = (1, 3)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """The result of an export: the file and the largest difference to torch found when checking it."""
+
+    path: Path
+    opset_version: int
+    max_abs_difference: float
+
+
+def export_graph(
+    network: torch.nn.Module,
+    examples: dict[str, torch.Tensor],
+    output_names: list[str],
+    output_path: str | os.PathLike[str],
+    opset_version: int,
+    metadata: dict[str, str],
+    check_inputs: Callable[[torch.Generator, int], dict[str, torch.Tensor]],
+) -> ExportReport:
+    """Export `network` (inputs named as `examples`'s keys, batch axis dynamic) with metadata,
+    check it with onnx.checker and against torch in onnxruntime, then move it into place.
+
+    `check_inputs(generator, batch)` makes the random inputs of the check; a difference above
+    EXPORT_TOLERANCE at batch 1 or 3 fails the export (ExportError) and nothing is written.
+    """
+    onnx = onnx_module()
+    if opset_version not in OPSETS:
+        raise ConfigurationError(f"opset must be within {OPSETS.start}..{OPSETS.stop - 1}, got {opset_version}")
+    network = copy.deepcopy(network).cpu().eval()  # the caller's model stays on its device
+    names = [*examples, *output_names]
+    with atomic_file(output_path) as temporary, _write_errors_named(output_path):
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                network, tuple(examples.values()), str(temporary), input_names=list(examples),
+                output_names=output_names, dynamic_axes={name: {0: "batch"} for name in names},
+                opset_version=opset_version, dynamo=False,
+            )
+        model = onnx.load(str(temporary))
+        for key, value in {**metadata, "producer": f"frame-generation-pipeline {__version__}"}.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(model)
+        onnx.save(model, str(temporary))
+        difference = _compare_with_torch(network, temporary, check_inputs)
+        if difference > EXPORT_TOLERANCE:
+            raise ExportError(
+                f"{output_path}: exported graph differs from torch by {difference:.2e} (limit {EXPORT_TOLERANCE:.0e})"
+            )
+    logger.info("exported %s (opset %d), max difference to torch %.2e", output_path, opset_version, difference)
+    return ExportReport(Path(output_path), opset_version, difference)
+
+
+@contextlib.contextmanager
+def _write_errors_named(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a failed write (disk full...) inside the exporters into an OutputError naming `path`."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(path, f"cannot write the ONNX model ({describe_os_error(exc)})") from None
+
+
+def _compare_with_torch(network: torch.nn.Module, path: Path, make_inputs: Callable) -> float:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for batch in _CHECK_BATCHES:
+        inputs = make_inputs(generator, batch)
+        with torch.inference_mode():
+            expected = network(*inputs.values()).numpy()
+        got = session.run(None, {name: value.numpy() for name, value in inputs.items()})[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def export_unet(
+    network: torch.nn.Module,
+    mode: ModeSpec,
+    output_path: str | os.PathLike[str],
+    opset_version: int = 17,
+    checkpoint_sha256: str = "",
+) -> ExportReport:
+    """Export the U-Net (inputs `input`, `audio`; output `output`) with its mode and checkpoint in the metadata."""
+
+    def inputs(generator: torch.Generator, batch: int) -> dict[str, torch.Tensor]:
+        return {"input": torch.rand((batch, *INPUT_SHAPE), generator=generator),
+                "audio": torch.randn((batch, *mode.audio_shape), generator=generator)}
+
+    metadata = {
+        "mode": mode.name,
+        "audio_shape": json.dumps(list(mode.audio_shape)),
+        "input_layout": INPUT_LAYOUT,
+        "output_layout": OUTPUT_LAYOUT,
+        "checkpoint_sha256": checkpoint_sha256,
+    }
+    examples = {"input": torch.rand(1, *INPUT_SHAPE), "audio": torch.rand(1, *mode.audio_shape)}
+    return export_graph(network, examples, ["output"], output_path, opset_version, metadata, inputs)

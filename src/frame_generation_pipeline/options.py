@@ -1,0 +1,94 @@
+"""What a render is asked to do (RenderOptions) and what it did (RenderResult)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .checks import require_int, require_number
+from .errors import ArgumentTypeError, ConfigurationError
+from .outputs.frames import check_image_format
+from .outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Options of a render, checked when made (wrong types and values raise at once).
+
+    Attributes:
+        start_frame: first template of the ping-pong schedule (templates start_frame..N-1 are used).
+        max_frames: render only the first N frames (a preview of a long job); None renders all.
+        use_parsing: keep the pixels the parsing masks mark red or white from the template.
+        fps: video frame rate; None is the mode's (25 for ave and hubert, 20 for wenet).
+        crf: x264 quality, 0..51, lower is better (20 is upstream's).
+        preset: x264 speed preset.
+        image_format: "png" (lossless) or "jpg", for frame folders.
+        samples: sample frames of a reference bundle, first and last included.
+        show_progress: draw a progress bar on stderr when it is a terminal.
+    """
+
+    start_frame: int = 0
+    max_frames: int | None = None
+    use_parsing: bool = False
+    fps: float | None = None
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
+    image_format: str = "png"
+    samples: int = 10
+    show_progress: bool = False
+
+    def __post_init__(self) -> None:
+        require_int(self.start_frame, "start_frame", 0)
+        if self.max_frames is not None:
+            require_int(self.max_frames, "max_frames", 1)
+        if self.fps is not None:
+            require_number(self.fps, "fps")
+        if not 0 <= require_int(self.crf, "crf", 0) <= 51:
+            raise ConfigurationError(f"crf must be within 0..51, got {self.crf}")
+        if self.preset not in PRESETS:
+            raise ConfigurationError(f"unknown preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
+        check_image_format(self.image_format)
+        require_int(self.samples, "samples", 1)
+        for name in ("use_parsing", "show_progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ArgumentTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render produced and how fast.
+
+    Attributes:
+        output: the video file, frame folder or bundle folder written.
+        frames: frames rendered.
+        fps: frame rate of the output (the mode's for frames and bundles).
+        backend, device, batch_size: how the network ran.
+        seconds: wall time of the render, inputs to finished output.
+        options: the options it ran with.
+    """
+
+    output: str
+    frames: int
+    fps: float
+    backend: str
+    device: str
+    batch_size: int
+    seconds: float
+    options: RenderOptions = field(default_factory=RenderOptions)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video: frames / fps."""
+        return self.frames / self.fps
+
+    @property
+    def frames_per_second(self) -> float:
+        """Rendering speed: frames / wall seconds."""
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self) -> str:
+        """One line: output, frames, duration, backend, device, batch size, wall time and speed."""
+        return (
+            f"wrote {self.output}: {self.frames} frames ({self.duration:.2f} s at {self.fps:g} fps) with "
+            f"{self.backend} on {self.device}, batch {self.batch_size}, in {self.seconds:.1f} s "
+            f"({self.frames_per_second:.1f} frames/s)"
+        )

@@ -1,0 +1,1 @@
+"""Ports: what port authors check their renderer against (reference bundles and their verification)."""

@@ -1,0 +1,176 @@
+"""FrameGenerator: template frames + audio features -> finished video frames, lazily and in order.
+
+Each output frame goes through three stages: prepare (decode the template, crop, resize, mask,
+build the network input; cached per template), infer (batched network calls, as many at once
+as the model has streams), compose (to pixels, paste back). Prepare runs ahead of the network and
+compose behind it in worker threads (OpenCV and the backends release the GIL), with a bounded
+number of frames in flight: frames are yielded one at a time and memory does not grow with the
+video's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Container, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+import numpy as np
+
+from ..contract import ModeSpec, get_mode
+from ..checks import require_int
+from ..errors import ConfigurationError
+from ..inputs.features import AudioFeatures, as_features
+from ..inputs.landmarks import CropBox
+from ..inputs.templates import TemplateSet, as_templates
+from .prepared import PreparedCache, PreparedTemplate, compose
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceModel(Protocol):
+    """What the generator needs of a model: its mode, batched inference on host arrays, and how
+    many calls to `run` it takes at once (from as many threads)."""
+
+    mode: ModeSpec
+    streams: int
+
+    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+        ...
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """One finished output frame and where it came from.
+
+    `network_input`, `audio` and `network_output` are filled only for frames asked for with
+    `keep_tensors` (float32, without the batch axis).
+    """
+
+    index: int
+    template_index: int
+    box: CropBox
+    image: np.ndarray
+    network_input: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    network_output: np.ndarray | None = None
+
+
+class FrameGenerator:
+    """Renders output frames from a loaded model.
+
+    Args:
+        unet_model: a loaded backend (or anything with `mode`, `streams` and `run`).
+        mode: the audio mode; must be the model's (None takes the model's).
+        batch_size: frames per network call; with the exact torch backend frames do not depend on it.
+        workers: threads that decode and prepare templates ahead of the network and paste
+            results behind it.
+        cache_bytes: memory for prepared templates kept for when the ping-pong order returns.
+    """
+
+    def __init__(
+        self,
+        unet_model: InferenceModel,
+        mode: str | None = None,
+        batch_size: int = 1,
+        workers: int = 2,
+        cache_bytes: int = 256 << 20,
+    ) -> None:
+        if mode is not None and get_mode(mode).name != unet_model.mode.name:
+            raise ConfigurationError(f"mode {mode!r} does not match the model's mode {unet_model.mode.name!r}")
+        self.model = unet_model
+        self.mode = unet_model.mode
+        self.batch_size = require_int(batch_size, "batch_size", 1)
+        self.workers = require_int(workers, "workers", 1)
+        self.cache_bytes = require_int(cache_bytes, "cache_bytes", 0)
+
+    def render(
+        self,
+        templates: TemplateSet | str | os.PathLike[str],
+        features: AudioFeatures | np.ndarray | str | os.PathLike[str],
+        start_frame: int = 0,
+        keep_tensors: Container[int] = (),
+        frame_count: int | None = None,
+    ) -> Iterator[RenderedFrame]:
+        """Lazily render one RenderedFrame per feature row (the first `frame_count` of them), in order.
+
+        `templates` is a TemplateSet or a template folder; `features` an AudioFeatures, an array
+        or a feature file. Templates used by the schedule are checked before the first frame is
+        rendered. Parsing is applied when `templates` was opened with a parsing folder. Template
+        decoding and crop preparation run ahead of the network, pasting behind it, in `workers`
+        threads; the model's `streams` network calls run at once, in threads of their own. At
+        most a few batches are in flight, so memory does not grow with the number of frames.
+        """
+        templates = as_templates(templates)
+        features = as_features(features, self.mode)
+        if features.mode.name != self.mode.name:
+            raise ConfigurationError(f"features are for mode {features.mode.name!r}, the model is {self.mode.name!r}")
+        require_int(start_frame, "start_frame", 0)
+        total = len(features) if frame_count is None else min(require_int(frame_count, "frame_count", 1), len(features))
+        schedule = templates.schedule(total, start_frame)
+        templates.validate(schedule)
+        cache = PreparedCache(templates, self.cache_bytes)
+        streams = self.model.streams
+        ahead = (streams + 1) * self.batch_size
+        workers = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
+        network = ThreadPoolExecutor(streams, thread_name_prefix="frame-network")
+        preparing: deque[Future[PreparedTemplate]] = deque()
+        inferring: deque[tuple[range, list[PreparedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
+        composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
+
+        def compose_oldest_batch() -> None:
+            indices, prepared, audio, outputs = inferring.popleft()
+            for index, item, window, output in zip(indices, prepared, audio, outputs.result()):
+                keep = index in keep_tensors
+                record = partial(
+                    RenderedFrame,
+                    index,
+                    item.template.index,
+                    item.template.box,
+                    network_input=item.network_input if keep else None,
+                    audio=window if keep else None,
+                    network_output=output if keep else None,
+                )
+                composing.append((record, workers.submit(compose, item, output)))
+
+        queued = 0
+        try:
+            for first in range(0, total, self.batch_size):
+                indices = range(first, min(first + self.batch_size, total))
+                while queued < min(indices.stop + ahead, total):
+                    preparing.append(workers.submit(cache.get, schedule[queued]))
+                    queued += 1
+                prepared = [preparing.popleft().result() for _ in indices]
+                audio = features.windows(indices)
+                inputs = np.stack([item.network_input for item in prepared])
+                inferring.append((indices, prepared, audio, network.submit(self.model.run, inputs, audio)))
+                if len(inferring) == streams:
+                    compose_oldest_batch()
+                while len(composing) > ahead:
+                    record, image = composing.popleft()
+                    yield record(image=image.result())
+            while inferring:
+                compose_oldest_batch()
+            while composing:
+                record, image = composing.popleft()
+                yield record(image=image.result())
+            logger.debug("template cache: %d hits, %d misses", cache.hits, cache.misses)
+        finally:
+            network.shutdown(wait=True, cancel_futures=True)
+            workers.shutdown(wait=True, cancel_futures=True)
+
+    def iter_frames(
+        self,
+        templates: TemplateSet | str | os.PathLike[str],
+        features: AudioFeatures | np.ndarray | str | os.PathLike[str],
+        start_frame: int = 0,
+        frame_count: int | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Lazily yield the finished frames (HxWx3 uint8 BGR), one per feature row."""
+        for rendered in self.render(templates, features, start_frame, frame_count=frame_count):
+            yield rendered.image

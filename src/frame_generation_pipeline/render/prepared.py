@@ -1,0 +1,83 @@
+"""Templates prepared for the network (steps 3-7, cached per template) and frames composed from
+network outputs (steps 10-13)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inputs.templates import TemplateFrame, TemplateSet
+from .arithmetic import crop_region, inner_region, network_input, paste_generated_region, resize_crop, to_pixels
+
+
+@dataclass(frozen=True)
+class PreparedTemplate:
+    """Steps 3-7 for one template: they do not depend on the output frame, so they are cached."""
+
+    template: TemplateFrame
+    resized_crop: np.ndarray
+    network_input: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays of this entry."""
+        parsing = 0 if self.template.parsing is None else self.template.parsing.nbytes
+        return self.template.image.nbytes + parsing + self.resized_crop.nbytes + self.network_input.nbytes
+
+
+def prepare(template: TemplateFrame) -> PreparedTemplate:
+    """Steps 3-7: crop, resize to 328, inner 320, mask, network input."""
+    resized = resize_crop(crop_region(template.image, template.box))
+    return PreparedTemplate(template, resized, network_input(inner_region(resized)))
+
+
+def compose(prepared: PreparedTemplate, output: np.ndarray) -> np.ndarray:
+    """Steps 10-13: the finished frame from a network output (3, 320, 320)."""
+    template = prepared.template
+    return paste_generated_region(
+        template.image, to_pixels(output), template.box,
+        resized_crop=prepared.resized_crop, parsing=template.parsing,
+    )
+
+
+class PreparedCache:
+    """A thread-safe LRU of PreparedTemplate by template index, bounded in bytes.
+
+    Ping-pong order comes back to the templates near each turning point a few frames later;
+    keeping them saves their JPEG decode and crop preparation.
+    """
+
+    def __init__(self, templates: TemplateSet, max_bytes: int) -> None:
+        self.templates = templates
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[int, PreparedTemplate] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the cached entries."""
+        return self._bytes
+
+    def get(self, index: int) -> PreparedTemplate:
+        """The prepared template `index`, from the cache or freshly decoded and prepared."""
+        with self._lock:
+            entry = self._entries.get(index)
+            if entry is not None:
+                self._entries.move_to_end(index)
+                self.hits += 1
+                return entry
+            self.misses += 1
+        entry = prepare(self.templates.load(index))
+        with self._lock:
+            if index not in self._entries and entry.nbytes <= self.max_bytes:
+                self._entries[index] = entry
+                self._bytes += entry.nbytes
+                while self._bytes > self.max_bytes:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._bytes -= dropped.nbytes
+        return entry

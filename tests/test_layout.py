@@ -1,0 +1,129 @@
+"""The layout's promises: stages import only stages below them, every module says what it owns in
+its first line and stays small, and nothing in the repository reaches outside it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "frame_generation_pipeline"
+
+#: The data flow, bottom to top: a module may import from its own layer and the layers below.
+LAYERS = {
+    "version": 0, "errors": 0, "contract": 0, "checks": 0, "files": 0, "devices": 0, "__init__": 0,
+    "inputs": 1,
+    "audio": 2,
+    "models": 3,
+    "render": 4,
+    "outputs": 5,
+    "ports": 6,
+    "options": 7, "pipeline": 7, "frame_generator": 7, "image_processor": 7, "unet_model": 7,
+    "live": 8,
+    "app": 9, "__main__": 9,
+}
+MAX_LINES = 300
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _dotted(path: Path) -> list[str]:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return parts
+
+
+def _layer(parts: list[str]) -> int:
+    return LAYERS[parts[0]]
+
+
+def _imports(path: Path) -> list[tuple[int, list[str]]]:
+    """(line, package-relative module parts) of every import of this package in `path`, lazy ones included."""
+    tree = ast.parse(path.read_text())
+    here = _dotted(path)
+    package = here[:-1] if here[-1] != "__init__" else here[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                target = base + (node.module.split(".") if node.module else [])
+                names = [target + [alias.name] for alias in node.names] if not node.module else [target]
+                found += [(node.lineno, name) for name in names]
+            elif node.module and node.module.split(".")[0] == "frame_generation_pipeline":
+                found.append((node.lineno, node.module.split(".")[1:]))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "frame_generation_pipeline":
+                    found.append((node.lineno, alias.name.split(".")[1:]))
+    return [(line, parts) for line, parts in found if parts]
+
+
+def test_every_module_is_placed_in_a_layer():
+    unplaced = [str(path) for path in _modules() if _dotted(path)[0] not in LAYERS]
+    assert unplaced == []
+
+
+def test_nothing_imports_upward():
+    upward = []
+    for path in _modules():
+        mine = _layer(_dotted(path))
+        for line, target in _imports(path):
+            if target[0] in LAYERS and LAYERS[target[0]] > mine:
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {'.'.join(target)}")
+    assert upward == []
+
+
+def test_every_module_says_what_it_owns_and_stays_small():
+    for path in _modules():
+        text = path.read_text()
+        docstring = ast.get_docstring(ast.parse(text))
+        assert docstring and text.lstrip().startswith('"""'), f"{path} has no docstring on its first line"
+        assert len(text.splitlines()) <= MAX_LINES, f"{path} has {len(text.splitlines())} lines"
+
+
+def _public_definitions(tree: ast.Module):
+    """Module-level functions and classes, and the methods of those classes, not named with `_`."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            yield node
+            if isinstance(node, ast.ClassDef):
+                yield from (item for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                            and not item.name.startswith("_"))
+
+
+#: Methods whose meaning is fixed by what they override (torch's forward, logging's and argparse's hooks).
+OVERRIDES = {"forward", "formatMessage", "error"}
+
+
+def test_public_functions_and_classes_have_docstrings():
+    missing = [f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}" for path in _modules()
+               for node in _public_definitions(ast.parse(path.read_text()))
+               if ast.get_docstring(node) is None and node.name not in OVERRIDES]
+    assert missing == []
+
+
+def _tracked_files() -> list[Path]:
+    listing = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True)
+    if listing.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [ROOT / name for name in listing.stdout.splitlines() if (ROOT / name).is_file()]
+
+
+def test_nothing_in_the_repository_reaches_outside_it():
+    needle = "../" + "shared"
+    offenders = [str(path.relative_to(ROOT)) for path in _tracked_files()
+                 if path.suffix in {".py", ".md", ".toml", ".cfg", ".txt", ".json", ""} and needle in path.read_text(errors="ignore")]
+    assert offenders == []
+
+
+def test_benchmarks_import_nothing_from_the_tests():
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])] \
+                if isinstance(node, ast.Import) else []
+            assert not any(module == "tests" or module.startswith("tests.") for module in modules), path
