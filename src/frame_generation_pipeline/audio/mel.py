@@ -52,38 +52,114 @@ def mel_filterbank() -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def stft_magnitude(signal: np.ndarray) -> np.ndarray:
-    """|STFT| (401, frames), centred with zero padding, periodic Hann window of 800."""
-    padded = np.pad(np.asarray(signal, dtype=np.float64), N_FFT // 2)
-    count = 1 + (len(padded) - N_FFT) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[:: HOP][:count]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
-    return np.abs(np.fft.rfft(frames * window, axis=1)).T
+_WINDOW = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann
+_PAD = N_FFT // 2
+
+
+def _log_mel(frames: np.ndarray) -> np.ndarray:
+    """(k, 800) emphasised, padded signal frames -> (k, 80) float64 normalised log-mel rows.
+
+    The filterbank is applied one frame at a time (a matrix-vector product of fixed shape), so a
+    row does not depend on how many rows are computed together: streamed speech gives the same
+    values as the whole file, bit for bit.
+    """
+    magnitude = np.abs(np.fft.rfft(frames * _WINDOW, axis=1))
+    bank = mel_filterbank()
+    mel = np.stack([bank @ row for row in magnitude]) if len(magnitude) else np.empty((0, N_MELS))
+    decibels = 20 * np.log10(np.maximum(1e-5, mel)) - 20
+    return np.clip(8 * (decibels + 100) / 100 - 4, -4, 4)
+
+
+class LogMelStream:
+    """The log-mel spectrogram of 16 kHz speech that arrives in pieces.
+
+    Frame t covers emphasised samples [200t - 400, 200t + 400) of the signal with 400 zeros on
+    each side, so it is final once sample 200t + 399 has arrived; the last frames wait for
+    `finish`, which supplies the closing zeros. Only the samples still needed are kept.
+    """
+
+    def __init__(self) -> None:
+        self._tail = np.zeros(_PAD)  # emphasised samples from padded index `_start` on (the leading zeros first)
+        self._start = 0
+        self._previous = 0.0
+        self.samples = 0
+        self.frames = 0
+        self.finished = False
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Take more samples; return the mel rows (k, 80) that became final."""
+        x = np.asarray(samples, dtype=np.float64)
+        if len(x) == 0:
+            return np.empty((0, N_MELS))
+        emphasised = x.copy()
+        emphasised[1:] -= PREEMPHASIS * x[:-1]
+        emphasised[0] -= PREEMPHASIS * self._previous
+        self._previous = float(x[-1])
+        self._tail = np.concatenate([self._tail, emphasised])
+        self.samples += len(x)
+        return self._ready(self._start + len(self._tail))
+
+    def buffered_bytes(self) -> int:
+        """Memory held for frames not yet final (at most one frame's 800 samples, plus new input)."""
+        return self._tail.nbytes
+
+    def finish(self) -> np.ndarray:
+        """Close the signal with its trailing zeros; return the remaining mel rows."""
+        self.finished = True
+        self._tail = np.concatenate([self._tail, np.zeros(_PAD)])
+        rows = self._ready(self._start + len(self._tail), total=self.samples // HOP + 1)
+        return rows
+
+    def _ready(self, available: int, total: int | None = None) -> np.ndarray:
+        """Rows whose 800 padded samples are all within the first `available` (up to `total` rows)."""
+        last = (available - N_FFT) // HOP  # highest frame whose window fits
+        if total is not None:
+            last = min(last, total - 1)
+        count = last + 1 - self.frames
+        if count <= 0:
+            return np.empty((0, N_MELS))
+        offset = self.frames * HOP - self._start
+        frames = np.lib.stride_tricks.sliding_window_view(self._tail[offset:], N_FFT)[::HOP][:count]
+        rows = _log_mel(frames)
+        self.frames += count
+        keep_from = self.frames * HOP - self._start  # the next frame's first sample
+        self._tail = self._tail[keep_from:].copy()
+        self._start += keep_from
+        return rows
 
 
 def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
-    """(T, 80) float64 normalised log-mel spectrogram of 16 kHz samples."""
-    emphasised = np.asarray(samples, dtype=np.float64).copy()
-    emphasised[1:] -= PREEMPHASIS * np.asarray(samples[:-1], dtype=np.float64)
-    mel = mel_filterbank() @ stft_magnitude(emphasised)
-    decibels = 20 * np.log10(np.maximum(1e-5, mel)) - 20
-    return np.clip(8 * (decibels + 100) / 100 - 4, -4, 4).T
+    """(T, 80) float64 normalised log-mel spectrogram of 16 kHz samples, T = len(samples) // 200 + 1."""
+    stream = LogMelStream()
+    return np.concatenate([stream.push(samples), stream.finish()])
 
 
-def mel_windows(mel: np.ndarray, source: str = "<audio>") -> np.ndarray:
-    """(n, 1, 80, 16) float32 windows of 16 mel frames, one per video frame at 25 fps (n = F - 2)."""
-    frames = mel.shape[0]
+def window_start(k: int) -> int:
+    """First mel frame of encoder window k (before the end of the speech moves it back)."""
+    return int(MEL_FRAMES_PER_SECOND * (k / FEATURE_FPS))
+
+
+def window_count(frames: int) -> int:
+    """Encoder windows of speech with `frames` mel frames (the feature rows are that + 2)."""
+    return int((frames - MEL_WINDOW) / MEL_FRAMES_PER_SECOND * FEATURE_FPS) + 2
+
+
+def check_long_enough(frames: int, source: str) -> None:
+    """AudioError unless there are the 16 mel frames (0.2 s) one encoder window needs."""
     if frames < MEL_WINDOW:
         raise AudioError(
             source, f"too short: {frames} mel frames ({frames / MEL_FRAMES_PER_SECOND:.3f} s), at least "
             f"{MEL_WINDOW} ({MEL_WINDOW / MEL_FRAMES_PER_SECOND:.1f} s) are needed",
         )
-    count = int((frames - MEL_WINDOW) / MEL_FRAMES_PER_SECOND * FEATURE_FPS) + 2
+
+
+def mel_windows(mel: np.ndarray, source: str = "<audio>") -> np.ndarray:
+    """(n, 1, 80, 16) float32 windows of 16 mel frames, one per video frame at 25 fps (n = F - 2)."""
+    frames = mel.shape[0]
+    check_long_enough(frames, source)
+    count = window_count(frames)
     windows = np.empty((count, 1, N_MELS, MEL_WINDOW), dtype=np.float32)
     for k in range(count):
-        start = int(MEL_FRAMES_PER_SECOND * (k / FEATURE_FPS))
-        end = start + MEL_WINDOW
-        if end > frames:
-            start, end = frames - MEL_WINDOW, frames
-        windows[k, 0] = mel[start:end].T
+        start = min(window_start(k), frames - MEL_WINDOW)
+        windows[k, 0] = mel[start : start + MEL_WINDOW].T
     return windows

@@ -50,6 +50,16 @@ def ping_pong_schedule(num_frames: int, template_count: int, start_frame: int = 
     return schedule
 
 
+def ping_pong_index(position: int, template_count: int, start_frame: int = 0) -> int:
+    """The template of schedule position `position` (frame `position` of ping_pong_schedule), in O(1)."""
+    usable = template_count - start_frame
+    if usable == 1:
+        return start_frame
+    period = 2 * (usable - 1)
+    turn = (position + 1) % period
+    return start_frame + (turn if turn <= usable - 1 else period - turn)
+
+
 @dataclass(frozen=True)
 class TemplateFrame:
     """One decoded template: the full frame, its crop box and (when asked for) its parsing image."""

@@ -18,7 +18,7 @@ from torch import nn
 from ..audio.ffmpeg import AudioInfo
 from ..audio.mel import log_mel_spectrogram, mel_windows
 from ..audio.speech import load_speech
-from ..devices import resolve_device
+from ..devices import resolve_device, tune_allocator
 from ..errors import CheckpointError
 from .checkpoints import describe_differences, layout_differences, read_state_dict
 
@@ -66,15 +66,13 @@ class AudioEncoder:
     Args:
         checkpoint_path: the encoder's state_dict (`module.` / `audio_encoder.` prefixes accepted).
         device: "cpu", "cuda", "cuda:N", or None / "auto".
-        batch_size: mel windows per forward pass.
     """
 
-    def __init__(
-        self, checkpoint_path: str | os.PathLike[str], device: str | torch.device | None = None, batch_size: int = 64
-    ) -> None:
+    def __init__(self, checkpoint_path: str | os.PathLike[str], device: str | None = None) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.device = resolve_device(device)
-        self.batch_size = batch_size
+        if self.device == "cpu":
+            tune_allocator()
         state = read_state_dict(self.checkpoint_path, _PREFIXES)
         network = AudioEncoderNet()
         differences = layout_differences(state, {k: v.shape for k, v in network.state_dict().items()})
@@ -86,13 +84,16 @@ class AudioEncoder:
         self.network = network.eval().to(self.device)
 
     def encode_windows(self, windows: np.ndarray) -> np.ndarray:
-        """(n, 1, 80, 16) mel windows -> (n, 512) float32 encodings, in batches."""
-        outputs = []
+        """(n, 1, 80, 16) mel windows -> (n, 512) float32 encodings.
+
+        One window per forward pass: oneDNN picks batch-dependent kernels for most of these
+        convolutions, and encodings must not depend on how many windows arrived together (a
+        live stream encodes them as they come; docs/contract.md).
+        """
         with torch.inference_mode():
-            for first in range(0, len(windows), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(windows[first : first + self.batch_size]))
-                outputs.append(self.network(batch.to(self.device)).cpu().numpy())
-        return np.concatenate(outputs).astype(np.float32, copy=False)
+            outputs = [self.network(torch.from_numpy(np.ascontiguousarray(window[None])).to(self.device)).cpu().numpy()
+                       for window in windows]
+        return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.empty((0, 512), np.float32)
 
     def features_from_samples(self, samples: np.ndarray, source: str = "<audio>") -> np.ndarray:
         """16 kHz mono samples -> (F, 512) float32 ave features, F = windows + 2."""

@@ -182,3 +182,16 @@ class VideoEncoder:
             self.close()
         else:
             self.abort()
+
+
+def mux_audio(video: Path, audio: Path, output: Path, seconds: float) -> None:
+    """Copy `video`'s stream and encode `audio` as AAC into `output`, both `seconds` long (no re-encode
+    of the video)."""
+    command = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
+               "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", "apad", "-t", f"{seconds:.6f}",
+               "-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
+    if CONTAINERS.get(output.suffix.lower(), False):
+        command += ["-movflags", "+faststart"]
+    result = subprocess.run([*command, str(output)], capture_output=True, text=True, errors="replace", check=False)
+    if result.returncode != 0:
+        raise EncoderError(f"ffmpeg failed (exit status {result.returncode}) while adding the audio: {last_lines(result.stderr)}")

@@ -1,0 +1,136 @@
+"""A simulated viewer of a live session (`frame-gen live`): speech files pushed in chunks, idle gaps
+between them, and what a viewer would see and hear written to a video, frames and a report."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import wave
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.ffmpeg import probe_audio
+from ..audio.speech import load_speech
+from ..contract import SAMPLE_RATE
+from ..files import atomic_directory, atomic_file, write_bytes
+from ..outputs.frames import encode_image, is_frame_file
+from ..outputs.video import VideoEncoder, check_container, mux_audio
+from .session import StreamingSession
+from .timeline import DELAY, FPS, LOOKAHEAD_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+def push_speech(session: StreamingSession, files: list[Path], chunk_ms: float, realtime: bool, gap_seconds: float,
+                policy: str) -> None:
+    """The producer: each file decoded and pushed (in chunks, paced by the clock when `realtime`),
+    idle gaps between files, then the session closed."""
+    chunk = max(1, int(SAMPLE_RATE * chunk_ms / 1000))
+    try:
+        for number, path in enumerate(files):
+            if number:
+                if realtime:
+                    session.clock.sleep(gap_seconds)
+                else:
+                    session.idle(round(gap_seconds * FPS))
+            samples = load_speech(path)
+            if policy == DELAY:
+                session.say(samples)
+                if realtime:
+                    session.clock.sleep(len(samples) / SAMPLE_RATE)
+                continue
+            started = session.clock.now()
+            for first in range(0, len(samples), chunk):
+                session.push_audio(samples[first : first + chunk])
+                if realtime:
+                    session.clock.sleep(started + (first + chunk) / SAMPLE_RATE - session.clock.now())
+            session.end_of_speech()
+    finally:
+        session.close()
+
+
+def simulate_viewer(
+    session: StreamingSession, files: list[str | os.PathLike[str]], output: str | os.PathLike[str],
+    frames_dir: str | os.PathLike[str] | None = None, chunk_ms: float = 20.0, realtime: bool = False,
+    gap_seconds: float = 1.0, policy: str = "drop",
+) -> dict:
+    """Push `files` into `session` from a producer thread and record every slot as a viewer gets it.
+
+    `output` gets the video with the audio as heard (a dropped slot repeats the last image);
+    `frames_dir` gets each slot's image losslessly. Returns the report (also the session's stats).
+    """
+    output = Path(output)
+    check_container(output)
+    paths = [Path(path) for path in files]
+    for path in paths:  # decoded by the producer; probed here so that a bad file fails before anything runs
+        probe_audio(path)
+    producer = threading.Thread(target=push_speech, args=(session, paths, chunk_ms, realtime, gap_seconds, policy),
+                                name="live-producer", daemon=True)
+    with contextlib.ExitStack() as stack:
+        video_path = stack.enter_context(atomic_file(output))
+        folder = stack.enter_context(atomic_directory(frames_dir, is_frame_file)) if frames_dir is not None else None
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".live-", dir=output.parent)))
+        slots = _record(session, producer, scratch, folder)
+        mux_audio(scratch / "video.mp4", scratch / "audio.wav", video_path, slots / FPS)
+    return report(session, realtime, policy)
+
+
+def _record(session: StreamingSession, producer: threading.Thread, scratch: Path, folder: Path | None) -> int:
+    """Consume every slot into a silent video, a WAV of the audio and (optionally) lossless frames."""
+    encoder = None
+    previous = None
+    slots = 0
+    with wave.open(str(scratch / "audio.wav"), "wb") as audio, contextlib.ExitStack() as stack:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(SAMPLE_RATE)
+        producer.start()
+        for frame in session:
+            image = frame.image if frame.image is not None else previous
+            if image is None:  # a first slot dropped: nothing shown yet, show the template
+                image = session.template_image(frame.template)
+            if encoder is None:
+                height, width = image.shape[:2]
+                encoder = stack.enter_context(VideoEncoder(scratch / "video.mp4", width, height, FPS))
+            encoder.write(image)
+            audio.writeframes((np.clip(frame.audio, -1, 1) * 32767).astype("<i2").tobytes())
+            if folder is not None:
+                path = folder / f"{frame.slot:06d}.png"
+                write_bytes(path, encode_image(image, path))
+            previous = image
+            slots += 1
+        producer.join()
+    return slots
+
+
+def report(session: StreamingSession, realtime: bool, policy: str) -> dict:
+    """The figures of a session: latency, frames, drops, render speed against real time."""
+    stats = session.stats
+    first = next((u.first_frame_latency_s for u in stats.utterances if u.first_frame_latency_s is not None), None)
+    return {
+        "first_frame_latency_s": first,
+        "lookahead_s": LOOKAHEAD_SECONDS,
+        "frames": stats.slots,
+        "speech_frames": stats.speech_frames,
+        "idle_frames": stats.idle_frames,
+        "dropped_frames": stats.dropped_frames,
+        "render_fps": session.rate.frames_per_second,
+        "realtime_factor": session.rate.frames_per_second / FPS,
+        "realtime": realtime,
+        "policy": policy,
+        "backend": getattr(session.model, "name", type(session.model).__name__),
+        "batch_size": session.batch_size,
+        "utterances": [asdict(utterance) for utterance in stats.utterances],
+    }
+
+
+def write_report(data: dict, path: str | os.PathLike[str]) -> None:
+    """The report as JSON, written atomically."""
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=1) + "\n")

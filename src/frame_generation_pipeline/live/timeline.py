@@ -1,0 +1,139 @@
+"""The live timeline: slots of one frame and 1/fps of audio each, the clock they are due by, and the
+two pacing policies for speech rendered slower than real time.
+
+Slot k is due at anchor + k / fps. Idle slots show the template of schedule position k and carry
+silence; speech slots show frame i of an utterance that starts at slot s (k = s + i) and carry its
+samples [i * hop, (i + 1) * hop). Audio and video come from the same slots, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..audio.mel import HOP, MEL_WINDOW, N_FFT, window_start
+from ..contract import SAMPLE_RATE, get_mode
+from .features import ROWS_AFTER
+
+#: Live speech is ave (the only mode with an audio encoder): 25 frames per second.
+FPS = get_mode("ave").fps
+#: Audio samples per slot (640 at 16 kHz).
+SLOT_SAMPLES = SAMPLE_RATE // FPS
+#: Speech after frame 0's time that frame 0 needs (docs/live.md): encoder window 6 complete, whose
+#: last mel frame t is final once sample 200 t + 399 is in. 0.45 s (frame i: 0.44-0.46 s).
+LOOKAHEAD_SECONDS = ((window_start(ROWS_AFTER - 1) + MEL_WINDOW - 1) * HOP + N_FFT // 2) / SAMPLE_RATE
+#: Policies for an utterance rendered slower than real time.
+DELAY, DROP = "delay", "drop"
+
+
+class Clock(Protocol):
+    """Where the session gets the time and waits (a real clock, or a fake one in tests)."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` (no-op for zero or less)."""
+        ...
+
+
+class RealClock:
+    """time.monotonic and time.sleep."""
+
+    def now(self) -> float:
+        """Seconds on the monotonic clock."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep `seconds` when positive."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """One slot of the timeline: what a viewer sees and hears for 1/fps seconds.
+
+    Attributes:
+        slot: index on the session's timeline; pts = slot / fps seconds.
+        kind: "speech", "idle" (the template itself) or "dropped" (not rendered in time: keep
+            showing the previous image).
+        image: HxWx3 uint8 BGR, None for a dropped slot.
+        audio: the slot's float32 samples at 16 kHz (SLOT_SAMPLES of them; silence when idle).
+        utterance, frame: which utterance and which of its frames (None when idle).
+        template: the template index shown (or that would have been, when dropped).
+    """
+
+    slot: int
+    kind: str
+    image: np.ndarray | None
+    audio: np.ndarray
+    template: int
+    utterance: int | None = None
+    frame: int | None = None
+
+    @property
+    def pts(self) -> float:
+        """Presentation time in seconds on the session's clock."""
+        return self.slot / FPS
+
+
+@dataclass
+class RenderRate:
+    """The session's own measure of how long a speech frame takes (an exponential moving average)."""
+
+    seconds_per_frame: float = 0.0
+    weight: float = 0.3
+
+    def add(self, seconds: float, frames: int) -> None:
+        """Account one batch of `frames` that took `seconds`."""
+        sample = seconds / max(frames, 1)
+        self.seconds_per_frame = sample if self.seconds_per_frame == 0 else (
+            (1 - self.weight) * self.seconds_per_frame + self.weight * sample)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Frames per second at the current estimate (infinite before any measurement)."""
+        return 1 / self.seconds_per_frame if self.seconds_per_frame > 0 else float("inf")
+
+
+def start_delay(policy: str, frames: int | None, rate: RenderRate, batch: int, margin: float) -> float:
+    """Seconds between an utterance's first sample and its first slot.
+
+    Both policies wait for the lookahead and one batch. DELAY (speech whose length is known) also
+    waits until the slower rendering can no longer catch up with playback: frame i is rendered
+    by (i + 1) / r after the start and shown at delay + i / fps, for every i < frames.
+    """
+    base = LOOKAHEAD_SECONDS + batch * rate.seconds_per_frame + margin
+    if policy != DELAY or frames is None or rate.frames_per_second >= FPS:
+        return base
+    catch_up = frames * rate.seconds_per_frame - (frames - 1) / FPS
+    return max(base, catch_up + margin)
+
+
+@dataclass
+class UtteranceReport:
+    """What happened to one utterance: when it started, how it was paced, what was dropped."""
+
+    utterance: int
+    policy: str
+    start_slot: int
+    start_delay_s: float
+    frames: int = 0
+    dropped: int = 0
+    first_frame_latency_s: float | None = None
+
+
+@dataclass
+class SessionStats:
+    """Counts and timings of a session so far."""
+
+    slots: int = 0
+    speech_frames: int = 0
+    idle_frames: int = 0
+    dropped_frames: int = 0
+    utterances: list[UtteranceReport] = field(default_factory=list)

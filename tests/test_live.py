@@ -1,0 +1,303 @@
+"""The live engine: streamed speech gives the offline frames for every chunking, the schedule runs on
+through idle time, the pacing policies on a fake clock, bounded state, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet
+from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.audio.speech import load_speech
+from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.errors import CheckpointError, StreamError
+from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.inputs.templates import ping_pong_schedule
+from frame_generation_pipeline.live.session import StreamingSession
+from frame_generation_pipeline.live.timeline import FPS, LOOKAHEAD_SECONDS, SLOT_SAMPLES
+from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.render.prepared import compose, prepare
+
+from .helpers import cli_status
+
+
+class Recorder:
+    """A deterministic stand-in for the network that records every input it is given."""
+
+    mode, streams, name, precision = get_mode("ave"), 1, "recorder", "fp32"
+
+    def __init__(self, clock=None, seconds_per_frame=0.0):
+        self.calls, self.clock, self.seconds_per_frame = [], clock, seconds_per_frame
+
+    def run(self, images, audio):
+        self.calls.extend(zip(images.copy(), audio.copy()))
+        if self.clock is not None:
+            self.clock.sleep(self.seconds_per_frame * len(images))
+        level = 1 / (1 + np.exp(-audio.reshape(len(audio), -1).mean(axis=1)))
+        return (images[:, :3] * level[:, None, None, None]).astype(np.float32)
+
+
+def _drive(session, clock):
+    """Renderer and viewer on one fake clock: the renderer works while the next slot is not yet due."""
+    slots = []
+    while True:
+        if clock.now() < session.due(session.next_slot) and session.work():
+            continue
+        if (frame := session.next_frame()) is None:
+            return slots
+        slots.append(frame)
+
+
+class FakeClock:
+    """Time that passes only when someone sleeps (or a fake model computes)."""
+
+    def __init__(self):
+        self.time = 1000.0
+
+    def now(self):
+        return self.time
+
+    def sleep(self, seconds):
+        self.time += max(seconds, 0.0)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, encoder_path):
+    root = tmp_path_factory.mktemp("live")
+    templates = TemplateSet.from_folder(synthetic.make_templates(root / "tpl", 5, 200, 160, parsing=False))
+    speech = {name: load_speech(write_speech_like_wav(root / f"{name}.wav", seconds, seed=seed))
+              for name, seconds, seed in (("a", 0.5, 1), ("b", 0.4, 2), ("long", 2.0, 3))}
+    return {"templates": templates, "encoder": AudioEncoder(encoder_path, device="cpu"), "speech": speech, "root": root}
+
+
+def _offline(world, samples, model):
+    features = AudioFeatures(world["encoder"].features_from_samples(samples), "ave")
+    return features, list(FrameGenerator(model).iter_frames(world["templates"], features))
+
+
+def _push(session, samples, chunk):
+    if chunk == "random":
+        rng, first = np.random.default_rng(7), 0
+        while first < len(samples):
+            size = int(rng.integers(1, 4000))
+            session.push_audio(samples[first : first + size])
+            first += size
+    else:
+        for first in range(0, len(samples), chunk):
+            session.push_audio(samples[first : first + chunk])
+    session.end_of_speech()
+
+
+@pytest.mark.parametrize("chunk", [1, 320, 16000, "random"])
+def test_streamed_speech_gives_the_offline_frames_for_every_chunking(world, chunk):
+    samples = world["speech"]["a"]
+    offline_model, live_model = Recorder(), Recorder()
+    features, expected = _offline(world, samples, offline_model)
+    session = StreamingSession(live_model, world["templates"], world["encoder"], batch_size=3)
+    _push(session, samples, chunk)
+    session.close()
+    slots = list(session)
+    assert [s.kind for s in slots] == ["speech"] * len(features) and [s.frame for s in slots] == list(range(len(features)))
+    assert len(live_model.calls) == len(offline_model.calls) == len(features)
+    for (live_image, live_audio), (image, audio) in zip(live_model.calls, offline_model.calls):
+        assert np.array_equal(live_image, image) and np.array_equal(live_audio, audio)
+    for slot, frame in zip(slots, expected):
+        assert np.array_equal(slot.image, frame)
+    heard = np.concatenate([s.audio for s in slots])
+    assert len(heard) == len(features) * SLOT_SAMPLES
+    expected = np.zeros_like(heard)
+    expected[: min(len(heard), len(samples))] = samples[: len(heard)]
+    assert np.array_equal(heard, expected), "the speech as heard: cut or padded to the frames, as offline"
+    assert [s.pts for s in slots[:3]] == [0.0, 1 / FPS, 2 / FPS]
+
+
+def test_the_exact_backend_streams_the_offline_video_bit_for_bit(world, checkpoints, encoder_path, tmp_path):
+    samples = world["speech"]["b"]
+    wav = tmp_path / "b.wav"
+    import soundfile
+
+    soundfile.write(wav, samples, 16000, subtype="FLOAT")
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
+    offline = list(pipeline.generator.iter_frames(world["templates"], pipeline.features(audio=wav, audio_encoder=encoder_path)))
+    session = StreamingSession.from_pipeline(pipeline, world["templates"], world["encoder"])
+    _push(session, samples, 320)
+    session.close()
+    frames = [slot.image for slot in session]
+    assert len(frames) == len(offline) > 0 and all(np.array_equal(a, b) for a, b in zip(frames, offline))
+
+
+def test_two_utterances_with_an_idle_gap_continue_the_schedule(world):
+    model = Recorder()
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2)
+    session.say(world["speech"]["a"])
+    session.idle(7)
+    session.say(world["speech"]["b"])
+    session.close()
+    slots = list(session)
+    first, second = (len(AudioFeatures(world["encoder"].features_from_samples(world["speech"][k]), "ave")) for k in "ab")
+    assert [s.kind for s in slots] == ["speech"] * first + ["idle"] * 7 + ["speech"] * second
+    assert [s.slot for s in slots] == list(range(len(slots)))
+    assert [s.template for s in slots] == ping_pong_schedule(len(slots), 5), "no jump in the schedule"
+    for slot in slots:
+        template = world["templates"].load(slot.template)
+        if slot.kind == "idle":
+            assert np.array_equal(slot.image, template.image) and not slot.audio.any()
+    _, expected_b = zip(*model.calls[first:])
+    features_b = AudioFeatures(world["encoder"].features_from_samples(world["speech"]["b"]), "ave")
+    assert all(np.array_equal(a, features_b.window(i)) for i, a in enumerate(expected_b))
+    second_slots = slots[first + 7 :]
+    outputs = model.run(np.stack([prepare(world["templates"].load(s.template)).network_input for s in second_slots]),
+                        features_b.windows(range(second)))
+    for slot, output in zip(second_slots, outputs):
+        assert np.array_equal(slot.image, compose(prepare(world["templates"].load(slot.template)), output))
+
+
+def test_idle_only_shows_the_templates_in_schedule_order(world):
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    session.idle(12)
+    session.close()
+    slots = list(session)
+    assert [s.kind for s in slots] == ["idle"] * 12 and [s.template for s in slots] == ping_pong_schedule(12, 5)
+    assert session.stats.idle_frames == 12 and session.stats.speech_frames == 0
+
+
+def test_the_last_frames_wait_for_the_end_of_speech(world):
+    samples = world["speech"]["a"]
+    count = len(world["encoder"].features_from_samples(samples))
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    session.push_audio(samples)
+    early = []
+    while (slot := session.next_frame(timeout=0.2)) is not None:
+        early.append(slot)
+    assert 0 < len(early) < count, "frames whose window is complete come out before the end"
+    session.end_of_speech()
+    session.close()
+    assert len(early) + len(list(session)) == count
+
+
+def test_known_length_speech_is_delayed_so_playback_never_stalls(world):
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.1)  # 10 frames/s: 2.5x slower than real time
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2, realtime=True, clock=clock,
+                               threaded=False)
+    started = session.due(0)
+    session.say(world["speech"]["long"])
+    session.close()
+    slots = _drive(session, clock)
+    speech = [s for s in slots if s.kind != "idle"]
+    report = session.stats.utterances[0]
+    assert session.stats.dropped_frames == 0 and all(s.kind == "speech" for s in speech)
+    frames = len(speech)
+    assert report.start_delay_s >= frames * 0.1 - (frames - 1) / FPS, "the start waits until rendering cannot fall behind"
+    assert report.start_delay_s <= frames * 0.1 - (frames - 1) / FPS + 0.3
+    assert clock.now() - started == pytest.approx(slots[-1].slot / FPS, abs=0.2), "every slot shown at its time"
+
+
+def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(world):
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.1)
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
+                               threaded=False)
+    session.due(0)
+    samples = world["speech"]["long"]
+    session.push_audio(samples)
+    session.end_of_speech()
+    session.close()
+    slots = _drive(session, clock)
+    speech = [s for s in slots if s.kind != "idle"]
+    dropped = [s for s in speech if s.kind == "dropped"]
+    assert 0.4 * len(speech) < len(dropped) < 0.8 * len(speech), "about 60% cannot be rendered in time"
+    assert session.stats.dropped_frames == len(dropped) and len(model.calls) <= len(speech) - len(dropped) + 3 + 1
+    heard = np.concatenate([s.audio for s in speech])
+    assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "audio plays on, frames dropped or not"
+    assert [s.slot for s in slots] == list(range(len(slots)))
+    report = session.stats.utterances[0]
+    assert report.start_delay_s == pytest.approx(LOOKAHEAD_SECONDS + 0.1 + session.margin, abs=1 / FPS + 0.01)
+
+
+def test_state_stays_bounded_over_a_simulated_hour(world):
+    class Zeros:  # encoder and network stand-ins: state, not arithmetic, is measured here
+        mode, streams = get_mode("ave"), 1
+
+        def encode_windows(self, windows):
+            return np.zeros((len(windows), 512), np.float32)
+
+        def run(self, images, audio):
+            return np.zeros((len(images), 3, 320, 320), np.float32)
+
+    session = StreamingSession(Zeros(), world["templates"], Zeros(), batch_size=4)
+    sizes = []
+    for minute in range(60):  # an hour: a 2 s utterance and 58 s of idle each minute
+        session.say(world["speech"]["long"])
+        session.idle(58 * FPS)
+        while session.next_frame(timeout=0) is not None:  # every slot queued so far
+            pass
+        sizes.append(session.state_bytes())
+    assert session.stats.slots == 60 * (58 * FPS + 49) and session.stats.speech_frames == 60 * 49
+    assert max(sizes[5:]) <= max(sizes[:5]), f"state grew: {sizes}"
+    assert max(sizes) <= 64 << 20, "the prepared-template cache's budget bounds it"
+
+
+@pytest.mark.parametrize(
+    "samples, rate, message",
+    [(np.zeros(320, np.float32), 44100, "expected 16000 Hz samples, got 44100 Hz"),
+     (np.zeros(320, np.float64), 16000, "expected float32 samples in \\[-1, 1\\] or int16, got float64"),
+     (np.zeros((320, 2), np.float32), 16000, "expected mono samples \\(a 1-D array\\), got shape \\(320, 2\\)"),
+     (np.array([0.1, np.nan], np.float32), 16000, "samples hold NaN or infinite values \\(first at 1\\)")],
+)
+def test_bad_audio_is_refused_and_the_session_stays_usable(world, samples, rate, message):
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    with pytest.raises(StreamError, match=message):
+        session.push_audio(samples, sample_rate=rate)
+    session.push_audio((world["speech"]["b"] * 32767).astype(np.int16))
+    session.close()
+    assert session.stats.slots == 0 and len(list(session)) == 9
+
+
+def test_pushing_after_close_and_models_of_the_wrong_kind_are_refused(world, checkpoints):
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    session.close()
+    with pytest.raises(StreamError, match="the session is closed"):
+        session.push_audio(np.zeros(10, np.float32))
+
+    class Hubert(Recorder):
+        mode = get_mode("hubert")
+
+    with pytest.raises(StreamError, match="live speech needs an ave checkpoint"):
+        StreamingSession(Hubert(), world["templates"], world["encoder"])
+    with pytest.raises(CheckpointError, match="not an ave audio encoder checkpoint"):
+        AudioEncoder(checkpoints["ave"], device="cpu")
+
+
+def test_async_iteration_yields_the_same_slots(world):
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    session.say(world["speech"]["b"])
+    session.close()
+
+    async def collect():
+        return [slot async for slot in session]
+
+    slots = asyncio.run(collect())
+    assert [s.kind for s in slots] == ["speech"] * 9
+
+
+def test_live_command_writes_what_a_viewer_sees(world, checkpoints, encoder_path, tmp_path):
+    import av
+
+    wav = write_speech_like_wav(tmp_path / "s.wav", 0.4)
+    status = cli_status(["live", "--quiet", "--checkpoint", checkpoints["ave"], "--template-dir", world["root"] / "tpl",
+                         "--audio-encoder", encoder_path, "--audio", wav, wav, "--gap-seconds", "0.2", "--output",
+                         tmp_path / "live.mp4", "--frames-dir", tmp_path / "frames", "--report", tmp_path / "r.json"])
+    assert status == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames"] == 9 + 5 + 9 and report["speech_frames"] == 18 and report["dropped_frames"] == 0
+    assert report["first_frame_latency_s"] > 0 and report["render_fps"] > 0 and report["lookahead_s"] == 0.45
+    assert len(list((tmp_path / "frames").iterdir())) == 23
+    with av.open(str(tmp_path / "live.mp4")) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+        assert sum(1 for _ in container.decode(video=0)) == 23
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "live.mp4", "r.json", "s.wav"]

@@ -1,0 +1,86 @@
+"""The OpenVINO backend: frames within 2 per value of the exact path, its compiled-model cache,
+bf16 where the CPU has it, and how `auto` chooses among the backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet, UNetModel
+from frame_generation_pipeline.devices import cpu_summary
+from frame_generation_pipeline.errors import ConfigurationError
+from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.models import backends
+from frame_generation_pipeline.models.backends.openvino_backend import OpenVinoBackend
+
+from .spec_reference import max_difference
+
+
+@pytest.fixture(scope="module")
+def exact_frames(checkpoints, templates_640, features):
+    templates = TemplateSet.from_folder(templates_640, use_parsing=True)
+    feats = AudioFeatures.load(features["ave"], "ave")
+    return list(FrameGenerator(UNetModel(checkpoints["ave"], "ave", device="cpu")).iter_frames(templates, feats, frame_count=4))
+
+
+def _frames(model, templates_640, features, batch_size):
+    templates = TemplateSet.from_folder(templates_640, use_parsing=True)
+    feats = AudioFeatures.load(features["ave"], "ave")
+    return list(FrameGenerator(model, batch_size=batch_size).iter_frames(templates, feats, frame_count=4))
+
+
+def test_fp32_frames_within_2_of_the_exact_path(checkpoints, exports, templates_640, features, exact_frames):
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="openvino", precision="fp32",
+                                       onnx_path=exports["ave"])
+    assert pipeline.backend == "openvino" and pipeline.model.precision == "fp32" and pipeline.generator.batch_size == 4
+    ours = _frames(pipeline.model, templates_640, features, batch_size=3)
+    assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
+
+
+def test_bf16_where_the_cpu_has_it_else_a_clear_refusal(exports, templates_640, features, exact_frames):
+    if not cpu_summary()["bf16"]:
+        with pytest.raises(ConfigurationError, match="precision 'bf16' needs a CPU with AVX-512 BF16 or AMX"):
+            OpenVinoBackend(exports["ave"], "ave", precision="bf16")
+        assert OpenVinoBackend.resolve_precision("auto", "cpu") == "fp32"
+        return
+    model = OpenVinoBackend(exports["ave"], "ave", precision="bf16")
+    assert OpenVinoBackend.resolve_precision("auto", "cpu") == "bf16"
+    ours = _frames(model, templates_640, features, batch_size=4)
+    assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
+
+
+def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
+    first = OpenVinoBackend(exports["ave"], "ave", precision="fp32")
+    blobs = sorted(p.name for p in (tmp_path / "openvino").iterdir())
+    assert blobs, "compiling must leave a cached blob"
+    OpenVinoBackend(exports["ave"], "ave", precision="fp32")
+    assert sorted(p.name for p in (tmp_path / "openvino").iterdir()) == blobs, "the second compile reuses the blob"
+    rng = np.random.default_rng(0)
+    out = first.run(rng.random((2, 6, 320, 320), dtype=np.float32), rng.standard_normal((2, 32, 16, 16), dtype=np.float32))
+    assert out.shape == (2, 3, 320, 320) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_auto_picks_by_measured_rank_for_the_cpu(monkeypatch):
+    assert backends.choose_backend("auto", "cpu") == ("openvino" if cpu_summary()["bf16"] else "onnxruntime")
+    monkeypatch.setattr("frame_generation_pipeline.models.backends.openvino_backend.cpu_summary",
+                        lambda: {"avx2": True, "avx512": True, "bf16": True, "amx": False})
+    assert backends.choose_backend("auto", "cpu") == "openvino"
+    monkeypatch.setattr(backends.backend_class("openvino"), "installed", classmethod(lambda cls: False))
+    assert backends.choose_backend("auto", "cpu") == "onnxruntime"
+    monkeypatch.setattr(backends.backend_class("onnxruntime"), "installed", classmethod(lambda cls: False))
+    assert backends.choose_backend("auto", "cpu") == "torch"
+    assert backends.choose_backend("auto", "cuda") == "torch"
+
+
+def test_a_backend_is_one_file_and_one_registry_line():
+    from pathlib import Path
+
+    folder = Path(backends.__file__).parent
+    files = sorted(p.stem for p in folder.glob("*_backend.py"))
+    assert files == sorted(f"{name}_backend" for name in backends.BACKENDS)
+    for name in backends.BACKENDS:
+        cls = backends.backend_class(name)
+        assert cls.name == name and Path(__import__(cls.__module__, fromlist=["_"]).__file__).stem == f"{name}_backend"
+    with pytest.raises(ConfigurationError, match="unknown backend 'tensorflow': expected one of torch, onnxruntime, openvino, auto"):
+        backends.backend_class("tensorflow")
