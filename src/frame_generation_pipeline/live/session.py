@@ -276,7 +276,7 @@ class StreamingSession:
                 return
             first = max(self._slot, not_before or 0)
             if self.realtime:
-                delay = start_delay(utterance.policy, utterance.known_frames(), self.rate, self.batch_size, self.margin)
+                delay = start_delay(utterance.policy, utterance.known_frames(), self.rate, self.margin)
                 start = max(first, math.ceil((utterance.arrived + delay - self._anchor) * FPS))
                 utterance.start(start, self._due(start) - utterance.arrived)
             else:
@@ -332,10 +332,10 @@ class StreamingSession:
                     self._changed.wait(0.02)
 
     def _drop_late(self, utterance: Utterance) -> None:
-        """Skip, without rendering, every frame that would be finished after its slot is due."""
+        """Skip, without rendering, every frame that a batch started now would finish after its slot."""
         while utterance.next_render < utterance.frame_limit():
             slot = utterance.start_slot + utterance.next_render
-            if self.clock.now() + self.rate.seconds_per_frame <= self._due(slot):
+            if self.clock.now() + self.rate.seconds_per_batch <= self._due(slot):
                 break
             utterance.next_render += 1
 

@@ -84,16 +84,18 @@ class LiveFrame:
 
 @dataclass
 class RenderRate:
-    """The session's own measure of how long a speech frame takes (an exponential moving average)."""
+    """The session's own measure of its rendering (exponential moving averages of each batch)."""
 
     seconds_per_frame: float = 0.0
+    seconds_per_batch: float = 0.0
     weight: float = 0.3
 
     def add(self, seconds: float, frames: int) -> None:
         """Account one batch of `frames` that took `seconds`."""
-        sample = seconds / max(frames, 1)
-        self.seconds_per_frame = sample if self.seconds_per_frame == 0 else (
-            (1 - self.weight) * self.seconds_per_frame + self.weight * sample)
+        per_frame = seconds / max(frames, 1)
+        first = self.seconds_per_batch == 0
+        self.seconds_per_frame = per_frame if first else (1 - self.weight) * self.seconds_per_frame + self.weight * per_frame
+        self.seconds_per_batch = seconds if first else (1 - self.weight) * self.seconds_per_batch + self.weight * seconds
 
     @property
     def frames_per_second(self) -> float:
@@ -101,14 +103,14 @@ class RenderRate:
         return 1 / self.seconds_per_frame if self.seconds_per_frame > 0 else float("inf")
 
 
-def start_delay(policy: str, frames: int | None, rate: RenderRate, batch: int, margin: float) -> float:
+def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float) -> float:
     """Seconds between an utterance's first sample and its first slot.
 
     Both policies wait for the lookahead and one batch. DELAY (speech whose length is known) also
     waits until the slower rendering can no longer catch up with playback: frame i is rendered
     by (i + 1) / r after the start and shown at delay + i / fps, for every i < frames.
     """
-    base = LOOKAHEAD_SECONDS + batch * rate.seconds_per_frame + margin
+    base = LOOKAHEAD_SECONDS + rate.seconds_per_batch + margin
     if policy != DELAY or frames is None or rate.frames_per_second >= FPS:
         return base
     catch_up = frames * rate.seconds_per_frame - (frames - 1) / FPS

@@ -1,0 +1,92 @@
+"""Live benchmark: `python benchmarks/live.py` (part of `make bench`).
+
+Per backend at one frame size (default 1280x720), on generated data: a speech-like utterance is
+pushed in 20 ms chunks at the speed of the clock into a real-time session (the drop policy, as a
+microphone would), and the same speech is rendered as fast as possible (a simulation). The viewer
+takes the slots and discards them (no encoding competes for the CPU; a server adds its encoder).
+Reported: the first frame's latency (first sample pushed -> first frame rendered, the 0.45 s
+lookahead included), the start delay the policy chose, the steady render rate and its real-time
+factor (render rate / 25), and the frames the real-time run dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def measure(data: dict, backend: str, precision: str, seconds: float) -> dict:
+    """One backend: a real-time run and a simulation of the same speech."""
+    import threading
+
+    from frame_generation_pipeline import FrameGenerationPipeline
+    from frame_generation_pipeline.live.session import StreamingSession
+    from frame_generation_pipeline.live.simulate import push_speech, report
+
+    pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=backend, precision=precision)
+    rows = {}
+    for realtime in (True, False):
+        session = StreamingSession.from_pipeline(pipeline, data["templates"], data["encoder"], realtime=realtime)
+        producer = threading.Thread(target=push_speech, args=(session, [Path(data["speech"])], 20.0, realtime, 0.0, "drop"))
+        producer.start()
+        for _ in session:
+            pass
+        producer.join()
+        rows["realtime" if realtime else "simulated"] = report(session, realtime, "drop")
+    realtime, simulated = rows["realtime"], rows["simulated"]
+    return {"backend": backend, "precision": precision, "batch": realtime["batch_size"],
+            "first_frame_latency_s": realtime["first_frame_latency_s"] or float("nan"), "lookahead_s": realtime["lookahead_s"],
+            "render_fps": simulated["render_fps"], "realtime_factor": simulated["realtime_factor"],
+            "realtime_dropped": realtime["dropped_frames"], "realtime_speech": realtime["speech_frames"],
+            "start_delay_s": realtime["utterances"][0]["start_delay_s"]}
+
+
+def main() -> None:
+    """Measure every installed backend and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of the utterance")
+    parser.add_argument("--json", default=str(HERE / "live_results.json"))
+    args = parser.parse_args()
+    import torch
+
+    from frame_generation_pipeline.app.demo import synthetic
+    from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+    from frame_generation_pipeline.devices import cpu_summary
+    from frame_generation_pipeline.models.backends import backend_class
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    width, height = map(int, args.size.split("x"))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fgp-live-") as tmp:
+        os.environ["FRAME_GEN_CACHE_DIR"] = str(Path(tmp) / "cache")
+        folder = Path(tmp)
+        data = {"folder": str(folder), "checkpoint": str(synthetic.save_random_checkpoint(folder / "ave.pth", "ave")),
+                "encoder": str(synthetic.save_random_audio_encoder(folder / "enc.pth")),
+                "templates": str(synthetic.make_templates(folder / "tpl", 50, width, height, parsing=False)),
+                "speech": str(write_speech_like_wav(folder / "speech.wav", args.seconds))}
+        runs = [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32")]
+        if cpu_summary()["bf16"]:
+            runs.append(("openvino", "bf16"))
+        for backend, precision in runs:
+            if backend_class(backend).installed():
+                results.append(measure(data, backend, precision, args.seconds))
+                print(json.dumps(results[-1]), flush=True)
+    report = {"size": args.size, "cpu": cpu_summary(), "cpus": os.cpu_count(), "seconds": args.seconds, "runs": results}
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    print(f"\n{args.size}, {report['cpus']} CPUs, flags {report['cpu']}; {args.seconds:g} s utterance pushed in 20 ms chunks")
+    print(f"{'backend':<20}{'batch':>6}{'first frame s':>15}{'render fps':>12}{'x real time':>13}{'dropped (real time)':>22}")
+    for row in results:
+        print(f"{row['backend'] + ' ' + row['precision']:<20}{row['batch']:>6}{row['first_frame_latency_s']:>15.2f}"
+              f"{row['render_fps']:>12.1f}{row['realtime_factor']:>13.2f}"
+              f"{row['realtime_dropped']:>12} of {row['realtime_dropped'] + row['realtime_speech']}")
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
