@@ -12,6 +12,7 @@ when it starts where the offline schedule starts (slot 0 of a session; docs/live
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import threading
@@ -32,6 +33,8 @@ from ..render.prepared import PreparedCache
 from .features import FeatureStream
 from .timeline import DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
 from .utterance import Utterance, check_samples, frames_for_samples
+
+logger = logging.getLogger(__name__)
 
 _SILENCE = np.zeros(SLOT_SAMPLES, np.float32)
 
@@ -147,12 +150,15 @@ class StreamingSession:
             self._segments.append([frames])
             self._changed.notify_all()
 
-    def close(self) -> None:
-        """End the session: an open utterance is ended; slots already queued can still be taken."""
+    def close(self, drain: bool = True) -> None:
+        """End the session: an open utterance is ended; slots already queued can still be taken
+        (`drain`), or are dropped (a viewer that has gone)."""
         with self._changed:
             if self._open is not None:
                 self._open.end()
                 self._open = None
+            if not drain:
+                self._segments.clear()
             self._closed = True
             self._changed.notify_all()
 
@@ -178,7 +184,8 @@ class StreamingSession:
             with self._changed:
                 segment = self._segments[0] if self._segments else None
                 if segment is None and self._closed:
-                    self._network.shutdown(wait=False)
+                    if self._renderer is None:
+                        self._network.shutdown(wait=False)
                     return None
                 if segment is None and not self.realtime:
                     if not self._changed.wait(None if deadline is None else max(deadline - self.clock.now(), 0)):
@@ -326,10 +333,15 @@ class StreamingSession:
 
     def _render_loop(self) -> None:
         """The renderer of a threaded real-time session: work whenever there is work, else wait."""
-        while not self._closed or self._segments:
-            if not self.work():
-                with self._changed:
-                    self._changed.wait(0.02)
+        try:
+            while not self._closed or self._segments:
+                if not self.work():
+                    with self._changed:
+                        self._changed.wait(0.02)
+        except Exception:  # the viewer keeps its slots (dropped from here on); the error is logged once
+            logger.exception("live rendering stopped")
+        finally:
+            self._network.shutdown(wait=False)
 
     def _drop_late(self, utterance: Utterance) -> None:
         """Skip, without rendering, every frame that a batch started now would finish after its slot."""
@@ -363,9 +375,11 @@ class StreamingSession:
         self.rate.add(finished - started, len(indices))
 
     def _warm_up(self) -> None:
-        """Time one batch of the network, so that the first utterance's start delay rests on a measure."""
+        """Time a batch of the network, so that the first utterance's start delay rests on a measure
+        (the second of two calls: a backend's first call also pays for its set-up)."""
         images = np.zeros((self.batch_size, *INPUT_SHAPE), np.float32)
         audio = np.zeros((self.batch_size, *self.model.mode.audio_shape), np.float32)
+        self.model.run(images, audio)
         started = self.clock.now()
         self.model.run(images, audio)
         self.rate.add(self.clock.now() - started, self.batch_size)

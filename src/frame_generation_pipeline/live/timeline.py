@@ -9,6 +9,7 @@ samples [i * hop, (i + 1) * hop). Audio and video come from the same slots, so t
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -130,12 +131,16 @@ class UtteranceReport:
     first_frame_latency_s: float | None = None
 
 
+#: Utterance reports a session keeps (the latest ones): its state must not grow with its length.
+KEPT_REPORTS = 100
+
+
 @dataclass
 class SessionStats:
-    """Counts and timings of a session so far."""
+    """Counts and timings of a session so far (reports of the latest KEPT_REPORTS utterances)."""
 
     slots: int = 0
     speech_frames: int = 0
     idle_frames: int = 0
     dropped_frames: int = 0
-    utterances: list[UtteranceReport] = field(default_factory=list)
+    utterances: deque[UtteranceReport] = field(default_factory=lambda: deque(maxlen=KEPT_REPORTS))

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from ...errors import FrameGenerationError
 from ...version import __version__
-from . import live_commands, render_commands
+from . import live_commands, render_commands, serve_commands
 from .arguments import Handler, Parser
 
 logger = logging.getLogger("frame_generation_pipeline")
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render_commands.add_commands(commands)
     live_commands.add_commands(commands)
+    serve_commands.add_commands(commands)
     return parser
 
 

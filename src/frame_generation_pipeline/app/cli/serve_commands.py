@@ -1,0 +1,54 @@
+"""The serve subcommand: the live avatar over WebRTC with its page."""
+
+from __future__ import annotations
+
+import argparse
+
+from .arguments import add_model, positive_int, subcommand
+from .render_commands import pipeline_from
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """`frame-gen serve`: load once, serve until Ctrl-C or SIGTERM (exit 0)."""
+    try:
+        from aiohttp import web
+
+        from ..serve.server import AvatarServer, ServerSettings
+    except ImportError as exc:
+        from ...errors import BackendUnavailableError
+
+        raise BackendUnavailableError(f"serve needs aiohttp and aiortc ({exc.name} is missing): "
+                                      "pip install 'frame-generation-pipeline[serve]'") from None
+    from ...inputs.templates import TemplateSet
+    from ...models.audio_encoder import AudioEncoder
+
+    pipeline = pipeline_from(args)
+    templates = TemplateSet.from_folder(args.template_dir, args.parsing)
+    encoder = AudioEncoder(args.audio_encoder, device=pipeline.device)
+    settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing)
+    server = AvatarServer(pipeline, templates, encoder, settings)
+    web.run_app(server.app(), host=args.host, port=args.port, print=None if args.quiet else print,
+                handle_signals=True)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `serve` to `commands`."""
+    serve = subcommand(
+        commands, "serve", run_serve, "serve the live avatar over WebRTC, with a page to talk through it",
+        "Load the model once and serve the live avatar: open the page, connect, speak a file or turn the\n"
+        "microphone on. Binds 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM close every\n"
+        "connection and exit 0. Needs the [serve] extra (aiohttp, aiortc).",
+        "frame-gen serve --checkpoint 5.pth --template-dir dataset/May --audio-encoder audio_visual_encoder.pth",
+    )
+    add_model(serve)
+    serve.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
+    serve.add_argument("--audio-encoder", required=True, help="ave audio encoder (.pth)")
+    serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=positive_int, default=8010, help="port to listen on")
+    serve.add_argument("--max-sessions", type=positive_int, default=4, help="visitors at once (more get 503)")
+    serve.add_argument("--token", default=None, help="require Authorization: Bearer TOKEN on every request but the page")
+    serve.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
+                       help="limit ICE host candidates to this address (repeatable; default: every interface)")
+    serve.add_argument("--video-width", type=positive_int, default=None, help="scale the video down to this width")

@@ -1,0 +1,1 @@
+"""The live avatar server: WebRTC media, HTTP routes and the page (frame-gen serve)."""

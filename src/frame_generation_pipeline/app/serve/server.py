@@ -1,0 +1,232 @@
+"""`frame-gen serve`: the live avatar over WebRTC (aiohttp + aiortc) and the page to talk through it.
+
+One model, template set and audio encoder are loaded once and shared; each visitor gets a session
+of its own (schedule, streaming state, tracks). Routes: `GET /` the page, `GET /health`,
+`POST /offer`, `POST /speak?session=ID`, `GET /stats?session=ID`, `DELETE /session?session=ID`.
+Every bad request is answered with a status and a one-line JSON reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import aioice.ice
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from ...audio.speech import load_speech
+from ...contract import SAMPLE_RATE
+from ...errors import FrameGenerationError
+from ...inputs.templates import TemplateSet
+from ...live.session import StreamingSession
+from ...models.audio_encoder import AudioEncoder
+from ...pipeline import FrameGenerationPipeline
+from .ice import limit_ice_addresses
+from .media import SessionMedia, feed_microphone
+
+logger = logging.getLogger(__name__)
+
+#: Largest upload to /speak, and the longest speech it may hold.
+MAX_UPLOAD_BYTES = 20 << 20
+MAX_SPEECH_SECONDS = 120.0
+#: How often a visitor is asked for consent, and how many misses end its session: a visitor that
+#: vanished without a goodbye is gone in about 6 s (aioice's defaults: 5 s and 6, half a minute).
+CONSENT_INTERVAL, CONSENT_FAILURES = 2, 3
+
+
+@dataclass
+class Visitor:
+    """One connected visitor: the peer connection, the live session and its media."""
+
+    id: str
+    pc: RTCPeerConnection
+    session: StreamingSession
+    media: SessionMedia
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+@dataclass
+class ServerSettings:
+    """What `frame-gen serve` was started with (beyond the model)."""
+
+    max_sessions: int = 4
+    token: str | None = None
+    ice_addresses: tuple[str, ...] = ()
+    video_width: int | None = None
+    use_parsing: bool = False
+
+
+class AvatarServer:
+    """The shared model and the sessions of the connected visitors."""
+
+    def __init__(self, pipeline: FrameGenerationPipeline, templates: TemplateSet, encoder: AudioEncoder,
+                 settings: ServerSettings) -> None:
+        self.pipeline, self.templates, self.encoder, self.settings = pipeline, templates, encoder, settings
+        self.visitors: dict[str, Visitor] = {}
+        self._lock = asyncio.Lock()
+        if settings.ice_addresses:
+            limit_ice_addresses(settings.ice_addresses)
+        aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = CONSENT_INTERVAL, CONSENT_FAILURES
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_UPLOAD_BYTES)
+        static = Path(str(resources.files(__package__).joinpath("static")))
+        app.router.add_get("/", lambda _request: web.FileResponse(static / "index.html"))
+        app.router.add_static("/static/", static)
+        app.router.add_get("/health", self.health)
+        app.router.add_post("/offer", self.offer)
+        app.router.add_post("/speak", self.speak)
+        app.router.add_get("/stats", self.stats)
+        app.router.add_delete("/session", self.delete)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.content_type == "application/json" or exc.status < 400:
+                raise
+            return _reason(exc.status, exc.reason)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler) -> web.StreamResponse:
+        token = self.settings.token
+        public = request.method == "GET" and (request.path == "/" or request.path.startswith("/static/"))
+        if token and not public:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _reason(401, "missing or wrong Authorization: Bearer token")
+        return await handler(request)
+
+    async def health(self, _request: web.Request) -> web.Response:
+        """Status, sessions, backend and device."""
+        return web.json_response({"status": "ok", "sessions": len(self.visitors), "max_sessions": self.settings.max_sessions,
+                                  "backend": self.pipeline.backend, "device": self.pipeline.device})
+
+    async def offer(self, request: web.Request) -> web.Response:
+        """Start a session from the browser's SDP offer; answer with ours and the session id."""
+        try:
+            body = await request.json()
+            sdp, kind = body["sdp"], body["type"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            return _reason(400, 'expected JSON {"sdp": ..., "type": "offer"}')
+        if kind != "offer" or not isinstance(sdp, str):
+            return _reason(400, f"expected an SDP offer, got type {kind!r}")
+        async with self._lock:
+            if len(self.visitors) >= self.settings.max_sessions:
+                return _reason(503, f"all {self.settings.max_sessions} sessions are in use: try again later")
+            visitor = self._new_visitor()
+        try:
+            await visitor.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await visitor.pc.setLocalDescription(await visitor.pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError and others for SDP it cannot use
+            await self._end(visitor.id, "refused offer")
+            return _reason(400, f"malformed or unusable SDP offer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        logger.info("session %s started (%d of %d)", visitor.id, len(self.visitors), self.settings.max_sessions)
+        return web.json_response({"sdp": visitor.pc.localDescription.sdp, "type": "answer", "session": visitor.id})
+
+    def _new_visitor(self) -> Visitor:
+        session_id = uuid.uuid4().hex[:12]
+        session = StreamingSession(self.pipeline.model, self.templates, self.encoder,
+                                   batch_size=self.pipeline.generator.batch_size, realtime=True)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width)
+        visitor = Visitor(session_id, pc, session, media)
+        video = pc.addTransceiver(media.video, direction="sendonly")
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        video.setCodecPreferences([c for c in codecs if c.mimeType == "video/H264"] +
+                                  [c for c in codecs if c.mimeType != "video/H264"])
+        pc.addTransceiver(media.audio, direction="sendrecv")
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            if track.kind == "audio":
+                visitor.tasks.append(asyncio.ensure_future(feed_microphone(track, session)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected":
+                media.start()  # both tracks are read from now on: they begin with the same slot
+            elif pc.connectionState in ("failed", "closed"):
+                await self._end(session_id, f"connection {pc.connectionState}")
+
+        self.visitors[session_id] = visitor
+        return visitor
+
+    def _visitor(self, request: web.Request) -> Visitor:
+        session_id = request.query.get("session", "")
+        if session_id not in self.visitors:
+            raise web.HTTPNotFound(reason=f"no session {session_id!r}" if session_id else "give ?session=ID")
+        return self.visitors[session_id]
+
+    async def speak(self, request: web.Request) -> web.Response:
+        """Queue an uploaded audio file (wav, mp3, flac, ogg...) as an utterance; 202 with its duration."""
+        visitor = self._visitor(request)
+        if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:
+            return _reason(413, f"upload of {request.content_length} bytes is over the {MAX_UPLOAD_BYTES >> 20} MB limit")
+        body = await request.read()
+        if not body:
+            return _reason(400, "the request body is empty: send an audio file")
+        with tempfile.TemporaryDirectory(prefix="fgp-speak-") as folder:
+            path = Path(folder) / "speech"
+            path.write_bytes(body)
+            try:
+                samples = await asyncio.get_running_loop().run_in_executor(None, load_speech, path)
+            except FrameGenerationError as exc:
+                return _reason(415, f"not audio this server can decode ({getattr(exc, 'problem', str(exc))})")
+        seconds = len(samples) / SAMPLE_RATE
+        if seconds > MAX_SPEECH_SECONDS:
+            return _reason(413, f"speech of {seconds:.1f} s is over the {MAX_SPEECH_SECONDS:g} s limit")
+        try:
+            visitor.session.say(samples)
+        except FrameGenerationError as exc:
+            return _reason(400, str(exc))
+        return web.json_response({"session": visitor.id, "duration": seconds}, status=202)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """Live figures of a session: latency to first frame, frames/s, dropped frames."""
+        session = self._visitor(request).session
+        stats = session.stats
+        latency = next((u.first_frame_latency_s for u in stats.utterances if u.first_frame_latency_s is not None), None)
+        return web.json_response({"first_frame_latency_s": latency, "render_fps": session.rate.frames_per_second
+                                  if session.rate.seconds_per_frame else None, "slots": stats.slots,
+                                  "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
+                                  "utterances": [{"start_slot": u.start_slot, "start_delay_s": u.start_delay_s,
+                                                  "frames": u.frames, "dropped": u.dropped} for u in list(stats.utterances)[-8:]]})
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """End a session."""
+        visitor = self._visitor(request)
+        await self._end(visitor.id, "ended by the visitor")
+        return web.json_response({"session": visitor.id, "ended": True})
+
+    async def _end(self, session_id: str, why: str) -> None:
+        visitor = self.visitors.pop(session_id, None)
+        if visitor is None:
+            return
+        visitor.media.stop()
+        for task in visitor.tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await visitor.pc.close()
+        logger.info("session %s ended: %s (%d left)", session_id, why, len(self.visitors))
+
+    async def _shutdown(self, _app: web.Application) -> None:
+        for session_id in list(self.visitors):
+            await self._end(session_id, "server stopping")
+
+
+def _reason(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)

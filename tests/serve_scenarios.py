@@ -1,0 +1,130 @@
+"""WebRTC scenarios of `frame-gen serve`, run by test_serve.py inside a network namespace that has
+only loopback (so no traffic can reach another address). Prints one JSON object of findings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from frame_generation_pipeline import FrameGenerationPipeline
+from frame_generation_pipeline.app.serve.server import AvatarServer, ServerSettings
+from frame_generation_pipeline.inputs.templates import TemplateSet
+from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from webrtc_client import Client, save
+
+
+async def start(args: dict, **settings) -> tuple[web.AppRunner, str, AvatarServer]:
+    pipeline = FrameGenerationPipeline(args["checkpoint"], device="cpu", onnx_path=args.get("onnx"),
+                                       backend="onnxruntime" if args.get("onnx") else "auto")
+    server = AvatarServer(pipeline, TemplateSet.from_folder(args["templates"]), AudioEncoder(args["encoder"], device="cpu"),
+                          ServerSettings(ice_addresses=("127.0.0.1",), **settings))
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}", server
+
+
+async def scenario_speak(args: dict) -> dict:
+    runner, base, server = await start(args)
+    found = {}
+    async with aiohttp.ClientSession() as http:
+        client = Client(base, http)
+        status, body = await client.connect()
+        found["offer_status"] = status
+        found["candidates"] = body["offer_candidates"] + body["answer_candidates"]
+        await asyncio.sleep(1.0)
+        clip = Path(args["clip"]).read_bytes()
+        async with http.post(f"{base}/speak?session={client.session}", data=clip) as response:
+            found["speak"] = [response.status, await response.json()]
+        for _ in range(600):  # until the utterance has been shown, and a second beyond
+            await asyncio.sleep(0.1)
+            async with http.get(f"{base}/stats?session={client.session}") as response:
+                stats = await response.json()
+            utterances = stats["utterances"]
+            if utterances and utterances[0]["frames"] + utterances[0]["dropped"] >= args["frames"]:
+                await asyncio.sleep(1.0)
+                break
+        found["stats"] = stats
+        async with http.get(f"{base}/health") as response:
+            found["health"] = await response.json()
+        found.update(await bad_requests(http, base, client.session))
+        async with http.delete(f"{base}/session?session={client.session}") as response:
+            found["delete"] = response.status
+        await client.pc.close()
+        found.update(save(client, args["out"]))
+        found["audio_seconds"] = sum(frame.samples for frame in client.audio) / client.audio[0].sample_rate
+        found["video_seconds"] = len(client.video) / 25
+        async with http.get(f"{base}/health") as response:
+            found["sessions_after"] = (await response.json())["sessions"]
+    await runner.cleanup()
+    return found
+
+
+async def bad_requests(http: aiohttp.ClientSession, base: str, session: str) -> dict:
+    """Each abuse the server must answer with a status and a reason."""
+    answers = {}
+    cases = {
+        "offer_not_json": ("post", "/offer", {"data": b"hello"}),
+        "offer_wrong_type": ("post", "/offer", {"json": {"sdp": "v=0", "type": "answer"}}),
+        "offer_malformed_sdp": ("post", "/offer", {"json": {"sdp": "v=0\r\nthis is not sdp\r\n", "type": "offer"}}),
+        "speak_not_audio": ("post", f"/speak?session={session}", {"data": b"definitely not audio" * 100}),
+        "speak_empty": ("post", f"/speak?session={session}", {"data": b""}),
+        "speak_too_large": ("post", f"/speak?session={session}", {"data": b"\0" * (21 << 20)}),
+        "speak_unknown_session": ("post", "/speak?session=nosuch", {"data": b"x"}),
+        "delete_unknown_session": ("delete", "/session?session=nosuch", {}),
+    }
+    for name, (method, path, kwargs) in cases.items():
+        async with getattr(http, method)(f"{base}{path}", **kwargs) as response:
+            answers[name] = [response.status, (await response.json()).get("error", "")]
+    return {"bad": answers}
+
+
+async def scenario_load(args: dict) -> dict:
+    runner, base, server = await start(args, max_sessions=4)
+    found = {"statuses": [], "frames": [], "sizes": []}
+    visitors = []
+    for number in range(5):  # the first speaks and will vanish; the fifth is one too many
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("webrtc_client.py")),
+            json.dumps({**args, "base": base, "speak": number == 0, "clip": args["short_clip"]}), stdout=asyncio.subprocess.PIPE)
+        first = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
+        found["statuses"].append(first["status"])
+        if first["status"] != 200:
+            found["fifth"] = first["body"]
+        visitors.append((process, first.get("session")))
+    for process, session in visitors[:4]:
+        report = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
+        found["frames"].append(report["frames"])
+        found["sizes"].append(report["size"])
+    found["sessions_before"] = len(server.visitors)
+    vanishing, session = visitors[0]
+    vanishing.kill()  # mid-utterance, without a goodbye
+    await vanishing.wait()
+    for _ in range(300):
+        await asyncio.sleep(0.1)
+        if session not in server.visitors:
+            break
+    found["vanished_gone"] = session not in server.visitors
+    found["sessions_left"] = len(server.visitors)
+    for process, _ in visitors[1:]:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    await runner.cleanup()
+    return found
+
+
+if __name__ == "__main__":
+    settings = json.loads(sys.argv[2])
+    result = asyncio.run({"speak": scenario_speak, "load": scenario_load}[sys.argv[1]](settings))
+    print("RESULT " + json.dumps(result))

@@ -1,0 +1,165 @@
+"""`frame-gen serve`: WebRTC media checked end to end with an aiortc client and a real browser, load
+and abuse, all inside network namespaces that have only loopback; plain HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frame_generation_pipeline import FrameGenerationPipeline
+from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.audio.speech import load_speech
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE_SIZE = (240, 320)  # height, width
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def in_namespace(script: str, scenario: str, args: dict, timeout: int = 240) -> dict:
+    """Run a scenario in a fresh network namespace with only loopback up; return its findings."""
+    command = f"ip link set lo up && exec {sys.executable} {HERE / script} {scenario} '{json.dumps(args)}'"
+    result = subprocess.run(["unshare", "--net", "sh", "-c", command], capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, f"scenario {scenario} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, checkpoints, exports, encoder_path):
+    root = tmp_path_factory.mktemp("serve")
+    # One template: every schedule position shows it, so a live utterance wherever it starts is
+    # comparable with the offline render (the schedule itself is tested in test_live.py).
+    templates = synthetic.make_templates(root / "tpl", 1, TEMPLATE_SIZE[1], TEMPLATE_SIZE[0], parsing=False)
+    clip = write_speech_like_wav(root / "clip.wav", 3.0, seed=5)
+    short_clip = write_speech_like_wav(root / "short.wav", 0.6, seed=6)
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", onnx_path=exports["ave"], backend="onnxruntime")
+    features = pipeline.features(audio=clip, audio_encoder=encoder_path)
+    checked = list(range(0, len(features), 6))  # every sixth frame, from its own 16-row audio window
+    offline = list(pipeline.generator.iter_frames(templates, features.windows(checked)))
+    return {"checkpoint": str(checkpoints["ave"]), "onnx": str(exports["ave"]), "templates": str(templates),
+            "encoder": str(encoder_path), "clip": str(clip), "short_clip": str(short_clip), "frames": len(features),
+            "out": str(root / "got"),
+            "offline": dict(zip(checked, offline)), "root": root}
+
+
+def _args(served: dict) -> dict:
+    return {key: value for key, value in served.items() if key not in ("offline", "root")}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def test_a_spoken_clip_arrives_as_the_offline_frames_with_its_audio_in_sync(served):
+    found = in_namespace("serve_scenarios.py", "speak", _args(served))
+    assert found["offer_status"] == 200 and set(found["candidates"]) == {"127.0.0.1"}, "only loopback candidates"
+    assert found["speak"][0] == 202 and found["speak"][1]["duration"] == pytest.approx(3.0)
+    stats = found["stats"]
+    utterance = stats["utterances"][0]
+    assert utterance["frames"] + utterance["dropped"] == served["frames"] and utterance["dropped"] == 0
+    video = np.load(served["out"] + "_video.npy")
+    pts = np.load(served["out"] + "_video_pts.npy")
+    slots = (pts - pts[0]) // 3600
+    assert video.shape[1:] == (*TEMPLATE_SIZE, 3)
+    assert np.array_equal(slots, np.arange(len(slots))), "one frame per slot on the 90 kHz clock"
+    start = utterance["start_slot"]
+    received = video[start : start + served["frames"]]
+    assert len(received) == served["frames"], "every frame of the utterance arrived"
+    scores = [psnr(received[i], frame) for i, frame in served["offline"].items()]
+    assert min(scores) >= 30, f"PSNR to the offline render: min {min(scores):.1f} dB"
+    audio = np.load(served["out"] + "_audio.npy")
+    rate = found["audio_rate"]
+    clip = load_speech(served["clip"])
+    heard = np.argmax(np.abs(audio) > 0.02) / rate
+    spoken = start / 25 + np.argmax(np.abs(clip) > 0.02) / 16000
+    assert abs(heard - spoken) <= 1 / 25, f"audio at {heard:.3f} s, its video at {spoken:.3f} s"
+    assert abs(found["audio_seconds"] - found["video_seconds"]) <= 0.1, "no audio lost: the two streams last as long"
+    assert found["health"] == {"status": "ok", "sessions": 1, "max_sessions": 4, "backend": "onnxruntime", "device": "cpu"}
+    assert found["delete"] == 200 and found["sessions_after"] == 0
+    bad = found["bad"]
+    assert bad["offer_not_json"][0] == 400 and bad["offer_wrong_type"][0] == 400
+    assert bad["offer_malformed_sdp"][0] == 400 and "SDP" in bad["offer_malformed_sdp"][1]
+    assert bad["speak_not_audio"][0] == 415 and "not audio" in bad["speak_not_audio"][1]
+    assert bad["speak_empty"] == [400, "the request body is empty: send an audio file"]
+    assert bad["speak_too_large"][0] == 413 and "limit" in bad["speak_too_large"][1]
+    assert bad["speak_unknown_session"][0] == bad["delete_unknown_session"][0] == 404
+
+
+def test_four_visitors_at_once_a_fifth_refused_and_a_vanished_one_cleaned_up(served):
+    found = in_namespace("serve_scenarios.py", "load", _args(served))
+    assert found["statuses"] == [200, 200, 200, 200, 503]
+    assert found["fifth"] == {"error": "all 4 sessions are in use: try again later"}
+    assert all(count >= 25 for count in found["frames"]), f"each visitor gets its frames: {found['frames']}"
+    assert found["sizes"] == [[*TEMPLATE_SIZE, 3]] * 4
+    assert found["sessions_before"] == 4 and found["vanished_gone"] and found["sessions_left"] == 3, found
+
+
+def test_the_page_plays_in_a_real_browser(served):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
+    found = in_namespace("browser_scenario.py", "page", {**_args(served), "chromium": CHROMIUM, "clip": served["short_clip"],
+                                                         "screenshot": str(served["root"] / "page.png")})
+    assert found["video_width"] == TEMPLATE_SIZE[1] and found["video_height"] == TEMPLATE_SIZE[0]
+    assert found["current_time_later"] > found["current_time_first"] > 0, "the video element plays"
+    assert found["status"].startswith("Speaking short.wav (0.6 s)")
+    assert found["speech_frames"] > 0 and found["latency_text"].endswith(" s")
+    assert Path(found["screenshot"]).stat().st_size > 10_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict | str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read().decode()
+            return response.status, json.loads(body) if response.headers.get_content_type() == "application/json" else body
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read().decode())
+
+
+def test_the_command_serves_loopback_with_a_token_and_stops_cleanly_on_sigterm(served):
+    port = _free_port()
+    command = [sys.executable, "-m", "frame_generation_pipeline", "serve", "--checkpoint", served["checkpoint"],
+               "--onnx", served["onnx"], "--backend", "onnxruntime", "--template-dir", served["templates"],
+               "--audio-encoder", served["encoder"], "--port", str(port), "--token", "s3cret", "--max-sessions", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            time.sleep(0.2)
+            try:
+                status, _ = _get(f"{base}/health", "s3cret")
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+        assert status == 200
+        assert _get(f"{base}/health") == (401, {"error": "missing or wrong Authorization: Bearer token"})
+        assert _get(f"{base}/health", "wrong")[0] == 401
+        page_status, page = _get(f"{base}/")
+        assert page_status == 200 and "<video" in page, "the page needs no token"
+        assert _get(f"{base}/health", "s3cret")[1]["max_sessions"] == 2
+        listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening and f"*:{port}" not in listening
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
