@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import numpy as np
 from aiohttp import web
 
 from frame_generation_pipeline import FrameGenerationPipeline
@@ -34,15 +33,23 @@ async def start(args: dict, **settings) -> tuple[web.AppRunner, str, AvatarServe
     return runner, f"http://127.0.0.1:{port}", server
 
 
+def cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 1)
+
+
 async def scenario_speak(args: dict) -> dict:
     runner, base, server = await start(args)
-    found = {}
+    found = {"cpu": [cpu()]}
     async with aiohttp.ClientSession() as http:
         client = Client(base, http)
         status, body = await client.connect()
         found["offer_status"] = status
         found["candidates"] = body["offer_candidates"] + body["answer_candidates"]
         await asyncio.sleep(1.0)
+        found["cpu"].append(cpu())
         clip = Path(args["clip"]).read_bytes()
         async with http.post(f"{base}/speak?session={client.session}", data=clip) as response:
             found["speak"] = [response.status, await response.json()]
@@ -55,6 +62,7 @@ async def scenario_speak(args: dict) -> dict:
                 await asyncio.sleep(1.0)
                 break
         found["stats"] = stats
+        found["cpu"].append(cpu())
         async with http.get(f"{base}/health") as response:
             found["health"] = await response.json()
         found.update(await bad_requests(http, base, client.session))

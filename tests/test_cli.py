@@ -29,22 +29,24 @@ def test_version_answers_without_importing_torch():
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
 
 
-def test_frames_says_what_it_does_and_sums_up(checkpoints, features, templates_640, tmp_path):
-    result = run_cli("frames", "--checkpoint", checkpoints["ave"], "--template-dir", templates_640,
-                     "--audio-features", features["ave"], "--output-dir", tmp_path / "f", "--batch-size", "3")
-    assert result.returncode == 0, result.stderr
+def test_frames_says_what_it_does_and_sums_up(checkpoints, features, templates_640, exports, tmp_path, capsys):
+    status = main(["frames", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+                   "--audio-features", str(features["ave"]), "--output-dir", str(tmp_path / "f"), "--batch-size", "3"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
     assert len(list((tmp_path / "f").glob("*.png"))) == 7
-    lines = result.stderr.strip().splitlines()
+    lines = captured.err.strip().splitlines()
     assert lines[0].startswith("loading ") and any(line.startswith("backend onnxruntime") for line in lines)
     assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'f'))}: 7 frames \(0\.28 s at 25 fps\) with onnxruntime on cpu, "
                         r"batch 3, in \d+\.\d s \(\d+\.\d frames/s\)", lines[-1]), lines[-1]
-    assert result.stdout == ""
+    assert captured.out == ""
 
 
-def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path):
-    result = run_cli("frames", "--quiet", "--checkpoint", checkpoints["ave"], "--template-dir", templates_640,
-                     "--audio-features", features["ave"], "--output-dir", tmp_path / "f", "--max-frames", "1")
-    assert result.returncode == 0 and result.stdout == result.stderr == ""
+def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path, capsys):
+    assert main(["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+                 "--audio-features", str(features["ave"]), "--output-dir", str(tmp_path / "f"), "--max-frames", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == captured.err == ""
 
 
 def test_frames_into_a_folder_of_an_earlier_longer_run_leave_exactly_the_new_frames(checkpoints, features, templates_640, tmp_path):

@@ -4,7 +4,6 @@ start_frame > 0, a DataParallel checkpoint, batching. Realistic sizes, 110-point
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from frame_generation_pipeline import FrameGenerator, TemplateSet, UNetModel
 from frame_generation_pipeline.app.demo import synthetic

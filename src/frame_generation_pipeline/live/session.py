@@ -1,12 +1,9 @@
-"""StreamingSession: speech pushed in chunks in, slots of frames and audio out, live.
+"""StreamingSession: speech pushed in chunks in, slots of frames and audio out, live (docs/live.md).
 
-Producers (any thread) push 16 kHz audio: `push_audio` for open-ended speech (a microphone; frames
-that cannot be on time are dropped), `say` for speech whose length is known (a file, a TTS result;
-the start is delayed just enough that playback never stalls), `end_of_speech` to close an
-utterance. The consumer takes slots in order with `next_frame`, iteration or `async for`; its
-calls do the rendering, so a session needs no thread of its own and runs the same on a fake clock.
-Frames of an utterance equal the offline render of the same speech (the exact backend bit for bit)
-when it starts where the offline schedule starts (slot 0 of a session; docs/live.md).
+Producers (any thread) push 16 kHz audio: `push_audio` (open-ended speech; late frames dropped),
+`say` (known length; the start waits until playback cannot stall), `end_of_speech`. The consumer
+takes slots with `next_frame`, iteration or `async for`. For one utterance from slot 0 the frames
+equal the offline render of the same speech (the exact backend bit for bit).
 """
 
 from __future__ import annotations
@@ -22,15 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..contract import INPUT_SHAPE, SAMPLE_RATE
+from ..contract import SAMPLE_RATE
 from ..errors import StreamError
-from ..inputs.templates import TemplateSet, as_templates, ping_pong_index
+from ..inputs.templates import TemplateSet, as_templates
 from ..models.audio_encoder import AudioEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.generator import InferenceModel
-from ..render.arithmetic import paste_generated_region, to_pixels
 from ..render.prepared import PreparedCache
 from .features import FeatureStream
+from .rendering import Rendering
 from .timeline import DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
 from .utterance import Utterance, check_samples, frames_for_samples
 
@@ -39,7 +36,7 @@ logger = logging.getLogger(__name__)
 _SILENCE = np.zeros(SLOT_SAMPLES, np.float32)
 
 
-class StreamingSession:
+class StreamingSession(Rendering):
     """A live avatar: one model and template set, one timeline of slots, utterances pushed as they come.
 
     Args:
@@ -118,10 +115,7 @@ class StreamingSession:
     def end_of_speech(self) -> None:
         """Close the open utterance: its last frames are rendered with the end's padding."""
         with self._changed:
-            if self._open is not None:
-                self._open.end()
-                self._open = None
-                self._changed.notify_all()
+            self._end_open()
 
     def say(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
         """Queue a whole utterance (known length); return its duration in seconds."""
@@ -129,9 +123,7 @@ class StreamingSession:
         frames_for_samples(len(data), "<speech>")  # refuses speech shorter than 0.2 s now, not later
         with self._changed:
             self._check_open()
-            if self._open is not None:
-                self._open.end()
-                self._open = None
+            self._end_open()
             utterance = self._new_utterance(DELAY)
             utterance.add(data)
             utterance.end()
@@ -144,9 +136,7 @@ class StreamingSession:
             raise StreamError("idle slots are queued only in a simulation; in real time the clock makes them")
         with self._changed:
             self._check_open()
-            if self._open is not None:
-                self._open.end()
-                self._open = None
+            self._end_open()
             self._segments.append([frames])
             self._changed.notify_all()
 
@@ -154,12 +144,17 @@ class StreamingSession:
         """End the session: an open utterance is ended; slots already queued can still be taken
         (`drain`), or are dropped (a viewer that has gone)."""
         with self._changed:
-            if self._open is not None:
-                self._open.end()
-                self._open = None
+            self._end_open()
             if not drain:
                 self._segments.clear()
             self._closed = True
+            self._changed.notify_all()
+
+    def _end_open(self) -> None:
+        """End the utterance producers are pushing into, if there is one (the lock is held)."""
+        if self._open is not None:
+            self._open.end()
+            self._open = None
             self._changed.notify_all()
 
     def _check_open(self) -> None:
@@ -249,18 +244,6 @@ class StreamingSession:
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         return frame
 
-    def _template(self, slot: int) -> int:
-        return ping_pong_index(slot, len(self.templates), self.start_frame)
-
-    def template_image(self, template: int) -> np.ndarray:
-        """The decoded image of template `template` (what an idle slot shows)."""
-        return self._cache.get(template).template.image
-
-    def _compose(self, template: int, pixels: np.ndarray) -> np.ndarray:
-        prepared = self._cache.get(template)
-        return paste_generated_region(prepared.template.image, pixels, prepared.template.box,
-                                      resized_crop=prepared.resized_crop, parsing=prepared.template.parsing)
-
     def _idle_slot(self, segment: Utterance | list[int] | None) -> LiveFrame:
         if isinstance(segment, list):
             with self._changed:
@@ -297,92 +280,6 @@ class StreamingSession:
                 return True
             remaining = None if deadline is None else max(deadline - self.clock.now(), 0)
             return self._changed.wait(remaining)
-
-    # --- rendering ----------------------------------------------------------------------------
-
-    def _to_render(self) -> Utterance | None:
-        """The first utterance with frames left to render, placed on the timeline (real time only:
-        a simulation renders the utterance at the head of the timeline)."""
-        with self._changed:
-            utterances = [segment for segment in self._segments if isinstance(segment, Utterance)]
-        previous_end = None
-        for utterance in utterances:
-            if utterance.start_slot is None:
-                if utterance is not utterances[0] and previous_end is None:
-                    return None  # the one before is still open: its end, and this start, are unknown
-                self._place(utterance, previous_end)
-            if utterance.features.count is None or utterance.next_render < utterance.features.count:
-                return utterance
-            previous_end = utterance.end_slot()
-        return None
-
-    def work(self, utterance: Utterance | None = None) -> bool:
-        """One step of rendering: take in pushed speech, drop frames that cannot be on time (in real
-        time), render the next batch whose audio is complete. False when there was nothing to do."""
-        utterance = utterance or self._to_render()
-        if utterance is None:
-            return False
-        self._place(utterance)
-        ingested = utterance.ingest()
-        if self.realtime:
-            self._drop_late(utterance)
-        if utterance.next_render < utterance.frame_limit() and utterance.features.ready(utterance.next_render):
-            self._render(utterance)
-            return True
-        return ingested
-
-    def _render_loop(self) -> None:
-        """The renderer of a threaded real-time session: work whenever there is work, else wait."""
-        try:
-            while not self._closed or self._segments:
-                if not self.work():
-                    with self._changed:
-                        self._changed.wait(0.02)
-        except Exception:  # the viewer keeps its slots (dropped from here on); the error is logged once
-            logger.exception("live rendering stopped")
-        finally:
-            self._network.shutdown(wait=False)
-
-    def _drop_late(self, utterance: Utterance) -> None:
-        """Skip, without rendering, every frame that a batch started now would finish after its slot."""
-        while utterance.next_render < utterance.frame_limit():
-            slot = utterance.start_slot + utterance.next_render
-            if self.clock.now() + self.rate.seconds_per_batch <= self._due(slot):
-                break
-            utterance.next_render += 1
-
-    def _render(self, utterance: Utterance) -> None:
-        """Render the next batch of frames whose audio is complete, and time it."""
-        started = self.clock.now()
-        indices = []
-        while (len(indices) < self.batch_size and utterance.next_render < utterance.frame_limit()
-               and utterance.features.ready(utterance.next_render)):
-            indices.append(utterance.next_render)
-            utterance.next_render += 1
-        templates = [self._template(utterance.start_slot + i) for i in indices]
-        images = np.stack([self._cache.get(template).network_input for template in templates])
-        audio = np.stack([utterance.features.window(i) for i in indices])
-        parts = np.array_split(np.arange(len(indices)), min(self.model.streams, len(indices)))
-        if len(parts) == 1:
-            outputs = self.model.run(images, audio)
-        else:  # the model's streams run at once, each from its own thread (as the offline generator does)
-            calls = [self._network.submit(self.model.run, images[part], audio[part]) for part in parts]
-            outputs = np.concatenate([call.result() for call in calls])
-        finished = self.clock.now()
-        for i, output in zip(indices, outputs):
-            utterance.finished(i, to_pixels(output), finished)
-        utterance.features.release(min(indices))
-        self.rate.add(finished - started, len(indices))
-
-    def _warm_up(self) -> None:
-        """Time a batch of the network, so that the first utterance's start delay rests on a measure
-        (the second of two calls: a backend's first call also pays for its set-up)."""
-        images = np.zeros((self.batch_size, *INPUT_SHAPE), np.float32)
-        audio = np.zeros((self.batch_size, *self.model.mode.audio_shape), np.float32)
-        self.model.run(images, audio)
-        started = self.clock.now()
-        self.model.run(images, audio)
-        self.rate.add(self.clock.now() - started, self.batch_size)
 
     def state_bytes(self) -> int:
         """Memory the session holds for frames, speech and templates (bounded; see docs/live.md)."""

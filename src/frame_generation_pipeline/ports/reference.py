@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
