@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch is pinned here (not in pyproject) so that pip takes the local CPU build instead of a CUDA one.
 TORCH ?= torch==2.13.0
+# The browser test drives Debian's Chromium (nothing downloads a browser of its own).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install test demo bench clean
+.PHONY: install browser test demo bench clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $@
 
-test: install
+browser:
+	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 || { echo "the browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 demo: install
@@ -23,6 +29,8 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/farm.py
 
 clean:
 	rm -rf $(VENV) demo build src/*.egg-info .pytest_cache

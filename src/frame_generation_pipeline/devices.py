@@ -60,12 +60,22 @@ def device_type(device: str) -> str:
     return device.split(":")[0]
 
 
+_cpu_budget: int | None = None
+
+
+def set_cpu_budget(cpus: int | None) -> None:
+    """Size this process's thread pools to `cpus` (a farm worker given part of a machine); None: all."""
+    global _cpu_budget
+    _cpu_budget = cpus
+
+
 def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the OS reports one)."""
+    """CPUs this process may run on (its affinity where the OS reports one, within its budget)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return cpus if _cpu_budget is None else max(1, min(cpus, _cpu_budget))
 
 
 @functools.lru_cache(maxsize=1)

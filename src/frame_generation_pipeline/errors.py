@@ -29,6 +29,10 @@ class InputFileError(FrameGenerationError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from (path, problem), so that the error crosses processes (farm workers) intact.
+        return type(self), (self.path, self.problem)
+
 
 class TemplateError(InputFileError):
     """A template folder or one of its frame, landmark or parsing files is unusable."""

@@ -187,7 +187,22 @@ class VideoEncoder:
 def mux_audio(video: Path, audio: Path, output: Path, seconds: float) -> None:
     """Copy `video`'s stream and encode `audio` as AAC into `output`, both `seconds` long (no re-encode
     of the video)."""
-    command = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
+    _mux(["-i", str(video)], audio, output, seconds)
+
+
+def join_segments(segments: list[Path], audio: Path, output: Path, seconds: float) -> None:
+    """Join H.264 segments (each starting with a keyframe, same settings) by stream copy, with
+    `audio` encoded once over the whole, into `output`, `seconds` long."""
+    listing = output.with_name(output.name + ".segments.txt")
+    listing.write_text("".join(f"file '{segment.resolve()}'\n" for segment in segments))
+    try:
+        _mux(["-f", "concat", "-safe", "0", "-i", str(listing)], audio, output, seconds)
+    finally:
+        listing.unlink(missing_ok=True)
+
+
+def _mux(video_input: list[str], audio: Path, output: Path, seconds: float) -> None:
+    command = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *video_input,
                "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", "apad", "-t", f"{seconds:.6f}",
                "-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
     if CONTAINERS.get(output.suffix.lower(), False):

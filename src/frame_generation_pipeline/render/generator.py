@@ -96,8 +96,10 @@ class FrameGenerator:
         start_frame: int = 0,
         keep_tensors: Container[int] = (),
         frame_count: int | None = None,
+        first_frame: int = 0,
     ) -> Iterator[RenderedFrame]:
-        """Lazily render one RenderedFrame per feature row (the first `frame_count` of them), in order.
+        """Lazily render one RenderedFrame per feature row (`frame_count` of them from `first_frame`:
+        a piece of a longer video, with that video's schedule and audio windows), in order.
 
         `templates` is a TemplateSet or a template folder; `features` an AudioFeatures, an array
         or a feature file. Templates used by the schedule are checked before the first frame is
@@ -111,8 +113,10 @@ class FrameGenerator:
         if features.mode.name != self.mode.name:
             raise ConfigurationError(f"features are for mode {features.mode.name!r}, the model is {self.mode.name!r}")
         require_int(start_frame, "start_frame", 0)
-        total = len(features) if frame_count is None else min(require_int(frame_count, "frame_count", 1), len(features))
-        schedule = templates.schedule(total, start_frame)
+        first = require_int(first_frame, "first_frame", 0)
+        available = len(features) - first
+        total = available if frame_count is None else min(require_int(frame_count, "frame_count", 1), available)
+        schedule = templates.schedule(first + total, start_frame)[first:]
         templates.validate(schedule)
         cache = PreparedCache(templates, self.cache_bytes)
         streams = self.model.streams
@@ -140,12 +144,13 @@ class FrameGenerator:
 
         queued = 0
         try:
-            for first in range(0, total, self.batch_size):
-                indices = range(first, min(first + self.batch_size, total))
-                while queued < min(indices.stop + ahead, total):
+            for batch_start in range(0, total, self.batch_size):
+                positions = range(batch_start, min(batch_start + self.batch_size, total))
+                while queued < min(positions.stop + ahead, total):
                     preparing.append(workers.submit(cache.get, schedule[queued]))
                     queued += 1
-                prepared = [preparing.popleft().result() for _ in indices]
+                prepared = [preparing.popleft().result() for _ in positions]
+                indices = range(first + positions.start, first + positions.stop)
                 audio = features.windows(indices)
                 inputs = np.stack([item.network_input for item in prepared])
                 inferring.append((indices, prepared, audio, network.submit(self.model.run, inputs, audio)))
@@ -170,7 +175,8 @@ class FrameGenerator:
         features: AudioFeatures | np.ndarray | str | os.PathLike[str],
         start_frame: int = 0,
         frame_count: int | None = None,
+        first_frame: int = 0,
     ) -> Iterator[np.ndarray]:
         """Lazily yield the finished frames (HxWx3 uint8 BGR), one per feature row."""
-        for rendered in self.render(templates, features, start_frame, frame_count=frame_count):
+        for rendered in self.render(templates, features, start_frame, frame_count=frame_count, first_frame=first_frame):
             yield rendered.image

@@ -1,0 +1,52 @@
+"""The batch subcommand: a list of jobs rendered on a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from .arguments import positive_int, subcommand
+
+logger = logging.getLogger("frame_generation_pipeline")
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """`frame-gen batch`: every job of the file; exit 1 when any failed (the others still ran)."""
+    from ..farm.jobs import read_jobs
+    from ..farm.runner import Farm
+
+    jobs = read_jobs(args.jobs)  # a malformed line stops everything before anything runs
+    if args.report is not None:
+        open(args.report, "w").close()
+    started = time.perf_counter()
+    rows = Farm(jobs, workers=args.workers, ray_address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
+                report=args.report, chunk_frames=args.chunk_frames, retries=args.retries, show_progress=not args.quiet).run()
+    seconds = time.perf_counter() - started
+    ok = [row for row in rows if row["status"] == "ok"]
+    frames = sum(row["frames"] for row in ok)
+    if not args.quiet:
+        logger.info("batch: %d ok, %d failed; %d frames in %.1f s (%.1f frames/s)", len(ok), len(rows) - len(ok),
+                    frames, seconds, frames / seconds if seconds else 0.0)
+    return 0 if len(ok) == len(rows) else 1
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `batch` to `commands`."""
+    batch = subcommand(
+        commands, "batch", run_batch, "render a list of jobs on Ray (a local instance or a cluster)",
+        "Render every job of a JSONL file, one job per line whose keys are the video subcommand's long\n"
+        "options without dashes (checkpoint, template_dir, audio, output, audio_features or audio_encoder,\n"
+        "mode, fps, crf, preset, start_frame, max_frames, parsing, backend, precision, onnx, batch_size).\n"
+        "Workers keep their models loaded between jobs; a failing job does not stop the others (exit\n"
+        "status 1 then). Paths are read by the workers: a cluster needs a shared filesystem.\n"
+        "Needs the [farm] extra (ray).",
+        "frame-gen batch jobs.jsonl --workers 2 --report report.jsonl --chunk-frames 500",
+    )
+    batch.add_argument("jobs", help="JSONL file of jobs")
+    batch.add_argument("--workers", type=positive_int, default=None, help="workers (default: one per 2 CPUs, or per GPU group)")
+    batch.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one on 127.0.0.1)")
+    batch.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker gets (0: CPU workers)")
+    batch.add_argument("--report", default=None, help="write a JSON line per job here as it finishes")
+    batch.add_argument("--chunk-frames", type=positive_int, default=None, help="split longer jobs into chunks of this many frames")
+    batch.add_argument("--retries", type=int, default=2, help="times a job is tried again when its worker dies")

@@ -1,0 +1,108 @@
+"""Render jobs for the farm: a JSONL file of them, checked whole before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ...errors import ConfigurationError, InputFileError
+from ...options import RenderOptions
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to render: the `video` subcommand's long options, without the dashes."""
+
+    checkpoint: str
+    template_dir: str
+    audio: str
+    output: str
+    audio_features: str | None = None
+    audio_encoder: str | None = None
+    mode: str = "ave"
+    backend: str = "auto"
+    precision: str = "auto"
+    onnx: str | None = None
+    batch_size: int | None = None
+    fps: float | None = None
+    crf: int = 20
+    preset: str = "veryfast"
+    start_frame: int = 0
+    max_frames: int | None = None
+    parsing: bool = False
+
+    def options(self) -> RenderOptions:
+        """The RenderOptions of this job (checked: wrong types and values raise)."""
+        return RenderOptions(start_frame=self.start_frame, max_frames=self.max_frames, use_parsing=self.parsing,
+                             fps=self.fps, crf=self.crf, preset=self.preset)
+
+    def as_dict(self) -> dict:
+        """The job as the JSON object it came from (defaults filled in)."""
+        return asdict(self)
+
+
+_KEYS = {field.name for field in fields(Job)}
+_REQUIRED = ("checkpoint", "template_dir", "audio", "output")
+
+
+def job_from(data: object, where: str) -> Job:
+    """A checked Job from a JSON object (or a Job); ConfigurationError naming `where` and the problem."""
+    if isinstance(data, Job):
+        data = data.as_dict()
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{where}: expected a JSON object of options, got {type(data).__name__}")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (keys are the video options: {', '.join(sorted(_KEYS))})")
+    missing = [key for key in _REQUIRED if not data.get(key)]
+    if missing:
+        raise ConfigurationError(f"{where}: missing {missing[0]!r}")
+    if data.get("audio_features") and data.get("audio_encoder"):
+        raise ConfigurationError(f"{where}: give audio_features or audio_encoder, not both")
+    if not data.get("audio_features") and not data.get("audio_encoder"):
+        raise ConfigurationError(f"{where}: give audio_features, or audio_encoder to compute them from the audio")
+    job = Job(**{key: os.fspath(value) if key in _PATHS and value is not None else value for key, value in data.items()})
+    try:
+        job.options()
+    except (ConfigurationError, TypeError) as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    return job
+
+
+_PATHS = {"checkpoint", "template_dir", "audio", "output", "audio_features", "audio_encoder", "onnx"}
+
+
+def read_jobs(path: str | os.PathLike[str]) -> list[Job]:
+    """Every job of a JSONL file (blank lines and # comments skipped); a bad line is named, none runs."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise InputFileError(path, "job file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot read the job file ({exc})") from None
+    jobs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+        jobs.append(job_from(data, f"{path}: line {number}"))
+    return check_outputs(jobs, str(path))
+
+
+def check_outputs(jobs: list[Job], source: str) -> list[Job]:
+    """The jobs, unless two write the same file or there are none (ConfigurationError)."""
+    if not jobs:
+        raise ConfigurationError(f"{source}: holds no jobs")
+    seen: dict[str, int] = {}
+    for number, job in enumerate(jobs, start=1):
+        output = os.path.realpath(job.output)
+        if output in seen:
+            raise ConfigurationError(f"{source}: jobs {seen[output]} and {number} both write {job.output}")
+        seen[output] = number
+    return jobs

@@ -1,0 +1,214 @@
+"""The farm's driver: jobs to a pool of Ray actors (one loaded model per worker and checkpoint),
+long jobs split in chunks and joined by stream copy, retries when a worker dies, a report line per job.
+
+Ray Core actors rather than Ray Data: a job list is a handful of heavyweight items, each a file in
+and a file out, with per-job failures, retries and joins to report; an actor keeps its models
+loaded between jobs, which is what map_batches' actor pools do too, without the dataset layer.
+Paths in jobs are read and written by the workers: a shared filesystem is assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ...devices import usable_cpus
+from ...errors import BackendUnavailableError, FrameGenerationError
+from ...outputs.video import join_segments
+from .jobs import Job, check_outputs, job_from
+from .worker import RenderWorker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobState:
+    """Where one job is: planned or not, its chunks, attempts, and its scratch folder."""
+
+    number: int
+    job: Job
+    scratch: Path
+    started: float
+    frames: int = 0
+    fps: float = 25.0
+    features: str = ""
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    done: dict[int, int] = field(default_factory=dict)
+    attempts: int = 0
+    finished: bool = False
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailableError("batch needs ray: pip install 'frame-generation-pipeline[farm]'") from None
+    return ray
+
+
+def _message(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    return str(cause) if isinstance(cause, FrameGenerationError) else f"{type(cause).__name__}: {cause}".splitlines()[0]
+
+
+class Farm:
+    """One run of a job list on a Ray cluster (a local one when no address is given)."""
+
+    def __init__(self, jobs: list[Job | dict], workers: int | None = None, ray_address: str | None = None,
+                 gpus_per_worker: float = 0.0, report: str | os.PathLike[str] | None = None,
+                 chunk_frames: int | None = None, retries: int = 2, show_progress: bool = False) -> None:
+        self.jobs = check_outputs([job_from(job, f"job {n}") for n, job in enumerate(jobs, start=1)], "the job list")
+        self.ray = _ray()
+        self.ray_address, self.gpus, self.chunk_frames, self.retries = ray_address, gpus_per_worker, chunk_frames, retries
+        self.workers = workers
+        self.report_path = Path(report) if report is not None else None
+        self.rows: list[dict] = []
+        self.show_progress = show_progress
+
+    def run(self) -> list[dict]:
+        """Render every job; return the report rows (one per job, in the order they finished)."""
+        ray = self.ray
+        started_here = not ray.is_initialized()
+        if started_here and self.ray_address is None:  # a local instance, on loopback only
+            ray.init(num_cpus=usable_cpus(), include_dashboard=False, _node_ip_address="127.0.0.1",
+                     configure_logging=False, log_to_driver=False)
+        elif started_here:
+            ray.init(address=self.ray_address, configure_logging=False, log_to_driver=False)
+        states: list[JobState] = []
+        try:
+            self._start_actors()
+            states = [JobState(n, job, self._scratch(job), time.perf_counter()) for n, job in enumerate(self.jobs)]
+            self._schedule(states)
+        except BaseException:
+            for state in states:
+                if not state.finished:
+                    self._clean(state)
+            raise
+        finally:
+            for actor in getattr(self, "actors", []):
+                ray.kill(actor)
+            if started_here:
+                ray.shutdown()
+        return self.rows
+
+    def _start_actors(self) -> None:
+        cpus = int(self.ray.cluster_resources().get("CPU", 1))
+        gpus = int(self.ray.cluster_resources().get("GPU", 0))
+        count = self.workers or (max(1, int(gpus // self.gpus)) if self.gpus else max(1, cpus // 2))
+        per_worker = max(1, cpus // count)
+        actor = self.ray.remote(num_cpus=per_worker, num_gpus=self.gpus, max_restarts=-1, max_task_retries=0)(RenderWorker)
+        self.actors = [actor.remote(per_worker, "cuda" if self.gpus else "cpu") for _ in range(count)]
+        logger.info("farm: %d workers of %d CPU(s)%s", count, per_worker, f" and {self.gpus:g} GPU(s)" if self.gpus else "")
+
+    @staticmethod
+    def _scratch(job: Job) -> Path:
+        output = Path(job.output)
+        if not output.parent.is_dir():
+            raise FrameGenerationError(f"{output}: output folder {output.parent} does not exist")
+        return Path(tempfile.mkdtemp(prefix=f".{output.stem}.", suffix=".farm", dir=output.parent))
+
+    def _schedule(self, states: list[JobState]) -> None:
+        tasks: deque[tuple] = deque(("plan", state) for state in states)
+        free = list(self.actors)
+        running: dict = {}
+        bar = tqdm(total=0, unit="frame", disable=None if self.show_progress else True, dynamic_ncols=True)
+        try:
+            while tasks or running:
+                while tasks and free:
+                    task = tasks.popleft()
+                    if task[1].finished:
+                        continue
+                    actor = free.pop()
+                    running[self._submit(actor, task)] = (task, actor)
+                ready, _ = self.ray.wait(list(running), num_returns=1)
+                task, actor = running.pop(ready[0])
+                free.append(actor)
+                self._collect(task, ready[0], actor, tasks, bar)
+        finally:
+            bar.close()
+
+    def _submit(self, actor, task: tuple):
+        kind, state = task[0], task[1]
+        if kind == "plan":
+            return actor.plan.remote(state.job, str(state.scratch))
+        first, count = task[2], task[3]
+        segment = None if len(state.chunks) == 1 else str(state.scratch / f"{first:09d}.mp4")
+        return actor.render.remote(state.job, state.features, first, count, segment)
+
+    def _collect(self, task: tuple, reference, actor, tasks: deque, bar: tqdm) -> None:
+        state = task[1]
+        try:
+            result = self.ray.get(reference)
+        except self.ray.exceptions.RayActorError as exc:  # the worker died: try the task again once it is back
+            state.attempts += 1
+            if state.attempts > self.retries:
+                self._finish(state, "failed", f"a worker died {state.attempts} times ({_message(exc)})")
+                return
+            logger.warning("farm: a worker died rendering %s; trying again (%d of %d)", state.job.output,
+                           state.attempts, self.retries)
+            with contextlib.suppress(self.ray.exceptions.RayError):
+                self.ray.get(actor.pid.remote(), timeout=120)  # Ray restarts it; wait until it answers
+            tasks.appendleft(task)
+            return
+        except Exception as exc:  # the job's own error: report it, the others go on
+            self._finish(state, "failed", _message(exc))
+            return
+        if task[0] == "plan":
+            state.frames, state.fps, state.features = result["frames"], result["fps"], result["features"]
+            size = self.chunk_frames or state.frames
+            state.chunks = [(first, min(size, state.frames - first)) for first in range(0, state.frames, size)]
+            bar.total += state.frames
+            bar.refresh()
+            tasks.extend(("render", state, first, count) for first, count in state.chunks)
+            return
+        state.done[task[2]] = result
+        bar.update(result)
+        if len(state.done) == len(state.chunks):
+            try:
+                if len(state.chunks) > 1:
+                    self._join(state)
+                self._finish(state, "ok")
+            except FrameGenerationError as exc:
+                self._finish(state, "failed", str(exc))
+
+    def _join(self, state: JobState) -> None:
+        from ...files import atomic_file
+
+        segments = [state.scratch / f"{first:09d}.mp4" for first, _ in state.chunks]
+        with atomic_file(state.job.output) as temporary:
+            join_segments(segments, Path(state.job.audio), temporary, state.frames / state.fps)
+
+    def _finish(self, state: JobState, status: str, error: str | None = None) -> None:
+        state.finished = True
+        self._clean(state)
+        row = {"output": state.job.output, "status": status, "frames": sum(state.done.values()) if status == "ok" else 0,
+               "seconds": round(time.perf_counter() - state.started, 3), "error": error, "attempts": state.attempts + 1}
+        self.rows.append(row)
+        if self.report_path is not None:
+            with open(self.report_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+        logger.log(logging.WARNING if error else logging.INFO, "farm: %s %s%s", state.job.output, status,
+                   f": {error}" if error else "")
+
+    @staticmethod
+    def _clean(state: JobState) -> None:
+        """Remove the job's scratch folder and any temporary a killed worker left beside its output."""
+        shutil.rmtree(state.scratch, ignore_errors=True)
+        output = Path(state.job.output)
+        for leftover in output.parent.glob(f".{output.stem}.*.partial{output.suffix}"):
+            leftover.unlink(missing_ok=True)
+
+
+def render_batch(jobs: list[Job | dict], **options: object) -> list[dict]:
+    """Render job dicts (or Jobs) on Ray; return the report rows. Options as for Farm."""
+    return Farm(jobs, **options).run()

@@ -1,0 +1,93 @@
+"""What a farm worker does: plan a job (its features and frame count) and render a job or a piece
+of it. Plain functions and a plain class, so they run the same in a Ray actor and in-process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ...inputs.features import write_feature_array
+from ...inputs.templates import as_templates
+from ...options import RenderOptions
+from ...outputs.video import VideoEncoder
+from ...pipeline import FrameGenerationPipeline
+from .jobs import Job
+
+
+def load_pipeline(job: Job, device: str | None) -> FrameGenerationPipeline:
+    """The pipeline a job asks for."""
+    return FrameGenerationPipeline(job.checkpoint, mode=job.mode, device=device, backend=job.backend,
+                                   batch_size=job.batch_size, onnx_path=job.onnx, precision=job.precision)
+
+
+def plan(pipeline: FrameGenerationPipeline, job: Job, scratch: Path) -> dict:
+    """The job's features written to `scratch` (computed from its speech where asked), its frame count and fps."""
+    features = pipeline.features(job.audio_features, job.audio, job.audio_encoder)
+    frames = min(len(features), job.max_frames or len(features))
+    path = scratch / "features.npy"
+    write_feature_array(features.rows(), path, "npy")
+    return {"frames": frames, "fps": job.fps or pipeline.mode.fps, "features": str(path)}
+
+
+def render_whole(pipeline: FrameGenerationPipeline, job: Job, features: str, frames: int) -> int:
+    """Render the whole job into its output (written atomically, with its audio); the frame count."""
+    options = RenderOptions(start_frame=job.start_frame, max_frames=frames, use_parsing=job.parsing, fps=job.fps,
+                            crf=job.crf, preset=job.preset)
+    return pipeline.video(job.output, job.template_dir, job.audio, features, options=options).frames
+
+
+def render_segment(pipeline: FrameGenerationPipeline, job: Job, features: str, first: int, count: int, segment: Path) -> int:
+    """Frames [first, first + count) of the job as a silent H.264 segment (starting with a keyframe)."""
+    templates = as_templates(job.template_dir, job.parsing)
+    frames = pipeline.generator.iter_frames(templates, features, job.start_frame, count, first)
+    fps = job.fps or pipeline.mode.fps
+    encoder = None
+    written = 0
+    try:
+        for frame in frames:
+            if encoder is None:
+                encoder = VideoEncoder(segment, frame.shape[1], frame.shape[0], fps, crf=job.crf, preset=job.preset)
+            encoder.write(frame)
+            written += 1
+    except BaseException:
+        if encoder is not None:
+            encoder.abort()
+        raise
+    encoder.close()
+    return written
+
+
+class RenderWorker:
+    """A farm worker: keeps its loaded pipelines (one per checkpoint and settings) across jobs."""
+
+    def __init__(self, cpus: int, device: str | None) -> None:
+        from ...devices import set_cpu_budget
+
+        set_cpu_budget(cpus)
+        import torch
+
+        torch.set_num_threads(cpus)
+        self.device = device
+        self._pipelines: dict[tuple, FrameGenerationPipeline] = {}
+        self.loads = 0
+
+    def pid(self) -> int:
+        """The worker's process id."""
+        return os.getpid()
+
+    def _pipeline(self, job: Job) -> FrameGenerationPipeline:
+        key = (job.checkpoint, job.mode, job.backend, job.precision, job.onnx, job.batch_size)
+        if key not in self._pipelines:
+            self._pipelines[key] = load_pipeline(job, self.device)
+            self.loads += 1
+        return self._pipelines[key]
+
+    def plan(self, job: Job, scratch: str) -> dict:
+        """See `plan`; also how many pipelines this worker has loaded so far."""
+        return {**plan(self._pipeline(job), job, Path(scratch)), "loads": self.loads}
+
+    def render(self, job: Job, features: str, first: int, count: int, segment: str | None) -> int:
+        """The whole job (no segment), or one segment of it."""
+        if segment is None:
+            return render_whole(self._pipeline(job), job, features, count)
+        return render_segment(self._pipeline(job), job, features, first, count, Path(segment))
