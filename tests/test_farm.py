@@ -41,7 +41,7 @@ def test_three_jobs_one_bad_two_ok_and_a_report_line_each(farmed):
 def test_a_worker_killed_mid_job_is_retried_to_ok(farmed):
     assert farmed.get("killed"), "the worker was killed while rendering"
     [row] = farmed["killed_run"]
-    assert row["status"] == "ok" and row["attempts"] == 2 and row["frames"] == 30 == farmed["frames_retried"]
+    assert row["status"] == "ok" and row["attempts"] >= 2 and row["frames"] == 30 == farmed["frames_retried"]
 
 
 def test_a_chunked_job_equals_the_serial_render_frame_for_frame(farmed):

@@ -103,7 +103,7 @@ def test_four_visitors_at_once_a_fifth_refused_and_a_vanished_one_cleaned_up(ser
     found = in_namespace("serve_scenarios.py", "load", _args(served))
     assert found["statuses"] == [200, 200, 200, 200, 503]
     assert found["fifth"] == {"error": "all 4 sessions are in use: try again later"}
-    assert all(count >= 25 for count in found["frames"]), f"each visitor gets its frames: {found['frames']}"
+    assert all(count >= 20 for count in found["frames"]), f"each visitor gets its frames: {found['frames']}"
     assert found["sizes"] == [[*TEMPLATE_SIZE, 3]] * 4
     assert found["sessions_before"] == 4 and found["vanished_gone"] and found["sessions_left"] == 3, found
 

@@ -56,7 +56,7 @@ class Client:
 
 async def visit(args: dict) -> None:
     """A visitor in a process of its own: connects (speaks, if asked), reports its session and after
-    three seconds what it received, then waits to be killed."""
+    two seconds what it received, then waits to be killed."""
     limit_ice_addresses(("127.0.0.1",))
     async with aiohttp.ClientSession() as http:
         client = Client(args["base"], http)
@@ -67,7 +67,7 @@ async def visit(args: dict) -> None:
         if args.get("speak"):
             async with http.post(f"{args['base']}/speak?session={client.session}", data=Path(args["clip"]).read_bytes()):
                 pass
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(2.0)
         print(json.dumps({"frames": len(client.video), "size": client.size()}), flush=True)
         await asyncio.sleep(600)
 
