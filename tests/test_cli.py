@@ -13,7 +13,8 @@ from frame_generation_pipeline.app.cli import build_parser, main
 
 from .helpers import cli_status
 
-SUBCOMMANDS = ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "demo")
+SUBCOMMANDS = ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "demo", "live", "serve",
+               "batch", "compare")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,7 +21,11 @@ from ..audio.mel import log_mel_spectrogram, mel_windows
 from ..audio.speech import load_speech
 from ..devices import resolve_device, tune_allocator
 from ..errors import CheckpointError
+from ..files import file_sha256
 from .checkpoints import describe_differences, layout_differences, read_state_dict
+
+if TYPE_CHECKING:
+    from .export import ExportReport
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,12 @@ class AudioEncoder:
             )
         network.load_state_dict(state)
         self.network = network.eval().to(self.device)
+
+    def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17) -> ExportReport:
+        """Export to ONNX (`mel` -> `features`, dynamic batch), checked in onnxruntime against torch."""
+        from .export import export_audio_encoder
+
+        return export_audio_encoder(self.network, output_path, opset_version, file_sha256(self.checkpoint_path))
 
     def encode_windows(self, windows: np.ndarray) -> np.ndarray:
         """(n, 1, 80, 16) mel windows -> (n, 512) float32 encodings.

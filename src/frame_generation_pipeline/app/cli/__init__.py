@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from ...errors import FrameGenerationError
 from ...version import __version__
-from . import farm_commands, live_commands, render_commands, serve_commands
+from . import farm_commands, live_commands, port_commands, render_commands, serve_commands
 from .arguments import Handler, Parser
 
 logger = logging.getLogger("frame_generation_pipeline")
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     live_commands.add_commands(commands)
     serve_commands.add_commands(commands)
     farm_commands.add_commands(commands)
+    port_commands.add_commands(commands)
     return parser
 
 

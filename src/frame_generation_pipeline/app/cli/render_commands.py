@@ -88,10 +88,16 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """`frame-gen export-onnx`: export a checkpoint, checked against torch."""
-    from ...models.backends.torch_backend import TorchBackend
+    """`frame-gen export-onnx`: export a U-Net checkpoint or the audio encoder, checked against torch."""
+    if args.audio_encoder is not None:
+        from ...models.audio_encoder import AudioEncoder
 
-    report_ = TorchBackend(args.checkpoint, mode=args.mode, device="cpu").export_to_onnx(args.output, args.opset)
+        model = AudioEncoder(args.audio_encoder, device="cpu")
+    else:
+        from ...models.backends.torch_backend import TorchBackend
+
+        model = TorchBackend(args.checkpoint, mode=args.mode, device="cpu")
+    report_ = model.export_to_onnx(args.output, args.opset)
     report(args, f"wrote {report_.path} (opset {report_.opset_version}); max difference to torch {report_.max_abs_difference:.2e}")
     return 0
 
@@ -185,12 +191,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_device(features)
 
     export = subcommand(
-        commands, "export-onnx", run_export, "export a checkpoint to ONNX, checked against torch",
-        "Export to ONNX (inputs `input`, `audio`; output `output`; dynamic batch), then run it in\n"
-        "onnxruntime against torch and refuse it if they differ by more than 1e-4.",
+        commands, "export-onnx", run_export, "export a checkpoint or the audio encoder to ONNX, checked against torch",
+        "Export the U-Net (inputs `input`, `audio`; output `output`) or the ave audio encoder (input `mel`\n"
+        "(B, 1, 80, 16); output `features` (B, 512)) to ONNX with a dynamic batch, then run it in onnxruntime\n"
+        "against torch and refuse it if they differ by more than 1e-4 (the encoder: 1e-5 of its largest output).",
         "frame-gen export-onnx --checkpoint checkpoint/May/5.pth --mode ave --output may.onnx --opset 11",
+        "frame-gen export-onnx --audio-encoder audio_visual_encoder.pth --output encoder.onnx",
     )
-    export.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+    model = export.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="SyncTalk_2D 328 checkpoint (.pth)")
+    model.add_argument("--audio-encoder", help="ave audio encoder (audio_visual_encoder.pth)")
     export.add_argument("--mode", default="ave", choices=("ave", "hubert", "wenet"), help="audio feature mode")
     export.add_argument("--output", required=True, help="the .onnx file to write")
     export.add_argument("--opset", type=positive_int, default=17, help="ONNX opset, 11..20 (11 for older mobile runtimes)")
