@@ -65,3 +65,94 @@ def test_compare_a_folder_against_a_bundle_and_videos(renders, checkpoints, feat
     assert "frames: 7 and 7, 3 compared" in capsys.readouterr().out
     assert cli_status(["compare", tmp_path / "nothing", tmp_path / "bundle"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not to be imported here")
+sys.meta_path.insert(0, NoTorch())
+from frame_generation_pipeline.app.cli import main
+sys.exit(main(["verify-package", sys.argv[1]]))
+"""
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory, checkpoints, encoder_path, templates_640, speech):
+    root = tmp_path_factory.mktemp("package")
+    assert cli_status(["package", "--quiet", "--checkpoint", checkpoints["ave"], "--template-dir", templates_640,
+                       "--audio-encoder", encoder_path, "--audio", speech["half"], "--samples", "3",
+                       "--output", root / "pkg"]) == 0
+    return root / "pkg"
+
+
+def test_a_package_holds_what_a_port_needs(package, templates_640):
+    import json
+
+    manifest = json.loads((package / "manifest.json").read_text())
+    assert manifest["mode"] == "ave" and manifest["fps"] == 25 and manifest["opset"] == 17 and "ping-pong" in manifest["schedule"]
+    for name in ("unet.onnx", "audio_encoder.onnx", "crop_rectangles.json", "features.bin", "features.bin.json",
+                 "templates/full_body_img/0.jpg", "templates/landmarks/4.lms", "bundle/metadata.json"):
+        assert name in manifest["files"] and manifest["files"][name]["bytes"] == (package / name).stat().st_size
+    boxes = json.loads((package / "crop_rectangles.json").read_text())
+    assert sorted(boxes, key=int) == [str(k) for k in range(5)] and len(boxes["0"]["rect"]) == 4
+
+
+def test_a_package_verifies_without_torch_and_a_changed_file_is_caught(package, tmp_path, capsys):
+    import shutil
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(package)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "files: all intact" in result.stdout and result.stdout.strip().endswith("renders its reference")
+    differences = [int(part.split(": ")[1]) for part in result.stdout.split("per sample: ")[1].split(" (limit")[0].split(", ")]
+    assert len(differences) == 3 and max(differences) <= 2
+    copy = tmp_path / "pkg"
+    shutil.copytree(package, copy)
+    with open(copy / "templates" / "landmarks" / "2.lms", "a") as handle:
+        handle.write("\n")
+    assert cli_status(["verify-package", copy]) == 1
+    out = capsys.readouterr().out
+    assert "CHANGED or missing: templates/landmarks/2.lms" in out and out.strip().endswith("MISMATCH")
+
+
+@pytest.fixture(scope="module")
+def speech_bundle(tmp_path_factory, checkpoints, encoder_path, templates_640, speech):
+    root = tmp_path_factory.mktemp("speech_bundle")
+    assert cli_status(["reference", "--quiet", "--checkpoint", checkpoints["ave"], "--template-dir", templates_640,
+                       "--audio-encoder", encoder_path, "--audio", speech["half"], "--samples", "2",
+                       "--output-dir", root / "bundle"]) == 0
+    return root / "bundle"
+
+
+def test_a_bundle_from_speech_verifies_every_audio_stage(speech_bundle, checkpoints, encoder_path, tmp_path, capsys):
+    assert cli_status(["export-onnx", "--quiet", "--audio-encoder", encoder_path, "--output", tmp_path / "enc.onnx"]) == 0
+    for encoder in (encoder_path, tmp_path / "enc.onnx"):
+        assert cli_status(["verify-reference", speech_bundle, "--checkpoint", checkpoints["ave"],
+                           "--audio-encoder", encoder]) == 0
+        out = capsys.readouterr().out
+        assert out.strip().splitlines()[-1] == "OK: 9 of 9 stages checked, all match"
+        for stage in ("mel", "encoder_input", "encoder", "audio_window"):
+            assert stage in out.splitlines()[0]
+    assert cli_status(["verify-reference", speech_bundle]) == 0
+    assert "not checked: network (no checkpoint given); encoder (no audio encoder given)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("victim, stage", [("speech_pcm.npy", "mel"), ("speech_mel.npy", "mel"),
+                                           ("encoder_output", "audio_window")])
+def test_a_changed_audio_stage_is_named(speech_bundle, encoder_path, tmp_path, capsys, victim, stage):
+    import json
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(speech_bundle, copy)
+    path = copy / victim if victim.endswith(".npy") else copy / json.loads((copy / "metadata.json").read_text())["samples"][1]["files"][victim]
+    array = np.load(path)
+    array.flat[array.size // 2] += 0.5
+    np.save(path, array)
+    assert cli_status(["verify-reference", copy, "--audio-encoder", encoder_path]) == 1
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict.startswith("MISMATCH") and stage in verdict

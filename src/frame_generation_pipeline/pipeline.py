@@ -29,6 +29,8 @@ from .ports.reference import write_bundle
 from .render.generator import FrameGenerator
 
 if TYPE_CHECKING:
+    from .audio.mel import SpeechStages
+    from .models.audio_encoder import AudioEncoder
     from .models.export import ExportReport
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,12 @@ class FrameGenerationPipeline:
             )
         if features is not None:
             return as_features(features, self.mode)
+        encoder = self._encoder(audio, audio_encoder)
+        logger.info("computing ave features from %s", getattr(audio, "path", audio))
+        return AudioFeatures(encoder.features_from_audio(audio), self.mode, source=str(getattr(audio, "path", audio)))
+
+    def _encoder(self, audio: Path_ | AudioInfo | None, audio_encoder) -> AudioEncoder:
+        """The ave audio encoder to compute features from `audio` with (refusing what cannot be done)."""
         if audio_encoder is None or audio is None:
             raise ConfigurationError(
                 "no audio features: give a feature file (--audio-features), or the speech (--audio) and "
@@ -119,10 +127,13 @@ class FrameGenerationPipeline:
             )
         from .models.audio_encoder import AudioEncoder
 
-        if not isinstance(audio_encoder, AudioEncoder):
-            audio_encoder = AudioEncoder(audio_encoder, device=self.device)
-        logger.info("computing ave features from %s", getattr(audio, "path", audio))
-        return AudioFeatures(audio_encoder.features_from_audio(audio), self.mode, source=str(getattr(audio, "path", audio)))
+        return audio_encoder if isinstance(audio_encoder, AudioEncoder) else AudioEncoder(audio_encoder, device=self.device)
+
+    def _speech_stages(self, audio: Path_ | None, audio_encoder) -> SpeechStages:
+        """The audio path's stages (PCM, log-mel, encoder windows and outputs), for a bundle made from speech."""
+        from .audio.speech import load_speech
+
+        return self._encoder(audio, audio_encoder).stages(load_speech(audio), str(audio))
 
     def _result(self, output: Path_, frames: int, fps: float, started: float, options: RenderOptions) -> RenderResult:
         return RenderResult(str(output), frames, fps, self.backend, self.device, self.generator.batch_size,
@@ -212,11 +223,12 @@ class FrameGenerationPipeline:
         if exact is not self.model:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
         templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, audio, audio_encoder)
+        speech = self._speech_stages(audio, audio_encoder) if features is None and audio_encoder is not None else None
+        feats = self.features(features, audio, audio_encoder) if speech is None else AudioFeatures(speech.features, self.mode)
         count = min(len(feats), options.max_frames or len(feats))
         generator = FrameGenerator(exact, batch_size=1)
         write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,
-                     exact.checkpoint_sha256, frame_count=count)
+                     exact.checkpoint_sha256, frame_count=count, speech=speech)
         return replace(self._result(output_dir, count, self.mode.fps, started, options), backend=exact.name, device="cpu", batch_size=1)
 
     def generate_video(

@@ -7,6 +7,7 @@ second, one window of 16 of them per 25 fps video frame.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -163,3 +164,26 @@ def mel_windows(mel: np.ndarray, source: str = "<audio>") -> np.ndarray:
         start = min(window_start(k), frames - MEL_WINDOW)
         windows[k, 0] = mel[start : start + MEL_WINDOW].T
     return windows
+
+
+@dataclass(frozen=True)
+class SpeechStages:
+    """The audio path's stages for one utterance: PCM, log-mel, encoder windows and their encodings."""
+
+    pcm: np.ndarray  # (S,) float32 at 16 kHz
+    mel: np.ndarray  # (T, 80) float64
+    windows: np.ndarray  # (n, 1, 80, 16) float32
+    encodings: np.ndarray  # (n, 512) float32
+
+    @property
+    def features(self) -> np.ndarray:
+        """The feature rows: [e_0, e_0, ..., e_{n-1}, e_{n-1}] (F = n + 2)."""
+        return np.concatenate([self.encodings[:1], self.encodings, self.encodings[-1:]])
+
+    @staticmethod
+    def window_of_row(row: int, count: int) -> int:
+        """The encoder window that feature row `row` holds, of `count` windows; -1 for a row outside
+        0..count+1 (the network sees zeros there)."""
+        if row < 0 or row > count + 1:
+            return -1
+        return min(max(row - 1, 0), count - 1)

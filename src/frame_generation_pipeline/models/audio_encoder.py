@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..audio.ffmpeg import AudioInfo
-from ..audio.mel import log_mel_spectrogram, mel_windows
+from ..audio.mel import SpeechStages, log_mel_spectrogram, mel_windows
 from ..audio.speech import load_speech
 from ..devices import resolve_device, tune_allocator
 from ..errors import CheckpointError
@@ -106,10 +106,16 @@ class AudioEncoder:
                        for window in windows]
         return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.empty((0, 512), np.float32)
 
+    def stages(self, samples: np.ndarray, source: str = "<audio>") -> SpeechStages:
+        """Every stage from 16 kHz mono samples to features (what a reference bundle keeps)."""
+        mel = log_mel_spectrogram(samples)
+        windows = mel_windows(mel, source)
+        encodings = self.encode_windows(windows)
+        return SpeechStages(np.asarray(samples, np.float32), mel, windows, encodings)
+
     def features_from_samples(self, samples: np.ndarray, source: str = "<audio>") -> np.ndarray:
         """16 kHz mono samples -> (F, 512) float32 ave features, F = windows + 2."""
-        encoded = self.encode_windows(mel_windows(log_mel_spectrogram(samples), source))
-        return np.concatenate([encoded[:1], encoded, encoded[-1:]])
+        return self.stages(samples, source).features
 
     def features_from_audio(self, audio: str | os.PathLike[str] | AudioInfo) -> np.ndarray:
         """Decode a speech file (wav, mp3, m4a, flac...; a path or its AudioInfo) into (F, 512) ave features."""

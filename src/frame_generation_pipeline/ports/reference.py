@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..audio.mel import SpeechStages
+from ..contract import AUDIO_WINDOW, SAMPLE_RATE
 from ..errors import BundleError
 from ..files import atomic_directory, file_sha256, write_bytes
 from ..inputs.features import AudioFeatures
@@ -39,9 +41,26 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
+#: The whole utterance's stages in a bundle made from speech.
+SPEECH_FILES = {"pcm": "speech_pcm.npy", "mel": "speech_mel.npy"}
+
+
+def _speech_sample(staging: Path, stem: str, files: dict, frame: int, speech: SpeechStages) -> dict:
+    """Write sample `frame`'s encoder inputs and outputs for rows frame-8..frame+7 (zeros outside)."""
+    count = len(speech.windows)
+    chosen = [SpeechStages.window_of_row(row, count) for row in range(frame - AUDIO_WINDOW // 2, frame + AUDIO_WINDOW // 2)]
+    windows = np.stack([speech.windows[k] if k >= 0 else np.zeros_like(speech.windows[0]) for k in chosen])
+    encodings = np.stack([speech.encodings[k] if k >= 0 else np.zeros(512, np.float32) for k in chosen])
+    files["encoder_input"], files["encoder_output"] = f"{stem}_encoder_input.npy", f"{stem}_encoder_output.npy"
+    np.save(staging / files["encoder_input"], windows)
+    np.save(staging / files["encoder_output"], encodings)
+    return {"encoder_windows": chosen}
+
+
 def is_bundle_file(path: Path) -> bool:
     """True for a file a bundle holds (what writing a bundle again may replace)."""
-    return path.is_file() and (path.name == "metadata.json" or path.name.startswith("f") and "_" in path.name)
+    return path.is_file() and (path.name in ("metadata.json", *SPEECH_FILES.values())
+                               or path.name.startswith("f") and "_" in path.name)
 
 
 def read_metadata(bundle: str | os.PathLike[str]) -> dict:
@@ -86,9 +105,10 @@ def write_bundle(
     start_frame: int = 0,
     checkpoint_sha256: str = "",
     frame_count: int | None = None,
+    speech: SpeechStages | None = None,
 ) -> Path:
     """Render the video (its first `frame_count` frames; streamed) and write a reference bundle of
-    its sample frames."""
+    its sample frames; with `speech` (features made from speech) also the audio path's stages."""
     frame_count = len(features) if frame_count is None else frame_count
     samples = sample_indices(frame_count, num_sample_frames)
     schedule = templates.schedule(frame_count, start_frame)
@@ -113,7 +133,8 @@ def write_bundle(
             np.save(staging / files["audio"], rendered.audio[None])
             np.save(staging / files["output"], rendered.network_output[None])
             _write_png(staging / files["frame"], rendered.image)
-            records.append({
+            extra = {} if speech is None else _speech_sample(staging, stem, files, rendered.index, speech)
+            records.append({**extra,
                 "frame_index": rendered.index,
                 "template_index": rendered.template_index,
                 "crop_box": list(rendered.box),
@@ -136,6 +157,11 @@ def write_bundle(
             "checkpoint_sha256": checkpoint_sha256,
             "samples": records,
         }
+        if speech is not None:
+            np.save(staging / SPEECH_FILES["pcm"], speech.pcm)
+            np.save(staging / SPEECH_FILES["mel"], speech.mel)
+            metadata["speech"] = {**SPEECH_FILES, "sample_rate": SAMPLE_RATE, "mel_frames": len(speech.mel),
+                                  "windows": len(speech.windows)}
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=1))
     logger.info("wrote a reference bundle of %d samples to %s", len(records), output_dir)
     return Path(output_dir)

@@ -4,11 +4,13 @@ difference reported with units, and which stages were checked and which were not
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..audio.mel import log_mel_spectrogram, mel_windows
 from ..contract import INPUT_SHAPE, OUTPUT_SHAPE
 from ..errors import BundleError
 from ..files import file_sha256
@@ -37,6 +39,13 @@ STAGES = (
     Stage("network", "input + audio -> output", "value", 1e-4),
     Stage("frame", "template + output -> frame", "levels of 255", 0.0),
 )
+#: The audio path's stages, in bundles made from speech.
+SPEECH_STAGES = (
+    Stage("mel", "speech PCM -> log-mel", "value", 0.0),
+    Stage("encoder_input", "log-mel -> encoder windows", "value", 0.0),
+    Stage("encoder", "windows -> encodings", "value", 1e-4),
+    Stage("audio_window", "encodings -> network audio input", "value", 0.0),
+)
 
 
 @dataclass
@@ -55,6 +64,7 @@ class VerificationReport:
     limits: dict[str, float]
     samples: list[SampleReport]
     skipped: dict[str, str] = field(default_factory=dict)
+    stages: tuple[Stage, ...] = STAGES
 
     @property
     def failures(self) -> list[tuple[int, str, float]]:
@@ -89,19 +99,26 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def verify_bundle(
-    bundle: str | os.PathLike[str], model: InferenceModel | None = None, network_tolerance: float = 1e-4
+    bundle: str | os.PathLike[str], model: InferenceModel | None = None, network_tolerance: float = 1e-4,
+    encoder: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> VerificationReport:
     """Recompute every sample of a bundle from its own files and measure each stage's difference.
 
     The network stage runs only when `model` is given (it must be of the bundle's mode); it is
-    held to `network_tolerance`, every other stage must match exactly. A file the metadata names
-    but the bundle lacks is a BundleError naming it.
+    held to `network_tolerance`, every other stage must match exactly. In a bundle made from
+    speech the audio stages are checked too; the encoder stage only with `encoder` (windows ->
+    encodings). A file the metadata names but the bundle lacks is a BundleError naming it.
     """
     bundle = Path(bundle)
     metadata = read_metadata(bundle)
     audio_shape = tuple(metadata["audio_shape"])
-    limits = {stage.name: stage.limit for stage in STAGES} | {"network": network_tolerance}
+    speech = metadata.get("speech")
+    stages = STAGES + (SPEECH_STAGES if speech else ())
+    limits = {stage.name: stage.limit for stage in stages} | {"network": network_tolerance}
     skipped = {} if model is not None else {"network": "no checkpoint given"}
+    if speech and encoder is None:
+        skipped["encoder"] = "no audio encoder given"
+    audio = _SpeechCheck(bundle, speech) if speech else None
     reports = []
     for sample in metadata["samples"]:
         files = {key: bundle / name for key, name in sample["files"].items()}
@@ -117,20 +134,45 @@ def verify_bundle(
         network_input = _array(files["input"], (1, *INPUT_SHAPE))
         report.differences["input"] = _difference(prepared.network_input[None], network_input)
         output = _array(files["output"], (1, *OUTPUT_SHAPE))
-        audio = _array(files["audio"], (1, *audio_shape))
-        report.differences["network"] = None if model is None else _difference(model.run(network_input, audio), output)
+        window = _array(files["audio"], (1, *audio_shape))
+        report.differences["network"] = None if model is None else _difference(model.run(network_input, window), output)
         report.differences["frame"] = _difference(compose(prepared, output[0]), read_image(files["frame"]))
+        if audio is not None:
+            report.differences.update(audio.check(sample, files, window[0], encoder))
         reports.append(report)
-    return VerificationReport(bundle, limits, reports, skipped)
+    return VerificationReport(bundle, limits, reports, skipped, stages)
+
+
+class _SpeechCheck:
+    """The audio stages of a bundle made from speech: PCM -> mel once, then per sample."""
+
+    def __init__(self, bundle: Path, speech: dict) -> None:
+        self.mel = np.load(bundle / speech["mel"], allow_pickle=False)
+        self.mel_difference = _difference(log_mel_spectrogram(np.load(bundle / speech["pcm"], allow_pickle=False)), self.mel)
+        self.windows = mel_windows(self.mel)
+
+    def check(self, sample: dict, files: dict[str, Path], audio_window: np.ndarray,
+              encoder: Callable[[np.ndarray], np.ndarray] | None) -> dict[str, float | None]:
+        chosen = sample["encoder_windows"]
+        inputs = np.load(files["encoder_input"], allow_pickle=False)
+        outputs = np.load(files["encoder_output"], allow_pickle=False)
+        expected = np.stack([self.windows[k] if k >= 0 else np.zeros_like(self.windows[0]) for k in chosen])
+        used = [row for row, k in enumerate(chosen) if k >= 0]
+        return {
+            "mel": self.mel_difference,
+            "encoder_input": _difference(expected, inputs),
+            "encoder": None if encoder is None else _difference(encoder(inputs[used]), outputs[used]),
+            "audio_window": _difference(outputs.reshape(audio_window.shape), audio_window),
+        }
 
 
 def format_report(report: VerificationReport) -> str:
     """A table of the largest difference per sample and stage (with units), what was and was not
     checked, and a verdict line."""
-    names = [stage.name for stage in STAGES]
+    names = [stage.name for stage in report.stages]
     lines = [
-        "frame    " + "".join(f"{stage.name:>16}" for stage in STAGES),
-        "         " + "".join(f"{'(' + stage.unit + ')':>16}" for stage in STAGES),
+        "frame    " + "".join(f"{stage.name:>16}" for stage in report.stages),
+        "         " + "".join(f"{'(' + stage.unit + ')':>16}" for stage in report.stages),
     ]
     for sample in report.samples:
         cells = []
@@ -139,11 +181,12 @@ def format_report(report: VerificationReport) -> str:
             mark = "" if value is None or value <= report.limits[name] else " !"
             cells.append(f"{'-' if value is None else f'{value:.3g}'}{mark:>2}".rjust(16))
         lines.append(f"{sample.frame_index:<9}" + "".join(cells))
-    checked = [stage for stage in STAGES if stage.name not in report.skipped]
+    checked = [stage for stage in report.stages if stage.name not in report.skipped]
     lines.append("checked: " + "; ".join(f"{s.name} ({s.recomputes}, limit {report.limits[s.name]:g})" for s in checked))
     if report.skipped:
         lines.append("not checked: " + "; ".join(f"{name} ({why})" for name, why in report.skipped.items()))
     failed = sorted({stage for _, stage, _ in report.failures}, key=names.index)
-    verdict = f"OK: {len(checked)} of {len(STAGES)} stages checked, all match" if report.ok else f"MISMATCH in stage(s): {', '.join(failed)}"
+    verdict = (f"OK: {len(checked)} of {len(report.stages)} stages checked, all match" if report.ok
+               else f"MISMATCH in stage(s): {', '.join(failed)}")
     lines.append(verdict)
     return "\n".join(lines)

@@ -1,10 +1,10 @@
-"""The subcommands for port authors beyond bundles: compare (and the package, when present)."""
+"""The subcommands for port authors beyond bundles: package, verify-package, compare."""
 
 from __future__ import annotations
 
 import argparse
 
-from .arguments import non_negative_int, positive_float, subcommand
+from .arguments import non_negative_int, positive_float, positive_int, subcommand
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -16,8 +16,62 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def run_package(args: argparse.Namespace) -> int:
+    """`frame-gen package`: a self-contained package for a port or an app."""
+    import logging
+
+    from ...pipeline import FrameGenerationPipeline
+    from ...ports.package import write_package
+
+    pipeline = FrameGenerationPipeline(args.checkpoint, mode=args.mode, device="cpu", backend="torch")
+    path = write_package(pipeline, args.template_dir, args.output, args.audio_encoder, args.audio,
+                         args.audio_features, args.parsing, args.samples, args.opset)
+    if not args.quiet:
+        logging.getLogger("frame_generation_pipeline").info("wrote package %s", path)
+    return 0
+
+
+def run_verify_package(args: argparse.Namespace) -> int:
+    """`frame-gen verify-package`: hashes, crop boxes and a torch-free render; 1 on a mismatch."""
+    from ...ports.package import format_package_report, verify_package
+
+    report = verify_package(args.package)
+    print(format_package_report(report))
+    return 0 if report.ok else 1
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Add `compare` to `commands`."""
+    """Add `package`, `verify-package` and `compare` to `commands`."""
+    package = subcommand(
+        commands, "package", run_package, "write a self-contained package for a port or an app",
+        "Write the U-Net ONNX, the audio encoder ONNX (with --audio-encoder), the template frames and landmarks,\n"
+        "per-template crop boxes (crop_rectangles.json), the features, a reference bundle and manifest.json\n"
+        "(every file's sha256 and size). Features come from --audio-features, or from --audio with\n"
+        "--audio-encoder. The folder is replaced as a whole.",
+        "frame-gen package --checkpoint 5.pth --template-dir dataset/May --audio-encoder audio_visual_encoder.pth \\\n"
+        "    --audio speech.wav --output may_package",
+    )
+    package.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+    package.add_argument("--mode", default="ave", choices=("ave", "hubert", "wenet"), help="audio feature mode")
+    package.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
+    source = package.add_mutually_exclusive_group()
+    source.add_argument("--audio-features", default=None, help="features (.npy or .bin) for the reference")
+    source.add_argument("--audio-encoder", default=None, help="ave audio encoder (.pth): exported, and used on --audio")
+    package.add_argument("--audio", default=None, help="speech for the reference, with --audio-encoder")
+    package.add_argument("--parsing", action="store_true", help="include parsing masks and use them")
+    package.add_argument("--samples", type=positive_int, default=5, help="reference sample frames")
+    package.add_argument("--opset", type=positive_int, default=17, help="ONNX opset, 11..20")
+    package.add_argument("--output", required=True, help="package folder to write")
+
+    verify = subcommand(
+        commands, "verify-package", run_verify_package, "check a package and render its reference without torch",
+        "Check every file's hash and size, the crop boxes against the landmarks, and render the bundle's\n"
+        "sample frames from the package alone (onnxruntime, NumPy, OpenCV; no torch, no checkpoint).\n"
+        "Exit status 1 on a mismatch.",
+        "frame-gen verify-package may_package",
+    )
+    verify.add_argument("package", help="package folder")
+
     compare = subcommand(
         commands, "compare", run_compare, "compare two renders frame by frame (folders, videos, a bundle)",
         "Compare two folders of numbered frames, two videos, or a folder (or video) against a reference\n"

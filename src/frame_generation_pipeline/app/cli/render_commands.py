@@ -112,7 +112,17 @@ def run_verify(args: argparse.Namespace) -> int:
         from ...models.backends.torch_backend import TorchBackend
 
         model = TorchBackend(args.checkpoint, mode=read_metadata(args.bundle)["mode"], device=args.device or "cpu")
-    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance)
+    encoder = None
+    if args.audio_encoder is not None and args.audio_encoder.endswith(".onnx"):
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(args.audio_encoder, providers=["CPUExecutionProvider"])
+        encoder = lambda windows: session.run(["features"], {"mel": windows})[0]  # noqa: E731
+    elif args.audio_encoder is not None:
+        from ...models.audio_encoder import AudioEncoder
+
+        encoder = AudioEncoder(args.audio_encoder, device="cpu").encode_windows
+    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance, encoder=encoder)
     print(format_report(verification))
     return 0 if verification.ok else 1
 
@@ -208,11 +218,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     verify = subcommand(
         commands, "verify-reference", run_verify, "recompute a reference bundle and report differences per stage",
         "Recompute every sample of a bundle from its own files and print the largest difference per\n"
-        "sample and stage, with units, and which stages were checked. Exit status 1 on a mismatch.",
+        "sample and stage, with units, and which stages were checked. A bundle made from speech also has\n"
+        "the audio stages (PCM -> mel -> encoder windows -> encodings -> the network's audio input).\n"
+        "Exit status 1 on a mismatch.",
         "frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
     )
     verify.add_argument("bundle", help="reference bundle folder")
     verify.add_argument("--checkpoint", default=None, help="checkpoint for the network stage (not checked without)")
+    verify.add_argument("--audio-encoder", default=None,
+                        help="audio encoder (.pth, or its .onnx) for the encoder stage of a bundle made from speech")
     add_device(verify, "cpu")
     verify.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest accepted network output difference")
 
