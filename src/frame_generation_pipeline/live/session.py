@@ -269,7 +269,8 @@ class StreamingSession(Rendering):
                 delay = start_delay(utterance.policy, utterance.known_frames(), self.rate, self.margin)
                 start = max(first, math.ceil((utterance.arrived + delay - self._anchor) * FPS))
                 utterance.start(start, self._due(start) - utterance.arrived)
-            else:
+            else:  # a simulation: latency counts from the utterance's turn, not from when it was queued
+                utterance.arrived = max(utterance.arrived, self.clock.now())
                 utterance.start(first, 0.0)
             self.stats.utterances.append(utterance.report)
 

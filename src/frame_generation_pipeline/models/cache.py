@@ -76,8 +76,9 @@ def cached_unet_export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha25
         return path
     from .backends.torch_backend import TorchBackend
 
+    model = TorchBackend(checkpoint, mode, device="cpu")  # a bad checkpoint is refused before any export
     logger.info("exporting %s to ONNX once, into the cache (%s)", os.fspath(checkpoint), path.parent)
-    TorchBackend(checkpoint, mode, device="cpu").export_to_onnx(path, CACHE_OPSET)
+    model.export_to_onnx(path, CACHE_OPSET)
     return path
 
 

@@ -55,5 +55,5 @@ def write_frames(
         path = folder / f"{i:0{digits}d}.{image_format}"
         write_bytes(path, encode_image(frame, path))
         paths.append(path)
-    logger.info("wrote %d frames to %s", len(paths), folder)
+    logger.debug("wrote %d frames to %s", len(paths), folder)
     return paths

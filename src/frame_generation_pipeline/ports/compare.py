@@ -117,7 +117,7 @@ def format_comparison(comparison: Comparison, max_diff: int | None, min_psnr: fl
     ok = (max_diff is None or comparison.max_difference <= max_diff) and (min_psnr is None or comparison.min_psnr_db >= min_psnr)
     lines = [f"frames: {comparison.counts[0]} and {comparison.counts[1]}, {len(comparison.frames)} compared",
              f"lowest PSNR {comparison.min_psnr_db:.2f} dB, largest difference {comparison.max_difference} levels, "
-             f"values differing up to {max(f.differing for f in comparison.frames):.2%} in a frame",
+             f"at most {max(f.differing for f in comparison.frames):.3g} of a frame's values differ",
              "worst frames: " + ", ".join(f"{f.frame} ({f.psnr_db:.2f} dB, max {f.max_difference})" for f in comparison.worst())]
     if comparison.counts[0] != comparison.counts[1]:
         lines.append(f"frame counts differ: {comparison.counts[0]} against {comparison.counts[1]}")

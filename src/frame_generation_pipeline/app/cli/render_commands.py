@@ -41,30 +41,41 @@ def report(args: argparse.Namespace, line: str) -> None:
 
 
 def _inputs(args: argparse.Namespace) -> dict:
-    return {"templates": args.template_dir, "features": args.audio_features, "audio": args.audio,
-            "audio_encoder": args.audio_encoder}
+    """The render's inputs; the template folder opened (and checked) before any model loads."""
+    from ...inputs.templates import as_templates
+
+    return {"templates": as_templates(args.template_dir, args.parsing), "features": args.audio_features,
+            "audio": args.audio, "audio_encoder": args.audio_encoder}
 
 
 def run_video(args: argparse.Namespace) -> int:
     """`frame-gen video`: render and encode one video."""
+    from ...audio.ffmpeg import probe_audio
+    from ...outputs.video import check_container
+
     options = render_options(args, fps=args.fps, crf=args.crf, preset=args.preset)
-    result = pipeline_from(args).video(args.output, options=options, **_inputs(args))
+    check_container(args.output)  # what can be checked without the model is checked before loading it
+    probe_audio(args.audio)
+    inputs = _inputs(args)
+    result = pipeline_from(args).video(args.output, options=options, **inputs)
     report(args, result.summary())
     return 0
 
 
 def run_frames(args: argparse.Namespace) -> int:
     """`frame-gen frames`: render numbered image files into a folder."""
+    inputs = _inputs(args)
     result = pipeline_from(args).frames(args.output_dir, options=render_options(args, image_format=args.image_format),
-                                        **_inputs(args))
+                                        **inputs)
     report(args, result.summary())
     return 0
 
 
 def run_reference(args: argparse.Namespace) -> int:
     """`frame-gen reference`: write a reference bundle (exact path)."""
+    inputs = _inputs(args)
     result = pipeline_from(args).reference(args.output_dir, options=render_options(args, samples=args.samples),
-                                           **_inputs(args))
+                                           **inputs)
     report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")
     return 0
 
