@@ -41,7 +41,7 @@ def cpu() -> float:
 
 
 async def scenario_speak(args: dict) -> dict:
-    runner, base, server = await start(args)
+    runner, base, server = await start(args, start_margin=0.5)  # slack for a busy test machine: no frame dropped
     found = {"cpu": [cpu()]}
     async with aiohttp.ClientSession() as http:
         client = Client(base, http)
@@ -70,8 +70,7 @@ async def scenario_speak(args: dict) -> dict:
             found["delete"] = response.status
         await client.pc.close()
         found.update(save(client, args["out"]))
-        found["audio_seconds"] = sum(frame.samples for frame in client.audio) / client.audio[0].sample_rate
-        found["video_seconds"] = len(client.video) / 25
+        found["audio_pts_steps"] = sorted({b.pts - a.pts - a.samples for a, b in zip(client.audio, client.audio[1:])})
         async with http.get(f"{base}/health") as response:
             found["sessions_after"] = (await response.json())["sessions"]
     await runner.cleanup()

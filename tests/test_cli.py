@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -41,6 +42,15 @@ def test_frames_says_what_it_does_and_sums_up(checkpoints, features, templates_6
     assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'f'))}: 7 frames \(0\.28 s at 25 fps\) with onnxruntime on cpu, "
                         r"batch 3, in \d+\.\d s \(\d+\.\d frames/s\)", lines[-1]), lines[-1]
     assert captured.out == ""
+
+
+def test_a_command_run_in_process_leaves_the_library_logger_as_it_found_it(tmp_path, capsys):
+    library = logging.getLogger("frame_generation_pipeline")
+    before = library.handlers[:], library.level, library.propagate
+    assert main(["features", "--audio-encoder", str(tmp_path / "none.pth"), "--audio", str(tmp_path / "none.wav"),
+                 "--output", str(tmp_path / "f.npy")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert (library.handlers[:], library.level, library.propagate) == before, "no handler left on a stream that closes"
 
 
 def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path, capsys):

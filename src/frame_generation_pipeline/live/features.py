@@ -10,11 +10,15 @@ once window i+6 is: 0.45 s of speech after frame i's own time (docs/live.md).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..audio.mel import MEL_WINDOW, N_MELS, LogMelStream, check_long_enough, window_count, window_start
 from ..contract import AUDIO_WINDOW, get_mode
-from ..models.audio_encoder import AudioEncoder
+
+if TYPE_CHECKING:  # the CLI reads live constants without loading torch
+    from ..models.audio_encoder import AudioEncoder
 
 _HALF = AUDIO_WINDOW // 2
 _AVE_SHAPE = get_mode("ave").audio_shape

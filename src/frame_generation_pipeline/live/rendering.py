@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from ..audio.mel import MEL_WINDOW, N_MELS
 from ..contract import INPUT_SHAPE
 from ..inputs.templates import ping_pong_index
 from ..render.arithmetic import paste_generated_region, to_pixels
@@ -53,7 +54,10 @@ class Rendering:
         if utterance is None:
             return False
         self._place(utterance)
+        windows, started = utterance.features.windows, self.clock.now()
         ingested = utterance.ingest()
+        if utterance.features.windows > windows:
+            self.rate.add_encoding(self.clock.now() - started, utterance.features.windows - windows)
         if self.realtime:
             self._drop_late(utterance)
         if utterance.next_render < utterance.frame_limit() and utterance.features.ready(utterance.next_render):
@@ -108,12 +112,18 @@ class Rendering:
         return np.concatenate([call.result() for call in calls])
 
     def _warm_up(self) -> None:
-        """Time a batch of the network, so that the first utterance's start delay rests on a measure
-        (the second of two calls: a backend's first call also pays for its set-up)."""
+        """Time a batch of the network and a window of the audio encoder, so that the first
+        utterance's start delay rests on a measure (the second of two calls: a first call also pays
+        for its set-up)."""
         images = np.zeros((self.batch_size, *INPUT_SHAPE), np.float32)
         audio = np.zeros((self.batch_size, *self.model.mode.audio_shape), np.float32)
-        self._infer(images, audio)
-        started = self.clock.now()
-        self._infer(images, audio)
-        self.rate.add(self.clock.now() - started, self.batch_size)
+        window = np.zeros((1, 1, N_MELS, MEL_WINDOW), np.float32)
+        for timed in (False, True):
+            started = self.clock.now()
+            self._infer(images, audio)
+            network = self.clock.now()
+            self.encoder.encode_windows(window)
+            if timed:
+                self.rate.add(network - started, self.batch_size)
+                self.rate.add_encoding(self.clock.now() - network, 1)
 

@@ -28,7 +28,7 @@ from ..render.generator import InferenceModel
 from ..render.prepared import PreparedCache
 from .features import FeatureStream
 from .rendering import Rendering
-from .timeline import DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
+from .timeline import DEFAULT_MARGIN, DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
 from .utterance import Utterance, check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class StreamingSession(Rendering):
         realtime: bool = False,
         threaded: bool = True,
         clock: Clock | None = None,
-        margin: float = 0.1,
+        margin: float = DEFAULT_MARGIN,
         start_frame: int = 0,
         cache_bytes: int = 64 << 20,
     ) -> None:

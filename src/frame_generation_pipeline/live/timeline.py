@@ -83,20 +83,31 @@ class LiveFrame:
         return self.slot / FPS
 
 
+#: Seconds of slack a real-time session adds to every start delay, by default.
+DEFAULT_MARGIN = 0.1
+
+
 @dataclass
 class RenderRate:
-    """The session's own measure of its rendering (exponential moving averages of each batch)."""
+    """The session's own measure of its work (exponential moving averages): network batches, and
+    the audio encoder's windows (one per feature row)."""
 
     seconds_per_frame: float = 0.0
     seconds_per_batch: float = 0.0
+    seconds_per_window: float = 0.0
     weight: float = 0.3
+
+    def _mix(self, old: float, new: float) -> float:
+        return new if old == 0 else (1 - self.weight) * old + self.weight * new
 
     def add(self, seconds: float, frames: int) -> None:
         """Account one batch of `frames` that took `seconds`."""
-        per_frame = seconds / max(frames, 1)
-        first = self.seconds_per_batch == 0
-        self.seconds_per_frame = per_frame if first else (1 - self.weight) * self.seconds_per_frame + self.weight * per_frame
-        self.seconds_per_batch = seconds if first else (1 - self.weight) * self.seconds_per_batch + self.weight * seconds
+        self.seconds_per_frame = self._mix(self.seconds_per_frame, seconds / max(frames, 1))
+        self.seconds_per_batch = self._mix(self.seconds_per_batch, seconds)
+
+    def add_encoding(self, seconds: float, windows: int) -> None:
+        """Account `windows` audio encoder windows (and their mel frames) that took `seconds`."""
+        self.seconds_per_window = self._mix(self.seconds_per_window, seconds / max(windows, 1))
 
     @property
     def frames_per_second(self) -> float:
@@ -107,14 +118,17 @@ class RenderRate:
 def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float) -> float:
     """Seconds between an utterance's first sample and its first slot.
 
-    Both policies wait for the lookahead and one batch. DELAY (speech whose length is known) also
-    waits until the slower rendering can no longer catch up with playback: frame i is rendered
-    by (i + 1) / r after the start and shown at delay + i / fps, for every i < frames.
+    Both policies wait for the lookahead and one batch. DELAY (speech whose length is known) is
+    encoded whole before its first frame renders, so it also waits for that encoding, and until the
+    slower rendering can no longer catch up with playback: frame i is rendered by E + (i + 1) / r
+    after the start and shown at delay + i / fps, for every i < frames.
     """
-    base = LOOKAHEAD_SECONDS + rate.seconds_per_batch + margin
-    if policy != DELAY or frames is None or rate.frames_per_second >= FPS:
+    known = policy == DELAY and frames is not None
+    encoding = frames * rate.seconds_per_window if known else 0.0
+    base = LOOKAHEAD_SECONDS + rate.seconds_per_batch + margin + encoding
+    if not known or rate.frames_per_second >= FPS:
         return base
-    catch_up = frames * rate.seconds_per_frame - (frames - 1) / FPS
+    catch_up = encoding + frames * rate.seconds_per_frame - (frames - 1) / FPS
     return max(base, catch_up + margin)
 
 

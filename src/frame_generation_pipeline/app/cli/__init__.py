@@ -75,20 +75,31 @@ class _Lines(logging.Formatter):
         return record.message
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    """Library logs on stderr: info unless --quiet (warnings still show), everything with --debug."""
+@contextmanager
+def command_logging(args: argparse.Namespace) -> Iterator[None]:
+    """Library logs on stderr while a command runs: info unless --quiet (warnings still show),
+    everything with --debug; the logger is left as it was found afterwards."""
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Lines())
-    logger.handlers[:] = [handler]
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:], logger.propagate = [handler], False
     logger.setLevel(level)
-    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[2]
+        logger.setLevel(saved[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `frame-gen` with `argv` (default: sys.argv[1:]); return the exit status."""
     args = build_parser().parse_args(argv)
-    configure_logging(args)
+    with command_logging(args):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     handler: Handler = args.handler
     try:
         with signals_raise():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import add_model, positive_int, subcommand
+from ...live.timeline import DEFAULT_MARGIN
+from .arguments import add_model, positive_float, positive_int, subcommand
 from .render_commands import pipeline_from
 
 
@@ -22,10 +23,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from ...inputs.templates import TemplateSet
     from ...models.audio_encoder import AudioEncoder
 
-    pipeline = pipeline_from(args)
     templates = TemplateSet.from_folder(args.template_dir, args.parsing)
+    pipeline = pipeline_from(args)
     encoder = AudioEncoder(args.audio_encoder, device=pipeline.device)
-    settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing)
+    settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing,
+                              args.start_margin)
     server = AvatarServer(pipeline, templates, encoder, settings)
     web.run_app(server.app(), host=args.host, port=args.port, print=None if args.quiet else print,
                 handle_signals=True)
@@ -52,3 +54,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
                        help="limit ICE host candidates to this address (repeatable; default: every interface)")
     serve.add_argument("--video-width", type=positive_int, default=None, help="scale the video down to this width")
+    serve.add_argument("--start-margin", type=positive_float, default=DEFAULT_MARGIN, metavar="SECONDS",
+                       help=f"slack before each utterance's first frame (default {DEFAULT_MARGIN}); raise it on a busy "
+                            "machine whose /stats show dropped frames")

@@ -28,6 +28,7 @@ from ...contract import SAMPLE_RATE
 from ...errors import FrameGenerationError
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
+from ...live.timeline import DEFAULT_MARGIN
 from ...models.audio_encoder import AudioEncoder
 from ...pipeline import FrameGenerationPipeline
 from .ice import limit_ice_addresses
@@ -63,6 +64,7 @@ class ServerSettings:
     ice_addresses: tuple[str, ...] = ()
     video_width: int | None = None
     use_parsing: bool = False
+    start_margin: float = DEFAULT_MARGIN
 
 
 class AvatarServer:
@@ -140,7 +142,8 @@ class AvatarServer:
     def _new_visitor(self) -> Visitor:
         session_id = uuid.uuid4().hex[:12]
         session = StreamingSession(self.pipeline.model, self.templates, self.encoder,
-                                   batch_size=self.pipeline.generator.batch_size, realtime=True)
+                                   batch_size=self.pipeline.generator.batch_size, realtime=True,
+                                   margin=self.settings.start_margin)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width)
         visitor = Visitor(session_id, pc, session, media)
