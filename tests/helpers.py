@@ -11,3 +11,14 @@ def cli_status(argv: list[str]) -> int:
         return main([str(arg) for arg in argv])
     except SystemExit as exit_info:
         return int(exit_info.code or 0)
+
+
+#: The start of a Python script (run with -c) in which any import of torch fails.
+WITHOUT_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not to be imported here")
+sys.meta_path.insert(0, NoTorch())
+"""

@@ -20,6 +20,8 @@ from frame_generation_pipeline.models import export as export_module
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frame_generation_pipeline.models.cache import onnx_metadata
 
+from .helpers import WITHOUT_TORCH
+
 
 def _check_export(path, model, mode, opset, numbers=True):
     graph = onnx.load(str(path))
@@ -101,13 +103,7 @@ def test_a_given_onnx_file_of_another_checkpoint_is_refused_naming_both(checkpoi
     assert str(exports["ave"]) in message and str(other) in message and "sha256" in message and "\n" not in message
 
 
-NO_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is not to be imported here")
-sys.meta_path.insert(0, NoTorch())
+NO_TORCH = WITHOUT_TORCH + """
 from frame_generation_pipeline import FrameGenerationPipeline
 pipeline = FrameGenerationPipeline(sys.argv[1], device="cpu", backend="onnxruntime", onnx_path=sys.argv[2])
 frames = list(pipeline.generator.iter_frames(sys.argv[3], sys.argv[4], frame_count=2))

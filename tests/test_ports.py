@@ -11,7 +11,7 @@ import torch
 
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 
-from .helpers import cli_status
+from .helpers import WITHOUT_TORCH, cli_status
 
 
 @pytest.mark.parametrize("opset", [11, 17])
@@ -67,13 +67,7 @@ def test_compare_a_folder_against_a_bundle_and_videos(renders, checkpoints, feat
     assert "not found" in capsys.readouterr().err
 
 
-NO_TORCH = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is not to be imported here")
-sys.meta_path.insert(0, NoTorch())
+NO_TORCH = WITHOUT_TORCH + """
 from frame_generation_pipeline.app.cli import main
 sys.exit(main(["verify-package", sys.argv[1]]))
 """
