@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -54,7 +56,9 @@ def main(args: dict) -> dict:
     out = Path(args["out"])
     base = {"checkpoint": args["checkpoint"], "onnx": args["onnx"], "backend": "onnxruntime", "template_dir": args["templates"],
             "audio": args["clip"], "audio_features": args["features"]}
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", configure_logging=False, log_to_driver=False)
+    ray_files = tempfile.mkdtemp(prefix="fgp-ray-")  # short (socket paths), and removed afterwards
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=ray_files,
+             configure_logging=False, log_to_driver=False)
     found = {"listening": listening()}
     jobs = [{**base, "output": str(out / "a.mp4"), "max_frames": 6},
             {**base, "output": str(out / "bad.mp4"), "template_dir": str(out / "no-such-folder")},
@@ -72,6 +76,7 @@ def main(args: dict) -> dict:
     long = {**base, "output": str(out / "long.mp4"), "max_frames": 40}
     found["chunked"] = render_batch([long], workers=2, chunk_frames=15)
     ray.shutdown()
+    shutil.rmtree(ray_files, ignore_errors=True)
 
     job = job_from({**long, "output": str(out / "serial.mp4")}, "serial")
     pipeline = load_pipeline(job, "cpu")

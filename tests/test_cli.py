@@ -129,3 +129,11 @@ def test_demo_renders_a_playable_video_with_audio(tmp_path):
     assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2 == 14
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["demo.mp4", "inputs"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_reference_loads_only_the_exact_backend(checkpoints, features, templates_640, tmp_path, capsys):
+    assert main(["reference", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+                 "--audio-features", str(features["ave"]), "--samples", "1", "--max-frames", "2",
+                 "--output-dir", str(tmp_path / "bundle")]) == 0
+    err = capsys.readouterr().err
+    assert "backend torch" in err and "onnx" not in err, err

@@ -4,6 +4,7 @@ surprises that become one-line warnings."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -28,6 +29,20 @@ def good(tmp_path_factory, checkpoints):
     shutil.copy(checkpoints["ave"], root / "ave.pth")
     shutil.copy(checkpoints["wenet"], root / "wenet.pth")
     return root
+
+
+def _link_checkpoints(source, target):
+    """Copy a file, but hard-link the (large, never edited in place) checkpoints."""
+    if source.endswith(".pth"):
+        os.link(source, target)
+    else:
+        shutil.copy2(source, target)
+
+
+def _rewrite(path, data):
+    """Replace a file by new content without touching other links to it."""
+    path.unlink()
+    path.write_bytes(data)
 
 
 def _lms(path, edit):
@@ -67,8 +82,8 @@ CASES = {
     "nan features": (lambda d: np.save(d / "f.npy", np.full((3, 512), np.nan, np.float32)), {}, "NaN or infinite"),
     "infinite features": (lambda d: np.save(d / "f.npy", np.full((3, 512), np.inf, np.float32)), {}, "NaN or infinite"),
     "missing checkpoint": (lambda d: (d / "ave.pth").unlink(), {}, "ave.pth: checkpoint file not found"),
-    "corrupt checkpoint": (lambda d: (d / "ave.pth").write_bytes(b"PK\x03\x04 broken"), {}, "ave.pth: a damaged PyTorch checkpoint"),
-    "text as checkpoint": (lambda d: (d / "ave.pth").write_text("weights\n"), {}, "ave.pth: a text file, not a PyTorch checkpoint"),
+    "corrupt checkpoint": (lambda d: _rewrite(d / "ave.pth", b"PK\x03\x04 broken"), {}, "ave.pth: a damaged PyTorch checkpoint"),
+    "text as checkpoint": (lambda d: _rewrite(d / "ave.pth", b"weights\n"), {}, "ave.pth: a text file, not a PyTorch checkpoint"),
     "template of another size": (lambda d: _resize(d / "tpl/full_body_img/2.jpg"), {},
                                  "2.jpg: is 100x80, but the templates are 200x160 (0.jpg)"),
     "onnx with torch backend": (None, {"--backend": "torch", "--onnx": "f.npy"}, "is for the onnxruntime or openvino backend, not torch"),
@@ -85,6 +100,11 @@ CASES = {
     "non-audio audio": (lambda d: (d / "s.wav").write_text("not a sound"), {}, "s.wav: not usable as audio"),
     "start frame past templates": (None, {"--start-frame": "4"}, "start_frame 4 is outside the 4 templates"),
     "unwritable output folder": (None, {"--output": "f.npy/out.mp4"}, "out.mp4: output folder"),
+    "a folder as audio": (None, {"--audio": "tpl"}, "tpl: is a folder, expected an audio file"),
+    "a folder as checkpoint": (None, {"--checkpoint": "tpl"}, "tpl: is a folder, expected a checkpoint file"),
+    # checked before the (here broken) checkpoint is loaded: no model is loaded for an output that cannot be written
+    "missing output folder": (lambda d: _rewrite(d / "ave.pth", b"PK\x03\x04 broken"), {"--output": "nodir/out.mp4"},
+                              "out.mp4: output folder"),
 }
 
 
@@ -92,7 +112,7 @@ CASES = {
 def test_bad_input(case, good, tmp_path, capsys):
     damage, overrides, message = CASES[case]
     work = tmp_path / "work"
-    shutil.copytree(good, work)
+    shutil.copytree(good, work, copy_function=_link_checkpoints)
     if damage is not None:
         damage(work)
     (work / "out.mp4").write_bytes(OLD)

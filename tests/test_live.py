@@ -130,16 +130,17 @@ def test_the_exact_backend_streams_the_offline_video_bit_for_bit(world, checkpoi
     assert len(frames) == len(offline) > 0 and all(np.array_equal(a, b) for a, b in zip(frames, offline))
 
 
-def test_two_utterances_with_an_idle_gap_continue_the_schedule(world):
+@pytest.mark.parametrize("gap", [7, 0])
+def test_two_utterances_with_an_idle_gap_continue_the_schedule(world, gap):
     model = Recorder()
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2)
     session.say(world["speech"]["a"])
-    session.idle(7)
+    session.idle(gap)
     session.say(world["speech"]["b"])
     session.close()
     slots = list(session)
     first, second = (len(AudioFeatures(world["encoder"].features_from_samples(world["speech"][k]), "ave")) for k in "ab")
-    assert [s.kind for s in slots] == ["speech"] * first + ["idle"] * 7 + ["speech"] * second
+    assert [s.kind for s in slots] == ["speech"] * first + ["idle"] * gap + ["speech"] * second
     assert [s.slot for s in slots] == list(range(len(slots)))
     assert [s.template for s in slots] == ping_pong_schedule(len(slots), 5), "no jump in the schedule"
     for slot in slots:
@@ -149,7 +150,7 @@ def test_two_utterances_with_an_idle_gap_continue_the_schedule(world):
     _, expected_b = zip(*model.calls[first:])
     features_b = AudioFeatures(world["encoder"].features_from_samples(world["speech"]["b"]), "ave")
     assert all(np.array_equal(a, features_b.window(i)) for i, a in enumerate(expected_b))
-    second_slots = slots[first + 7 :]
+    second_slots = slots[first + gap :]
     outputs = model.run(np.stack([prepare(world["templates"].load(s.template)).network_input for s in second_slots]),
                         features_b.windows(range(second)))
     for slot, output in zip(second_slots, outputs):

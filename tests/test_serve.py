@@ -43,7 +43,7 @@ def served(tmp_path_factory, checkpoints, exports, encoder_path):
     # One template: every schedule position shows it, so a live utterance wherever it starts is
     # comparable with the offline render (the schedule itself is tested in test_live.py).
     templates = synthetic.make_templates(root / "tpl", 1, TEMPLATE_SIZE[1], TEMPLATE_SIZE[0], parsing=False)
-    clip = write_speech_like_wav(root / "clip.wav", 2.0, seed=5)
+    clip = write_speech_like_wav(root / "clip.wav", 3.0, seed=5)
     short_clip = write_speech_like_wav(root / "short.wav", 0.6, seed=6)
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", onnx_path=exports["ave"], backend="onnxruntime")
     features = pipeline.features(audio=clip, audio_encoder=encoder_path)
@@ -74,7 +74,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_a_spoken_clip_arrives_as_the_offline_frames_with_its_audio_in_sync(served):
     found = in_namespace("serve_scenarios.py", "speak", _args(served))
     assert found["offer_status"] == 200 and set(found["candidates"]) == {"127.0.0.1"}, "only loopback candidates"
-    assert found["speak"][0] == 202 and found["speak"][1]["duration"] == pytest.approx(2.0)
+    assert found["speak"][0] == 202 and found["speak"][1]["duration"] == pytest.approx(3.0)
     stats = found["stats"]
     utterance = stats["utterances"][0]
     assert utterance["frames"] + utterance["dropped"] == served["frames"] and utterance["dropped"] == 0

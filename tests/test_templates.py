@@ -137,3 +137,12 @@ def test_images_numbered_from_one_are_named_with_the_fix(folder):
     with pytest.raises(TemplateError, match=r"images are numbered from 1 \(1..4\) but landmarks from 0 \(0..3\); "
                        r"rename image k.jpg to \(k-1\).jpg"):
         TemplateSet.from_folder(folder)
+
+
+def test_a_folder_numbered_from_one_throughout_is_named_with_the_fix(folder):
+    for sub, suffix in (("full_body_img", "jpg"), ("landmarks", "lms")):
+        for k in range(3, -1, -1):
+            (folder / sub / f"{k}.{suffix}").rename(folder / sub / f"{k + 1}.{suffix}")
+    with pytest.raises(TemplateError, match=r"images are numbered 1..4; templates must be numbered from 0: rename k.jpg "
+                       r"to \(k-1\).jpg, e.g. `for k in \$\(seq 1 4\); do mv .*; done`, and the same in landmarks/"):
+        TemplateSet.from_folder(folder)

@@ -35,3 +35,10 @@ def require_path(value: object, name: str) -> os.PathLike[str] | str:
     if not isinstance(value, (str, os.PathLike)):
         raise ArgumentTypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
     return value
+
+
+def missing_file(path: os.PathLike[str] | str, what: str) -> str:
+    """Why `path` cannot be read as a `what` that does not open: a folder is there, or nothing is."""
+    if os.path.isdir(path):
+        return f"is a folder, expected {'an' if what[0] in 'aeiou' else 'a'} {what}"
+    return f"{what} not found"

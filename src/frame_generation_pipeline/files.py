@@ -61,6 +61,15 @@ def _writable_parent(target: Path) -> Path:
     return parent
 
 
+def check_output_file(target: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, a file path that is a folder or whose folder is missing or read-only;
+    return the folder."""
+    target = Path(target)
+    if target.is_dir():
+        raise OutputError(target, "is a folder, expected a file path")
+    return _writable_parent(target)
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
@@ -71,9 +80,7 @@ def _umask() -> int:
 def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target` (same suffix); rename it over `target` on success."""
     target = Path(target)
-    if target.is_dir():
-        raise OutputError(target, "is a folder, expected a file path")
-    parent = _writable_parent(target)
+    parent = check_output_file(target)
     try:
         handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=parent)
     except OSError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import missing_file
 from ..errors import AudioError, EncoderError
 
 _ERROR_LINES = 5
@@ -79,7 +80,7 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
     """Check that `path` is a file ffmpeg can decode audio from; raise AudioError if not."""
     path = Path(path)
     if not path.is_file():
-        raise AudioError(path, "audio file not found")
+        raise AudioError(path, missing_file(path, "audio file"))
     result = subprocess.run(
         [ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", str(path)],
         capture_output=True, text=True, errors="replace", check=False,

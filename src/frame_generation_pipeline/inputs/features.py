@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contract import AUDIO_WINDOW, ModeSpec, get_mode
-from ..checks import require_path
+from ..checks import missing_file, require_path
 from ..errors import ArgumentTypeError, AudioFeatureError
 
 _HALF = AUDIO_WINDOW // 2
@@ -30,7 +30,7 @@ def read_feature_array(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioFeatureError(path, "audio feature file not found")
+        raise AudioFeatureError(path, missing_file(path, "audio feature file"))
     if path.suffix == ".bin":
         return _read_bin(path)
     try:

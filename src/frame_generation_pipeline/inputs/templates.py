@@ -109,14 +109,13 @@ class TemplateSet:
         count = self.count
         if self.image_path(0).is_file() or not self.image_path(count).is_file():
             return
+        rename = f"`for k in $(seq 1 {count}); do mv {self.image_dir}/$k.jpg {self.image_dir}/$((k-1)).jpg; done`"
         if self.landmark_path(0).is_file() and not self.landmark_path(count).is_file():
-            raise TemplateError(
-                self.image_dir,
-                f"images are numbered from 1 (1..{count}) but landmarks from 0 (0..{count - 1}); "
-                f"rename image k.jpg to (k-1).jpg, e.g. `for k in $(seq 1 {count}); do "
-                f"mv {self.image_dir}/$k.jpg {self.image_dir}/$((k-1)).jpg; done`",
-            )
-        raise TemplateError(self.image_dir, f"images are numbered 1..{count}; templates must be numbered from 0")
+            raise TemplateError(self.image_dir, f"images are numbered from 1 (1..{count}) but landmarks from 0 "
+                                                f"(0..{count - 1}); rename image k.jpg to (k-1).jpg, e.g. {rename}")
+        raise TemplateError(self.image_dir, f"images are numbered 1..{count}; templates must be numbered from 0: rename "
+                                            f"k.jpg to (k-1).jpg, e.g. {rename}, and the same in landmarks/ (.lms) "
+                                            "and parsing/ (.png) where they start at 1 too")
 
     def __len__(self) -> int:
         return self.count

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..checks import require_int
 from ..contract import SAMPLE_RATE
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet, as_templates
@@ -131,13 +132,16 @@ class StreamingSession(Rendering):
         return len(data) / SAMPLE_RATE
 
     def idle(self, frames: int) -> None:
-        """Queue `frames` idle slots (a simulation's gap; in real time gaps are real time)."""
+        """Queue `frames` idle slots (a simulation's gap; in real time gaps are real time); 0 ends the
+        current utterance, so that the next follows it at once."""
+        frames = require_int(frames, "frames", 0)
         if self.realtime:
             raise StreamError("idle slots are queued only in a simulation; in real time the clock makes them")
         with self._changed:
             self._check_open()
             self._end_open()
-            self._segments.append([frames])
+            if frames:
+                self._segments.append([frames])
             self._changed.notify_all()
 
     def close(self, drain: bool = True) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
+from ..checks import missing_file
 from ..contract import ModeSpec
 from ..errors import BackendUnavailableError, ModelFileError, OutputError
 from ..files import describe_os_error
@@ -87,8 +88,8 @@ def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     onnx = onnx_module()
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except FileNotFoundError:
-        raise ModelFileError(path, "model file not found") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise ModelFileError(path, missing_file(path, "model file")) from None
     except Exception as exc:  # protobuf raises its own types for foreign bytes
         raise ModelFileError(path, f"not a readable ONNX model ({type(exc).__name__})") from None
     return {entry.key: entry.value for entry in model.metadata_props}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import missing_file
 from ..contract import MODES, ModeSpec
 from ..errors import CheckpointError
 from .network import SyncTalkUNet
@@ -41,7 +42,7 @@ def read_state_dict(
     """Load a saved state_dict onto the CPU (weights only), dropping a common key prefix."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(path, "checkpoint file not found")
+        raise CheckpointError(path, missing_file(path, "checkpoint file"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -61,12 +61,21 @@ def _int_at_least(text: str, minimum: int) -> int:
 
 def positive_float(text: str) -> float:
     """A finite number > 0."""
+    return _finite_float(text, "greater than 0", lambda value: value > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    return _finite_float(text, "at least 0", lambda value: value >= 0)
+
+
+def _finite_float(text: str, condition: str, holds: Callable[[float], bool]) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text!r}")
+    if not math.isfinite(value) or not holds(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number {condition}, got {text!r}")
     return value
 
 

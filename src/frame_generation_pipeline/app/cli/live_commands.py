@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import add_model, positive_float, subcommand
+from .arguments import add_model, non_negative_float, positive_float, subcommand
 from .render_commands import pipeline_from, report
 
 
@@ -48,7 +48,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--frames-dir", default=None, help="also write every slot as a lossless PNG here")
     live.add_argument("--chunk-ms", type=positive_float, default=20.0, help="audio pushed per chunk, in ms")
     live.add_argument("--realtime", action="store_true", help="push at the speed of a clock and pace the viewer by it")
-    live.add_argument("--gap-seconds", type=positive_float, default=1.0, help="idle time between the files")
+    live.add_argument("--gap-seconds", type=non_negative_float, default=1.0,
+                      help="idle time between the files (0: back to back)")
     live.add_argument("--policy", default="drop", choices=("drop", "delay"), help="pacing below real time (see above)")
     live.add_argument("--report", default=None, help="write the JSON report here")
     live.add_argument("--start-frame", type=int, default=0, help="first template frame to use")

@@ -51,10 +51,12 @@ def _inputs(args: argparse.Namespace) -> dict:
 def run_video(args: argparse.Namespace) -> int:
     """`frame-gen video`: render and encode one video."""
     from ...audio.ffmpeg import probe_audio
+    from ...files import check_output_file
     from ...outputs.video import check_container
 
     options = render_options(args, fps=args.fps, crf=args.crf, preset=args.preset)
     check_container(args.output)  # what can be checked without the model is checked before loading it
+    check_output_file(args.output)
     probe_audio(args.audio)
     inputs = _inputs(args)
     result = pipeline_from(args).video(args.output, options=options, **inputs)
@@ -74,6 +76,8 @@ def run_frames(args: argparse.Namespace) -> int:
 def run_reference(args: argparse.Namespace) -> int:
     """`frame-gen reference`: write a reference bundle (exact path)."""
     inputs = _inputs(args)
+    if args.backend == "auto" and args.onnx is None and args.device in (None, "cpu") and args.precision in ("auto", "fp32"):
+        args.exact = True  # bundles are made on the exact path: load nothing else
     result = pipeline_from(args).reference(args.output_dir, options=render_options(args, samples=args.samples),
                                            **inputs)
     report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")

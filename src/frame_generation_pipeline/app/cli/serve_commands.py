@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...live.timeline import DEFAULT_MARGIN
-from .arguments import add_model, positive_float, positive_int, subcommand
+from .arguments import add_model, non_negative_float, positive_int, subcommand
 from .render_commands import pipeline_from
 
 
@@ -54,6 +54,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
                        help="limit ICE host candidates to this address (repeatable; default: every interface)")
     serve.add_argument("--video-width", type=positive_int, default=None, help="scale the video down to this width")
-    serve.add_argument("--start-margin", type=positive_float, default=DEFAULT_MARGIN, metavar="SECONDS",
+    serve.add_argument("--start-margin", type=non_negative_float, default=DEFAULT_MARGIN, metavar="SECONDS",
                        help=f"slack before each utterance's first frame (default {DEFAULT_MARGIN}); raise it on a busy "
                             "machine whose /stats show dropped frames")

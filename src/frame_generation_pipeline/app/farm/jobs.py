@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ...checks import missing_file
 from ...errors import ConfigurationError, InputFileError
 from ...options import RenderOptions
 
@@ -79,8 +80,8 @@ def read_jobs(path: str | os.PathLike[str]) -> list[Job]:
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise InputFileError(path, "job file not found") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise InputFileError(path, missing_file(path, "job file")) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"cannot read the job file ({exc})") from None
     jobs = []

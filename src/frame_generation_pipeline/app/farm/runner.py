@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ...devices import usable_cpus
 from ...errors import BackendUnavailableError, FrameGenerationError
+from ...files import check_output_file
 from ...outputs.video import join_segments
 from .jobs import Job, check_outputs, job_from
 from .worker import RenderWorker
@@ -113,9 +114,7 @@ class Farm:
     @staticmethod
     def _scratch(job: Job) -> Path:
         output = Path(job.output)
-        if not output.parent.is_dir():
-            raise FrameGenerationError(f"{output}: output folder {output.parent} does not exist")
-        return Path(tempfile.mkdtemp(prefix=f".{output.stem}.", suffix=".farm", dir=output.parent))
+        return Path(tempfile.mkdtemp(prefix=f".{output.stem}.", suffix=".farm", dir=check_output_file(output)))
 
     def _schedule(self, states: list[JobState]) -> None:
         tasks: deque[tuple] = deque(("plan", state) for state in states)

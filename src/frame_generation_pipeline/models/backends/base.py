@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ...checks import missing_file
 from ...contract import INPUT_SHAPE, ModeSpec
 from ...errors import CheckpointError, ConfigurationError
 from ...files import describe_os_error, file_sha256
@@ -23,10 +24,8 @@ def checkpoint_digest(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a checkpoint file; CheckpointError naming it when it cannot be read."""
     try:
         return file_sha256(path)
-    except FileNotFoundError:
-        raise CheckpointError(path, "checkpoint file not found") from None
-    except IsADirectoryError:
-        raise CheckpointError(path, "is a folder, expected a checkpoint file") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise CheckpointError(path, missing_file(path, "checkpoint file")) from None
     except OSError as exc:
         raise CheckpointError(path, f"cannot read ({describe_os_error(exc)})") from None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...checks import missing_file
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, usable_cpus
 from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError
@@ -65,7 +66,7 @@ class OnnxRuntimeBackend(InferenceBackend):
             raise ConfigurationError(f"streams must be at least 1, got {streams}")
         self.path = Path(onnx_path)
         if not self.path.is_file():
-            raise ModelFileError(self.path, "model file not found")
+            raise ModelFileError(self.path, missing_file(self.path, "model file"))
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if device_type(device) == "cpu":
