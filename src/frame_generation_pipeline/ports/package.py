@@ -11,6 +11,7 @@ mode, fps, opset, the schedule rule, every file's sha256 and size, library versi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from ..models.backends.base import InferenceBackend
 from ..render.generator import FrameGenerator
 from ..version import __version__
 from .reference import library_versions, read_metadata, write_bundle
+
+logger = logging.getLogger(__name__)
 
 PACKAGE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -69,6 +72,7 @@ def write_package(
     templates = TemplateSet.from_folder(template_dir, use_parsing)
     rows = pipeline.features(features, audio, audio_encoder)
     with atomic_directory(output, _package_entry) as staging:
+        logger.info("writing the package in %s, renamed to %s when complete", staging, output)
         pipeline.export_model_to_onnx(staging / "unet.onnx", opset)
         if audio_encoder is not None:
             from ..models.audio_encoder import AudioEncoder

@@ -62,7 +62,8 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float = 3.0, show_prog
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(output_dir, "exists and is not a folder: give a folder for the demo's inputs and video")
     with atomic_directory(output_dir, lambda entry: entry.name in DEMO_FILES) as staging:
-        logger.info("generating demo inputs (templates, speech, random-weight checkpoints)")
+        logger.info("generating demo inputs (templates, speech, random-weight checkpoints) in %s, "
+                    "renamed to %s when the video is done", staging, output_dir)
         inputs = make_demo_inputs(staging / "inputs", seconds)
         pipeline = FrameGenerationPipeline(inputs.checkpoint, mode="ave")
         result = pipeline.video(
