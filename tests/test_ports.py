@@ -122,6 +122,14 @@ def speech_bundle(tmp_path_factory, checkpoints, encoder_path, templates_640, sp
     return root / "bundle"
 
 
+def test_an_unreadable_encoder_export_is_one_clear_line(speech_bundle, tmp_path, capsys):
+    (tmp_path / "junk.onnx").write_text("not a model")
+    for name, message in (("none.onnx", "model file not found"), ("junk.onnx", "not a readable ONNX model")):
+        assert cli_status(["verify-reference", speech_bundle, "--audio-encoder", tmp_path / name]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / name}: {message}") and err.count("\n") == 1, err
+
+
 def test_a_bundle_from_speech_verifies_every_audio_stage(speech_bundle, checkpoints, encoder_path, tmp_path, capsys):
     assert cli_status(["export-onnx", "--quiet", "--audio-encoder", encoder_path, "--output", tmp_path / "enc.onnx"]) == 0
     for encoder in (encoder_path, tmp_path / "enc.onnx"):

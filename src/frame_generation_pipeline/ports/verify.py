@@ -98,6 +98,22 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max(initial=0.0))
 
 
+def encoder_function(path: str | os.PathLike[str]) -> Callable[[np.ndarray], np.ndarray]:
+    """The ave audio encoder at `path` as a function of mel windows (B, 1, 80, 16) -> (B, 512): a
+    .pth on torch (CPU), or its `.onnx` export on onnxruntime; ModelFileError for an unreadable one."""
+    if Path(path).suffix != ".onnx":
+        from ..models.audio_encoder import AudioEncoder
+
+        return AudioEncoder(path, device="cpu").encode_windows
+    from ..models.cache import onnx_metadata
+
+    onnx_metadata(path)  # a missing or foreign file is named before onnxruntime sees it
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    return lambda windows: session.run(["features"], {"mel": windows})[0]
+
+
 def verify_bundle(
     bundle: str | os.PathLike[str], model: InferenceModel | None = None, network_tolerance: float = 1e-4,
     encoder: Callable[[np.ndarray], np.ndarray] | None = None,

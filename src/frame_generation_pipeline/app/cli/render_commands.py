@@ -120,23 +120,14 @@ def run_export(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     """`frame-gen verify-reference`: recompute a bundle; 1 on a mismatch."""
     from ...ports.reference import read_metadata
-    from ...ports.verify import format_report, verify_bundle
+    from ...ports.verify import encoder_function, format_report, verify_bundle
 
     model = None
     if args.checkpoint is not None:
         from ...models.backends.torch_backend import TorchBackend
 
         model = TorchBackend(args.checkpoint, mode=read_metadata(args.bundle)["mode"], device=args.device or "cpu")
-    encoder = None
-    if args.audio_encoder is not None and args.audio_encoder.endswith(".onnx"):
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(args.audio_encoder, providers=["CPUExecutionProvider"])
-        encoder = lambda windows: session.run(["features"], {"mel": windows})[0]  # noqa: E731
-    elif args.audio_encoder is not None:
-        from ...models.audio_encoder import AudioEncoder
-
-        encoder = AudioEncoder(args.audio_encoder, device="cpu").encode_windows
+    encoder = None if args.audio_encoder is None else encoder_function(args.audio_encoder)
     verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance, encoder=encoder)
     print(format_report(verification))
     return 0 if verification.ok else 1
