@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 
 from .arguments import positive_int, subcommand
-
-logger = logging.getLogger("frame_generation_pipeline")
+from .render_commands import report
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -25,9 +23,8 @@ def run_batch(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     ok = [row for row in rows if row["status"] == "ok"]
     frames = sum(row["frames"] for row in ok)
-    if not args.quiet:
-        logger.info("batch: %d ok, %d failed; %d frames in %.1f s (%.1f frames/s)", len(ok), len(rows) - len(ok),
-                    frames, seconds, frames / seconds if seconds else 0.0)
+    report(args, f"batch: {len(ok)} ok, {len(rows) - len(ok)} failed; {frames} frames in {seconds:.1f} s "
+                 f"({frames / seconds if seconds else 0.0:.1f} frames/s)")
     return 0 if len(ok) == len(rows) else 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .arguments import non_negative_int, positive_float, positive_int, subcommand
+from .render_commands import report
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -18,16 +19,13 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_package(args: argparse.Namespace) -> int:
     """`frame-gen package`: a self-contained package for a port or an app."""
-    import logging
-
     from ...pipeline import FrameGenerationPipeline
     from ...ports.package import write_package
 
     pipeline = FrameGenerationPipeline(args.checkpoint, mode=args.mode, device="cpu", backend="torch")
     path = write_package(pipeline, args.template_dir, args.output, args.audio_encoder, args.audio,
                          args.audio_features, args.parsing, args.samples, args.opset)
-    if not args.quiet:
-        logging.getLogger("frame_generation_pipeline").info("wrote package %s", path)
+    report(args, f"wrote package {path}")
     return 0
 
 
