@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio.mel import MEL_WINDOW, N_MELS, LogMelStream, check_long_enough, window_count, window_start
+from ..audio.mel import MEL_WINDOW, N_MELS, LogMelStream, SpeechStages, check_long_enough, window_count, window_start
 from ..contract import AUDIO_WINDOW, get_mode
 
 if TYPE_CHECKING:  # the CLI reads live constants without loading torch
@@ -98,10 +98,8 @@ class FeatureStream:
         return frame + ROWS_AFTER < self.rows_known()
 
     def _row(self, j: int) -> np.ndarray:
-        if j < 0 or (self.count is not None and j >= self.count):
-            return np.zeros(512, np.float32)
-        window = min(max(j - 1, 0), self.windows - 1)
-        return self._encodings[window - self._encoded_first]
+        window = SpeechStages.window_of_row(j, self.windows)  # rows of ready frames never pass the known ones
+        return np.zeros(512, np.float32) if window < 0 else self._encodings[window - self._encoded_first]
 
     def window(self, frame: int) -> np.ndarray:
         """The network audio input of frame `frame`: rows frame-8..frame+7 as (32, 16, 16) float32."""
