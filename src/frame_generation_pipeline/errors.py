@@ -76,3 +76,12 @@ class BackendUnavailableError(FrameGenerationError):
 
 class StreamError(FrameGenerationError):
     """A live streaming session was fed audio it cannot take, or used after it was closed."""
+
+
+def first_line(exc: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message (its type's name when it has none), for a one-line
+    reason; `with_type` puts the type's name in front, for exceptions that are not this package's."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if with_type else lines[0]

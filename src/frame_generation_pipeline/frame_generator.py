@@ -1,6 +1,6 @@
 """The seed's `frame_generator` module: FrameGenerator with its list- and file-returning calls.
 
-The rendering itself lives in render/generator.py; this adds the seed's convenience methods on top.
+The rendering itself lives in render/generator.py (FrameRenderer); this adds the seed's convenience methods on top.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import numpy as np
 from .inputs.features import AudioFeatures
 from .inputs.templates import TemplateSet
 from .outputs.frames import write_frames
-from .render.generator import FrameGenerator as _CoreGenerator
-from .render.generator import InferenceModel, RenderedFrame
+from .render.generator import FrameRenderer, InferenceModel, RenderedFrame
 
 __all__ = ["FrameGenerator", "InferenceModel", "RenderedFrame"]
 
 
-class FrameGenerator(_CoreGenerator):
-    """Renders output frames from a loaded model (see render.generator.FrameGenerator), plus the
+class FrameGenerator(FrameRenderer):
+    """Renders output frames from a loaded model (see render.generator.FrameRenderer), plus the
     seed's `generate_frames_from_template_sequence` and `save_frames`."""
 
     def generate_frames_from_template_sequence(

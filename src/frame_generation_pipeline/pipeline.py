@@ -24,9 +24,9 @@ from .inputs.templates import TemplateSet, as_templates
 from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import is_frame_file, write_frames
-from .outputs.video import VideoEncoder, check_container
+from .outputs.video import check_container, encode_frames
 from .ports.reference import write_bundle
-from .render.generator import FrameGenerator
+from .render.generator import FrameRenderer
 
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
@@ -84,7 +84,7 @@ class FrameGenerationPipeline:
         self.device = self.model.device
         if batch_size is None:
             batch_size = type(self.model).default_batch(self.device.split(":")[0])
-        self.generator = FrameGenerator(self.model, batch_size=batch_size)
+        self.generator = FrameRenderer(self.model, batch_size=batch_size)
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -163,13 +163,8 @@ class FrameGenerationPipeline:
         frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(output) as temporary:
-            rendered = progress(frames, count, options.show_progress)
-            first = next(rendered)
-            height, width = first.shape[:2]
-            with VideoEncoder(temporary, width, height, fps, info.path, options.crf, options.preset, count, output) as encoder:
-                encoder.write(first)
-                for frame in rendered:
-                    encoder.write(frame)
+            encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
+                          options.preset, count, output)
         return self._result(output, count, fps, started, options)
 
     def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float, computed: bool) -> None:
@@ -226,7 +221,7 @@ class FrameGenerationPipeline:
         speech = self._speech_stages(audio, audio_encoder) if features is None and audio_encoder is not None else None
         feats = self.features(features, audio, audio_encoder) if speech is None else AudioFeatures(speech.features, self.mode)
         count = min(len(feats), options.max_frames or len(feats))
-        generator = FrameGenerator(exact, batch_size=1)
+        generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,
                      exact.checkpoint_sha256, frame_count=count, speech=speech)
         return replace(self._result(output_dir, count, self.mode.fps, started, options), backend=exact.name, device="cpu", batch_size=1)

@@ -85,7 +85,6 @@ class LogMelStream:
         self._previous = 0.0
         self.samples = 0
         self.frames = 0
-        self.finished = False
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Take more samples; return the mel rows (k, 80) that became final."""
@@ -106,7 +105,6 @@ class LogMelStream:
 
     def finish(self) -> np.ndarray:
         """Close the signal with its trailing zeros; return the remaining mel rows."""
-        self.finished = True
         self._tail = np.concatenate([self._tail, np.zeros(_PAD)])
         rows = self._ready(self._start + len(self._tail), total=self.samples // HOP + 1)
         return rows

@@ -44,16 +44,6 @@ class FeatureStream:
         self.windows = 0  # windows encoded so far
         self.count: int | None = None  # feature rows F, once the speech has ended
 
-    @property
-    def finished(self) -> bool:
-        """True once `finish` was called."""
-        return self.count is not None
-
-    @property
-    def samples(self) -> int:
-        """Samples pushed so far."""
-        return self._mel.samples
-
     def push(self, samples: np.ndarray) -> None:
         """Take more speech (16 kHz mono float32) and encode every window that became final."""
         self._add_mel(self._mel.push(samples))

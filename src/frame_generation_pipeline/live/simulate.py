@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 import wave
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ..audio.speech import load_speech
 from ..contract import SAMPLE_RATE
 from ..files import atomic_directory, atomic_file, write_bytes
 from ..outputs.frames import encode_image, is_frame_file
-from ..outputs.video import VideoEncoder, check_container, mux_audio
+from ..outputs.video import check_container, encode_frames, mux_audio
 from .session import StreamingSession
 from .timeline import DELAY, FPS, LOOKAHEAD_SECONDS
 
@@ -83,38 +84,37 @@ def simulate_viewer(
 
 def _record(session: StreamingSession, producer: threading.Thread, scratch: Path, folder: Path | None) -> int:
     """Consume every slot into a silent video, a WAV of the audio and (optionally) lossless frames."""
-    encoder = None
-    previous = None
-    slots = 0
-    with wave.open(str(scratch / "audio.wav"), "wb") as audio, contextlib.ExitStack() as stack:
+    with wave.open(str(scratch / "audio.wav"), "wb") as audio:
         audio.setnchannels(1)
         audio.setsampwidth(2)
         audio.setframerate(SAMPLE_RATE)
         producer.start()
-        for frame in session:
-            image = frame.image if frame.image is not None else previous
-            if image is None:  # a first slot dropped: nothing shown yet, show the template
-                image = session.template_image(frame.template)
-            if encoder is None:
-                height, width = image.shape[:2]
-                encoder = stack.enter_context(VideoEncoder(scratch / "video.mp4", width, height, FPS))
-            encoder.write(image)
-            audio.writeframes((np.clip(frame.audio, -1, 1) * 32767).astype("<i2").tobytes())
-            if folder is not None:
-                path = folder / f"{frame.slot:06d}.png"
-                write_bytes(path, encode_image(image, path))
-            previous = image
-            slots += 1
+        slots = encode_frames(_shown(session, audio, folder), scratch / "video.mp4", FPS)
         producer.join()
     return slots
+
+
+def _shown(session: StreamingSession, audio: wave.Wave_write, folder: Path | None) -> Iterator[np.ndarray]:
+    """Each slot's image as a viewer sees it (a dropped slot repeats the last one), its audio written
+    to `audio` and its image, losslessly, into `folder`."""
+    previous = None
+    for frame in session:
+        image = frame.image if frame.image is not None else previous
+        if image is None:  # a first slot dropped: nothing shown yet, show the template
+            image = session.template_image(frame.template)
+        audio.writeframes((np.clip(frame.audio, -1, 1) * 32767).astype("<i2").tobytes())
+        if folder is not None:
+            path = folder / f"{frame.slot:06d}.png"
+            write_bytes(path, encode_image(image, path))
+        previous = image
+        yield image
 
 
 def report(session: StreamingSession, realtime: bool, policy: str) -> dict:
     """The figures of a session: latency, frames, drops, render speed against real time."""
     stats = session.stats
-    first = next((u.first_frame_latency_s for u in stats.utterances if u.first_frame_latency_s is not None), None)
     return {
-        "first_frame_latency_s": first,
+        "first_frame_latency_s": stats.first_frame_latency_s,
         "lookahead_s": LOOKAHEAD_SECONDS,
         "frames": stats.slots,
         "speech_frames": stats.speech_frames,

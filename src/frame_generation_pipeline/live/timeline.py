@@ -158,3 +158,8 @@ class SessionStats:
     idle_frames: int = 0
     dropped_frames: int = 0
     utterances: deque[UtteranceReport] = field(default_factory=lambda: deque(maxlen=KEPT_REPORTS))
+
+    @property
+    def first_frame_latency_s(self) -> float | None:
+        """The first speech frame's latency of the earliest kept utterance that showed one (None before)."""
+        return next((u.first_frame_latency_s for u in self.utterances if u.first_frame_latency_s is not None), None)

@@ -13,6 +13,7 @@ import queue
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -182,6 +183,35 @@ class VideoEncoder:
             self.close()
         else:
             self.abort()
+
+
+def encode_frames(
+    frames: Iterable[np.ndarray],
+    output_path: str | os.PathLike[str],
+    fps: float,
+    audio_path: str | os.PathLike[str] | None = None,
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+    frame_count: int | None = None,
+    name: str | os.PathLike[str] | None = None,
+) -> int:
+    """Encode `frames` into `output_path` with a VideoEncoder sized by the first frame (arguments as
+    for it); the number of frames written.
+
+    Frames are taken one at a time. If taking or writing one fails (an exception, Ctrl-C), ffmpeg is
+    killed before the error goes on and `output_path` is left incomplete: write to a temporary.
+    EncoderError when there is no frame at all.
+    """
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None:
+        raise EncoderError(f"no frames to write to {os.fspath(name if name is not None else output_path)}")
+    height, width = first.shape[:2]
+    with VideoEncoder(output_path, width, height, fps, audio_path, crf, preset, frame_count, name) as encoder:
+        encoder.write(first)
+        for frame in stream:
+            encoder.write(frame)
+    return encoder.frames_written
 
 
 def mux_audio(video: Path, audio: Path, output: Path, seconds: float) -> None:

@@ -26,7 +26,7 @@ from ..files import atomic_directory, file_sha256
 from ..inputs.features import AudioFeatures, write_feature_array
 from ..inputs.templates import IMAGE_DIR, LANDMARK_DIR, PARSING_DIR, TemplateSet
 from ..models.backends.base import InferenceBackend
-from ..render.generator import FrameGenerator
+from ..render.generator import FrameRenderer
 from ..version import __version__
 from .reference import library_versions, read_metadata, write_bundle
 
@@ -49,7 +49,7 @@ class ExactPipeline(Protocol):
     """What writing a package needs of a loaded pipeline (FrameGenerationPipeline with the torch backend)."""
 
     mode: ModeSpec
-    generator: FrameGenerator
+    generator: FrameRenderer
     model: InferenceBackend
 
     def features(self, features: object = None, audio: object = None, audio_encoder: object = None) -> AudioFeatures:

@@ -33,7 +33,7 @@ from ..files import atomic_directory, file_sha256, write_bytes
 from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateSet
 from ..outputs.frames import encode_image
-from ..render.generator import FrameGenerator
+from ..render.generator import FrameRenderer
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def library_versions() -> dict[str, str]:
 
 
 def write_bundle(
-    generator: FrameGenerator,
+    generator: FrameRenderer,
     templates: TemplateSet,
     features: AudioFeatures,
     output_dir: str | os.PathLike[str],

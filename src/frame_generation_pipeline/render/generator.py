@@ -1,4 +1,4 @@
-"""FrameGenerator: template frames + audio features -> finished video frames, lazily and in order.
+"""FrameRenderer: template frames + audio features -> finished video frames, lazily and in order.
 
 Each output frame goes through three stages: prepare (decode the template, crop, resize, mask,
 build the network input; cached per template), infer (batched network calls, as many at once
@@ -61,7 +61,7 @@ class RenderedFrame:
     network_output: np.ndarray | None = None
 
 
-class FrameGenerator:
+class FrameRenderer:
     """Renders output frames from a loaded model.
 
     Args:

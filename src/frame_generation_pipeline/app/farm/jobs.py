@@ -10,6 +10,7 @@ from pathlib import Path
 from ...checks import missing_file
 from ...errors import ConfigurationError, InputFileError
 from ...options import RenderOptions
+from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class Job:
     onnx: str | None = None
     batch_size: int | None = None
     fps: float | None = None
-    crf: int = 20
-    preset: str = "veryfast"
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
     start_frame: int = 0
     max_frames: int | None = None
     parsing: bool = False

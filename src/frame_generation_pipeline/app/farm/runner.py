@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ...devices import usable_cpus
-from ...errors import BackendUnavailableError, FrameGenerationError
+from ...errors import BackendUnavailableError, FrameGenerationError, first_line
 from ...files import check_output_file
 from ...outputs.video import join_segments
 from .jobs import Job, check_outputs, job_from
@@ -49,6 +49,31 @@ class JobState:
     finished: bool = False
 
 
+@dataclass(frozen=True)
+class PlanTask:
+    """Plan a job on a worker: its features written to its scratch folder, its frame count."""
+
+    state: JobState
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """Render frames [first, first + count) of a planned job: the whole job, or one chunk of it."""
+
+    state: JobState
+    first: int
+    count: int
+
+
+Task = PlanTask | RenderTask
+
+
+def chunks(frames: int, size: int | None) -> list[tuple[int, int]]:
+    """(first, count) of each piece of a job of `frames` frames cut in pieces of `size` (None: one piece)."""
+    size = size or frames
+    return [(first, min(size, frames - first)) for first in range(0, frames, size)]
+
+
 def _ray():
     try:
         import ray
@@ -59,7 +84,7 @@ def _ray():
 
 def _message(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None) or exc
-    return str(cause) if isinstance(cause, FrameGenerationError) else f"{type(cause).__name__}: {cause}".splitlines()[0]
+    return str(cause) if isinstance(cause, FrameGenerationError) else first_line(cause, with_type=True)
 
 
 class Farm:
@@ -117,7 +142,7 @@ class Farm:
         return Path(tempfile.mkdtemp(prefix=f".{output.stem}.", suffix=".farm", dir=check_output_file(output)))
 
     def _schedule(self, states: list[JobState]) -> None:
-        tasks: deque[tuple] = deque(("plan", state) for state in states)
+        tasks: deque[Task] = deque(PlanTask(state) for state in states)
         free = list(self.actors)
         running: dict = {}
         bar = tqdm(total=0, unit="frame", disable=None if self.show_progress else True, dynamic_ncols=True)
@@ -125,7 +150,7 @@ class Farm:
             while tasks or running:
                 while tasks and free:
                     task = tasks.popleft()
-                    if task[1].finished:
+                    if task.state.finished:
                         continue
                     actor = free.pop()
                     running[self._submit(actor, task)] = (task, actor)
@@ -136,68 +161,93 @@ class Farm:
         finally:
             bar.close()
 
-    def _submit(self, actor, task: tuple):
-        kind, state = task[0], task[1]
-        if kind == "plan":
+    def _submit(self, actor, task: Task):
+        state = task.state
+        if isinstance(task, PlanTask):
             return actor.plan.remote(state.job, str(state.scratch))
-        first, count = task[2], task[3]
-        segment = None if len(state.chunks) == 1 else str(state.scratch / f"{first:09d}.mp4")
-        return actor.render.remote(state.job, state.features, first, count, segment)
+        segment = None if len(state.chunks) == 1 else str(self._segment(state, task.first))
+        return actor.render.remote(state.job, state.features, task.first, task.count, segment)
 
-    def _collect(self, task: tuple, reference, actor, tasks: deque, bar: tqdm) -> None:
-        state = task[1]
+    def _collect(self, task: Task, reference, actor, tasks: deque[Task], bar: tqdm) -> None:
+        """Take a task's outcome: its worker died (a retry), it failed (the job is reported), or the job goes on."""
         try:
             result = self.ray.get(reference)
-        except self.ray.exceptions.RayActorError as exc:  # the worker died: try the task again once it is back
-            state.attempts += 1
-            if state.attempts > self.retries:
-                self._finish(state, "failed", f"a worker died {state.attempts} times ({_message(exc)})")
-                return
-            logger.warning("farm: a worker died rendering %s; trying again (%d of %d)", state.job.output,
-                           state.attempts, self.retries)
-            with contextlib.suppress(self.ray.exceptions.RayError):
-                self.ray.get(actor.pid.remote(), timeout=120)  # Ray restarts it; wait until it answers
-            tasks.appendleft(task)
+        except self.ray.exceptions.RayActorError as exc:
+            self._retry(task, actor, exc, tasks)
             return
         except Exception as exc:  # the job's own error: report it, the others go on
-            self._finish(state, "failed", _message(exc))
+            self._finish(task.state, "failed", _message(exc))
             return
-        if task[0] == "plan":
-            state.frames, state.fps, state.features = result["frames"], result["fps"], result["features"]
-            size = self.chunk_frames or state.frames
-            state.chunks = [(first, min(size, state.frames - first)) for first in range(0, state.frames, size)]
-            bar.total += state.frames
+        if isinstance(task, PlanTask):
+            tasks.extend(self._planned(task.state, result))
+            bar.total += task.state.frames
             bar.refresh()
-            tasks.extend(("render", state, first, count) for first, count in state.chunks)
+        else:
+            bar.update(result)
+            self._rendered(task, result)
+
+    def _planned(self, state: JobState, plan: dict) -> list[RenderTask]:
+        """Keep a job's plan; the tasks that render it, one per chunk."""
+        state.frames, state.fps, state.features = plan["frames"], plan["fps"], plan["features"]
+        state.chunks = chunks(state.frames, self.chunk_frames)
+        return [RenderTask(state, first, count) for first, count in state.chunks]
+
+    def _rendered(self, task: RenderTask, frames: int) -> None:
+        """Count a rendered piece of a job; once all its pieces are there, complete the job."""
+        task.state.done[task.first] = frames
+        if len(task.state.done) == len(task.state.chunks):
+            self._complete(task.state)
+
+    def _retry(self, task: Task, actor, exc: BaseException, tasks: deque[Task]) -> None:
+        """The worker died running `task`: queue it again once the worker is back, or fail the job
+        after `retries` attempts."""
+        state = task.state
+        state.attempts += 1
+        if state.attempts > self.retries:
+            self._finish(state, "failed", f"a worker died {state.attempts} times ({_message(exc)})")
             return
-        state.done[task[2]] = result
-        bar.update(result)
-        if len(state.done) == len(state.chunks):
-            try:
-                if len(state.chunks) > 1:
-                    self._join(state)
-                self._finish(state, "ok")
-            except FrameGenerationError as exc:
-                self._finish(state, "failed", str(exc))
+        logger.warning("farm: a worker died rendering %s; trying again (%d of %d)", state.job.output,
+                       state.attempts, self.retries)
+        with contextlib.suppress(self.ray.exceptions.RayError):
+            self.ray.get(actor.pid.remote(), timeout=120)  # Ray restarts it; wait until it answers
+        tasks.appendleft(task)
+
+    def _complete(self, state: JobState) -> None:
+        """Every piece of the job is rendered: join the pieces (when there are several) and report it."""
+        try:
+            if len(state.chunks) > 1:
+                self._join(state)
+            self._finish(state, "ok")
+        except FrameGenerationError as exc:
+            self._finish(state, "failed", str(exc))
+
+    @staticmethod
+    def _segment(state: JobState, first: int) -> Path:
+        return state.scratch / f"{first:09d}.mp4"
 
     def _join(self, state: JobState) -> None:
         from ...files import atomic_file
 
-        segments = [state.scratch / f"{first:09d}.mp4" for first, _ in state.chunks]
+        segments = [self._segment(state, first) for first, _ in state.chunks]
         with atomic_file(state.job.output) as temporary:
             join_segments(segments, Path(state.job.audio), temporary, state.frames / state.fps)
 
     def _finish(self, state: JobState, status: str, error: str | None = None) -> None:
         state.finished = True
         self._clean(state)
-        row = {"output": state.job.output, "status": status, "frames": sum(state.done.values()) if status == "ok" else 0,
-               "seconds": round(time.perf_counter() - state.started, 3), "error": error, "attempts": state.attempts + 1}
+        self._report({"output": state.job.output, "status": status,
+                      "frames": sum(state.done.values()) if status == "ok" else 0,
+                      "seconds": round(time.perf_counter() - state.started, 3), "error": error,
+                      "attempts": state.attempts + 1})
+
+    def _report(self, row: dict) -> None:
+        """Keep a job's report row, append it to the report file, and log it."""
         self.rows.append(row)
         if self.report_path is not None:
             with open(self.report_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
-        logger.log(logging.WARNING if error else logging.INFO, "farm: %s %s%s", state.job.output, status,
-                   f": {error}" if error else "")
+        logger.log(logging.WARNING if row["error"] else logging.INFO, "farm: %s %s%s", row["output"], row["status"],
+                   f": {row['error']}" if row["error"] else "")
 
     @staticmethod
     def _clean(state: JobState) -> None:

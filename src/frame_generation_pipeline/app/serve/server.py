@@ -25,7 +25,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 
 from ...audio.speech import load_speech
 from ...contract import SAMPLE_RATE
-from ...errors import FrameGenerationError
+from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
 from ...live.timeline import DEFAULT_MARGIN
@@ -135,7 +135,7 @@ class AvatarServer:
             await visitor.pc.setLocalDescription(await visitor.pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError and others for SDP it cannot use
             await self._end(visitor.id, "refused offer")
-            return _reason(400, f"malformed or unusable SDP offer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+            return _reason(400, f"malformed or unusable SDP offer ({first_line(exc)})")
         logger.info("session %s started (%d of %d)", visitor.id, len(self.visitors), self.settings.max_sessions)
         return web.json_response({"sdp": visitor.pc.localDescription.sdp, "type": "answer", "session": visitor.id})
 
@@ -202,8 +202,7 @@ class AvatarServer:
         """Live figures of a session: latency to first frame, frames/s, dropped frames."""
         session = self._visitor(request).session
         stats = session.stats
-        latency = next((u.first_frame_latency_s for u in stats.utterances if u.first_frame_latency_s is not None), None)
-        return web.json_response({"first_frame_latency_s": latency, "render_fps": session.rate.frames_per_second
+        return web.json_response({"first_frame_latency_s": stats.first_frame_latency_s, "render_fps": session.rate.frames_per_second
                                   if session.rate.seconds_per_frame else None, "slots": stats.slots,
                                   "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
                                   "utterances": [{"start_slot": u.start_slot, "start_delay_s": u.start_delay_s,

@@ -15,7 +15,7 @@ import numpy as np
 from ...checks import missing_file
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, usable_cpus
-from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError
+from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError, first_line
 from ..cache import cached_unet_export, check_model_file
 from .base import InferenceBackend, checkpoint_digest
 
@@ -77,7 +77,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         except BackendUnavailableError:
             raise
         except Exception as exc:  # onnxruntime reports bad files with its own exception types
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise ModelFileError(self.path, f"onnxruntime cannot load it ({reason})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         stored = self.metadata.get("mode")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...contract import ModeSpec, get_mode
 from ...devices import cpu_summary, device_type, usable_cpus
-from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError
+from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError, first_line
 from ..cache import cache_dir, cached_unet_export, check_model_file, onnx_metadata
 from .base import InferenceBackend, checkpoint_digest
 
@@ -69,7 +69,7 @@ class OpenVinoBackend(InferenceBackend):
         try:
             self.compiled = core.compile_model(str(self.path), "CPU", config)
         except RuntimeError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise ModelFileError(self.path, f"OpenVINO cannot compile it ({reason})") from None
         self._requests = threading.local()
         super().__init__(spec, "cpu", precision, streams, self.metadata.get("checkpoint_sha256", ""))
