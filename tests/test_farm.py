@@ -3,14 +3,24 @@ reported, a killed worker's job retried, a chunked job equal to a serial render)
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import av
 import numpy as np
 import pytest
 
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.app.farm.jobs import Job, job_from
+from frame_generation_pipeline.app.farm.runner import _message, chunks
+from frame_generation_pipeline.app.farm.worker import render_segment, render_whole
+from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.errors import TemplateError
+from frame_generation_pipeline.options import RenderOptions
 
 from .helpers import cli_status
 from .test_serve import in_namespace
+from .test_video import _children
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +82,64 @@ def test_a_bad_job_line_is_refused_before_anything_runs(tmp_path, capsys, line, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'jobs.jsonl'}: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.jsonl"]
+
+
+def test_jobs_are_cut_in_chunks_that_cover_every_frame_once():
+    assert chunks(10, 4) == [(0, 4), (4, 4), (8, 2)]
+    assert chunks(8, 4) == [(0, 4), (4, 4)] and chunks(7, None) == [(0, 7)] and chunks(3, 5) == [(0, 3)]
+
+
+def test_a_failed_jobs_reason_is_one_line():
+    assert _message(TemplateError("tpl", "template folder not found")) == "tpl: template folder not found"
+    assert _message(RuntimeError("boom\n  at line 3")) == "RuntimeError: boom"
+    wrapped = RuntimeError("the task failed")
+    wrapped.cause = KeyError()  # as Ray's task errors carry the worker's exception
+    assert _message(wrapped) == "KeyError"
+
+
+_BASE = {"checkpoint": "c.pth", "template_dir": "tpl", "audio": "a.wav", "output": "o.mp4", "audio_features": "f.npy"}
+
+
+def test_a_job_renders_with_its_options_and_the_render_defaults():
+    assert Job(**_BASE).options() == RenderOptions()
+    job = job_from({**_BASE, "start_frame": 1, "parsing": True, "fps": 20, "crf": 30, "preset": "ultrafast",
+                    "max_frames": 5}, "job 1")
+    asked = []
+    pipeline = SimpleNamespace(video=lambda *args, options: asked.append((args, options)) or SimpleNamespace(frames=3))
+    assert render_whole(pipeline, job, "planned.npy", 3) == 3
+    assert asked == [(("o.mp4", "tpl", "a.wav", "planned.npy"),
+                      RenderOptions(start_frame=1, max_frames=3, use_parsing=True, fps=20, crf=30, preset="ultrafast"))]
+
+
+class _Frames:
+    """Stands in for a pipeline's generator: flat frames, optionally failing after a few; records its calls."""
+
+    def __init__(self, fail_after=None):
+        self.calls, self.closed, self.fail_after = [], False, fail_after
+
+    def iter_frames(self, templates, features, start_frame, count, first):
+        self.calls.append((start_frame, count, first))
+        try:
+            for i in range(count):
+                if i == self.fail_after:
+                    raise KeyboardInterrupt
+                yield np.full((48, 64, 3), 60 * (i + 1), np.uint8)
+        finally:
+            self.closed = True
+
+
+def test_a_segment_is_encoded_with_the_jobs_settings_and_a_failure_ends_ffmpeg(tmp_path):
+    folder = synthetic.make_templates(tmp_path / "tpl", 3, 64, 48, parsing=False)
+    job = job_from({**_BASE, "template_dir": str(folder), "start_frame": 1, "fps": 20, "preset": "ultrafast"}, "job 1")
+    frames = _Frames()
+    pipeline = SimpleNamespace(generator=frames, mode=get_mode("ave"))
+    assert render_segment(pipeline, job, "f.npy", 4, 3, tmp_path / "piece.mp4") == 3
+    assert frames.calls == [(1, 3, 4)] and frames.closed
+    with av.open(str(tmp_path / "piece.mp4")) as container:
+        stream = container.streams.video[0]
+        assert float(stream.average_rate) == 20 and not container.streams.audio
+        assert [round(f.to_ndarray(format="bgr24").mean() / 60) for f in container.decode(stream)] == [1, 2, 3]
+    failing = SimpleNamespace(generator=_Frames(fail_after=2), mode=get_mode("ave"))
+    with pytest.raises(KeyboardInterrupt):
+        render_segment(failing, job, "f.npy", 0, 3, tmp_path / "broken.mp4")
+    assert failing.generator.closed and _children() == [], "ffmpeg and the render must stop with the segment"

@@ -18,7 +18,7 @@ from frame_generation_pipeline.errors import CheckpointError, StreamError
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.inputs.templates import ping_pong_schedule
 from frame_generation_pipeline.live.session import StreamingSession
-from frame_generation_pipeline.live.timeline import FPS, LOOKAHEAD_SECONDS, SLOT_SAMPLES
+from frame_generation_pipeline.live.timeline import FPS, LOOKAHEAD_SECONDS, SLOT_SAMPLES, SessionStats, UtteranceReport
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.render.prepared import compose, prepare
 
@@ -316,3 +316,11 @@ def test_live_command_writes_what_a_viewer_sees(world, checkpoints, encoder_path
         assert [s.type for s in container.streams] == ["video", "audio"]
         assert sum(1 for _ in container.decode(video=0)) == 23
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "live.mp4", "r.json", "s.wav"]
+
+
+def test_the_first_frame_latency_is_the_first_utterances_that_showed_a_frame():
+    stats = SessionStats()
+    assert stats.first_frame_latency_s is None
+    stats.utterances.extend([UtteranceReport(0, "drop", 0, 0.5), UtteranceReport(1, "drop", 30, 0.5, first_frame_latency_s=0.7),
+                             UtteranceReport(2, "delay", 60, 0.9, first_frame_latency_s=0.4)])
+    assert stats.first_frame_latency_s == 0.7

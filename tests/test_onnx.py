@@ -129,3 +129,12 @@ def test_export_onnx_command_at_opset_11_for_older_runtimes(checkpoints, tmp_pat
     assert "max difference to torch" in capsys.readouterr().err
     _check_export(tmp_path / "w11.onnx", UNetModel(checkpoints["wenet"], "wenet", device="cpu"), "wenet", 11)
     assert onnx_metadata(tmp_path / "w11.onnx")["mode"] == "wenet"
+
+
+def test_a_file_that_is_no_onnx_model_is_refused_in_one_line(checkpoints, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model\n" * 20)
+    with pytest.raises(ModelFileError) as info:
+        FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime", onnx_path=bad)
+    message = str(info.value)
+    assert message.startswith(f"{bad}: onnxruntime cannot load it (") and message.endswith(")") and "\n" not in message

@@ -18,7 +18,7 @@ from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.errors import ConfigurationError, EncoderError
 from frame_generation_pipeline.files import atomic_file
 from frame_generation_pipeline.options import RenderOptions
-from frame_generation_pipeline.outputs.video import VideoEncoder
+from frame_generation_pipeline.outputs.video import VideoEncoder, encode_frames
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +155,37 @@ def test_interrupt_ends_ffmpeg_and_keeps_the_old_file(checkpoints, features, tem
     assert _children() == [], "ffmpeg must not outlive the interrupted render"
 
 
+def _numbered(count, width=64, height=48):
+    """Frames of one size, each a different flat grey, so their order can be read back."""
+    for i in range(count):
+        yield np.full((height, width, 3), 40 + 40 * i, np.uint8)
+
+
+def test_encode_frames_sizes_the_video_by_the_first_frame_and_counts_what_it_wrote(speech, tmp_path):
+    assert encode_frames(_numbered(4, 66, 50), tmp_path / "out.mp4", 25, speech["long"], preset="ultrafast",
+                         frame_count=4) == 4
+    info = decode(tmp_path / "out.mp4")
+    assert [frame.shape for frame in info["frames"]] == [(50, 66, 3)] * 4 and info["audio_codecs"] == ["aac"]
+    assert [round(frame.mean() / 40) for frame in info["frames"]] == [1, 2, 3, 4]
+    assert abs(info["audio_seconds"] - 4 / 25) <= 1 / 25
+
+
+def test_encode_frames_kills_ffmpeg_when_the_frames_fail_and_refuses_none(tmp_path):
+    def failing():
+        yield from _numbered(2)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_frames(failing(), tmp_path / "out.mp4", 25)
+    assert _children() == [], "ffmpeg must not outlive frames that failed"
+    with pytest.raises(EncoderError, match=f"no frames to write to {tmp_path / 'named.mp4'}"):
+        encode_frames(iter([]), tmp_path / "temporary.mp4", 25, name=tmp_path / "named.mp4")
+    assert not (tmp_path / "temporary.mp4").exists()
+    with pytest.raises(EncoderError, match=r"frame 1 is \(48, 32, 3\) uint8, expected \(48, 64, 3\) uint8"):
+        encode_frames([np.zeros((48, 64, 3), np.uint8), np.zeros((48, 32, 3), np.uint8)], tmp_path / "sizes.mp4", 25)
+    assert _children() == []
+
+
 MEMORY_SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np
@@ -162,7 +193,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     from frame_generation_pipeline.contract import get_mode
     from frame_generation_pipeline.files import atomic_file
     from frame_generation_pipeline.inputs.features import AudioFeatures
-    from frame_generation_pipeline.outputs.video import VideoEncoder
+    from frame_generation_pipeline.outputs.video import VideoEncoder, encode_frames
 
     class Echo:  # stands in for the network: memory, not arithmetic, is measured here
         mode, streams = get_mode("ave"), 1
