@@ -7,13 +7,20 @@ TORCH ?= torch==2.13.0
 # The browser test drives Debian's Chromium (nothing downloads a browser of its own).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install browser test demo bench clean
+.PHONY: install install-dev browser test demo bench clean
 
+# The package alone (what the demo needs); install-dev adds the dev extras (Ray, OpenVINO, aiortc,
+# playwright, librosa...: what the tests and benchmarks need).
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $@
 
@@ -21,13 +28,13 @@ browser:
 	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 || { echo "the browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+test: install-dev browser
 	$(BIN)/python -m pytest -q
 
 demo: install
 	$(BIN)/frame-gen demo --output demo
 
-bench: install
+bench: install-dev
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/farm.py

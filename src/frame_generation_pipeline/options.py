@@ -62,7 +62,8 @@ class RenderResult:
         frames: frames rendered.
         fps: frame rate of the output (the mode's for frames and bundles).
         backend, device, batch_size: how the network ran.
-        seconds: wall time of the render, inputs to finished output.
+        seconds: wall time from the start of the render (the model already loaded) to the finished
+            output: reading inputs, computing features, the network, pasting and encoding.
         options: the options it ran with.
     """
 
@@ -82,7 +83,7 @@ class RenderResult:
 
     @property
     def frames_per_second(self) -> float:
-        """Rendering speed: frames / wall seconds."""
+        """frames / seconds: the speed of the whole render, inputs to finished output."""
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
     def summary(self) -> str:
