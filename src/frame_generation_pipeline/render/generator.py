@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Container, Iterator
+from collections.abc import Container, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -176,7 +176,7 @@ class FrameRenderer:
         start_frame: int = 0,
         frame_count: int | None = None,
         first_frame: int = 0,
-    ) -> Iterator[np.ndarray]:
+    ) -> Generator[np.ndarray, None, None]:
         """Lazily yield the finished frames (HxWx3 uint8 BGR), one per feature row."""
         for rendered in self.render(templates, features, start_frame, frame_count=frame_count, first_frame=first_frame):
             yield rendered.image
