@@ -77,19 +77,21 @@ def simulate_viewer(
         video_path = stack.enter_context(atomic_file(output))
         folder = stack.enter_context(atomic_directory(frames_dir, is_frame_file)) if frames_dir is not None else None
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".live-", dir=output.parent)))
-        slots = _record(session, producer, scratch, folder)
+        slots = _record(session, producer, scratch, folder, output)
         mux_audio(scratch / "video.mp4", scratch / "audio.wav", video_path, slots / FPS)
     return report(session, realtime, policy)
 
 
-def _record(session: StreamingSession, producer: threading.Thread, scratch: Path, folder: Path | None) -> int:
-    """Consume every slot into a silent video, a WAV of the audio and (optionally) lossless frames."""
+def _record(session: StreamingSession, producer: threading.Thread, scratch: Path, folder: Path | None,
+            name: Path) -> int:
+    """Consume every slot into a silent video, a WAV of the audio and (optionally) lossless frames
+    (`name`: the output to name in errors)."""
     with wave.open(str(scratch / "audio.wav"), "wb") as audio:
         audio.setnchannels(1)
         audio.setsampwidth(2)
         audio.setframerate(SAMPLE_RATE)
         producer.start()
-        slots = encode_frames(_shown(session, audio, folder), scratch / "video.mp4", FPS)
+        slots = encode_frames(_shown(session, audio, folder), scratch / "video.mp4", FPS, name=name)
         producer.join()
     return slots
 
