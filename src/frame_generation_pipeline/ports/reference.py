@@ -33,6 +33,7 @@ from ..files import atomic_directory, file_sha256, write_bytes
 from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateSet
 from ..outputs.frames import encode_image
+from ..render.blend import NO_BLEND, Blend
 from ..render.generator import FrameGenerator
 from ..version import __version__
 
@@ -106,15 +107,17 @@ def write_bundle(
     checkpoint_sha256: str = "",
     frame_count: int | None = None,
     speech: SpeechStages | None = None,
+    blend: Blend = NO_BLEND,
 ) -> Path:
     """Render the video (its first `frame_count` frames; streamed) and write a reference bundle of
-    its sample frames; with `speech` (features made from speech) also the audio path's stages."""
+    its sample frames; with `speech` (features made from speech) also the audio path's stages.
+    The frames are pasted as `blend` says, and the metadata records it (`"blend": "none"` by default)."""
     frame_count = len(features) if frame_count is None else frame_count
     samples = sample_indices(frame_count, num_sample_frames)
     schedule = templates.schedule(frame_count, start_frame)
     records = []
     with atomic_directory(output_dir, is_bundle_file) as staging:
-        for rendered in generator.render(templates, features, start_frame, set(samples), frame_count):
+        for rendered in generator.render(templates, features, start_frame, set(samples), frame_count, blend=blend):
             if rendered.network_input is None:
                 continue
             stem = f"f{rendered.index:06d}"
@@ -153,6 +156,7 @@ def write_bundle(
             "template_count": len(templates),
             "start_frame": start_frame,
             "use_parsing": templates.parsing_dir is not None,
+            **blend.record(),
             "template_schedule": schedule,
             "checkpoint_sha256": checkpoint_sha256,
             "samples": records,

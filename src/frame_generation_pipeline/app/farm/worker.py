@@ -4,11 +4,11 @@ of it. Plain functions and a plain class, so they run the same in a Ray actor an
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ...inputs.features import write_feature_array
 from ...inputs.templates import as_templates
-from ...options import RenderOptions
 from ...outputs.video import VideoEncoder
 from ...pipeline import FrameGenerationPipeline
 from .jobs import Job
@@ -31,15 +31,14 @@ def plan(pipeline: FrameGenerationPipeline, job: Job, scratch: Path) -> dict:
 
 def render_whole(pipeline: FrameGenerationPipeline, job: Job, features: str, frames: int) -> int:
     """Render the whole job into its output (written atomically, with its audio); the frame count."""
-    options = RenderOptions(start_frame=job.start_frame, max_frames=frames, use_parsing=job.parsing, fps=job.fps,
-                            crf=job.crf, preset=job.preset)
+    options = replace(job.options(), max_frames=frames)
     return pipeline.video(job.output, job.template_dir, job.audio, features, options=options).frames
 
 
 def render_segment(pipeline: FrameGenerationPipeline, job: Job, features: str, first: int, count: int, segment: Path) -> int:
     """Frames [first, first + count) of the job as a silent H.264 segment (starting with a keyframe)."""
     templates = as_templates(job.template_dir, job.parsing)
-    frames = pipeline.generator.iter_frames(templates, features, job.start_frame, count, first)
+    frames = pipeline.generator.iter_frames(templates, features, job.start_frame, count, first, blend=job.options().paste)
     fps = job.fps or pipeline.mode.fps
     encoder = None
     written = 0
