@@ -103,6 +103,13 @@ def test_color_match_equals_the_naive_transcription(scene):
     np.testing.assert_allclose(ours[band].mean(axis=0), template[band].mean(axis=0), atol=1e-2)
 
 
+def test_color_match_without_a_band_changes_nothing():
+    weights = blend_weights(41, 41, 1)
+    assert set(np.unique(weights)) == {0.0, 1.0}, "41 px: the square's edge falls on a pixel centre"
+    generated = np.random.default_rng(2).random((41, 41, 3), dtype=np.float32)
+    assert color_match(generated, np.zeros((41, 41, 3), np.uint8), weights) is generated
+
+
 @pytest.mark.parametrize("box", [(30, 20, 130, 120), (0, 0, 70, 70), (110, 70, 180, 140), (120, 90, 200, 170)],
                          ids=["inside", "touching top-left", "touching bottom-right", "cut short by the edges"])
 @pytest.mark.parametrize("blend", [Blend("feather"), Blend("feather", 5, True), Blend("feather", 40)],

@@ -83,9 +83,11 @@ def blend_weights(height: int, width: int, blend_width: int) -> np.ndarray:
 def color_match(generated: np.ndarray, template: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """`generated` (float32 HxWx3) with each channel's mean and spread moved to the template's,
     measured in the band just inside the square's edge (where 0 < weight < 1); the spread's
-    factor is held within 1/MAX_COLOR_GAIN..MAX_COLOR_GAIN (the band is never empty: every
-    crop's innermost pixels lie past the square's edge)."""
+    factor is held within 1/MAX_COLOR_GAIN..MAX_COLOR_GAIN. Unchanged when the band is empty (a
+    1-pixel ramp can step from 0 straight to 1)."""
     band = (weights[:, :, 0] > 0) & (weights[:, :, 0] < 1)
+    if not band.any():
+        return generated
     ours, theirs = generated[band], template[band].astype(np.float32)
     spread = ours.std(axis=0)
     gain = np.where(spread > 0, theirs.std(axis=0) / np.where(spread > 0, spread, 1), 1)
