@@ -10,7 +10,7 @@ import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.app.cli import main
-from frame_generation_pipeline.errors import ConfigurationError
+from frame_generation_pipeline.errors import BundleError, ConfigurationError
 from frame_generation_pipeline.inputs.landmarks import CropBox
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.options import RenderOptions
@@ -199,6 +199,10 @@ def test_a_feathered_bundle_records_its_settings_and_verifies(checkpoints, featu
     (tmp_path / "bundle" / "metadata.json").write_text(json.dumps(metadata))
     report = verify_bundle(bundle)
     assert {stage for _, stage, _ in report.failures} == {"frame"}, "the frames are recomputed with the recorded settings"
+    metadata["blend"] = "soft"
+    (tmp_path / "bundle" / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match="unusable blend settings"):
+        verify_bundle(bundle)
 
 
 def test_settings_are_checked():

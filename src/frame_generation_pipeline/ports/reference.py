@@ -28,7 +28,7 @@ import numpy as np
 
 from ..audio.mel import SpeechStages
 from ..contract import AUDIO_WINDOW, SAMPLE_RATE
-from ..errors import BundleError
+from ..errors import BundleError, ConfigurationError
 from ..files import atomic_directory, file_sha256, write_bytes
 from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateSet
@@ -65,7 +65,8 @@ def is_bundle_file(path: Path) -> bool:
 
 
 def read_metadata(bundle: str | os.PathLike[str]) -> dict:
-    """The parsed `metadata.json` of a bundle; BundleError if it is missing or malformed."""
+    """The parsed `metadata.json` of a bundle; BundleError if it is missing or malformed (its blend
+    settings included)."""
     path = Path(bundle) / "metadata.json"
     try:
         metadata = json.loads(path.read_text())
@@ -75,6 +76,10 @@ def read_metadata(bundle: str | os.PathLike[str]) -> dict:
         raise BundleError(path, f"unreadable ({exc})") from None
     if metadata.get("format_version") != FORMAT_VERSION or not isinstance(metadata.get("samples"), list):
         raise BundleError(path, f"expected format_version {FORMAT_VERSION} with a list of samples")
+    try:
+        Blend.from_settings(metadata)
+    except (ConfigurationError, TypeError) as exc:
+        raise BundleError(path, f"unusable blend settings ({exc})") from None
     return metadata
 
 
