@@ -14,10 +14,10 @@ def run_live(args: argparse.Namespace) -> int:
     from ...live.simulate import simulate_viewer, write_report
     from ...render.blend import Blend
 
+    blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
     session = StreamingSession.from_pipeline(pipeline, args.template_dir, args.audio_encoder, use_parsing=args.parsing,
-                                             realtime=args.realtime, start_frame=args.start_frame,
-                                             blend=Blend.from_settings(blend_options(args)))
+                                             realtime=args.realtime, start_frame=args.start_frame, blend=blend)
     data = simulate_viewer(session, args.audio, args.output, args.frames_dir, args.chunk_ms, args.realtime,
                            args.gap_seconds, args.policy)
     if args.report is not None:

@@ -25,10 +25,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from ...render.blend import Blend
 
     templates = TemplateSet.from_folder(args.template_dir, args.parsing)
+    blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
     encoder = AudioEncoder(args.audio_encoder, device=pipeline.device)
     settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing,
-                              args.start_margin, Blend.from_settings(blend_options(args)))
+                              args.start_margin, blend)
     server = AvatarServer(pipeline, templates, encoder, settings)
     web.run_app(server.app(), host=args.host, port=args.port, print=None if args.quiet else print,
                 handle_signals=True)
