@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Blend:
         return {"blend": self.mode, "blend_width": self.width, "color_match": self.color_match}
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, object]) -> Blend:
+    def from_settings(cls, settings: Mapping[str, Any]) -> Blend:
         """The settings under the keys `record` writes (a bundle's metadata, the CLI's options); a
         missing key takes its default (a bundle older than the feather records nothing: "none")."""
         return cls(settings.get("blend", "none"), settings.get("blend_width", DEFAULT_BLEND_WIDTH),

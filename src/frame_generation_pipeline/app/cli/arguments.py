@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ...contract import BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES
 from ...models.backends import BACKEND_CHOICES
@@ -137,7 +137,7 @@ def add_blend(parser: argparse.ArgumentParser) -> None:
                         help="feather: first match the square's colours to the template's near its edge")
 
 
-def blend_options(args: argparse.Namespace) -> dict[str, object]:
+def blend_options(args: argparse.Namespace) -> dict[str, Any]:
     """The blend flags under RenderOptions' names (Blend.from_settings takes them too)."""
     return {"blend": args.blend, "blend_width": args.blend_width, "color_match": args.color_match}
 
