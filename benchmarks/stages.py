@@ -1,7 +1,8 @@
 """Where the CPU goes outside the network, per stage, and what each x264 preset costs and gives.
 
 Stages are timed one at a time on one thread (core-ms per frame, thread CPU time): JPEG decode,
-crop preparation (crop, resize, mask, network input), compose (to pixels, paste), and the hand-off
+crop preparation (crop, resize, mask, network input), compose (to pixels, paste; and with the
+feather, alone and with the colour match, at the default width), and the hand-off
 to ffmpeg with its encode (our writer's CPU and ffmpeg's, from frames already rendered).
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.outputs.video import DEFAULT_PRESET, VideoEncoder
+from frame_generation_pipeline.render.blend import Blend
 from frame_generation_pipeline.render.prepared import compose, prepare
 
 
@@ -47,9 +49,12 @@ def measure_stages(data: dict, workdir: Path, frames: int) -> dict[str, float]:
     prepare_ms, prepared = _per_frame_ms(prepare, decoded)
     outputs = np.random.default_rng(0).random((3, 320, 320), dtype=np.float32)
     compose_ms, composed = _per_frame_ms(lambda item: compose(item, outputs), prepared)
+    feather_ms, _ = _per_frame_ms(lambda item: compose(item, outputs, Blend("feather")), prepared)
+    matched_ms, _ = _per_frame_ms(lambda item: compose(item, outputs, Blend("feather", color_match=True)), prepared)
     _, own, ffmpeg = _encode(composed, workdir / "stages.mp4", data["audio"], DEFAULT_PRESET)
     count = len(indices)
-    return {"decode": decode_ms, "prepare": prepare_ms, "compose": compose_ms,
+    return {"decode": decode_ms, "prepare": prepare_ms, "compose": compose_ms, "compose feather": feather_ms,
+            "compose feather + colour match": matched_ms,
             "pipe (ours)": 1000 * own / count, f"x264 {DEFAULT_PRESET} (ffmpeg)": 1000 * ffmpeg / count}
 
 

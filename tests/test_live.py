@@ -20,6 +20,7 @@ from frame_generation_pipeline.inputs.templates import ping_pong_schedule
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.live.timeline import FPS, LOOKAHEAD_SECONDS, SLOT_SAMPLES, SessionStats, UtteranceReport
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.render.blend import Blend
 from frame_generation_pipeline.render.prepared import compose, prepare
 
 from .helpers import cli_status
@@ -324,3 +325,18 @@ def test_the_first_frame_latency_is_the_first_utterances_that_showed_a_frame():
     stats.utterances.extend([UtteranceReport(0, "drop", 0, 0.5), UtteranceReport(1, "drop", 30, 0.5, first_frame_latency_s=0.7),
                              UtteranceReport(2, "delay", 60, 0.9, first_frame_latency_s=0.4)])
     assert stats.first_frame_latency_s == 0.7
+
+
+def test_a_feathered_session_gives_the_feathered_offline_frames(world):
+    blend = Blend("feather", 6, color_match=True)
+    samples = world["speech"]["b"]
+    features = AudioFeatures(world["encoder"].features_from_samples(samples), "ave")
+    expected = list(FrameGenerator(Recorder()).iter_frames(world["templates"], features, blend=blend))
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"], blend=blend)
+    session.say(samples)
+    session.close()
+    slots = list(session)
+    assert [s.kind for s in slots] == ["speech"] * len(expected)
+    assert all(np.array_equal(slot.image, frame) for slot, frame in zip(slots, expected))
+    _, exact = _offline(world, samples, Recorder())
+    assert not np.array_equal(expected[0], exact[0]), "the option reaches the paste"

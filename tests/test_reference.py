@@ -36,6 +36,7 @@ def test_bundle_equals_the_spec_and_the_pipeline(bundle, checkpoints, features, 
     keep = []
     naive = list(spec_reference.render(checkpoints["ave"], "ave", str(templates_640), rows, 1, True, keep=keep))
     assert metadata["mode"] == "ave" and metadata["fps"] == 25 and metadata["feature_shape"] == [7, 512]
+    assert metadata["blend"] == "none" and "blend_width" not in metadata, "bundles record the exact paste"
     assert metadata["template_count"] == 5 and metadata["template_schedule"] == spec_reference.template_indices(7, 5, 1)
     samples = metadata["samples"]
     assert [s["frame_index"] for s in samples] == [0, 2, 4, 6]

@@ -24,6 +24,10 @@ INPUT_SHAPE = (6, MODEL_SIZE, MODEL_SIZE)
 OUTPUT_SHAPE = (3, MODEL_SIZE, MODEL_SIZE)
 #: Rows and columns of the inner 320x320 region that the mask blacks out (inclusive ranges 5..309, 5..314).
 MASK_ROWS, MASK_COLS = slice(5, 310), slice(5, 315)
+#: The optional step after the paste (render/blend.py): "none" is the exact paste, the contract's.
+BLEND_MODES = ("none", "feather")
+#: Default feather ramp, in frame pixels inward from the square's edge (README "Seamless paste").
+DEFAULT_BLEND_WIDTH = 24
 #: Speech is resampled to this rate (Hz) before the mel spectrogram.
 SAMPLE_RATE = 16000
 

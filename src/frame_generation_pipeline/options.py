@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .checks import require_int, require_number
+from .contract import DEFAULT_BLEND_WIDTH
 from .errors import ArgumentTypeError, ConfigurationError
 from .outputs.frames import check_image_format
 from .outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+from .render.blend import Blend
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class RenderOptions:
         image_format: "png" (lossless) or "jpg", for frame folders.
         samples: sample frames of a reference bundle, first and last included.
         show_progress: draw a progress bar on stderr when it is a terminal.
+        blend, blend_width, color_match: how the generated square joins the template ("none": the
+            exact paste; "feather": see render/blend.py Blend).
     """
 
     start_frame: int = 0
@@ -35,6 +39,9 @@ class RenderOptions:
     image_format: str = "png"
     samples: int = 10
     show_progress: bool = False
+    blend: str = "none"
+    blend_width: int = DEFAULT_BLEND_WIDTH
+    color_match: bool = False
 
     def __post_init__(self) -> None:
         require_int(self.start_frame, "start_frame", 0)
@@ -51,6 +58,12 @@ class RenderOptions:
         for name in ("use_parsing", "show_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ArgumentTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _ = self.paste  # Blend checks its settings when made
+
+    @property
+    def paste(self) -> Blend:
+        """The blend settings as the renderer takes them."""
+        return Blend(self.blend, self.blend_width, self.color_match)
 
 
 @dataclass(frozen=True)

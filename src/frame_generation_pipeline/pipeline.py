@@ -160,7 +160,7 @@ class FrameGenerationPipeline:
         count = min(len(feats), options.max_frames or len(feats))
         self._warn_about_timing(info, feats, count, fps, computed=features is None)
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, output)
-        frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
+        frames = self.generator.iter_frames(templates, feats, options.start_frame, count, blend=options.paste)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(output) as temporary:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
@@ -197,7 +197,7 @@ class FrameGenerationPipeline:
         templates = as_templates(templates, options.use_parsing)
         feats = self.features(features, audio, audio_encoder)
         count = min(len(feats), options.max_frames or len(feats))
-        frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
+        frames = self.generator.iter_frames(templates, feats, options.start_frame, count, blend=options.paste)
         with closing(frames), atomic_directory(output_dir, is_frame_file) as staging:
             write_frames(progress(frames, count, options.show_progress), staging, options.image_format, count)
         return self._result(output_dir, count, self.mode.fps, started, options)
@@ -223,7 +223,7 @@ class FrameGenerationPipeline:
         count = min(len(feats), options.max_frames or len(feats))
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,
-                     exact.checkpoint_sha256, frame_count=count, speech=speech)
+                     exact.checkpoint_sha256, frame_count=count, speech=speech, blend=options.paste)
         return replace(self._result(output_dir, count, self.mode.fps, started, options), backend=exact.name, device="cpu", batch_size=1)
 
     def generate_video(

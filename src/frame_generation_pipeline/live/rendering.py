@@ -29,7 +29,7 @@ class Rendering:
     def _compose(self, template: int, pixels: np.ndarray) -> np.ndarray:
         prepared = self._cache.get(template)
         return paste_generated_region(prepared.template.image, pixels, prepared.template.box,
-                                      resized_crop=prepared.resized_crop, parsing=prepared.template.parsing)
+                                      resized_crop=prepared.resized_crop, parsing=prepared.template.parsing, blend=self.blend)
 
     def _to_render(self) -> Utterance | None:
         """The first utterance with frames left to render, placed on the timeline (real time only:

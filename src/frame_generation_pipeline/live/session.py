@@ -25,6 +25,7 @@ from ..errors import StreamError
 from ..inputs.templates import TemplateSet, as_templates
 from ..models.audio_encoder import AudioEncoder
 from ..pipeline import FrameGenerationPipeline
+from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
 from ..render.prepared import PreparedCache
 from .features import FeatureStream
@@ -52,6 +53,7 @@ class StreamingSession(Rendering):
         clock: the time source (default: the monotonic clock).
         margin: seconds of slack added to every start delay.
         start_frame: first template of the schedule, as for offline renders.
+        blend: how the generated square joins the template, as for offline renders (the exact paste).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class StreamingSession(Rendering):
         margin: float = DEFAULT_MARGIN,
         start_frame: int = 0,
         cache_bytes: int = 64 << 20,
+        blend: Blend = NO_BLEND,
     ) -> None:
         if model.mode.name != "ave":
             raise StreamError(f"live speech needs an ave checkpoint (its features come from the audio encoder), "
@@ -74,7 +77,7 @@ class StreamingSession(Rendering):
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = max(batch_size or 1, model.streams)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
-        self.margin, self.start_frame = margin, start_frame
+        self.margin, self.start_frame, self.blend = margin, start_frame, blend
         self._renderer: threading.Thread | None = None
         self.rate = RenderRate()
         self.stats = SessionStats()

@@ -127,6 +127,7 @@ def verify_package(package: str | os.PathLike[str]) -> PackageReport:
     from ..inputs.images import read_image
     from ..inputs.templates import TemplateFrame
     from ..models.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from ..render.blend import Blend
     from ..render.prepared import compose, prepare
 
     package = Path(package)
@@ -146,12 +147,14 @@ def verify_package(package: str | os.PathLike[str]) -> PackageReport:
     report.box_mismatches = [k for k in range(len(templates)) if list(templates.box(k)) != boxes[str(k)]["rect"]]
     model = OnnxRuntimeBackend(package / manifest["unet"]["file"], manifest["mode"], streams=1)
     bundle = package / "bundle"
-    for sample in read_metadata(bundle)["samples"]:
+    metadata = read_metadata(bundle)
+    blend = Blend.from_settings(metadata)
+    for sample in metadata["samples"]:
         files = sample["files"]
         template = templates.load(sample["template_index"])
         prepared = prepare(TemplateFrame(template.index, template.image, template.box, template.parsing))
         audio = np.load(bundle / files["audio"], allow_pickle=False)
-        frame = compose(prepared, model.run(prepared.network_input[None], audio)[0])
+        frame = compose(prepared, model.run(prepared.network_input[None], audio)[0], blend)
         expected = read_image(bundle / files["frame"])
         report.frame_differences[sample["frame_index"]] = int(np.abs(frame.astype(np.int16) - expected.astype(np.int16)).max())
     return report

@@ -28,11 +28,12 @@ import numpy as np
 
 from ..audio.mel import SpeechStages
 from ..contract import AUDIO_WINDOW, SAMPLE_RATE
-from ..errors import BundleError
+from ..errors import BundleError, ConfigurationError
 from ..files import atomic_directory, file_sha256, write_bytes
 from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateSet
 from ..outputs.frames import encode_image
+from ..render.blend import NO_BLEND, Blend
 from ..render.generator import FrameRenderer
 from ..version import __version__
 
@@ -64,7 +65,8 @@ def is_bundle_file(path: Path) -> bool:
 
 
 def read_metadata(bundle: str | os.PathLike[str]) -> dict:
-    """The parsed `metadata.json` of a bundle; BundleError if it is missing or malformed."""
+    """The parsed `metadata.json` of a bundle; BundleError if it is missing or malformed (its blend
+    settings included)."""
     path = Path(bundle) / "metadata.json"
     try:
         metadata = json.loads(path.read_text())
@@ -74,6 +76,10 @@ def read_metadata(bundle: str | os.PathLike[str]) -> dict:
         raise BundleError(path, f"unreadable ({exc})") from None
     if metadata.get("format_version") != FORMAT_VERSION or not isinstance(metadata.get("samples"), list):
         raise BundleError(path, f"expected format_version {FORMAT_VERSION} with a list of samples")
+    try:
+        Blend.from_settings(metadata)
+    except (ConfigurationError, TypeError) as exc:
+        raise BundleError(path, f"unusable blend settings ({exc})") from None
     return metadata
 
 
@@ -106,15 +112,17 @@ def write_bundle(
     checkpoint_sha256: str = "",
     frame_count: int | None = None,
     speech: SpeechStages | None = None,
+    blend: Blend = NO_BLEND,
 ) -> Path:
     """Render the video (its first `frame_count` frames; streamed) and write a reference bundle of
-    its sample frames; with `speech` (features made from speech) also the audio path's stages."""
+    its sample frames; with `speech` (features made from speech) also the audio path's stages.
+    The frames are pasted as `blend` says, and the metadata records it (`"blend": "none"` by default)."""
     frame_count = len(features) if frame_count is None else frame_count
     samples = sample_indices(frame_count, num_sample_frames)
     schedule = templates.schedule(frame_count, start_frame)
     records = []
     with atomic_directory(output_dir, is_bundle_file) as staging:
-        for rendered in generator.render(templates, features, start_frame, set(samples), frame_count):
+        for rendered in generator.render(templates, features, start_frame, set(samples), frame_count, blend=blend):
             if rendered.network_input is None:
                 continue
             stem = f"f{rendered.index:06d}"
@@ -153,6 +161,7 @@ def write_bundle(
             "template_count": len(templates),
             "start_frame": start_frame,
             "use_parsing": templates.parsing_dir is not None,
+            **blend.record(),
             "template_schedule": schedule,
             "checkpoint_sha256": checkpoint_sha256,
             "samples": records,

@@ -17,6 +17,7 @@ from ..files import file_sha256
 from ..inputs.images import read_image
 from ..inputs.landmarks import crop_box, read_landmarks
 from ..inputs.templates import TemplateFrame
+from ..render.blend import Blend
 from ..render.generator import InferenceModel
 from ..render.prepared import compose, prepare
 from .reference import read_metadata
@@ -132,6 +133,7 @@ def verify_bundle(
     stages = STAGES + (SPEECH_STAGES if speech else ())
     limits = {stage.name: stage.limit for stage in stages} | {"network": network_tolerance}
     skipped = {} if model is not None else {"network": "no checkpoint given"}
+    blend = Blend.from_settings(metadata)
     if speech and encoder is None:
         skipped["encoder"] = "no audio encoder given"
     audio = _SpeechCheck(bundle, speech) if speech else None
@@ -152,7 +154,7 @@ def verify_bundle(
         output = _array(files["output"], (1, *OUTPUT_SHAPE))
         window = _array(files["audio"], (1, *audio_shape))
         report.differences["network"] = None if model is None else _difference(model.run(network_input, window), output)
-        report.differences["frame"] = _difference(compose(prepared, output[0]), read_image(files["frame"]))
+        report.differences["frame"] = _difference(compose(prepared, output[0], blend), read_image(files["frame"]))
         if audio is not None:
             report.differences.update(audio.check(sample, files, window[0], encoder))
         reports.append(report)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..contract import BORDER, CROP_SIZE, MASK_COLS, MASK_ROWS
 from ..inputs.landmarks import CropBox
+from .blend import NO_BLEND, Blend, feather
 
 #: Parsing colours (BGR) whose pixels keep the template's original crop.
 PARSING_KEEP_COLOURS = ((0, 0, 255), (255, 255, 255))
@@ -67,8 +68,10 @@ def paste_generated_region(
     crop_size: tuple[int, int] | None = None,
     resized_crop: np.ndarray | None = None,
     parsing: np.ndarray | None = None,
+    blend: Blend = NO_BLEND,
 ) -> np.ndarray:
-    """The frame with the generated 320x320 pixels pasted back (steps 11-13).
+    """The frame with the generated 320x320 pixels pasted back (steps 11-13), feathered in when
+    `blend` says so (render/blend.py; the parsing mask still keeps its pixels).
 
     Args:
         image: the template frame, HxWx3 uint8 BGR (left unchanged).
@@ -79,6 +82,7 @@ def paste_generated_region(
             recomputed from `image` when not given.
         parsing: the template's parsing image (same size as `image`) to keep the pixels marked
             red or white from the original crop; None for no parsing.
+        blend: NO_BLEND for the contract's exact paste, or the feather's settings.
     """
     box = CropBox(*map(int, coords))
     original = crop_region(image, box)
@@ -86,6 +90,8 @@ def paste_generated_region(
     canvas[_INNER, _INNER] = generated
     h, w = original.shape[:2] if crop_size is None else crop_size
     back = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_CUBIC)
+    if blend.feathered:
+        back = feather(back, original, blend)
     if parsing is not None:
         keep = parsing_keep_mask(crop_region(parsing, box))
         back[keep] = original[keep]

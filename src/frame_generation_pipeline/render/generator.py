@@ -27,6 +27,7 @@ from ..errors import ConfigurationError
 from ..inputs.features import AudioFeatures, as_features
 from ..inputs.landmarks import CropBox
 from ..inputs.templates import TemplateSet, as_templates
+from .blend import NO_BLEND, Blend
 from .prepared import PreparedCache, PreparedTemplate, compose
 
 logger = logging.getLogger(__name__)
@@ -97,13 +98,15 @@ class FrameRenderer:
         keep_tensors: Container[int] = (),
         frame_count: int | None = None,
         first_frame: int = 0,
+        blend: Blend = NO_BLEND,
     ) -> Iterator[RenderedFrame]:
         """Lazily render one RenderedFrame per feature row (`frame_count` of them from `first_frame`:
         a piece of a longer video, with that video's schedule and audio windows), in order.
 
         `templates` is a TemplateSet or a template folder; `features` an AudioFeatures, an array
         or a feature file. Templates used by the schedule are checked before the first frame is
-        rendered. Parsing is applied when `templates` was opened with a parsing folder. Template
+        rendered. Parsing is applied when `templates` was opened with a parsing folder; the
+        generated square is pasted as `blend` says (the exact paste by default). Template
         decoding and crop preparation run ahead of the network, pasting behind it, in `workers`
         threads; the model's `streams` network calls run at once, in threads of their own. At
         most a few batches are in flight, so memory does not grow with the number of frames.
@@ -140,7 +143,7 @@ class FrameRenderer:
                     audio=window if keep else None,
                     network_output=output if keep else None,
                 )
-                composing.append((record, workers.submit(compose, item, output)))
+                composing.append((record, workers.submit(compose, item, output, blend)))
 
         queued = 0
         try:
@@ -176,7 +179,9 @@ class FrameRenderer:
         start_frame: int = 0,
         frame_count: int | None = None,
         first_frame: int = 0,
+        blend: Blend = NO_BLEND,
     ) -> Generator[np.ndarray, None, None]:
         """Lazily yield the finished frames (HxWx3 uint8 BGR), one per feature row."""
-        for rendered in self.render(templates, features, start_frame, frame_count=frame_count, first_frame=first_frame):
+        for rendered in self.render(templates, features, start_frame, frame_count=frame_count, first_frame=first_frame,
+                                    blend=blend):
             yield rendered.image

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..inputs.templates import TemplateFrame, TemplateSet
 from .arithmetic import crop_region, inner_region, network_input, paste_generated_region, resize_crop, to_pixels
+from .blend import NO_BLEND, Blend
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,12 @@ def prepare(template: TemplateFrame) -> PreparedTemplate:
     return PreparedTemplate(template, resized, network_input(inner_region(resized)))
 
 
-def compose(prepared: PreparedTemplate, output: np.ndarray) -> np.ndarray:
-    """Steps 10-13: the finished frame from a network output (3, 320, 320)."""
+def compose(prepared: PreparedTemplate, output: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
+    """Steps 10-13: the finished frame from a network output (3, 320, 320), pasted as `blend` says."""
     template = prepared.template
     return paste_generated_region(
         template.image, to_pixels(output), template.box,
-        resized_crop=prepared.resized_crop, parsing=template.parsing,
+        resized_crop=prepared.resized_crop, parsing=template.parsing, blend=blend,
     )
 
 

@@ -6,9 +6,9 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from ...contract import MODES
+from ...contract import BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 
@@ -124,6 +124,22 @@ def add_render_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
     parser.add_argument("--max-frames", type=positive_int, default=None, help="render only the first N frames (a preview)")
     parser.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
+    add_blend(parser)
+
+
+def add_blend(parser: argparse.ArgumentParser) -> None:
+    """--blend, --blend-width, --color-match (how the generated square joins the template)."""
+    parser.add_argument("--blend", default="none", choices=BLEND_MODES,
+                        help="none: the exact paste (upstream's frames); feather: fade the square into the template")
+    parser.add_argument("--blend-width", type=positive_int, default=DEFAULT_BLEND_WIDTH, metavar="PX",
+                        help="feather: frame pixels from the square's edge to full weight")
+    parser.add_argument("--color-match", action="store_true",
+                        help="feather: first match the square's colours to the template's near its edge")
+
+
+def blend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The blend flags under RenderOptions' names (Blend.from_settings takes them too)."""
+    return {"blend": args.blend, "blend_width": args.blend_width, "color_match": args.color_match}
 
 
 def add_encoding(parser: argparse.ArgumentParser) -> None:

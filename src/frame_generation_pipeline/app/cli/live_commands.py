@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import add_model, non_negative_float, positive_float, subcommand
+from .arguments import add_blend, add_model, blend_options, non_negative_float, positive_float, subcommand
 from .render_commands import pipeline_from, report
 
 
@@ -12,10 +12,12 @@ def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
     from ...live.simulate import simulate_viewer, write_report
+    from ...render.blend import Blend
 
+    blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
     session = StreamingSession.from_pipeline(pipeline, args.template_dir, args.audio_encoder, use_parsing=args.parsing,
-                                             realtime=args.realtime, start_frame=args.start_frame)
+                                             realtime=args.realtime, start_frame=args.start_frame, blend=blend)
     data = simulate_viewer(session, args.audio, args.output, args.frames_dir, args.chunk_ms, args.realtime,
                            args.gap_seconds, args.policy)
     if args.report is not None:
@@ -54,3 +56,4 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--report", default=None, help="write the JSON report here")
     live.add_argument("--start-frame", type=int, default=0, help="first template frame to use")
     live.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
+    add_blend(live)

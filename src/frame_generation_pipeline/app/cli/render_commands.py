@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import add_device, add_encoding, add_model, add_render_inputs, positive_float, positive_int, subcommand
+from .arguments import (add_device, add_encoding, add_model, add_render_inputs, blend_options, positive_float, positive_int,
+                        subcommand)
 
 logger = logging.getLogger("frame_generation_pipeline")
 
@@ -31,7 +32,7 @@ def render_options(args: argparse.Namespace, **extra):
     from ...options import RenderOptions
 
     return RenderOptions(start_frame=args.start_frame, max_frames=args.max_frames, use_parsing=args.parsing,
-                         show_progress=not args.quiet, **extra)
+                         show_progress=not args.quiet, **blend_options(args), **extra)
 
 
 def report(args: argparse.Namespace, line: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...live.timeline import DEFAULT_MARGIN
-from .arguments import add_model, non_negative_float, positive_int, subcommand
+from .arguments import add_blend, add_model, blend_options, non_negative_float, positive_int, subcommand
 from .render_commands import pipeline_from
 
 
@@ -22,12 +22,14 @@ def run_serve(args: argparse.Namespace) -> int:
                                       "pip install 'frame-generation-pipeline[serve]'") from None
     from ...inputs.templates import TemplateSet
     from ...models.audio_encoder import AudioEncoder
+    from ...render.blend import Blend
 
     templates = TemplateSet.from_folder(args.template_dir, args.parsing)
+    blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
     encoder = AudioEncoder(args.audio_encoder, device=pipeline.device)
     settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing,
-                              args.start_margin)
+                              args.start_margin, blend)
     server = AvatarServer(pipeline, templates, encoder, settings)
     web.run_app(server.app(), host=args.host, port=args.port, print=None if args.quiet else print,
                 handle_signals=True)
@@ -47,6 +49,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
     serve.add_argument("--audio-encoder", required=True, help="ave audio encoder (.pth)")
     serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
+    add_blend(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=positive_int, default=8010, help="port to listen on")
     serve.add_argument("--max-sessions", type=positive_int, default=4, help="visitors at once (more get 503)")

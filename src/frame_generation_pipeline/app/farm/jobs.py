@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ...checks import missing_file
+from ...contract import DEFAULT_BLEND_WIDTH
 from ...errors import ConfigurationError, InputFileError
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET
@@ -34,11 +35,15 @@ class Job:
     start_frame: int = 0
     max_frames: int | None = None
     parsing: bool = False
+    blend: str = "none"
+    blend_width: int = DEFAULT_BLEND_WIDTH
+    color_match: bool = False
 
     def options(self) -> RenderOptions:
         """The RenderOptions of this job (checked: wrong types and values raise)."""
         return RenderOptions(start_frame=self.start_frame, max_frames=self.max_frames, use_parsing=self.parsing,
-                             fps=self.fps, crf=self.crf, preset=self.preset)
+                             fps=self.fps, crf=self.crf, preset=self.preset, blend=self.blend,
+                             blend_width=self.blend_width, color_match=self.color_match)
 
     def as_dict(self) -> dict:
         """The job as the JSON object it came from (defaults filled in)."""

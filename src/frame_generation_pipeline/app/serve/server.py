@@ -31,6 +31,7 @@ from ...live.session import StreamingSession
 from ...live.timeline import DEFAULT_MARGIN
 from ...models.audio_encoder import AudioEncoder
 from ...pipeline import FrameGenerationPipeline
+from ...render.blend import NO_BLEND, Blend
 from .ice import limit_ice_addresses
 from .media import SessionMedia, feed_microphone
 
@@ -65,6 +66,7 @@ class ServerSettings:
     video_width: int | None = None
     use_parsing: bool = False
     start_margin: float = DEFAULT_MARGIN
+    blend: Blend = NO_BLEND
 
 
 class AvatarServer:
@@ -143,7 +145,7 @@ class AvatarServer:
         session_id = uuid.uuid4().hex[:12]
         session = StreamingSession(self.pipeline.model, self.templates, self.encoder,
                                    batch_size=self.pipeline.generator.batch_size, realtime=True,
-                                   margin=self.settings.start_margin)
+                                   margin=self.settings.start_margin, blend=self.settings.blend)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width)
         visitor = Visitor(session_id, pc, session, media)
