@@ -117,8 +117,8 @@ class _Frames:
     def __init__(self, fail_after=None):
         self.calls, self.closed, self.fail_after = [], False, fail_after
 
-    def iter_frames(self, templates, features, start_frame, count, first):
-        self.calls.append((start_frame, count, first))
+    def iter_frames(self, templates, features, start_frame, count, first, blend):
+        self.calls.append((start_frame, count, first, blend.mode))
         try:
             for i in range(count):
                 if i == self.fail_after:
@@ -134,7 +134,7 @@ def test_a_segment_is_encoded_with_the_jobs_settings_and_a_failure_ends_ffmpeg(t
     frames = _Frames()
     pipeline = SimpleNamespace(generator=frames, mode=get_mode("ave"))
     assert render_segment(pipeline, job, "f.npy", 4, 3, tmp_path / "piece.mp4") == 3
-    assert frames.calls == [(1, 3, 4)] and frames.closed
+    assert frames.calls == [(1, 3, 4, "none")] and frames.closed
     with av.open(str(tmp_path / "piece.mp4")) as container:
         stream = container.streams.video[0]
         assert float(stream.average_rate) == 20 and not container.streams.audio
