@@ -13,6 +13,8 @@ from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+HUBERT_HELP = ("local hubert model folder to compute hubert features from --audio "
+               "(huggingface-cli download facebook/hubert-large-ls960-ft --local-dir DIR)")
 
 
 class Parser(argparse.ArgumentParser):

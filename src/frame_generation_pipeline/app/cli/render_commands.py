@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import add_device, add_encoding, add_model, add_render_inputs, positive_float, positive_int, subcommand
+from .arguments import HUBERT_HELP, add_device, add_encoding, add_model, add_render_inputs, positive_float, positive_int, subcommand
 
 logger = logging.getLogger("frame_generation_pipeline")
 
@@ -85,20 +85,28 @@ def run_reference(args: argparse.Namespace) -> int:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    """`frame-gen features`: ave features from speech, as .npy or .bin + .json."""
+    """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json."""
     from ...files import atomic_file
     from ...inputs.features import sidecar_path, write_feature_array
-    from ...models.audio_encoder import AudioEncoder
 
     output = Path(args.output)
-    features = AudioEncoder(args.audio_encoder, device=args.device).features_from_audio(args.audio)
+    if args.hubert_model is not None:
+        from ...models.hubert import HubertEncoder
+
+        encoder, what = HubertEncoder(args.hubert_model, device=args.device), "hubert"
+    else:
+        from ...models.audio_encoder import AudioEncoder
+
+        encoder, what = AudioEncoder(args.audio_encoder, device=args.device), "ave"
+    features = encoder.features_from_audio(args.audio)
     with atomic_file(output) as temporary:
         if args.format == "bin":
             with atomic_file(sidecar_path(output)) as sidecar:
                 write_feature_array(features, temporary, "bin", sidecar)
         else:
             write_feature_array(features, temporary, "npy")
-    report(args, f"wrote {output}: {features.shape[0]} frames x {features.shape[1]} ave features ({args.format})")
+    shape = " x ".join(str(n) for n in features.shape[1:])
+    report(args, f"wrote {output}: {features.shape[0]} frames x {shape} {what} features ({args.format})")
     return 0
 
 
@@ -194,13 +202,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     reference.add_argument("--samples", type=positive_int, default=10, help="sample frames, first and last included")
 
     features = subcommand(
-        commands, "features", run_features, "compute ave audio features from speech",
+        commands, "features", run_features, "compute ave or hubert audio features from speech",
         "Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with the ave\n"
-        "audio encoder into (F, 512) features, one row per 25 fps frame. --format bin writes raw\n"
-        "little-endian float32 rows and FILE.bin.json (num_frames, feature_size, shape) for ports.",
+        "audio encoder into (F, 512) features, or run a local hubert model folder over it into (F, 2, 1024)\n"
+        "features, one row per 25 fps frame. --format bin writes raw little-endian float32 rows and\n"
+        "FILE.bin.json (num_frames, feature_size, shape) for ports.",
         "frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
+        "frame-gen features --hubert-model hubert-large-ls960-ft/ --audio speech.wav --output feats_hu.npy",
     )
-    features.add_argument("--audio-encoder", required=True, help="ave audio encoder (audio_visual_encoder.pth)")
+    model = features.add_mutually_exclusive_group(required=True)
+    model.add_argument("--audio-encoder", help="ave audio encoder (audio_visual_encoder.pth)")
+    model.add_argument("--hubert-model", help=HUBERT_HELP)
     features.add_argument("--audio", required=True, help="speech audio file")
     features.add_argument("--output", required=True, help="file to write (exactly this name)")
     features.add_argument("--format", default="npy", choices=FEATURE_FORMATS, help="npy, or bin + .json for ports")
