@@ -3,15 +3,18 @@ clip, and the refusals of a model folder that cannot be used."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import soundfile
 
-from frame_generation_pipeline.errors import AudioError, ModelFileError
+from frame_generation_pipeline.app.farm.jobs import job_from
+from frame_generation_pipeline.errors import AudioError, ConfigurationError, ModelFileError
 from frame_generation_pipeline.models.hubert import HubertEncoder, clip_bounds, expected_rows
+from frame_generation_pipeline.pipeline import FrameGenerationPipeline
 
 from .helpers import cli_status
-from .spec_reference import naive_hubert_features
+from .spec_reference import assert_same_frame, naive_hubert_features, render
 
 SMALL_CLIP = 320 * 20  # 0.4 s: several clips from a couple of seconds of speech
 
@@ -98,3 +101,53 @@ def test_cli_features_refuses_a_missing_folder_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "huggingface-cli download" in err[0]
     assert not (tmp_path / "f.npy").exists()
+
+
+@pytest.fixture(scope="module")
+def hubert_wav(tmp_path_factory):
+    return _wav(tmp_path_factory.mktemp("hubert-speech") / "speech.wav", 4400)  # 13 rows: 6 frames
+
+
+def test_frames_from_speech_equal_the_naive_render(hubert_model, hubert_wav, checkpoints, templates_640, tmp_path):
+    status = cli_status(["frames", "--quiet", "--exact", "--checkpoint", checkpoints["hubert"], "--hubert-model", hubert_model,
+                         "--audio", hubert_wav, "--template-dir", templates_640, "--output-dir", tmp_path / "f"])
+    assert status == 0
+    expected = list(render(str(checkpoints["hubert"]), "hubert", str(templates_640),
+                           naive_hubert_features(hubert_wav, hubert_model)))
+    frames = sorted((tmp_path / "f").glob("*.png"))
+    assert len(frames) == len(expected) == 6
+    for path, frame in zip(frames, expected):
+        assert_same_frame(cv2.imread(str(path)), frame)
+
+
+def test_a_hubert_model_with_mode_ave_is_refused_before_loading(hubert_wav, checkpoints, templates_640, tmp_path, capsys):
+    status = cli_status(["frames", "--mode", "ave", "--checkpoint", checkpoints["hubert"], "--hubert-model", tmp_path / "nowhere",
+                         "--audio", hubert_wav, "--template-dir", templates_640, "--output-dir", tmp_path / "f"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert "mode 'ave' does not match the hubert-model given, which computes hubert features" in err[0]
+
+
+def test_the_pipeline_loads_a_hubert_model_once_and_refuses_it_for_ave(hubert_model, hubert_wav, checkpoints):
+    pipeline = FrameGenerationPipeline(checkpoints["hubert"], mode="hubert", device="cpu", backend="torch")
+    first = pipeline.features(audio=hubert_wav, hubert_model=hubert_model)
+    assert pipeline.audio_model(hubert_model=hubert_model) is pipeline.audio_model(hubert_model=str(hubert_model))
+    assert np.array_equal(first.rows().reshape(-1, 2, 1024), naive_hubert_features(hubert_wav, hubert_model))
+    ave = FrameGenerationPipeline(checkpoints["ave"], mode="ave", device="cpu", backend="torch")
+    with pytest.raises(ConfigurationError, match="computes hubert features"):
+        ave.features(audio=hubert_wav, hubert_model=hubert_model)
+
+
+@pytest.mark.parametrize("data, mode", [({"hubert_model": "h"}, "hubert"), ({"audio_encoder": "e"}, "ave"),
+                                        ({"audio_features": "f.npy", "mode": "hubert"}, "hubert"),
+                                        ({"audio_features": "f.npy"}, "ave")])
+def test_batch_jobs_infer_the_mode_from_the_audio_model(data, mode):
+    job = job_from({"checkpoint": "c.pth", "template_dir": "t", "audio": "a.wav", "output": "o.mp4", **data}, "job")
+    assert job.mode == mode
+
+
+@pytest.mark.parametrize("data, message", [({"hubert_model": "h", "mode": "ave"}, "does not match the hubert-model"),
+                                           ({"hubert_model": "h", "audio_encoder": "e"}, "not audio_encoder and hubert_model")])
+def test_batch_jobs_refuse_a_mismatched_or_doubled_audio_model(data, message):
+    with pytest.raises(ConfigurationError, match=message):
+        job_from({"checkpoint": "c.pth", "template_dir": "t", "audio": "a.wav", "output": "o.mp4", **data}, "job")

@@ -96,8 +96,8 @@ class StreamingSession(Rendering):
         audio_encoder: AudioEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: object,
     ) -> StreamingSession:
         """A session on a loaded pipeline's model and batch size (options as for the class)."""
-        if not isinstance(audio_encoder, AudioEncoder):
-            audio_encoder = AudioEncoder(audio_encoder, device=pipeline.device)
+        if isinstance(audio_encoder, (str, os.PathLike)):
+            audio_encoder = pipeline.audio_model(audio_encoder)
         options.setdefault("batch_size", pipeline.generator.batch_size)
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 

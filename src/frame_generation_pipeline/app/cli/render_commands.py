@@ -6,9 +6,20 @@ import argparse
 import logging
 from pathlib import Path
 
+from ...contract import mode_for_audio_model
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import HUBERT_HELP, add_device, add_encoding, add_model, add_render_inputs, positive_float, positive_int, subcommand
+from .arguments import (
+    add_audio_model,
+    add_device,
+    add_encoding,
+    add_model,
+    add_render_inputs,
+    audio_model_option,
+    positive_float,
+    positive_int,
+    subcommand,
+)
 
 logger = logging.getLogger("frame_generation_pipeline")
 
@@ -22,7 +33,8 @@ def pipeline_from(args: argparse.Namespace):
         if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
             raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
         backend, device, precision = "torch", "cpu", "fp32"
-    return FrameGenerationPipeline(args.checkpoint, mode=args.mode, device=device, backend=backend,
+    mode = mode_for_audio_model(args.mode, audio_model_option(args))
+    return FrameGenerationPipeline(args.checkpoint, mode=mode, device=device, backend=backend,
                                    batch_size=args.batch_size, onnx_path=args.onnx, precision=precision)
 
 
@@ -45,7 +57,7 @@ def _inputs(args: argparse.Namespace) -> dict:
     from ...inputs.templates import as_templates
 
     return {"templates": as_templates(args.template_dir, args.parsing), "features": args.audio_features,
-            "audio": args.audio, "audio_encoder": args.audio_encoder}
+            "audio": args.audio, "audio_encoder": args.audio_encoder, "hubert_model": args.hubert_model}
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -210,9 +222,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
         "frame-gen features --hubert-model hubert-large-ls960-ft/ --audio speech.wav --output feats_hu.npy",
     )
-    model = features.add_mutually_exclusive_group(required=True)
-    model.add_argument("--audio-encoder", help="ave audio encoder (audio_visual_encoder.pth)")
-    model.add_argument("--hubert-model", help=HUBERT_HELP)
+    add_audio_model(features)
     features.add_argument("--audio", required=True, help="speech audio file")
     features.add_argument("--output", required=True, help="file to write (exactly this name)")
     features.add_argument("--format", default="npy", choices=FEATURE_FORMATS, help="npy, or bin + .json for ports")

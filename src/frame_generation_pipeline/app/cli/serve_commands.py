@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...live.timeline import DEFAULT_MARGIN
-from .arguments import add_model, non_negative_float, positive_int, subcommand
+from .arguments import add_audio_model, add_model, non_negative_float, positive_int, subcommand
 from .render_commands import pipeline_from
 
 
@@ -21,11 +21,10 @@ def run_serve(args: argparse.Namespace) -> int:
         raise BackendUnavailableError(f"serve needs aiohttp and aiortc ({exc.name} is missing): "
                                       "pip install 'frame-generation-pipeline[serve]'") from None
     from ...inputs.templates import TemplateSet
-    from ...models.audio_encoder import AudioEncoder
 
     templates = TemplateSet.from_folder(args.template_dir, args.parsing)
     pipeline = pipeline_from(args)
-    encoder = AudioEncoder(args.audio_encoder, device=pipeline.device)
+    encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
     settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing,
                               args.start_margin)
     server = AvatarServer(pipeline, templates, encoder, settings)
@@ -45,7 +44,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_model(serve)
     serve.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
-    serve.add_argument("--audio-encoder", required=True, help="ave audio encoder (.pth)")
+    add_audio_model(serve)
     serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=positive_int, default=8010, help="port to listen on")
