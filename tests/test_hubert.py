@@ -3,6 +3,8 @@ clip, and the refusals of a model folder that cannot be used."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -151,3 +153,23 @@ def test_batch_jobs_infer_the_mode_from_the_audio_model(data, mode):
 def test_batch_jobs_refuse_a_mismatched_or_doubled_audio_model(data, message):
     with pytest.raises(ConfigurationError, match=message):
         job_from({"checkpoint": "c.pth", "template_dir": "t", "audio": "a.wav", "output": "o.mp4", **data}, "job")
+
+
+def test_reference_bundle_of_speech_holds_and_verifies_the_hubert_stages(hubert_model, hubert_wav, checkpoints,
+                                                                         templates_640, tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    assert cli_status(["reference", "--quiet", "--checkpoint", checkpoints["hubert"], "--hubert-model", hubert_model,
+                       "--audio", hubert_wav, "--template-dir", templates_640, "--output-dir", bundle, "--samples", "2"]) == 0
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert metadata["mode"] == "hubert" and metadata["speech"]["kind"] == "hubert" and metadata["speech"]["rows"] == 13
+    assert np.array_equal(np.load(bundle / "hubert_hidden.npy").reshape(-1)[: 12 * 1024],
+                          naive_hubert_features(hubert_wav, hubert_model).reshape(-1))
+    capsys.readouterr()
+    assert cli_status(["verify-reference", bundle, "--checkpoint", checkpoints["hubert"], "--hubert-model", hubert_model]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 8 of 8 stages checked" in out and "hidden states -> network audio input" in out
+    hidden = np.load(bundle / "hubert_hidden.npy")
+    hidden[8] += 0.5  # row 8 is frame 4's first, inside frame 0's window (frames -8..7)
+    np.save(bundle / "hubert_hidden.npy", hidden)
+    assert cli_status(["verify-reference", bundle, "--hubert-model", hubert_model]) == 1
+    assert "MISMATCH in stage(s): hubert, audio_window" in capsys.readouterr().out

@@ -5,7 +5,8 @@ over the utterance) and HubertModel's `last_hidden_state` gives 50 rows of 1024 
 speech is read in clips of 320 * 1000 samples, each with the 400 - 320 overlap the front end's
 first kernel needs, so no row is lost or doubled; the remainder is the last clip. An odd row count
 drops its last row, and pairs of rows make one 25 fps frame (docs/contract.md, "The hubert path").
-Nothing is ever downloaded: the folder is what `save_pretrained` writes.
+Nothing is ever downloaded: the folder is what `save_pretrained` writes. torch and transformers
+are imported when a model is loaded (the row arithmetic and HubertStages need neither).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..audio.ffmpeg import AudioInfo
 from ..audio.speech import load_speech
@@ -66,9 +66,10 @@ def rows_to_features(hidden: np.ndarray) -> np.ndarray:
 class HubertStages:
     """Every stage of the hubert path: the decoded speech, the normalised input, the hidden states."""
 
-    samples: np.ndarray
-    input_values: np.ndarray
-    hidden: np.ndarray
+    samples: np.ndarray  # (S,) float32 at 16 kHz
+    input_values: np.ndarray  # (S,) float32
+    hidden: np.ndarray  # (rows, 1024) float32
+    clip_samples: int = CLIP_SAMPLES
 
     @property
     def features(self) -> np.ndarray:
@@ -105,6 +106,7 @@ class HubertEncoder:
         self.device = resolve_device(device)
         if self.device == "cpu":
             tune_allocator()
+        import torch
         from transformers import HubertModel, Wav2Vec2FeatureExtractor
         from transformers.utils import logging as transformers_logging
 
@@ -126,18 +128,20 @@ class HubertEncoder:
 
     def encode(self, input_values: np.ndarray) -> np.ndarray:
         """One clip of input values -> its (rows, 1024) float32 last hidden states."""
+        import torch
+
         with torch.inference_mode():
             tensor = torch.from_numpy(np.ascontiguousarray(input_values, np.float32))[None].to(self.device)
             return self.model(tensor).last_hidden_state[0].cpu().numpy()
 
-    def hidden_states(self, input_values: np.ndarray, source: str = "<audio>") -> np.ndarray:
-        """All input values, clip by clip -> (expected_rows, 1024) hidden states."""
+    def hidden_states(self, input_values: np.ndarray, source: str = "<audio>", clip_samples: int | None = None) -> np.ndarray:
+        """All input values, clip by clip (of `clip_samples`, default the encoder's) -> (expected_rows, 1024)."""
         expected = expected_rows(len(input_values))
         if expected < ROWS_PER_FRAME:
             raise AudioError(source, f"speech of {len(input_values)} samples is too short for hubert features "
                              f"(at least {KERNEL + STRIDE} samples at 16 kHz give one frame)")
         hidden = np.concatenate([self.encode(input_values[start:end])
-                                 for start, end in clip_bounds(len(input_values), self.clip_samples)])
+                                 for start, end in clip_bounds(len(input_values), clip_samples or self.clip_samples)])
         if len(hidden) != expected:
             raise AudioError(source, f"the hubert model gave {len(hidden)} rows, (samples - 80) // 320 is {expected}: "
                              "its front end is not hubert-large's")
@@ -147,7 +151,7 @@ class HubertEncoder:
         """Every stage from 16 kHz mono samples to features (what a reference bundle keeps)."""
         samples = np.asarray(samples, np.float32)
         input_values = self.normalise(samples)
-        return HubertStages(samples, input_values, self.hidden_states(input_values, source))
+        return HubertStages(samples, input_values, self.hidden_states(input_values, source), self.clip_samples)
 
     def features_from_samples(self, samples: np.ndarray, source: str = "<audio>") -> np.ndarray:
         """16 kHz mono samples -> (F, 2, 1024) float32 hubert features."""
@@ -164,6 +168,7 @@ class HubertEncoder:
 def save_random_model(folder: str | os.PathLike[str], layers: int = 1, seed: int = 0) -> Path:
     """Write a random-weight hubert model (hubert-large's front end and width, `layers` small
     transformer layers) with its feature extractor into `folder`, as `save_pretrained` does."""
+    import torch
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
     folder = Path(folder)

@@ -148,7 +148,12 @@ def run_verify(args: argparse.Namespace) -> int:
 
         model = TorchBackend(args.checkpoint, mode=read_metadata(args.bundle)["mode"], device=args.device or "cpu")
     encoder = None if args.audio_encoder is None else encoder_function(args.audio_encoder)
-    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance, encoder=encoder)
+    hubert = None
+    if args.hubert_model is not None:
+        from ...models.hubert import HubertEncoder
+
+        hubert = HubertEncoder(args.hubert_model, device=args.device or "cpu")
+    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance, encoder=encoder, hubert=hubert)
     print(format_report(verification))
     return 0 if verification.ok else 1
 
@@ -247,7 +252,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "verify-reference", run_verify, "recompute a reference bundle and report differences per stage",
         "Recompute every sample of a bundle from its own files and print the largest difference per\n"
         "sample and stage, with units, and which stages were checked. A bundle made from speech also has\n"
-        "the audio stages (PCM -> mel -> encoder windows -> encodings -> the network's audio input).\n"
+        "the audio stages (PCM -> mel -> encoder windows -> encodings -> the network's audio input; hubert:\n"
+        "PCM -> the processor's input values -> hidden states -> the network's audio input).\n"
         "Exit status 1 on a mismatch.",
         "frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
     )
@@ -255,6 +261,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("--checkpoint", default=None, help="checkpoint for the network stage (not checked without)")
     verify.add_argument("--audio-encoder", default=None,
                         help="audio encoder (.pth, or its .onnx) for the encoder stage of a bundle made from speech")
+    verify.add_argument("--hubert-model", default=None,
+                        help="hubert model folder for the normalise and hubert stages of a hubert bundle made from speech")
     add_device(verify, "cpu")
     verify.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest accepted network output difference")
 
