@@ -72,8 +72,9 @@ class StreamingSession(Rendering):
         hubert: HubertWindows | None = None,
     ) -> None:
         if model.mode.name != encoder_mode(encoder):
-            raise StreamError(f"live speech needs a checkpoint of the audio model's mode ({encoder_mode(encoder)}), "
-                              f"this model is {model.mode.name!r}")
+            kind = "an ave checkpoint (its features come from the audio encoder)" if encoder_mode(encoder) == "ave" else \
+                "a hubert checkpoint (its features come from the hubert model)"
+            raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
         templates.validate(list(range(start_frame, len(templates))))
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = max(batch_size or 1, model.streams)
