@@ -3,6 +3,8 @@ windows whose rows stay within the measured bound of the offline rows, for any c
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,7 @@ from frame_generation_pipeline.live.features import HubertStream, HubertWindows
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.hubert import HubertEncoder
 
+from .helpers import cli_status
 from .test_live import Recorder
 
 #: The tiny model's measured row differences with the default windows on this speech (0.162, 0.0122)
@@ -112,3 +115,16 @@ def test_one_window_over_the_whole_utterance_is_the_offline_encoding(world):
 def test_a_hubert_model_needs_a_hubert_checkpoint(world):
     with pytest.raises(StreamError, match=r"needs a hubert checkpoint \(its features come from the hubert model\), this model is 'ave'"):
         StreamingSession(Recorder(), world["templates"], world["encoder"])
+
+
+@pytest.mark.parametrize("policy", ["delay", "drop"])
+def test_live_command_renders_a_hubert_checkpoint_from_speech(world, hubert_model, checkpoints, tmp_path, policy):
+    wav = write_speech_like_wav(tmp_path / "s.wav", 0.3)  # 4800 samples: 14 rows, 7 frames
+    templates = tmp_path / "tpl"
+    synthetic.make_templates(templates, 3, 200, 160, parsing=False)
+    status = cli_status(["live", "--quiet", "--checkpoint", checkpoints["hubert"], "--template-dir", templates,
+                         "--hubert-model", hubert_model, "--hubert-lookahead", "5", "--audio", wav, "--gap-seconds", "0",
+                         "--policy", policy, "--output", tmp_path / "live.mp4", "--report", tmp_path / "r.json"])
+    assert status == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["speech_frames"] == 7 and report["dropped_frames"] == 0
