@@ -173,3 +173,17 @@ def test_reference_bundle_of_speech_holds_and_verifies_the_hubert_stages(hubert_
     np.save(bundle / "hubert_hidden.npy", hidden)
     assert cli_status(["verify-reference", bundle, "--hubert-model", hubert_model]) == 1
     assert "MISMATCH in stage(s): hubert, audio_window" in capsys.readouterr().out
+
+
+def test_a_farm_worker_plans_a_hubert_job_from_speech(hubert_model, hubert_wav, checkpoints, templates_640, tmp_path):
+    from frame_generation_pipeline.app.farm.worker import load_pipeline, plan
+
+    job = job_from({"checkpoint": str(checkpoints["hubert"]), "template_dir": str(templates_640), "audio": str(hubert_wav),
+                    "output": str(tmp_path / "o.mp4"), "hubert_model": str(hubert_model), "backend": "torch"}, "job")
+    pipeline = load_pipeline(job, "cpu")
+    planned = plan(pipeline, job, tmp_path)
+    assert planned["frames"] == 6 and pipeline.mode.name == "hubert"
+    assert np.array_equal(np.load(planned["features"]), naive_hubert_features(hubert_wav, hubert_model).reshape(6, 2048))
+    loaded = pipeline.audio_model(hubert_model=job.hubert_model)
+    plan(pipeline, job, tmp_path)
+    assert pipeline.audio_model(hubert_model=job.hubert_model) is loaded, "the model is loaded once per worker pipeline"
