@@ -128,3 +128,9 @@ def test_live_command_renders_a_hubert_checkpoint_from_speech(world, hubert_mode
     assert status == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["speech_frames"] == 7 and report["dropped_frames"] == 0
+
+
+def test_a_real_time_session_times_the_hubert_model_at_start(world):
+    session = StreamingSession(HubertRecorder(), world["templates"], world["encoder"], realtime=True, threaded=False)
+    assert session.rate.seconds_per_window > 0, "the encoder's cost per frame seeds the start delay"
+    session.close(drain=False)

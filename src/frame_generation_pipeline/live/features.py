@@ -254,7 +254,8 @@ class HubertStream:
         return self._speech.nbytes + self._hidden.nbytes
 
 
-def stream_for(encoder: AudioEncoder | HubertEncoder, known_length: bool, hubert: HubertWindows | None = None):
+def stream_for(encoder: AudioEncoder | HubertEncoder, known_length: bool,
+               hubert: HubertWindows | None = None) -> FeatureStream | HubertStream:
     """The feature stream of one utterance for the session's audio model: FeatureStream for the
     ave encoder, HubertStream for a hubert model (whole when the length is known)."""
     if hasattr(encoder, "encode_windows"):
