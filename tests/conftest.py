@@ -78,6 +78,14 @@ def encoder_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hubert_model(tmp_path_factory) -> Path:
+    """A random-weight hubert model folder (hubert-large's front end and width, one small layer)."""
+    from frame_generation_pipeline.models.hubert import save_random_model
+
+    return save_random_model(tmp_path_factory.mktemp("hubert") / "hubert-tiny", layers=1, seed=4)
+
+
+@pytest.fixture(scope="session")
 def speech(tmp_path_factory) -> dict[str, Path]:
     """Speech-like WAVs: 3 s, 0.5 s and 0.1 s; and 6 s of real speech (tests/data)."""
     from frame_generation_pipeline.app.demo.speech import write_speech_like_wav

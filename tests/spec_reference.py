@@ -161,3 +161,42 @@ def naive_ave_features(wav_path, encoder_state):
             x = F.relu(y + x) if residual else F.relu(y)
     out = x.reshape(x.shape[0], -1).numpy()
     return np.concatenate([out[:1], out, out[-1:]]), mel
+
+
+def naive_hubert_features(wav_path, model_dir, clip_length=320 * 1000):
+    """Upstream's data_utils/hubert.py, transcribed: the first channel of a 16 kHz wav, the processor's
+    input values, clips of `clip_length` read with the 400 - 320 overlap, the remainder, an odd last
+    row dropped, (frames, 2, 1024)."""
+    import soundfile
+    from transformers import HubertModel, Wav2Vec2FeatureExtractor
+
+    speech, rate = soundfile.read(wav_path)
+    assert rate == 16000
+    if speech.ndim == 2:
+        speech = speech[:, 0]
+    processor = Wav2Vec2FeatureExtractor.from_pretrained(model_dir)
+    model = HubertModel.from_pretrained(model_dir).eval()
+    input_values_all = processor(speech, return_tensors="pt", sampling_rate=16000).input_values
+    kernel = 400
+    stride = 320
+    num_iter = input_values_all.shape[1] // clip_length
+    expected_T = (input_values_all.shape[1] - (kernel - stride)) // stride
+    res_lst = []
+    with torch.no_grad():
+        for i in range(num_iter):
+            if i == 0:
+                start_idx = 0
+                end_idx = clip_length - stride + kernel
+            else:
+                start_idx = clip_length * i
+                end_idx = start_idx + (clip_length - stride + kernel)
+            input_values = input_values_all[:, start_idx:end_idx]
+            res_lst.append(model.forward(input_values).last_hidden_state[0])
+        input_values = input_values_all[:, clip_length * num_iter:]
+        if input_values.shape[1] >= kernel:
+            res_lst.append(model(input_values).last_hidden_state[0])
+    ret = torch.cat(res_lst, dim=0)
+    assert ret.shape[0] == expected_T
+    if ret.shape[0] % 2 == 1:
+        ret = ret[:-1]
+    return ret.reshape(-1, 2, 1024).numpy()

@@ -67,3 +67,20 @@ def get_mode(name: str | ModeSpec) -> ModeSpec:
         return MODES[name]
     except (KeyError, TypeError):
         raise ConfigurationError(f"unknown mode {name!r}: expected one of {', '.join(MODES)}") from None
+
+
+#: The audio models that compute features from speech, by their option name, and the mode of those features.
+AUDIO_MODELS = {"audio_encoder": "ave", "hubert_model": "hubert"}
+
+
+def mode_for_audio_model(mode: str | None, audio_model: str | None) -> str:
+    """The checkpoint's mode: `mode` as given, else the one audio model `audio_model` (a key of
+    AUDIO_MODELS, or None) computes features for, else ave. A given mode that the audio model
+    does not compute features for is refused (ave and hubert checkpoints look alike, so only an
+    explicit mode can disagree)."""
+    computed = AUDIO_MODELS[audio_model] if audio_model is not None else None
+    if mode is not None and computed is not None and get_mode(mode).name != computed:
+        option = audio_model.replace("_", "-")
+        raise ConfigurationError(f"mode {mode!r} does not match the {option} given, which computes {computed} features "
+                                 f"(for {computed} checkpoints): drop the mode, or give features of mode {mode!r}")
+    return get_mode(mode or computed or "ave").name

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo, probe_audio
-from .contract import get_mode
+from .contract import get_mode, mode_for_audio_model
 from .devices import tune_allocator
 from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .audio.mel import SpeechStages
     from .models.audio_encoder import AudioEncoder
     from .models.export import ExportReport
+    from .models.hubert import HubertEncoder, HubertStages
+
+    AudioModel = AudioEncoder | HubertEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class FrameGenerationPipeline:
         if batch_size is None:
             batch_size = type(self.model).default_batch(self.device.split(":")[0])
         self.generator = FrameRenderer(self.model, batch_size=batch_size)
+        self._audio_models: dict[tuple[str, str], AudioModel] = {}
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -97,43 +101,58 @@ class FrameGenerationPipeline:
 
         return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
 
-    def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None) -> AudioFeatures:
+    def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None,
+                 hubert_model=None) -> AudioFeatures:
         """The features to render: given (file, array, AudioFeatures), or computed from speech.
 
         With `audio_encoder` (a path to `audio_visual_encoder.pth` or a loaded AudioEncoder) ave
-        features are computed from `audio`; giving both features and an encoder is refused.
+        features are computed from `audio`, with `hubert_model` (a local model folder or a loaded
+        HubertEncoder) hubert features; giving features and an audio model together is refused.
         """
-        if features is not None and audio_encoder is not None:
+        if features is not None and (audio_encoder is not None or hubert_model is not None):
             raise ConfigurationError(
-                "both audio features and an audio encoder were given: give one of them (the encoder computes features from the speech)"
+                "both audio features and an audio model were given: give one of them (the model computes features from the speech)"
             )
         if features is not None:
             return as_features(features, self.mode)
-        encoder = self._encoder(audio, audio_encoder)
-        logger.info("computing ave features from %s", getattr(audio, "path", audio))
+        if audio is None or (audio_encoder is None and hubert_model is None):
+            raise ConfigurationError(
+                "no audio features: give a feature file (--audio-features), or the speech (--audio) and an audio model "
+                "to compute them: the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
+            )
+        encoder = self.audio_model(audio_encoder, hubert_model)
+        logger.info("computing %s features from %s", self.mode.name, getattr(audio, "path", audio))
         return AudioFeatures(encoder.features_from_audio(audio), self.mode, source=str(getattr(audio, "path", audio)))
 
-    def _encoder(self, audio: Path_ | AudioInfo | None, audio_encoder) -> AudioEncoder:
-        """The ave audio encoder to compute features from `audio` with (refusing what cannot be done)."""
-        if audio_encoder is None or audio is None:
+    def audio_model(self, audio_encoder=None, hubert_model=None) -> AudioModel:
+        """The loaded audio model of this checkpoint's mode: one of `audio_encoder` (ave) and
+        `hubert_model` (hubert), as given, or loaded from its path once per pipeline."""
+        if (audio_encoder is None) == (hubert_model is None):
             raise ConfigurationError(
-                "no audio features: give a feature file (--audio-features), or the speech (--audio) and "
-                "the ave audio encoder (--audio-encoder) to compute them"
+                "both an ave audio encoder and a hubert model were given: give one" if audio_encoder is not None else
+                "no audio model: give the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
             )
-        if self.mode.name != "ave":
-            raise ConfigurationError(
-                f"the audio encoder computes ave features, but the checkpoint's mode is {self.mode.name!r}: "
-                "give --audio-features for this mode"
-            )
-        from .models.audio_encoder import AudioEncoder
+        kind = "audio_encoder" if audio_encoder is not None else "hubert_model"
+        mode_for_audio_model(self.mode.name, kind)  # refuses the audio model of another mode
+        given = audio_encoder if audio_encoder is not None else hubert_model
+        if not isinstance(given, (str, os.PathLike)):
+            return given
+        key = (kind, os.path.realpath(given))
+        if key not in self._audio_models:
+            if kind == "audio_encoder":
+                from .models.audio_encoder import AudioEncoder as loader
+            else:
+                from .models.hubert import HubertEncoder as loader
+            self._audio_models[key] = loader(given, device=self.device)
+        return self._audio_models[key]
 
-        return audio_encoder if isinstance(audio_encoder, AudioEncoder) else AudioEncoder(audio_encoder, device=self.device)
-
-    def _speech_stages(self, audio: Path_ | None, audio_encoder) -> SpeechStages:
-        """The audio path's stages (PCM, log-mel, encoder windows and outputs), for a bundle made from speech."""
+    def _speech_stages(self, audio: Path_ | None, audio_encoder, hubert_model=None) -> SpeechStages | HubertStages:
+        """The audio path's stages (ave: PCM, log-mel, encoder windows and outputs; hubert: PCM,
+        normalised input, hidden states), for a bundle made from speech."""
         from .audio.speech import load_speech
 
-        return self._encoder(audio, audio_encoder).stages(load_speech(audio), str(audio))
+        encoder = self.audio_model(audio_encoder, hubert_model)
+        return encoder.stages(load_speech(audio, first_channel=hubert_model is not None), str(audio))
 
     def _result(self, output: Path_, frames: int, fps: float, started: float, options: RenderOptions) -> RenderResult:
         return RenderResult(str(output), frames, fps, self.backend, self.device, self.generator.batch_size,
@@ -141,7 +160,7 @@ class FrameGenerationPipeline:
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
-        audio_encoder=None, options: RenderOptions | None = None,
+        audio_encoder=None, options: RenderOptions | None = None, hubert_model=None,
     ) -> RenderResult:
         """Render a video with the speech `audio`, encoded once (H.264 + AAC), and say what was done.
 
@@ -156,7 +175,7 @@ class FrameGenerationPipeline:
         fps = options.fps or self.mode.fps
         info = probe_audio(audio)
         templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, info, audio_encoder)
+        feats = self.features(features, info, audio_encoder, hubert_model)
         count = min(len(feats), options.max_frames or len(feats))
         self._warn_about_timing(info, feats, count, fps, computed=features is None)
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, output)
@@ -184,7 +203,7 @@ class FrameGenerationPipeline:
 
     def frames(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
-        audio_encoder=None, options: RenderOptions | None = None,
+        audio_encoder=None, options: RenderOptions | None = None, hubert_model=None,
     ) -> RenderResult:
         """Render one image per frame (`000000.png`, ...) into `output_dir`, replacing it as a whole.
 
@@ -195,7 +214,7 @@ class FrameGenerationPipeline:
         options = options or RenderOptions()
         started = time.perf_counter()
         templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, audio, audio_encoder)
+        feats = self.features(features, audio, audio_encoder, hubert_model)
         count = min(len(feats), options.max_frames or len(feats))
         frames = self.generator.iter_frames(templates, feats, options.start_frame, count, blend=options.paste)
         with closing(frames), atomic_directory(output_dir, is_frame_file) as staging:
@@ -204,7 +223,7 @@ class FrameGenerationPipeline:
 
     def reference(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
-        audio_encoder=None, options: RenderOptions | None = None,
+        audio_encoder=None, options: RenderOptions | None = None, hubert_model=None,
     ) -> RenderResult:
         """Write a lossless reference bundle for ports, always with the exact torch backend on the CPU.
 
@@ -218,8 +237,10 @@ class FrameGenerationPipeline:
         if exact is not self.model:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
         templates = as_templates(templates, options.use_parsing)
-        speech = self._speech_stages(audio, audio_encoder) if features is None and audio_encoder is not None else None
-        feats = self.features(features, audio, audio_encoder) if speech is None else AudioFeatures(speech.features, self.mode)
+        from_speech = features is None and (audio_encoder is not None or hubert_model is not None)
+        speech = self._speech_stages(audio, audio_encoder, hubert_model) if from_speech else None
+        feats = (self.features(features, audio, audio_encoder, hubert_model) if speech is None
+                 else AudioFeatures(speech.features, self.mode))
         count = min(len(feats), options.max_frames or len(feats))
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,

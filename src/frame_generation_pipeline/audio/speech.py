@@ -1,5 +1,5 @@
-"""Speech as the audio path reads it: mono float32 at 16 kHz (channel mean, soxr HQ resampling),
-exactly as librosa.load(path, sr=16000) returns it."""
+"""Speech as the audio paths read it: mono float32 at 16 kHz (channel mean, soxr HQ resampling),
+exactly as librosa.load(path, sr=16000) returns it; the hubert path takes the first channel."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ def resample(mono: np.ndarray, rate: int) -> np.ndarray:
     return np.asarray(np.pad(resampled, (0, max(0, size - len(resampled))))[:size], dtype=np.float32)
 
 
-def load_speech(source: str | os.PathLike[str] | AudioInfo) -> np.ndarray:
+def load_speech(source: str | os.PathLike[str] | AudioInfo, first_channel: bool = False) -> np.ndarray:
     """Decode an audio file (wav, mp3, m4a, flac...) to mono float32 samples at 16 kHz.
 
-    Takes a path, or the AudioInfo of a file already probed (so it is not probed twice).
+    Takes a path, or the AudioInfo of a file already probed (so it is not probed twice). Mono is
+    the channels' mean (the ave path), or with `first_channel` the first channel (the hubert path).
     """
     info = source if isinstance(source, AudioInfo) else probe_audio(source)
     samples = decode_audio(info)
-    mono = samples.mean(axis=1, dtype=np.float32) if info.channels > 1 else samples[:, 0].copy()
+    mix = info.channels > 1 and not first_channel
+    mono = samples.mean(axis=1, dtype=np.float32) if mix else samples[:, 0].copy()
     return resample(mono, info.sample_rate)

@@ -1,4 +1,5 @@
-"""ave feature rows of one utterance, computed while its speech arrives, equal to the offline rows.
+"""Feature rows of one utterance computed while its speech arrives: ave rows equal to the offline
+rows, and hubert rows (HubertStream: whole for known-length speech, in windows for open speech).
 
 Offline, an utterance of T mel frames has n = window_count(T) encoder windows e_0..e_{n-1} and
 the feature rows [e_0, e_0, ..., e_{n-1}, e_{n-1}] (F = n + 2). Window k starts at mel frame
@@ -10,18 +11,24 @@ once window i+6 is: 0.45 s of speech after frame i's own time (docs/live.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..audio.mel import MEL_WINDOW, N_MELS, LogMelStream, SpeechStages, check_long_enough, window_count, window_start
-from ..contract import AUDIO_WINDOW, get_mode
+from ..checks import require_int
+from ..contract import AUDIO_WINDOW, SAMPLE_RATE, get_mode
+from ..errors import AudioError
+from ..models.hubert import HIDDEN, KERNEL, ROWS_PER_FRAME, STRIDE, expected_rows
 
 if TYPE_CHECKING:  # the CLI reads live constants without loading torch
     from ..models.audio_encoder import AudioEncoder
+    from ..models.hubert import HubertEncoder
 
 _HALF = AUDIO_WINDOW // 2
 _AVE_SHAPE = get_mode("ave").audio_shape
+_HUBERT_SHAPE = get_mode("hubert").audio_shape
 #: The row after frame i's window that must be known before frame i renders: rows i-8..i+7.
 ROWS_AFTER = _HALF - 1
 
@@ -32,6 +39,9 @@ class FeatureStream:
     Only what later frames still need is kept: the mel frames from the next window's start and
     the encodings from the oldest frame not yet rendered.
     """
+
+    #: Lookahead beyond the session's (LOOKAHEAD_SECONDS): none, it is this stream's.
+    extra_lookahead_seconds = 0.0
 
     def __init__(self, encoder: AudioEncoder, source: str = "<stream>") -> None:
         self.encoder = encoder
@@ -106,3 +116,152 @@ class FeatureStream:
     def state_bytes(self) -> int:
         """Memory held by the stream's arrays (bounded: it does not grow with the utterance)."""
         return self._mel_rows.nbytes + self._encodings.nbytes + self._mel.buffered_bytes()
+
+
+@dataclass(frozen=True)
+class HubertWindows:
+    """How open speech is encoded live with hubert (rows: 50 per second): each forward pass makes
+    `window` new rows, reading `context` rows of speech before them and `lookahead` rows after."""
+
+    window: int = 25
+    context: int = 50
+    lookahead: int = 25
+
+    def __post_init__(self) -> None:
+        for name in ("window", "context", "lookahead"):
+            require_int(getattr(self, name), name, 1 if name == "window" else 0)
+
+    @property
+    def lookahead_seconds(self) -> float:
+        """Speech after a frame's time that it waits for, at worst: rows through its window's last
+        (16 rows on), then the rest of that row's window and the lookahead (docs/live.md)."""
+        rows = _HALF * ROWS_PER_FRAME + self.window - 1 + self.lookahead
+        return (rows * STRIDE + KERNEL - STRIDE) / SAMPLE_RATE
+
+
+class HubertStream:
+    """The hubert feature rows of one utterance as its 16 kHz samples arrive, with FeatureStream's
+    interface. A known-length utterance is encoded whole when it ends, as upstream encodes a file
+    (its frames equal the offline ones); open speech is encoded in windows (HubertWindows) as
+    soon as their lookahead has arrived, within the measured bound of the offline rows."""
+
+    def __init__(self, encoder: HubertEncoder, known_length: bool, windows: HubertWindows | None = None,
+                 source: str = "<stream>") -> None:
+        self.encoder, self.known_length, self.settings, self.source = encoder, known_length, windows or HubertWindows(), source
+        self._speech = np.empty(0, np.float32)
+        self._speech_first = 0  # sample index of _speech[0]
+        self._total = 0
+        self._hidden = np.empty((0, HIDDEN), np.float32)
+        self._hidden_first = 0  # row index of _hidden[0]
+        self.rows = 0  # hidden rows computed so far
+        self.count: int | None = None
+        self.extra_lookahead_seconds = 0.0  # beyond the ave path's, which the session's start delay holds
+        if not known_length:
+            from .timeline import LOOKAHEAD_SECONDS  # (timeline reads this module's constants)
+
+            self.extra_lookahead_seconds = max(0.0, self.settings.lookahead_seconds - LOOKAHEAD_SECONDS)
+
+    @property
+    def finished(self) -> bool:
+        """True once `finish` was called."""
+        return self.count is not None
+
+    @property
+    def samples(self) -> int:
+        """Samples pushed so far."""
+        return self._total
+
+    @property
+    def windows(self) -> int:
+        """Frames encoded so far (what the session times the encoder by)."""
+        return self.rows // ROWS_PER_FRAME
+
+    def push(self, samples: np.ndarray) -> None:
+        """Take more speech (16 kHz mono float32); open speech encodes every window now complete."""
+        self._speech = np.concatenate([self._speech, np.asarray(samples, np.float32)])
+        self._total += len(samples)
+        if not self.known_length:
+            self._encode_windows(final=False)
+
+    def finish(self) -> None:
+        """The speech has ended: encode the rest; AudioError if it holds less than one frame."""
+        total = expected_rows(self._total)
+        if total < ROWS_PER_FRAME:
+            raise AudioError(self.source, f"too short for hubert features: {self._total} samples")
+        if self.known_length:
+            self._hidden = self.encoder.stages(self._speech, self.source).hidden
+            self.rows = len(self._hidden)
+        else:
+            self._encode_windows(final=True)
+        self.count = total // ROWS_PER_FRAME
+
+    def _encode_windows(self, final: bool) -> None:
+        available = expected_rows(self._total)
+        settings = self.settings
+        while self.rows < available:
+            end = self.rows + settings.window
+            if not final and end + settings.lookahead > available:
+                return
+            left, right = max(0, self.rows - settings.context), min(end + settings.lookahead, available)
+            begin = left * STRIDE - self._speech_first
+            # the last window reads the speech to its end, as the offline normalisation does
+            stop = len(self._speech) if final and right == available else begin + (right - left) * STRIDE + KERNEL - STRIDE
+            span = self._speech[begin:stop]
+            hidden = self.encoder.encode(self.encoder.normalise(span))
+            end = min(end, available)
+            self._hidden = np.concatenate([self._hidden, hidden[self.rows - left : end - left]])
+            self.rows = end
+            keep = max(0, self.rows - settings.context) * STRIDE - self._speech_first
+            self._speech, self._speech_first = self._speech[keep:], self._speech_first + keep
+
+    def ready(self, frame: int) -> bool:
+        """True when frame `frame`'s audio window (frames frame-8..frame+7) is final."""
+        if self.count is not None:
+            return frame < self.count
+        return self.rows >= (frame + _HALF) * ROWS_PER_FRAME
+
+    def window(self, frame: int) -> np.ndarray:
+        """The network audio input of frame `frame`: frames frame-8..frame+7 as (32, 32, 32) float32."""
+        rows = np.zeros((AUDIO_WINDOW, ROWS_PER_FRAME * HIDDEN), np.float32)
+        for k, j in enumerate(range(frame - _HALF, frame + _HALF)):
+            if j >= 0 and (self.count is None or j < self.count):
+                first = j * ROWS_PER_FRAME - self._hidden_first
+                rows[k] = self._hidden[first : first + ROWS_PER_FRAME].reshape(-1)
+        return rows.reshape(_HUBERT_SHAPE)
+
+    def release(self, before_frame: int) -> None:
+        """Forget the rows no frame from `before_frame` on reads (frames < before_frame - 8)."""
+        drop = max(0, (before_frame - _HALF) * ROWS_PER_FRAME) - self._hidden_first
+        if drop > 0:
+            self._hidden, self._hidden_first = self._hidden[drop:], self._hidden_first + drop
+
+    def held_rows(self) -> np.ndarray:
+        """The hidden rows still held, (rows, 1024): all of them until `release` forgets some."""
+        return self._hidden
+
+    def state_bytes(self) -> int:
+        """Memory held by the stream's arrays (open speech: bounded by the context and the lookahead)."""
+        return self._speech.nbytes + self._hidden.nbytes
+
+
+def stream_for(encoder: AudioEncoder | HubertEncoder, known_length: bool,
+               hubert: HubertWindows | None = None) -> FeatureStream | HubertStream:
+    """The feature stream of one utterance for the session's audio model: FeatureStream for the
+    ave encoder, HubertStream for a hubert model (whole when the length is known)."""
+    if hasattr(encoder, "encode_windows"):
+        return FeatureStream(encoder)
+    return HubertStream(encoder, known_length, hubert)
+
+
+def encoder_mode(encoder: AudioEncoder | HubertEncoder) -> str:
+    """The mode of the features the audio model computes."""
+    return "ave" if hasattr(encoder, "encode_windows") else "hubert"
+
+
+def warm_up(encoder: AudioEncoder | HubertEncoder) -> int:
+    """Encode one unit of silence (an ave window, or a second for hubert); the frames it stands for."""
+    if hasattr(encoder, "encode_windows"):
+        encoder.encode_windows(np.zeros((1, 1, N_MELS, MEL_WINDOW), np.float32))
+        return 1
+    encoder.encode(np.zeros(SAMPLE_RATE, np.float32))
+    return SAMPLE_RATE // STRIDE // ROWS_PER_FRAME

@@ -7,10 +7,10 @@ import logging
 
 import numpy as np
 
-from ..audio.mel import MEL_WINDOW, N_MELS
 from ..contract import INPUT_SHAPE
 from ..inputs.templates import ping_pong_index
 from ..render.arithmetic import paste_generated_region, to_pixels
+from .features import warm_up
 from .utterance import Utterance
 
 logger = logging.getLogger(__name__)
@@ -117,13 +117,12 @@ class Rendering:
         for its set-up)."""
         images = np.zeros((self.batch_size, *INPUT_SHAPE), np.float32)
         audio = np.zeros((self.batch_size, *self.model.mode.audio_shape), np.float32)
-        window = np.zeros((1, 1, N_MELS, MEL_WINDOW), np.float32)
         for timed in (False, True):
             started = self.clock.now()
             self._infer(images, audio)
             network = self.clock.now()
-            self.encoder.encode_windows(window)
+            frames = warm_up(self.encoder)
             if timed:
                 self.rate.add(network - started, self.batch_size)
-                self.rate.add_encoding(self.clock.now() - network, 1)
+                self.rate.add_encoding(self.clock.now() - network, frames)
 

@@ -24,11 +24,12 @@ from ..contract import SAMPLE_RATE
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet, as_templates
 from ..models.audio_encoder import AudioEncoder
+from ..models.hubert import HubertEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
 from ..render.prepared import PreparedCache
-from .features import FeatureStream
+from .features import HubertWindows, encoder_mode, stream_for
 from .rendering import Rendering
 from .timeline import DEFAULT_MARGIN, DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
 from .utterance import Utterance, check_samples, frames_for_samples
@@ -42,9 +43,10 @@ class StreamingSession(Rendering):
     """A live avatar: one model and template set, one timeline of slots, utterances pushed as they come.
 
     Args:
-        model: a loaded ave backend (shared between sessions; calls may come from several threads).
+        model: a loaded backend of the audio model's mode (shared between sessions; calls may come
+            from several threads).
         templates: the template folder (its ping-pong schedule runs on across idle and speech).
-        encoder: the ave audio encoder.
+        encoder: the ave audio encoder, or a HubertEncoder (shared between sessions too).
         batch_size: speech frames per network call (None: the backend's default).
         realtime: pace slots by `clock` (slot k due at start + k / fps) and apply the policies;
             False renders every slot as fast as it can, dropping nothing (a simulation).
@@ -54,13 +56,14 @@ class StreamingSession(Rendering):
         margin: seconds of slack added to every start delay.
         start_frame: first template of the schedule, as for offline renders.
         blend: how the generated square joins the template, as for offline renders (the exact paste).
+        hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
     """
 
     def __init__(
         self,
         model: InferenceModel,
         templates: TemplateSet,
-        encoder: AudioEncoder,
+        encoder: AudioEncoder | HubertEncoder,
         batch_size: int | None = None,
         realtime: bool = False,
         threaded: bool = True,
@@ -69,15 +72,17 @@ class StreamingSession(Rendering):
         start_frame: int = 0,
         cache_bytes: int = 64 << 20,
         blend: Blend = NO_BLEND,
+        hubert: HubertWindows | None = None,
     ) -> None:
-        if model.mode.name != "ave":
-            raise StreamError(f"live speech needs an ave checkpoint (its features come from the audio encoder), "
-                              f"this model is {model.mode.name!r}")
+        if model.mode.name != encoder_mode(encoder):
+            kind = "an ave checkpoint (its features come from the audio encoder)" if encoder_mode(encoder) == "ave" else \
+                "a hubert checkpoint (its features come from the hubert model)"
+            raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
         templates.validate(list(range(start_frame, len(templates))))
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = max(batch_size or 1, model.streams)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
-        self.margin, self.start_frame, self.blend = margin, start_frame, blend
+        self.margin, self.start_frame, self.blend, self.hubert = margin, start_frame, blend, hubert
         self._renderer: threading.Thread | None = None
         self.rate = RenderRate()
         self.stats = SessionStats()
@@ -99,8 +104,8 @@ class StreamingSession(Rendering):
         audio_encoder: AudioEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: object,
     ) -> StreamingSession:
         """A session on a loaded pipeline's model and batch size (options as for the class)."""
-        if not isinstance(audio_encoder, AudioEncoder):
-            audio_encoder = AudioEncoder(audio_encoder, device=pipeline.device)
+        if isinstance(audio_encoder, (str, os.PathLike)):
+            audio_encoder = pipeline.audio_model(audio_encoder)
         options.setdefault("batch_size", pipeline.generator.batch_size)
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 
@@ -169,7 +174,7 @@ class StreamingSession(Rendering):
             raise StreamError("the session is closed: no more audio can be pushed")
 
     def _new_utterance(self, policy: str) -> Utterance:
-        utterance = Utterance(self._next_id, policy, self.clock.now(), FeatureStream(self.encoder))
+        utterance = Utterance(self._next_id, policy, self.clock.now(), stream_for(self.encoder, policy == DELAY, self.hubert))
         self._next_id += 1
         self._segments.append(utterance)
         return utterance
@@ -274,6 +279,7 @@ class StreamingSession(Rendering):
             first = max(self._slot, not_before or 0)
             if self.realtime:
                 delay = start_delay(utterance.policy, utterance.known_frames(), self.rate, self.margin)
+                delay += utterance.features.extra_lookahead_seconds
                 start = max(first, math.ceil((utterance.arrived + delay - self._anchor) * FPS))
                 utterance.start(start, self._due(start) - utterance.arrived)
             else:  # a simulation: latency counts from the utterance's turn, not from when it was queued

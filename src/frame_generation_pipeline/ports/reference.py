@@ -32,6 +32,7 @@ from ..errors import BundleError, ConfigurationError
 from ..files import atomic_directory, file_sha256, write_bytes
 from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateSet
+from ..models.hubert import HubertStages
 from ..outputs.frames import encode_image
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import FrameRenderer
@@ -44,6 +45,8 @@ FORMAT_VERSION = 1
 
 #: The whole utterance's stages in a bundle made from speech.
 SPEECH_FILES = {"pcm": "speech_pcm.npy", "mel": "speech_mel.npy"}
+#: The same for hubert features: the decoded speech, the processor's input values, the hidden states.
+HUBERT_FILES = {"pcm": "speech_pcm.npy", "input_values": "hubert_input.npy", "hidden": "hubert_hidden.npy"}
 
 
 def _speech_sample(staging: Path, stem: str, files: dict, frame: int, speech: SpeechStages) -> dict:
@@ -111,11 +114,12 @@ def write_bundle(
     start_frame: int = 0,
     checkpoint_sha256: str = "",
     frame_count: int | None = None,
-    speech: SpeechStages | None = None,
+    speech: SpeechStages | HubertStages | None = None,
     blend: Blend = NO_BLEND,
 ) -> Path:
     """Render the video (its first `frame_count` frames; streamed) and write a reference bundle of
-    its sample frames; with `speech` (features made from speech) also the audio path's stages.
+    its sample frames; with `speech` (features made from speech) also the audio path's stages
+    (ave: per sample the encoder windows and encodings; hubert: the hidden states once).
     The frames are pasted as `blend` says, and the metadata records it (`"blend": "none"` by default)."""
     frame_count = len(features) if frame_count is None else frame_count
     samples = sample_indices(frame_count, num_sample_frames)
@@ -141,7 +145,8 @@ def write_bundle(
             np.save(staging / files["audio"], rendered.audio[None])
             np.save(staging / files["output"], rendered.network_output[None])
             _write_png(staging / files["frame"], rendered.image)
-            extra = {} if speech is None else _speech_sample(staging, stem, files, rendered.index, speech)
+            ave = isinstance(speech, SpeechStages)
+            extra = _speech_sample(staging, stem, files, rendered.index, speech) if ave else {}
             records.append({**extra,
                 "frame_index": rendered.index,
                 "template_index": rendered.template_index,
@@ -166,7 +171,12 @@ def write_bundle(
             "checkpoint_sha256": checkpoint_sha256,
             "samples": records,
         }
-        if speech is not None:
+        if isinstance(speech, HubertStages):
+            for key, name in HUBERT_FILES.items():
+                np.save(staging / name, getattr(speech, "samples" if key == "pcm" else key))
+            metadata["speech"] = {**HUBERT_FILES, "kind": "hubert", "sample_rate": SAMPLE_RATE, "rows": len(speech.hidden),
+                                  "clip_samples": speech.clip_samples}
+        elif speech is not None:
             np.save(staging / SPEECH_FILES["pcm"], speech.pcm)
             np.save(staging / SPEECH_FILES["mel"], speech.mel)
             metadata["speech"] = {**SPEECH_FILES, "sample_rate": SAMPLE_RATE, "mel_frames": len(speech.mel),

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,11 +17,15 @@ from ..errors import BundleError
 from ..files import file_sha256
 from ..inputs.images import read_image
 from ..inputs.landmarks import crop_box, read_landmarks
+from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateFrame
 from ..render.blend import Blend
 from ..render.generator import InferenceModel
 from ..render.prepared import compose, prepare
 from .reference import read_metadata
+
+if TYPE_CHECKING:
+    from ..models.hubert import HubertEncoder
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ SPEECH_STAGES = (
     Stage("encoder_input", "log-mel -> encoder windows", "value", 0.0),
     Stage("encoder", "windows -> encodings", "value", 1e-4),
     Stage("audio_window", "encodings -> network audio input", "value", 0.0),
+)
+#: The hubert path's stages, in bundles of hubert features made from speech.
+HUBERT_STAGES = (
+    Stage("normalise", "speech PCM -> the processor's input values", "value", 0.0),
+    Stage("hubert", "input values -> hidden states", "value", 1e-4),
+    Stage("audio_window", "hidden states -> network audio input", "value", 0.0),
 )
 
 
@@ -117,26 +128,31 @@ def encoder_function(path: str | os.PathLike[str]) -> Callable[[np.ndarray], np.
 
 def verify_bundle(
     bundle: str | os.PathLike[str], model: InferenceModel | None = None, network_tolerance: float = 1e-4,
-    encoder: Callable[[np.ndarray], np.ndarray] | None = None,
+    encoder: Callable[[np.ndarray], np.ndarray] | None = None, hubert: HubertEncoder | None = None,
 ) -> VerificationReport:
     """Recompute every sample of a bundle from its own files and measure each stage's difference.
 
     The network stage runs only when `model` is given (it must be of the bundle's mode); it is
     held to `network_tolerance`, every other stage must match exactly. In a bundle made from
     speech the audio stages are checked too; the encoder stage only with `encoder` (windows ->
-    encodings). A file the metadata names but the bundle lacks is a BundleError naming it.
+    encodings); in one of hubert features the model stages only with `hubert` (the loaded model).
+    A file the metadata names but the bundle lacks is a BundleError naming it.
     """
     bundle = Path(bundle)
     metadata = read_metadata(bundle)
     audio_shape = tuple(metadata["audio_shape"])
     speech = metadata.get("speech")
-    stages = STAGES + (SPEECH_STAGES if speech else ())
+    is_hubert = bool(speech) and speech.get("kind") == "hubert"
+    stages = STAGES + (HUBERT_STAGES if is_hubert else SPEECH_STAGES if speech else ())
     limits = {stage.name: stage.limit for stage in stages} | {"network": network_tolerance}
     skipped = {} if model is not None else {"network": "no checkpoint given"}
     blend = Blend.from_settings(metadata)
-    if speech and encoder is None:
+    if speech and not is_hubert and encoder is None:
         skipped["encoder"] = "no audio encoder given"
-    audio = _SpeechCheck(bundle, speech) if speech else None
+    if is_hubert and hubert is None:
+        skipped.update(dict.fromkeys(("normalise", "hubert"), "no hubert model given"))
+    audio = (_HubertCheck(bundle, speech, metadata["mode"], hubert) if is_hubert
+             else _SpeechCheck(bundle, speech) if speech else None)
     reports = []
     for sample in metadata["samples"]:
         files = {key: bundle / name for key, name in sample["files"].items()}
@@ -182,6 +198,26 @@ class _SpeechCheck:
             "encoder": None if encoder is None else _difference(encoder(inputs[used]), outputs[used]),
             "audio_window": _difference(outputs.reshape(audio_window.shape), audio_window),
         }
+
+
+class _HubertCheck:
+    """The hubert stages of a bundle: PCM -> input values -> hidden states once (with the model),
+    then per sample the network audio input read from the hidden states."""
+
+    def __init__(self, bundle: Path, speech: dict, mode: str, hubert: HubertEncoder | None) -> None:
+        from ..models.hubert import rows_to_features
+
+        arrays = {key: np.load(bundle / speech[key], allow_pickle=False) for key in ("pcm", "input_values", "hidden")}
+        self.features = AudioFeatures(rows_to_features(arrays["hidden"]), mode, source=str(bundle / speech["hidden"]))
+        self.whole: dict[str, float | None] = {"normalise": None, "hubert": None}
+        if hubert is not None:
+            self.whole["normalise"] = _difference(hubert.normalise(arrays["pcm"]), arrays["input_values"])
+            hidden = hubert.hidden_states(arrays["input_values"], clip_samples=int(speech["clip_samples"]))
+            self.whole["hubert"] = _difference(hidden, arrays["hidden"])
+
+    def check(self, sample: dict, files: dict[str, Path], audio_window: np.ndarray,
+              encoder: Callable[[np.ndarray], np.ndarray] | None) -> dict[str, float | None]:
+        return {**self.whole, "audio_window": _difference(self.features.window(sample["frame_index"]), audio_window)}
 
 
 def format_report(report: VerificationReport) -> str:

@@ -8,11 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ...contract import BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES
+from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+HUBERT_HELP = ("local hubert model folder to compute hubert features from --audio "
+               "(huggingface-cli download facebook/hubert-large-ls960-ft --local-dir DIR)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -101,7 +103,8 @@ def add_device(parser: argparse.ArgumentParser, default_text: str = "CUDA when a
 def add_model(parser: argparse.ArgumentParser) -> None:
     """--checkpoint, --mode, --device, --backend, --exact, --onnx, --batch-size, --precision."""
     parser.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
-    parser.add_argument("--mode", default="ave", choices=tuple(MODES), help="audio feature mode of the checkpoint")
+    parser.add_argument("--mode", default=None, choices=tuple(MODES),
+                        help="audio feature mode of the checkpoint (default: hubert with --hubert-model, else ave)")
     add_device(parser)
     parser.add_argument(
         "--backend", default="auto", choices=BACKEND_CHOICES,
@@ -121,6 +124,7 @@ def add_render_inputs(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--audio-features", default=None, help="audio features (.npy, or .bin + .bin.json), one row per frame")
     source.add_argument("--audio-encoder", default=None, help="ave audio encoder (.pth) to compute features from --audio")
+    source.add_argument("--hubert-model", default=None, help=HUBERT_HELP)
     parser.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
     parser.add_argument("--max-frames", type=positive_int, default=None, help="render only the first N frames (a preview)")
     parser.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
@@ -140,6 +144,18 @@ def add_blend(parser: argparse.ArgumentParser) -> None:
 def blend_options(args: argparse.Namespace) -> dict[str, Any]:
     """The blend flags under RenderOptions' names (Blend.from_settings takes them too)."""
     return {"blend": args.blend, "blend_width": args.blend_width, "color_match": args.color_match}
+
+
+def add_audio_model(parser: argparse.ArgumentParser) -> None:
+    """--audio-encoder or --hubert-model, one of them required: the model that computes features from speech."""
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--audio-encoder", default=None, help="ave audio encoder (audio_visual_encoder.pth)")
+    model.add_argument("--hubert-model", default=None, help=HUBERT_HELP)
+
+
+def audio_model_option(args: argparse.Namespace) -> str | None:
+    """Which audio model the arguments give ("audio_encoder", "hubert_model"), or None."""
+    return next((name for name in AUDIO_MODELS if getattr(args, name, None) is not None), None)
 
 
 def add_encoding(parser: argparse.ArgumentParser) -> None:

@@ -33,8 +33,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     batch = subcommand(
         commands, "batch", run_batch, "render a list of jobs on Ray (a local instance or a cluster)",
         "Render every job of a JSONL file, one job per line whose keys are the video subcommand's long\n"
-        "options without dashes (checkpoint, template_dir, audio, output, audio_features or audio_encoder,\n"
-        "mode, fps, crf, preset, start_frame, max_frames, parsing, backend, precision, onnx, batch_size).\n"
+        "options without dashes (checkpoint, template_dir, audio, output, audio_features, audio_encoder or\n"
+        "hubert_model, mode, fps, crf, preset, start_frame, max_frames, parsing, backend, precision, onnx, batch_size).\n"
         "Workers keep their models loaded between jobs; a failing job does not stop the others (exit\n"
         "status 1 then). Paths are read by the workers: a cluster needs a shared filesystem.\n"
         "Needs the [farm] extra (ray).",

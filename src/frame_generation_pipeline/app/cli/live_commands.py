@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import add_blend, add_model, blend_options, non_negative_float, positive_float, subcommand
+from ...live.features import HubertWindows
+from .arguments import (add_audio_model, add_blend, add_model, blend_options, non_negative_float, non_negative_int,
+                        positive_float, subcommand)
 from .render_commands import pipeline_from, report
 
 
@@ -16,8 +18,10 @@ def run_live(args: argparse.Namespace) -> int:
 
     blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
-    session = StreamingSession.from_pipeline(pipeline, args.template_dir, args.audio_encoder, use_parsing=args.parsing,
-                                             realtime=args.realtime, start_frame=args.start_frame, blend=blend)
+    audio_model = pipeline.audio_model(args.audio_encoder, args.hubert_model)
+    session = StreamingSession.from_pipeline(pipeline, args.template_dir, audio_model, use_parsing=args.parsing,
+                                             realtime=args.realtime, start_frame=args.start_frame, blend=blend,
+                                             hubert=HubertWindows(lookahead=args.hubert_lookahead))
     data = simulate_viewer(session, args.audio, args.output, args.frames_dir, args.chunk_ms, args.realtime,
                            args.gap_seconds, args.policy)
     if args.report is not None:
@@ -44,7 +48,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_model(live)
     live.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
-    live.add_argument("--audio-encoder", required=True, help="ave audio encoder (.pth)")
+    add_audio_model(live)
+    live.add_argument("--hubert-lookahead", type=non_negative_int, default=HubertWindows.lookahead, metavar="ROWS",
+                      help="with --hubert-model: rows of speech (20 ms each) read after each window of open speech "
+                           "(docs/live.md, hubert)")
     live.add_argument("--audio", required=True, nargs="+", help="speech files, spoken one after another")
     live.add_argument("--output", required=True, help="video of what the viewer sees and hears")
     live.add_argument("--frames-dir", default=None, help="also write every slot as a lossless PNG here")

@@ -6,10 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from ...contract import mode_for_audio_model
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import (add_device, add_encoding, add_model, add_render_inputs, blend_options, positive_float, positive_int,
-                        subcommand)
+from .arguments import (add_audio_model, add_device, add_encoding, add_model, add_render_inputs, audio_model_option,
+                        blend_options, positive_float, positive_int, subcommand)
 
 logger = logging.getLogger("frame_generation_pipeline")
 
@@ -23,7 +24,8 @@ def pipeline_from(args: argparse.Namespace):
         if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
             raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
         backend, device, precision = "torch", "cpu", "fp32"
-    return FrameGenerationPipeline(args.checkpoint, mode=args.mode, device=device, backend=backend,
+    mode = mode_for_audio_model(args.mode, audio_model_option(args))
+    return FrameGenerationPipeline(args.checkpoint, mode=mode, device=device, backend=backend,
                                    batch_size=args.batch_size, onnx_path=args.onnx, precision=precision)
 
 
@@ -46,7 +48,7 @@ def _inputs(args: argparse.Namespace) -> dict:
     from ...inputs.templates import as_templates
 
     return {"templates": as_templates(args.template_dir, args.parsing), "features": args.audio_features,
-            "audio": args.audio, "audio_encoder": args.audio_encoder}
+            "audio": args.audio, "audio_encoder": args.audio_encoder, "hubert_model": args.hubert_model}
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -86,20 +88,28 @@ def run_reference(args: argparse.Namespace) -> int:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    """`frame-gen features`: ave features from speech, as .npy or .bin + .json."""
+    """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json."""
     from ...files import atomic_file
     from ...inputs.features import sidecar_path, write_feature_array
-    from ...models.audio_encoder import AudioEncoder
 
     output = Path(args.output)
-    features = AudioEncoder(args.audio_encoder, device=args.device).features_from_audio(args.audio)
+    if args.hubert_model is not None:
+        from ...models.hubert import HubertEncoder
+
+        encoder, what = HubertEncoder(args.hubert_model, device=args.device), "hubert"
+    else:
+        from ...models.audio_encoder import AudioEncoder
+
+        encoder, what = AudioEncoder(args.audio_encoder, device=args.device), "ave"
+    features = encoder.features_from_audio(args.audio)
     with atomic_file(output) as temporary:
         if args.format == "bin":
             with atomic_file(sidecar_path(output)) as sidecar:
                 write_feature_array(features, temporary, "bin", sidecar)
         else:
             write_feature_array(features, temporary, "npy")
-    report(args, f"wrote {output}: {features.shape[0]} frames x {features.shape[1]} ave features ({args.format})")
+    shape = " x ".join(str(n) for n in features.shape[1:])
+    report(args, f"wrote {output}: {features.shape[0]} frames x {shape} {what} features ({args.format})")
     return 0
 
 
@@ -129,7 +139,12 @@ def run_verify(args: argparse.Namespace) -> int:
 
         model = TorchBackend(args.checkpoint, mode=read_metadata(args.bundle)["mode"], device=args.device or "cpu")
     encoder = None if args.audio_encoder is None else encoder_function(args.audio_encoder)
-    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance, encoder=encoder)
+    hubert = None
+    if args.hubert_model is not None:
+        from ...models.hubert import HubertEncoder
+
+        hubert = HubertEncoder(args.hubert_model, device=args.device or "cpu")
+    verification = verify_bundle(args.bundle, model, network_tolerance=args.tolerance, encoder=encoder, hubert=hubert)
     print(format_report(verification))
     return 0 if verification.ok else 1
 
@@ -195,13 +210,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     reference.add_argument("--samples", type=positive_int, default=10, help="sample frames, first and last included")
 
     features = subcommand(
-        commands, "features", run_features, "compute ave audio features from speech",
+        commands, "features", run_features, "compute ave or hubert audio features from speech",
         "Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with the ave\n"
-        "audio encoder into (F, 512) features, one row per 25 fps frame. --format bin writes raw\n"
-        "little-endian float32 rows and FILE.bin.json (num_frames, feature_size, shape) for ports.",
+        "audio encoder into (F, 512) features, or run a local hubert model folder over it into (F, 2, 1024)\n"
+        "features, one row per 25 fps frame. --format bin writes raw little-endian float32 rows and\n"
+        "FILE.bin.json (num_frames, feature_size, shape) for ports.",
         "frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
+        "frame-gen features --hubert-model hubert-large-ls960-ft/ --audio speech.wav --output feats_hu.npy",
     )
-    features.add_argument("--audio-encoder", required=True, help="ave audio encoder (audio_visual_encoder.pth)")
+    add_audio_model(features)
     features.add_argument("--audio", required=True, help="speech audio file")
     features.add_argument("--output", required=True, help="file to write (exactly this name)")
     features.add_argument("--format", default="npy", choices=FEATURE_FORMATS, help="npy, or bin + .json for ports")
@@ -226,7 +243,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "verify-reference", run_verify, "recompute a reference bundle and report differences per stage",
         "Recompute every sample of a bundle from its own files and print the largest difference per\n"
         "sample and stage, with units, and which stages were checked. A bundle made from speech also has\n"
-        "the audio stages (PCM -> mel -> encoder windows -> encodings -> the network's audio input).\n"
+        "the audio stages (PCM -> mel -> encoder windows -> encodings -> the network's audio input; hubert:\n"
+        "PCM -> the processor's input values -> hidden states -> the network's audio input).\n"
         "Exit status 1 on a mismatch.",
         "frame-gen verify-reference bundle --checkpoint checkpoint/May/5.pth",
     )
@@ -234,6 +252,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("--checkpoint", default=None, help="checkpoint for the network stage (not checked without)")
     verify.add_argument("--audio-encoder", default=None,
                         help="audio encoder (.pth, or its .onnx) for the encoder stage of a bundle made from speech")
+    verify.add_argument("--hubert-model", default=None,
+                        help="hubert model folder for the normalise and hubert stages of a hubert bundle made from speech")
     add_device(verify, "cpu")
     verify.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest accepted network output difference")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...live.timeline import DEFAULT_MARGIN
-from .arguments import add_blend, add_model, blend_options, non_negative_float, positive_int, subcommand
+from .arguments import add_audio_model, add_blend, add_model, blend_options, non_negative_float, positive_int, subcommand
 from .render_commands import pipeline_from
 
 
@@ -21,13 +21,12 @@ def run_serve(args: argparse.Namespace) -> int:
         raise BackendUnavailableError(f"serve needs aiohttp and aiortc ({exc.name} is missing): "
                                       "pip install 'frame-generation-pipeline[serve]'") from None
     from ...inputs.templates import TemplateSet
-    from ...models.audio_encoder import AudioEncoder
     from ...render.blend import Blend
 
     templates = TemplateSet.from_folder(args.template_dir, args.parsing)
     blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
-    encoder = AudioEncoder(args.audio_encoder, device=pipeline.device)
+    encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
     settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing,
                               args.start_margin, blend)
     server = AvatarServer(pipeline, templates, encoder, settings)
@@ -47,7 +46,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     add_model(serve)
     serve.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
-    serve.add_argument("--audio-encoder", required=True, help="ave audio encoder (.pth)")
+    add_audio_model(serve)
     serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     add_blend(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ...checks import missing_file
-from ...contract import DEFAULT_BLEND_WIDTH
+from ...contract import AUDIO_MODELS, DEFAULT_BLEND_WIDTH, mode_for_audio_model
 from ...errors import ConfigurationError, InputFileError
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET
@@ -24,7 +24,8 @@ class Job:
     output: str
     audio_features: str | None = None
     audio_encoder: str | None = None
-    mode: str = "ave"
+    hubert_model: str | None = None
+    mode: str | None = None
     backend: str = "auto"
     precision: str = "auto"
     onnx: str | None = None
@@ -66,19 +67,22 @@ def job_from(data: object, where: str) -> Job:
     missing = [key for key in _REQUIRED if not data.get(key)]
     if missing:
         raise ConfigurationError(f"{where}: missing {missing[0]!r}")
-    if data.get("audio_features") and data.get("audio_encoder"):
-        raise ConfigurationError(f"{where}: give audio_features or audio_encoder, not both")
-    if not data.get("audio_features") and not data.get("audio_encoder"):
-        raise ConfigurationError(f"{where}: give audio_features, or audio_encoder to compute them from the audio")
+    sources = [key for key in ("audio_features", "audio_encoder", "hubert_model") if data.get(key)]
+    if len(sources) > 1:
+        raise ConfigurationError(f"{where}: give one of audio_features, audio_encoder and hubert_model, not {' and '.join(sources)}")
+    if not sources:
+        raise ConfigurationError(f"{where}: give audio_features, or audio_encoder (ave) or hubert_model (hubert) "
+                                 "to compute them from the audio")
     job = Job(**{key: os.fspath(value) if key in _PATHS and value is not None else value for key, value in data.items()})
     try:
+        job = replace(job, mode=mode_for_audio_model(job.mode, next((s for s in sources if s in AUDIO_MODELS), None)))
         job.options()
     except (ConfigurationError, TypeError) as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
     return job
 
 
-_PATHS = {"checkpoint", "template_dir", "audio", "output", "audio_features", "audio_encoder", "onnx"}
+_PATHS = {"checkpoint", "template_dir", "audio", "output", "audio_features", "audio_encoder", "hubert_model", "onnx"}
 
 
 def read_jobs(path: str | os.PathLike[str]) -> list[Job]:

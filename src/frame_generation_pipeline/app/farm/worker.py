@@ -23,7 +23,7 @@ def load_pipeline(job: Job, device: str | None) -> FrameGenerationPipeline:
 
 def plan(pipeline: FrameGenerationPipeline, job: Job, scratch: Path) -> dict:
     """The job's features written to `scratch` (computed from its speech where asked), its frame count and fps."""
-    features = pipeline.features(job.audio_features, job.audio, job.audio_encoder)
+    features = pipeline.features(job.audio_features, job.audio, job.audio_encoder, job.hubert_model)
     frames = min(len(features), job.max_frames or len(features))
     path = scratch / "features.npy"
     write_feature_array(features.rows(), path, "npy")
