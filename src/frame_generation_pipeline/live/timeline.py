@@ -158,3 +158,13 @@ class SessionStats:
     idle_frames: int = 0
     dropped_frames: int = 0
     utterances: deque[UtteranceReport] = field(default_factory=lambda: deque(maxlen=KEPT_REPORTS))
+
+    def count(self, kind: str) -> None:
+        """Count one slot of `kind` ("speech", "idle" or "dropped")."""
+        self.slots += 1
+        if kind == "speech":
+            self.speech_frames += 1
+        elif kind == "idle":
+            self.idle_frames += 1
+        else:
+            self.dropped_frames += 1
