@@ -14,15 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio.mel import (
-    MEL_WINDOW,
-    N_MELS,
-    LogMelStream,
-    SpeechStages,
-    check_long_enough,
-    window_count,
-    window_start,
-)
+from ..audio.mel import MEL_WINDOW, N_MELS, LogMelStream, SpeechStages, check_long_enough, window_count, window_start
 from ..contract import AUDIO_WINDOW, get_mode
 
 if TYPE_CHECKING:  # the CLI reads live constants without loading torch

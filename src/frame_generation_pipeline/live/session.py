@@ -31,14 +31,7 @@ from .features import FeatureStream
 from .renderer import Renderer
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
 from .slots import Timeline
-from .timeline import (
-    DEFAULT_MARGIN,
-    Clock,
-    LiveFrame,
-    RealClock,
-    RenderRate,
-    SessionStats,
-)
+from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
 from .utterance import check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
