@@ -141,7 +141,10 @@ async def scenario_load(args: dict) -> dict:
     return found
 
 
+def main(scenarios: dict) -> None:
+    """Run the scenario named by argv[1] with the JSON settings in argv[2]; print its findings."""
+    print("RESULT " + json.dumps(asyncio.run(scenarios[sys.argv[1]](json.loads(sys.argv[2])))))
+
+
 if __name__ == "__main__":
-    settings = json.loads(sys.argv[2])
-    result = asyncio.run({"speak": scenario_speak, "load": scenario_load}[sys.argv[1]](settings))
-    print("RESULT " + json.dumps(result))
+    main({"speak": scenario_speak, "load": scenario_load})

@@ -203,6 +203,27 @@ def test_thirty_visitors_come_and_go_and_leave_nothing_behind(served):
     first, last = found["first"], found["last"]
     assert found["health_sessions"] == 0 and len(found["vanished_gone_s"]) == 10
     assert max(found["vanished_gone_s"]) < 60, "every vanished visitor was noticed and ended"
-    assert last["threads"] - last["executor_threads"] == first["threads"] - first["executor_threads"], found
-    assert last["fds"] <= first["fds"] + 2, found
+    # Margins: no session thread, and every other thread but the pools' (which start threads up to
+    # a bound as they are needed), is left; descriptors exactly as after the first (sockets, codecs
+    # and pipes all closed); 40 MiB of RSS for the allocator's arenas, which grow with concurrency
+    # and are not given back, where 29 leaked sessions (frames rendered ahead, codecs) would hold
+    # several MiB each.
+    assert last["session_threads"] == 0, found
+    assert last["threads"] - last["pool_threads"] == first["threads"] - first["pool_threads"], found
+    assert last["fds"] == first["fds"], found
     assert last["rss_mib"] <= first["rss_mib"] + 40, found
+
+
+def test_a_port_in_use_is_one_line_before_anything_is_loaded(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # Nothing named here exists: had anything been loaded first, its error would come instead.
+        result = subprocess.run([sys.executable, "-m", "frame_generation_pipeline", "serve", "--checkpoint",
+                                 str(tmp_path / "none.pth"), "--template-dir", str(tmp_path / "none"), "--audio-encoder",
+                                 str(tmp_path / "none_encoder.pth"), "--port", str(port)],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    expected = f"error: --port {port}: cannot listen on 127.0.0.1:{port} (Address already in use; is another server using it?)"
+    assert result.stderr.splitlines() == [expected]

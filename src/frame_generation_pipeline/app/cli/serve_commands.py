@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 
 from ...errors import ConfigurationError
@@ -43,7 +44,8 @@ def listen(host: str, port: int) -> socket.socket:
     except socket.gaierror as exc:
         raise ConfigurationError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
     except OSError as exc:
-        raise ConfigurationError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}; "
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigurationError(f"--port {port}: cannot listen on {host}:{port} ({reason}; "
                                  "is another server using it?)") from None
 
 

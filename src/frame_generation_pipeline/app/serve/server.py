@@ -58,6 +58,7 @@ class Visitor:
     session: StreamingSession
     media: SessionMedia
     tasks: list[asyncio.Task] = field(default_factory=list)
+    ending: bool = False
 
 
 @dataclass
@@ -251,15 +252,19 @@ class AvatarServer:
         return web.json_response({"session": visitor.id, "ended": True})
 
     async def _end(self, session_id: str, why: str) -> None:
-        visitor = self.visitors.pop(session_id, None)
-        if visitor is None:
+        """End a visitor's session: its session, pump, render thread, tracks and connection all stop
+        before it leaves the count (so /health says 0 only once everything is gone)."""
+        visitor = self.visitors.get(session_id)
+        if visitor is None or visitor.ending:
             return
+        visitor.ending = True
         visitor.media.stop()
         for task in visitor.tasks:
             task.cancel()
         with contextlib.suppress(Exception):
             await visitor.pc.close()
         await asyncio.to_thread(visitor.media.join, JOIN_SECONDS)
+        del self.visitors[session_id]
         logger.info("session %s ended: %s (%d left)", session_id, why, len(self.visitors))
 
     async def _shutdown(self, _app: web.Application) -> None:
