@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from .renderer import Renderer
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
 from .slots import Timeline
 from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
-from .utterance import check_samples, frames_for_samples
+from .utterance import Utterance, check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class StreamingSession:
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 
     @classmethod
-    def on(cls, shared: LiveModel, **options: object) -> StreamingSession:
+    def on(cls, shared: LiveModel, **options: Any) -> StreamingSession:
         """A session on a shared LiveModel (options as for the class)."""
         return cls(shared.model, shared.templates, shared.encoder, shared=shared, **options)
 
@@ -169,7 +170,7 @@ class StreamingSession:
             self._release()
         return frame
 
-    def work(self, utterance: object = None) -> bool:
+    def work(self, utterance: Utterance | None = None) -> bool:
         """One step of rendering (a real-time session whose caller drives it, as a test on a fake
         clock does); False when there was nothing to do."""
         self._start_clock()

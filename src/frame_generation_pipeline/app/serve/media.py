@@ -103,7 +103,8 @@ class SessionMedia:
                 if image is None:
                     image = self.session.template_image(slot.template)
                 previous = image
-                frames = [video_frame(image, slot.slot, self.width), *audio_frames(slot.audio, slot.slot)]
+                frames: list[av.VideoFrame | av.AudioFrame] = [video_frame(image, slot.slot, self.width),
+                                                               *audio_frames(slot.audio, slot.slot)]
                 if not self._send(frames):
                     return
                 if self.metrics is not None:

@@ -155,6 +155,8 @@ class AvatarServer:
             return _reason(400, f"expected an SDP offer, got type {kind!r}")
         if problem := offer_problem(sdp):
             return _reason(400, problem)
+        if self.live is None:
+            return _reason(503, "the server is still starting: try again in a few seconds")
         async with self._lock:
             if len(self.visitors) + self._joining >= self.settings.max_sessions:
                 return _reason(503, f"all {self.settings.max_sessions} sessions are in use: try again later")
