@@ -16,7 +16,7 @@ from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.app.serve.server import AvatarServer, ServerSettings
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
-from webrtc_client import Client, save
+from webrtc_client import Client, audio_steps, save
 
 
 async def start(args: dict, **settings) -> tuple[web.AppRunner, str, AvatarServer]:
@@ -65,12 +65,14 @@ async def scenario_speak(args: dict) -> dict:
         found["cpu"].append(cpu())
         async with http.get(f"{base}/health") as response:
             found["health"] = await response.json()
+        async with http.get(f"{base}/metrics") as response:
+            found["metrics"] = [response.status, response.headers["Content-Type"], await response.text()]
         found.update(await bad_requests(http, base, client.session))
         async with http.delete(f"{base}/session?session={client.session}") as response:
             found["delete"] = response.status
         await client.pc.close()
         found.update(save(client, args["out"]))
-        found["audio_pts_steps"] = sorted({b.pts - a.pts - a.samples for a, b in zip(client.audio, client.audio[1:])})
+        found["audio_pts_steps"] = audio_steps(client)
         async with http.get(f"{base}/health") as response:
             found["sessions_after"] = (await response.json())["sessions"]
     await runner.cleanup()
@@ -79,11 +81,19 @@ async def scenario_speak(args: dict) -> dict:
 
 async def bad_requests(http: aiohttp.ClientSession, base: str, session: str) -> dict:
     """Each abuse the server must answer with a status and a reason."""
+    probe = Client(base, http)
+    await probe.pc.setLocalDescription(await probe.pc.createOffer())
+    offer = probe.pc.localDescription.sdp
+    await probe.pc.close()
     answers = {}
     cases = {
         "offer_not_json": ("post", "/offer", {"data": b"hello"}),
         "offer_wrong_type": ("post", "/offer", {"json": {"sdp": "v=0", "type": "answer"}}),
         "offer_malformed_sdp": ("post", "/offer", {"json": {"sdp": "v=0\r\nthis is not sdp\r\n", "type": "offer"}}),
+        "offer_not_sdp": ("post", "/offer", {"json": {"sdp": "hello", "type": "offer"}}),
+        "offer_no_setup": ("post", "/offer", {"json": {"sdp": offer.replace("a=setup:actpass\r\n", ""),
+                                                        "type": "offer"}}),
+        "stats_no_session": ("get", "/stats", {}),
         "speak_not_audio": ("post", f"/speak?session={session}", {"data": b"definitely not audio" * 100}),
         "speak_empty": ("post", f"/speak?session={session}", {"data": b""}),
         "speak_too_large": ("post", f"/speak?session={session}", {"data": b"\0" * (21 << 20)}),
@@ -131,7 +141,10 @@ async def scenario_load(args: dict) -> dict:
     return found
 
 
+def main(scenarios: dict) -> None:
+    """Run the scenario named by argv[1] with the JSON settings in argv[2]; print its findings."""
+    print("RESULT " + json.dumps(asyncio.run(scenarios[sys.argv[1]](json.loads(sys.argv[2])))))
+
+
 if __name__ == "__main__":
-    settings = json.loads(sys.argv[2])
-    result = asyncio.run({"speak": scenario_speak, "load": scenario_load}[sys.argv[1]](settings))
-    print("RESULT " + json.dumps(result))
+    main({"speak": scenario_speak, "load": scenario_load})

@@ -340,3 +340,36 @@ def test_a_feathered_session_gives_the_feathered_offline_frames(world):
     assert all(np.array_equal(slot.image, frame) for slot, frame in zip(slots, expected))
     _, exact = _offline(world, samples, Recorder())
     assert not np.array_equal(expected[0], exact[0]), "the option reaches the paste"
+
+
+def test_sessions_on_one_live_model_share_its_cache_and_warm_up_and_take_fair_turns(world):
+    import threading
+
+    from frame_generation_pipeline.live.shared import FairTurns, LiveModel
+
+    model = Recorder()
+    live = LiveModel(model, world["templates"], world["encoder"])
+    sessions = [StreamingSession.on(live, batch_size=2, realtime=True, threaded=False) for _ in range(3)]
+    assert len(model.calls) == 2 * 2, "one warm-up (two timed batches of 2) for every session of the model"
+    assert sessions[1].rate == sessions[0].rate and sessions[1].rate is not sessions[0].rate, "each starts from a copy"
+    for session in sessions:
+        session.template_image(0)
+    assert (live.cache.misses, live.cache.hits) == (1, 2), "one prepared copy of a template for all sessions"
+    with pytest.raises(StreamError, match="another model"):
+        StreamingSession(Recorder(), world["templates"], world["encoder"], shared=live)
+    turns, order = FairTurns(), []
+
+    def take(name: str) -> None:
+        with turns.turn():
+            order.append(name)
+
+    with turns.turn():  # while the model is busy, three callers ask in this order
+        waiting = []
+        for name in ("a", "b", "c"):
+            waiting.append(threading.Thread(target=take, args=(name,)))
+            waiting[-1].start()
+            while turns._issued < len(waiting) + 1:  # this one holds its ticket before the next asks
+                threading.Event().wait(0.001)
+    for thread in waiting:
+        thread.join(5)
+    assert order == ["a", "b", "c"], "turns are served in the order they were asked for"

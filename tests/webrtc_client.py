@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +26,7 @@ class Client:
     def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
         self.base, self.http = base, http
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video, self.audio, self.tasks = [], [], []
+        self.video, self.audio, self.tasks, self.arrivals = [], [], [], []
         self.pc.addTransceiver("video", direction="recvonly")
         self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.on("track", lambda track: self.tasks.append(asyncio.ensure_future(self._read(track))))
@@ -33,7 +34,10 @@ class Client:
     async def _read(self, track) -> None:
         try:
             while True:
-                (self.video if track.kind == "video" else self.audio).append(await track.recv())
+                frame = await track.recv()
+                if track.kind == "video":
+                    self.arrivals.append(time.monotonic())
+                (self.video if track.kind == "video" else self.audio).append(frame)
         except Exception:
             return
 
@@ -54,12 +58,21 @@ class Client:
         return [self.video[-1].height, self.video[-1].width, 3] if self.video else None
 
 
+def audio_steps(client: Client) -> list[int]:
+    """The distinct gaps between one audio frame's end and the next one's start ([0]: contiguous)."""
+    return sorted({b.pts - a.pts - a.samples for a, b in zip(client.audio, client.audio[1:])})
+
+
 async def visit(args: dict) -> None:
     """A visitor in a process of its own: connects (speaks, if asked), reports its session and after
-    two seconds what it received, then waits to be killed."""
+    two seconds what it received, then waits to be killed. With "control", it connects when a line
+    "go" comes on stdin and reports its video arrival times and audio steps at the next line."""
     limit_ice_addresses(("127.0.0.1",))
+    lines = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http:
         client = Client(args["base"], http)
+        if args.get("control"):
+            await lines.run_in_executor(None, sys.stdin.readline)
         status, body = await client.connect()
         print(json.dumps({"status": status, "session": getattr(client, "session", None), "body": body}), flush=True)
         if status != 200:
@@ -67,6 +80,10 @@ async def visit(args: dict) -> None:
         if args.get("speak"):
             async with http.post(f"{args['base']}/speak?session={client.session}", data=Path(args["clip"]).read_bytes()):
                 pass
+        if args.get("control"):
+            await lines.run_in_executor(None, sys.stdin.readline)
+            print(json.dumps({"arrivals": client.arrivals, "audio_steps": audio_steps(client)}), flush=True)
+            await asyncio.sleep(600)
         await asyncio.sleep(2.0)
         print(json.dumps({"frames": len(client.video), "size": client.size()}), flush=True)
         await asyncio.sleep(600)

@@ -4,42 +4,43 @@ Producers (any thread) push 16 kHz audio: `push_audio` (open-ended speech; late 
 `say` (known length; the start waits until playback cannot stall), `end_of_speech`. The consumer
 takes slots with `next_frame`, iteration or `async for`. For one utterance from slot 0 the frames
 equal the offline render of the same speech (the exact backend bit for bit).
+
+A session is composed of a Timeline (slots.py: what is queued and shown), a Renderer (renderer.py:
+its utterances' features and frames), a driver (drivers.py: real time or simulation) and a LiveModel
+(shared.py: model, encoder, templates and their cache, possibly shared with other sessions).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
-import threading
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from ..checks import require_int
 from ..contract import SAMPLE_RATE
 from ..errors import StreamError
-from ..inputs.templates import TemplateSet, as_templates
+from ..inputs.templates import TemplateSet, as_templates, ping_pong_schedule
 from ..models.audio_encoder import AudioEncoder
 from ..models.hubert import HubertEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
-from ..render.prepared import PreparedCache
-from .features import HubertWindows, encoder_mode, stream_for
-from .rendering import Rendering
-from .timeline import DEFAULT_MARGIN, DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
+from .drivers import RealtimeDriver, SimulatedDriver
+from .features import HubertWindows, stream_for
+from .renderer import Renderer
+from .shared import DEFAULT_CACHE_BYTES, LiveModel
+from .slots import Timeline
+from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
 from .utterance import Utterance, check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
 
-_SILENCE = np.zeros(SLOT_SAMPLES, np.float32)
 
-
-class StreamingSession(Rendering):
+class StreamingSession:
     """A live avatar: one model and template set, one timeline of slots, utterances pushed as they come.
 
     Args:
@@ -55,6 +56,9 @@ class StreamingSession(Rendering):
         clock: the time source (default: the monotonic clock).
         margin: seconds of slack added to every start delay.
         start_frame: first template of the schedule, as for offline renders.
+        cache_bytes: budget of the prepared-template cache (when the session has its own).
+        shared: the LiveModel of `model`, `templates` and `encoder` that other sessions use too (its
+            cache, warm-up and turns at the model); None builds one of the session's own.
         blend: how the generated square joins the template, as for offline renders (the exact paste).
         hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
     """
@@ -70,33 +74,27 @@ class StreamingSession(Rendering):
         clock: Clock | None = None,
         margin: float = DEFAULT_MARGIN,
         start_frame: int = 0,
-        cache_bytes: int = 64 << 20,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        shared: LiveModel | None = None,
         blend: Blend = NO_BLEND,
         hubert: HubertWindows | None = None,
     ) -> None:
-        if model.mode.name != encoder_mode(encoder):
-            kind = "an ave checkpoint (its features come from the audio encoder)" if encoder_mode(encoder) == "ave" else \
-                "a hubert checkpoint (its features come from the hubert model)"
-            raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
-        templates.validate(list(range(start_frame, len(templates))))
+        if shared is not None and (shared.model is not model or shared.templates is not templates
+                                   or shared.encoder is not encoder):
+            raise StreamError("`shared` is a LiveModel of another model, template set or encoder")
+        ping_pong_schedule(0, len(templates), start_frame)  # refuses a start frame outside the templates
+        self._owns_live = shared is None
+        self.live = shared or LiveModel(model, templates, encoder, cache_bytes)
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = max(batch_size or 1, model.streams)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
-        self.margin, self.start_frame, self.blend, self.hubert = margin, start_frame, blend, hubert
-        self._renderer: threading.Thread | None = None
-        self.rate = RenderRate()
-        self.stats = SessionStats()
-        self._cache = PreparedCache(templates, cache_bytes)
-        self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
-        self._changed = threading.Condition()
-        if realtime:
-            self._warm_up()
-        self._segments: deque[Utterance | list[int]] = deque()  # utterances, and [n] for n idle slots
-        self._open: Utterance | None = None
-        self._next_id = 0
-        self._slot = 0
-        self._anchor: float | None = None
-        self._closed = False
+        self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
+        self.timeline = Timeline(self.clock, len(templates), start_frame)
+        rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
+        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate)
+        self.driver: RealtimeDriver | SimulatedDriver = (
+            RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)
+            if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend))
 
     @classmethod
     def from_pipeline(
@@ -109,34 +107,36 @@ class StreamingSession(Rendering):
         options.setdefault("batch_size", pipeline.generator.batch_size)
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 
+    @classmethod
+    def on(cls, shared: LiveModel, **options: Any) -> StreamingSession:
+        """A session on a shared LiveModel (options as for the class)."""
+        return cls(shared.model, shared.templates, shared.encoder, shared=shared, **options)
+
+    @property
+    def stats(self) -> SessionStats:
+        """Counts and timings so far."""
+        return self.timeline.stats
+
+    @property
+    def rate(self) -> RenderRate:
+        """The session's measure of its rendering speed."""
+        return self.renderer.rate
+
     # --- producers --------------------------------------------------------------------------
 
     def push_audio(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
         """Add speech to the open utterance (opening one): 16 kHz mono float32 in [-1, 1] or int16."""
-        data = check_samples(samples, sample_rate)
-        with self._changed:
-            self._check_open()
-            if self._open is None:
-                self._open = self._new_utterance(DROP)
-            self._open.add(data)
-            self._changed.notify_all()
+        self.timeline.push(check_samples(samples, sample_rate), lambda: stream_for(self.encoder, False, self.hubert))
 
     def end_of_speech(self) -> None:
         """Close the open utterance: its last frames are rendered with the end's padding."""
-        with self._changed:
-            self._end_open()
+        self.timeline.end_open()
 
     def say(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
         """Queue a whole utterance (known length); return its duration in seconds."""
         data = check_samples(samples, sample_rate)
         frames_for_samples(len(data), "<speech>")  # refuses speech shorter than 0.2 s now, not later
-        with self._changed:
-            self._check_open()
-            self._end_open()
-            utterance = self._new_utterance(DELAY)
-            utterance.add(data)
-            utterance.end()
-            self._changed.notify_all()
+        self.timeline.say(data, stream_for(self.encoder, True, self.hubert))
         return len(data) / SAMPLE_RATE
 
     def idle(self, frames: int) -> None:
@@ -145,39 +145,22 @@ class StreamingSession(Rendering):
         frames = require_int(frames, "frames", 0)
         if self.realtime:
             raise StreamError("idle slots are queued only in a simulation; in real time the clock makes them")
-        with self._changed:
-            self._check_open()
-            self._end_open()
-            if frames:
-                self._segments.append([frames])
-            self._changed.notify_all()
+        self.timeline.idle(frames)
 
     def close(self, drain: bool = True) -> None:
         """End the session: an open utterance is ended; slots already queued can still be taken
         (`drain`), or are dropped (a viewer that has gone)."""
-        with self._changed:
-            self._end_open()
-            if not drain:
-                self._segments.clear()
-            self._closed = True
-            self._changed.notify_all()
+        self.timeline.close(drain)
 
-    def _end_open(self) -> None:
-        """End the utterance producers are pushing into, if there is one (the lock is held)."""
-        if self._open is not None:
-            self._open.end()
-            self._open = None
-            self._changed.notify_all()
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait up to `timeout` seconds for the session's render thread to end (after `close`)."""
+        if isinstance(self.driver, RealtimeDriver):
+            self.driver.join(timeout)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StreamError("the session is closed: no more audio can be pushed")
-
-    def _new_utterance(self, policy: str) -> Utterance:
-        utterance = Utterance(self._next_id, policy, self.clock.now(), stream_for(self.encoder, policy == DELAY, self.hubert))
-        self._next_id += 1
-        self._segments.append(utterance)
-        return utterance
+    def _release(self) -> None:
+        """Nothing renders any more: a LiveModel of the session's own lets its threads go."""
+        if self._owns_live:
+            self.live.close()
 
     # --- the consumer -----------------------------------------------------------------------
 
@@ -186,35 +169,16 @@ class StreamingSession(Rendering):
         simulation, when `timeout` seconds pass with nothing to show). In real time the call
         returns when the slot is due and never renders: a frame not finished by then is dropped."""
         self._start_clock()
-        deadline = None if timeout is None else self.clock.now() + timeout
-        while True:
-            with self._changed:
-                segment = self._segments[0] if self._segments else None
-                if segment is None and self._closed:
-                    if self._renderer is None:
-                        self._network.shutdown(wait=False)
-                    return None
-                if segment is None and not self.realtime:
-                    if not self._changed.wait(None if deadline is None else max(deadline - self.clock.now(), 0)):
-                        return None
-                    continue
-            if segment is None or isinstance(segment, list) or self._before_start(segment):
-                return self._emit(self._idle_slot(segment))
-            i = self._slot - segment.start_slot
-            if self.realtime:
-                self.clock.sleep(self._due(self._slot) - self.clock.now())
-            elif not segment.has_frame(i) and not segment.done(i):
-                if self.work(segment):
-                    continue
-                if not self._wait_for_audio(segment, deadline):
-                    return None
-                continue
-            if segment.done(i):
-                with self._changed:
-                    self._segments.popleft()
-                continue
-            due = self._due(self._slot) if self.realtime else math.inf
-            return self._emit(segment.take(i, self._slot, self._template(self._slot), due, self._compose))
+        frame = self.driver.next_frame(timeout)
+        if frame is None and self.timeline.drained() and not self.driver.rendering():
+            self._release()
+        return frame
+
+    def work(self, utterance: Utterance | None = None) -> bool:
+        """One step of rendering (a real-time session whose caller drives it, as a test on a fake
+        clock does); False when there was nothing to do."""
+        self._start_clock()
+        return self.driver.work(utterance)
 
     def __iter__(self) -> Iterator[LiveFrame]:
         """Every slot in order until the session is closed and drained."""
@@ -228,75 +192,24 @@ class StreamingSession(Rendering):
             yield frame
 
     def _start_clock(self) -> None:
-        if self._anchor is None:
-            self._anchor = self.clock.now()
-            if self.realtime and self.threaded:
-                self._renderer = threading.Thread(target=self._render_loop, name="live-render", daemon=True)
-                self._renderer.start()
+        if self.timeline.start_clock():
+            self.driver.start()
 
     def due(self, slot: int) -> float:
         """Clock time at which slot `slot` is shown (real time only)."""
         self._start_clock()
-        return self._due(slot)
-
-    def _due(self, slot: int) -> float:
-        return self._anchor + slot / FPS
+        return self.timeline.due(slot)
 
     @property
     def next_slot(self) -> int:
         """The slot the next `next_frame` call returns."""
-        return self._slot
+        return self.timeline.slot
 
-    def _emit(self, frame: LiveFrame) -> LiveFrame:
-        if self.realtime:
-            self.clock.sleep(self._due(frame.slot) - self.clock.now())
-        self._slot += 1
-        self.stats.slots += 1
-        counter = {"speech": "speech_frames", "idle": "idle_frames", "dropped": "dropped_frames"}[frame.kind]
-        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-        return frame
-
-    def _idle_slot(self, segment: Utterance | list[int] | None) -> LiveFrame:
-        if isinstance(segment, list):
-            with self._changed:
-                segment[0] -= 1
-                if segment[0] <= 0:
-                    self._segments.popleft()
-        template = self._template(self._slot)
-        return LiveFrame(self._slot, "idle", self.template_image(template), _SILENCE, template)
-
-    def _before_start(self, utterance: Utterance) -> bool:
-        """True while the timeline is before the utterance's first slot (assigned on first sight)."""
-        self._place(utterance)
-        return self._slot < utterance.start_slot
-
-    def _place(self, utterance: Utterance, not_before: int | None = None) -> None:
-        """Give the utterance its first slot: the next free one, or in real time its policy's delay
-        after its first sample (and never before `not_before`, the previous utterance's end)."""
-        with self._changed:
-            if utterance.start_slot is not None:
-                return
-            first = max(self._slot, not_before or 0)
-            if self.realtime:
-                delay = start_delay(utterance.policy, utterance.known_frames(), self.rate, self.margin)
-                delay += utterance.features.extra_lookahead_seconds
-                start = max(first, math.ceil((utterance.arrived + delay - self._anchor) * FPS))
-                utterance.start(start, self._due(start) - utterance.arrived)
-            else:  # a simulation: latency counts from the utterance's turn, not from when it was queued
-                utterance.arrived = max(utterance.arrived, self.clock.now())
-                utterance.start(first, 0.0)
-            self.stats.utterances.append(utterance.report)
-
-    def _wait_for_audio(self, utterance: Utterance, deadline: float | None) -> bool:
-        """Wait until more speech (or its end) arrives; False if `deadline` passed first."""
-        with self._changed:
-            if utterance.more_audio_pending():
-                return True
-            remaining = None if deadline is None else max(deadline - self.clock.now(), 0)
-            return self._changed.wait(remaining)
+    def template_image(self, template: int) -> np.ndarray:
+        """The decoded image of template `template` (what an idle slot shows)."""
+        return self.live.template_image(template)
 
     def state_bytes(self) -> int:
-        """Memory the session holds for frames, speech and templates (bounded; see docs/live.md)."""
-        with self._changed:
-            utterances = [segment for segment in self._segments if isinstance(segment, Utterance)]
-        return self._cache.nbytes + sum(utterance.state_bytes() for utterance in utterances)
+        """Memory the session holds for frames, speech and templates (bounded; see docs/live.md);
+        a shared cache is counted in full (it is the same for every session that shares it)."""
+        return self.live.cache.nbytes + sum(utterance.state_bytes() for utterance in self.timeline.utterances())

@@ -163,3 +163,12 @@ class SessionStats:
     def first_frame_latency_s(self) -> float | None:
         """The first speech frame's latency of the earliest kept utterance that showed one (None before)."""
         return next((u.first_frame_latency_s for u in self.utterances if u.first_frame_latency_s is not None), None)
+    def count(self, kind: str) -> None:
+        """Count one slot of `kind` ("speech", "idle" or "dropped")."""
+        self.slots += 1
+        if kind == "speech":
+            self.speech_frames += 1
+        elif kind == "idle":
+            self.idle_frames += 1
+        else:
+            self.dropped_frames += 1

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 
+from ...errors import ConfigurationError
 from ...live.timeline import DEFAULT_MARGIN
 from .arguments import add_audio_model, add_blend, add_model, blend_options, non_negative_float, positive_int, subcommand
 from .render_commands import pipeline_from
@@ -23,6 +26,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ...inputs.templates import TemplateSet
     from ...render.blend import Blend
 
+    listener = listen(args.host, args.port)  # a port in use is one line, before anything is loaded
     templates = TemplateSet.from_folder(args.template_dir, args.parsing)
     blend = Blend.from_settings(blend_options(args))  # checked before the model loads
     pipeline = pipeline_from(args)
@@ -30,9 +34,20 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.parsing,
                               args.start_margin, blend)
     server = AvatarServer(pipeline, templates, encoder, settings)
-    web.run_app(server.app(), host=args.host, port=args.port, print=None if args.quiet else print,
-                handle_signals=True)
+    web.run_app(server.app(), sock=listener, print=None if args.quiet else print, handle_signals=True)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port; ConfigurationError naming --host/--port when it cannot be had."""
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigurationError(f"--port {port}: cannot listen on {host}:{port} ({reason}; "
+                                 "is another server using it?)") from None
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -17,7 +17,8 @@ from aiortc.mediastreams import MediaStreamError
 from ...contract import SAMPLE_RATE
 from ...errors import StreamError
 from ...live.session import StreamingSession
-from ...live.timeline import FPS, SLOT_SAMPLES, LiveFrame
+from ...live.timeline import FPS, SLOT_SAMPLES
+from .metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +80,13 @@ def audio_frames(samples: np.ndarray, slot: int) -> list[av.AudioFrame]:
 
 
 class SessionMedia:
-    """The tracks of one session and the thread that takes its slots when they are due."""
+    """The tracks of one session and the thread that takes its slots when they are due and turns
+    them into av frames (off the event loop, which only queues them)."""
 
-    def __init__(self, session: StreamingSession, loop: asyncio.AbstractEventLoop, width: int | None = None) -> None:
-        self.session, self.loop, self.width = session, loop, width
+    def __init__(self, session: StreamingSession, loop: asyncio.AbstractEventLoop, width: int | None = None,
+                 metrics: ServerMetrics | None = None) -> None:
+        self.session, self.loop, self.width, self.metrics = session, loop, width, metrics
         self.video, self.audio = SlotTrack("video", _QUEUE_SLOTS), SlotTrack("audio", 2 * _QUEUE_SLOTS)
-        self._previous: np.ndarray | None = None
         self._pump = threading.Thread(target=self._run, name="session-pump", daemon=True)
 
     def start(self) -> None:
@@ -93,31 +95,56 @@ class SessionMedia:
             self._pump.start()
 
     def _run(self) -> None:
+        previous: np.ndarray | None = None
+        latest_utterance: int | None = None
         try:
             for slot in self.session:
-                self.loop.call_soon_threadsafe(self._deliver, slot)
-            self.loop.call_soon_threadsafe(self._deliver, None)
-        except RuntimeError:  # the event loop has closed: the server is gone
-            pass
+                image = slot.image if slot.image is not None else previous
+                if image is None:
+                    image = self.session.template_image(slot.template)
+                previous = image
+                frames: list[av.VideoFrame | av.AudioFrame] = [video_frame(image, slot.slot, self.width),
+                                                               *audio_frames(slot.audio, slot.slot)]
+                if not self._send(frames):
+                    return
+                if self.metrics is not None:
+                    first = slot.kind == "speech" and slot.utterance != latest_utterance
+                    latest_utterance = slot.utterance if first else latest_utterance
+                    self.metrics.slot(slot.kind, self._latency(slot.utterance) if first else None)
+            self._send(None)
         except Exception:  # a failing session must not take the server with it
             logger.exception("session pump stopped")
 
-    def _deliver(self, slot: LiveFrame | None) -> None:
-        if slot is None:
+    def _latency(self, utterance: int | None) -> float | None:
+        reports = list(self.session.stats.utterances)  # a copy: the render thread appends to it
+        return next((report.first_frame_latency_s for report in reports if report.utterance == utterance), None)
+
+    def _send(self, frames: list[av.VideoFrame | av.AudioFrame] | None) -> bool:
+        """Hand a slot's frames (None: the end) to the event loop; False once that loop has closed."""
+        try:
+            self.loop.call_soon_threadsafe(self._deliver, frames)
+        except RuntimeError:  # the event loop has closed: the server is gone
+            return False
+        return True
+
+    def _deliver(self, frames: list[av.VideoFrame | av.AudioFrame] | None) -> None:
+        if frames is None:
             self.video.offer(None)
             self.audio.offer(None)
             return
-        image = slot.image if slot.image is not None else self._previous
-        if image is None:
-            image = self.session.template_image(slot.template)
-        self._previous = image
-        self.video.offer(video_frame(image, slot.slot, self.width))
-        for frame in audio_frames(slot.audio, slot.slot):
+        self.video.offer(frames[0])
+        for frame in frames[1:]:
             self.audio.offer(frame)
 
     def stop(self) -> None:
         """End the session at once (what was queued is dropped); the pump and the tracks end."""
         self.session.close(drain=False)
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait up to `timeout` seconds for the pump and the session's render thread to end."""
+        if self._pump.ident is not None:
+            self._pump.join(timeout)
+        self.session.join(timeout)
 
 
 async def feed_microphone(track: MediaStreamTrack, session: StreamingSession) -> None:

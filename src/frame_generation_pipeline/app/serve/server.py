@@ -1,9 +1,13 @@
 """`frame-gen serve`: the live avatar over WebRTC (aiohttp + aiortc) and the page to talk through it.
 
 One model, template set and audio encoder are loaded once and shared; each visitor gets a session
-of its own (schedule, streaming state, tracks). Routes: `GET /` the page, `GET /health`,
-`POST /offer`, `POST /speak?session=ID`, `GET /stats?session=ID`, `DELETE /session?session=ID`.
-Every bad request is answered with a status and a one-line JSON reason; the others go on.
+of its own (timeline, streaming state, tracks) on one LiveModel: one prepared-template cache, one
+warm-up and fair turns at the model for all. Nothing slow runs on the event loop: the LiveModel is
+built and warmed up in a worker thread when the server starts, sessions are made in one, and each
+session's frames are converted in its pump thread. Routes: `GET /` the page, `GET /health`,
+`GET /metrics`, `POST /offer`, `POST /speak?session=ID`, `GET /stats?session=ID`,
+`DELETE /session?session=ID`. Every bad request is answered with a status and a one-line JSON
+reason; the others go on.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import aioice.ice
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
@@ -28,21 +31,23 @@ from ...contract import SAMPLE_RATE
 from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
+from ...live.shared import LiveModel
 from ...live.timeline import DEFAULT_MARGIN
 from ...models.audio_encoder import AudioEncoder
 from ...pipeline import FrameGenerationPipeline
 from ...render.blend import NO_BLEND, Blend
-from .ice import limit_ice_addresses
+from .ice import CONSENT_INTERVAL, configure_ice
 from .media import SessionMedia, feed_microphone
+from .metrics import CONTENT_TYPE, ServerMetrics
+from .sdp import ADVICE, offer_problem
 
 logger = logging.getLogger(__name__)
 
 #: Largest upload to /speak, and the longest speech it may hold.
 MAX_UPLOAD_BYTES = 20 << 20
 MAX_SPEECH_SECONDS = 120.0
-#: How often a visitor is asked for consent, and how many misses end its session: a visitor that
-#: vanished without a goodbye is gone in about 6 s (aioice's defaults: 5 s and 6, half a minute).
-CONSENT_INTERVAL, CONSENT_FAILURES = 2, 3
+#: Seconds an ended session's threads are given to stop.
+JOIN_SECONDS = 5.0
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Visitor:
     session: StreamingSession
     media: SessionMedia
     tasks: list[asyncio.Task] = field(default_factory=list)
+    ending: bool = False
 
 
 @dataclass
@@ -67,6 +73,7 @@ class ServerSettings:
     use_parsing: bool = False
     start_margin: float = DEFAULT_MARGIN
     blend: Blend = NO_BLEND
+    consent_interval: float = CONSENT_INTERVAL
 
 
 class AvatarServer:
@@ -76,10 +83,10 @@ class AvatarServer:
                  settings: ServerSettings) -> None:
         self.pipeline, self.templates, self.encoder, self.settings = pipeline, templates, encoder, settings
         self.visitors: dict[str, Visitor] = {}
-        self._lock = asyncio.Lock()
-        if settings.ice_addresses:
-            limit_ice_addresses(settings.ice_addresses)
-        aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = CONSENT_INTERVAL, CONSENT_FAILURES
+        self.metrics = ServerMetrics(lambda: len(self.visitors))
+        self.live: LiveModel | None = None
+        self._lock = asyncio.Lock()  # guards the count of visitors (and of those joining), nothing slow
+        self._joining = 0
 
     def app(self) -> web.Application:
         """The aiohttp application."""
@@ -88,12 +95,28 @@ class AvatarServer:
         app.router.add_get("/", lambda _request: web.FileResponse(static / "index.html"))
         app.router.add_static("/static/", static)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.metrics_text)
         app.router.add_post("/offer", self.offer)
         app.router.add_post("/speak", self.speak)
         app.router.add_get("/stats", self.stats)
         app.router.add_delete("/session", self.delete)
+        app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         return app
+
+    async def _start(self, _app: web.Application) -> None:
+        """Install the ICE settings (once, process-wide: see ice.py), then build and warm up the
+        shared LiveModel in a worker thread."""
+        configure_ice(self.settings.ice_addresses, self.settings.consent_interval)
+        self.live = await asyncio.to_thread(self._warmed_up)
+
+    def _warmed_up(self) -> LiveModel:
+        live = LiveModel(self.pipeline.model, self.templates, self.encoder, on_batch=self.metrics.batch)
+        live.warm_up(self._batch_size())
+        return live
+
+    def _batch_size(self) -> int:
+        return max(self.pipeline.generator.batch_size, self.pipeline.model.streams)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
@@ -119,6 +142,10 @@ class AvatarServer:
         return web.json_response({"status": "ok", "sessions": len(self.visitors), "max_sessions": self.settings.max_sessions,
                                   "backend": self.pipeline.backend, "device": self.pipeline.device})
 
+    async def metrics_text(self, _request: web.Request) -> web.Response:
+        """Sessions, frames rendered, shown and dropped, first-frame latency, render seconds (Prometheus)."""
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     async def offer(self, request: web.Request) -> web.Response:
         """Start a session from the browser's SDP offer; answer with ours and the session id."""
         try:
@@ -128,26 +155,35 @@ class AvatarServer:
             return _reason(400, 'expected JSON {"sdp": ..., "type": "offer"}')
         if kind != "offer" or not isinstance(sdp, str):
             return _reason(400, f"expected an SDP offer, got type {kind!r}")
+        if problem := offer_problem(sdp):
+            return _reason(400, problem)
+        if self.live is None:
+            return _reason(503, "the server is still starting: try again in a few seconds")
         async with self._lock:
-            if len(self.visitors) >= self.settings.max_sessions:
+            if len(self.visitors) + self._joining >= self.settings.max_sessions:
                 return _reason(503, f"all {self.settings.max_sessions} sessions are in use: try again later")
-            visitor = self._new_visitor()
+            self._joining += 1
+        try:
+            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self._batch_size(),
+                                              realtime=True, margin=self.settings.start_margin,
+                                              blend=self.settings.blend)
+        finally:
+            async with self._lock:
+                self._joining -= 1
+        visitor = self._new_visitor(session)
         try:
             await visitor.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await visitor.pc.setLocalDescription(await visitor.pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError and others for SDP it cannot use
             await self._end(visitor.id, "refused offer")
-            return _reason(400, f"malformed or unusable SDP offer ({first_line(exc)})")
+            return _reason(400, f"the SDP offer could not be negotiated (no codec or transport in common: {first_line(exc)}): {ADVICE}")
         logger.info("session %s started (%d of %d)", visitor.id, len(self.visitors), self.settings.max_sessions)
         return web.json_response({"sdp": visitor.pc.localDescription.sdp, "type": "answer", "session": visitor.id})
 
-    def _new_visitor(self) -> Visitor:
+    def _new_visitor(self, session: StreamingSession) -> Visitor:
         session_id = uuid.uuid4().hex[:12]
-        session = StreamingSession(self.pipeline.model, self.templates, self.encoder,
-                                   batch_size=self.pipeline.generator.batch_size, realtime=True,
-                                   margin=self.settings.start_margin, blend=self.settings.blend)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width)
+        media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width, self.metrics)
         visitor = Visitor(session_id, pc, session, media)
         video = pc.addTransceiver(media.video, direction="sendonly")
         codecs = RTCRtpSender.getCapabilities("video").codecs
@@ -172,8 +208,10 @@ class AvatarServer:
 
     def _visitor(self, request: web.Request) -> Visitor:
         session_id = request.query.get("session", "")
+        if not session_id:
+            raise web.HTTPBadRequest(reason="the session parameter is missing: give ?session=ID (from POST /offer)")
         if session_id not in self.visitors:
-            raise web.HTTPNotFound(reason=f"no session {session_id!r}" if session_id else "give ?session=ID")
+            raise web.HTTPNotFound(reason=f"no session {session_id!r}")
         return self.visitors[session_id]
 
     async def speak(self, request: web.Request) -> web.Response:
@@ -217,19 +255,26 @@ class AvatarServer:
         return web.json_response({"session": visitor.id, "ended": True})
 
     async def _end(self, session_id: str, why: str) -> None:
-        visitor = self.visitors.pop(session_id, None)
-        if visitor is None:
+        """End a visitor's session: its session, pump, render thread, tracks and connection all stop
+        before it leaves the count (so /health says 0 only once everything is gone)."""
+        visitor = self.visitors.get(session_id)
+        if visitor is None or visitor.ending:
             return
+        visitor.ending = True
         visitor.media.stop()
         for task in visitor.tasks:
             task.cancel()
         with contextlib.suppress(Exception):
             await visitor.pc.close()
+        await asyncio.to_thread(visitor.media.join, JOIN_SECONDS)
+        del self.visitors[session_id]
         logger.info("session %s ended: %s (%d left)", session_id, why, len(self.visitors))
 
     async def _shutdown(self, _app: web.Application) -> None:
         for session_id in list(self.visitors):
             await self._end(session_id, "server stopping")
+        if self.live is not None:
+            self.live.close()
 
 
 def _reason(status: int, reason: str) -> web.Response:

@@ -1,0 +1,53 @@
+"""The server's Prometheus metrics (GET /metrics): sessions, frames rendered, shown and dropped,
+latency to the first frame of each utterance, and seconds spent in network batches.
+
+Each server has a CollectorRegistry of its own (not prometheus-client's global one), so several
+servers can live in one process (as in the tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+#: The text exposition format's content type (prometheus-client's latest text version).
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServerMetrics:
+    """The metrics of one server; `sessions` says how many visitors are connected."""
+
+    def __init__(self, sessions: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        gauge = Gauge("fgp_sessions", "Visitors connected now", registry=self.registry)
+        gauge.set_function(sessions)
+        self._rendered = Counter("fgp_frames_rendered", "Speech frames rendered by the network", registry=self.registry)
+        self._shown = Counter("fgp_frames_shown", "Slots sent to visitors with an image of their own, by kind "
+                              "(speech, idle)", ["kind"], registry=self.registry)
+        self._dropped = Counter("fgp_frames_dropped", "Speech slots not rendered in time (the previous image "
+                                "was repeated)", registry=self.registry)
+        self._latency = Histogram("fgp_first_frame_latency_seconds", "From an utterance's first sample to its "
+                                  "first frame rendered", buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self._render = Histogram("fgp_render_seconds", "Seconds per network batch (waiting for the model's turn "
+                                 "included)", buckets=_BATCH_BUCKETS, registry=self.registry)
+
+    def batch(self, frames: int, seconds: float) -> None:
+        """A network batch of `frames` took `seconds` (called from render threads)."""
+        self._rendered.inc(frames)
+        self._render.observe(seconds)
+
+    def slot(self, kind: str, first_frame_latency: float | None = None) -> None:
+        """A slot of `kind` was sent; the latency of its utterance when it is that one's first frame."""
+        if kind == "dropped":
+            self._dropped.inc()
+        else:
+            self._shown.labels(kind).inc()
+        if first_frame_latency is not None:
+            self._latency.observe(first_frame_latency)
+
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus' text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,135 @@
+"""What every live session of one model shares: the model (its turns handed out fairly), the audio
+encoder, the template set with its one bounded cache of prepared templates, and one warm-up.
+
+A server builds one `LiveModel` and gives it to each visitor's session, so that N visitors hold one
+copy of the prepared templates, the model warms up once, and sessions that have speech to render
+take turns at the network in order of arrival (each of N speaking sessions gets about 1/N of the
+render rate; an idle session asks for no turn at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+
+from ..contract import INPUT_SHAPE
+from ..errors import StreamError
+from ..inputs.templates import TemplateSet
+from ..models.audio_encoder import AudioEncoder
+from ..render.arithmetic import paste_generated_region
+from ..render.blend import NO_BLEND, Blend
+from ..render.generator import InferenceModel
+from ..render.prepared import PreparedCache
+from .features import encoder_mode, warm_up
+from .timeline import Clock, RealClock, RenderRate
+
+#: Default budget of the prepared-template cache (shared by every session of a LiveModel).
+DEFAULT_CACHE_BYTES = 64 << 20
+
+
+class FairTurns:
+    """Turns at a shared resource, served strictly in order of asking (a ticket queue)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._issued = self._serving = 0
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for this caller's turn and hold it for the `with` block."""
+        with self._changed:
+            ticket, self._issued = self._issued, self._issued + 1
+            self._changed.wait_for(lambda: self._serving == ticket)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._serving += 1
+                self._changed.notify_all()
+
+
+class LiveModel:
+    """The model, encoder and templates of live sessions, with the state they can share.
+
+    Args:
+        model: a loaded ave backend.
+        templates: the template folder (checked here once, for every session).
+        encoder: the ave audio encoder.
+        cache_bytes: budget of the prepared-template cache.
+        on_batch: called with (frames, seconds) after every network batch (a server's metrics).
+    """
+
+    def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: AudioEncoder,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None) -> None:
+        if model.mode.name != encoder_mode(encoder):
+            kind = "an ave checkpoint (its features come from the audio encoder)" if encoder_mode(encoder) == "ave" else \
+                "a hubert checkpoint (its features come from the hubert model)"
+            raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
+        templates.validate(list(range(len(templates))))
+        self.model, self.templates, self.encoder, self.on_batch = model, templates, encoder, on_batch
+        self.cache = PreparedCache(templates, cache_bytes)
+        self.turns = FairTurns()
+        self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
+        self._warm_up_lock = threading.Lock()
+        self._measured: dict[int, RenderRate] = {}
+
+    def template_image(self, template: int) -> np.ndarray:
+        """The decoded image of template `template` (what an idle slot shows)."""
+        return self.cache.get(template).template.image
+
+    def compose(self, template: int, pixels: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
+        """Generated 320x320 pixels pasted into template `template`'s frame, joined as `blend` says."""
+        prepared = self.cache.get(template)
+        return paste_generated_region(prepared.template.image, pixels, prepared.template.box,
+                                      resized_crop=prepared.resized_crop, parsing=prepared.template.parsing, blend=blend)
+
+    def network_inputs(self, templates: list[int]) -> np.ndarray:
+        """The network image inputs (B, 6, 320, 320) of the given templates."""
+        return np.stack([self.cache.get(template).network_input for template in templates])
+
+    def infer(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """The network on a batch, in the caller's turn, split over the model's streams, which run
+        at once from their own threads (as in the offline generator)."""
+        with self.turns.turn():
+            parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
+            if len(parts) == 1:
+                return self.model.run(images, audio)
+            calls = [self._network.submit(self.model.run, images[part], audio[part]) for part in parts]
+            return np.concatenate([call.result() for call in calls])
+
+    def batch_done(self, frames: int, seconds: float) -> None:
+        """Report a finished batch to `on_batch`, if one was given."""
+        if self.on_batch is not None:
+            self.on_batch(frames, seconds)
+
+    def warm_up(self, batch_size: int, clock: Clock | None = None) -> RenderRate:
+        """A fresh RenderRate seeded by timing one batch of the network and one audio encoder
+        window; measured once per batch size (the second of two calls: a first call also pays for
+        its set-up), later sessions get a copy."""
+        with self._warm_up_lock:
+            if batch_size not in self._measured:
+                self._measured[batch_size] = self._measure(batch_size, clock or RealClock())
+            return replace(self._measured[batch_size])
+
+    def _measure(self, batch_size: int, clock: Clock) -> RenderRate:
+        rate = RenderRate()
+        images = np.zeros((batch_size, *INPUT_SHAPE), np.float32)
+        audio = np.zeros((batch_size, *self.model.mode.audio_shape), np.float32)
+        for timed in (False, True):
+            started = clock.now()
+            self.infer(images, audio)
+            network = clock.now()
+            frames = warm_up(self.encoder)
+            if timed:
+                rate.add(network - started, batch_size)
+                rate.add_encoding(clock.now() - network, frames)
+        return rate
+
+    def close(self) -> None:
+        """Let the network threads go (when no session uses the model any more)."""
+        self._network.shutdown(wait=False)

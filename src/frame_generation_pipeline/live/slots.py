@@ -1,0 +1,178 @@
+"""The timeline of one live session: what is queued (utterances and idle runs), the slot shown next,
+the clock's anchor, where each utterance starts, and the counts of what was shown."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import StreamError
+from ..inputs.templates import ping_pong_index
+from .features import FeatureStream
+from .timeline import DELAY, DROP, FPS, Clock, LiveFrame, SessionStats
+from .utterance import Utterance
+
+
+@dataclass
+class IdleRun:
+    """Idle slots queued by a simulation (`remaining` of them still to show)."""
+
+    remaining: int
+
+
+Segment = Utterance | IdleRun
+
+
+class Timeline:
+    """Segments in slot order, filled by producers and emptied by the consumer, under one lock.
+
+    `changed` is that lock; it is notified whenever something is queued, ended or closed.
+    """
+
+    def __init__(self, clock: Clock, template_count: int, start_frame: int) -> None:
+        self.clock, self.template_count, self.start_frame = clock, template_count, start_frame
+        self.changed = threading.Condition()
+        self.stats = SessionStats()
+        self.slot = 0
+        self.anchor: float | None = None
+        self.closed = False
+        self._segments: deque[Segment] = deque()
+        self._open: Utterance | None = None
+        self._next_id = 0
+
+    # --- producers --------------------------------------------------------------------------
+
+    def push(self, samples: np.ndarray, features: Callable[[], FeatureStream]) -> None:
+        """Add speech to the open utterance (opening one, under the drop policy)."""
+        with self.changed:
+            self._check_open()
+            if self._open is None:
+                self._open = self._new_utterance(DROP, features())
+            self._open.add(samples)
+            self.changed.notify_all()
+
+    def say(self, samples: np.ndarray, features: FeatureStream) -> None:
+        """Queue a whole utterance (the delay policy) after ending the open one."""
+        with self.changed:
+            self._check_open()
+            self.end_open()
+            utterance = self._new_utterance(DELAY, features)
+            utterance.add(samples)
+            utterance.end()
+            self.changed.notify_all()
+
+    def idle(self, frames: int) -> None:
+        """End the open utterance, then queue `frames` idle slots (none for 0)."""
+        with self.changed:
+            self._check_open()
+            self.end_open()
+            if frames:
+                self._segments.append(IdleRun(frames))
+            self.changed.notify_all()
+
+    def end_open(self) -> None:
+        """End the utterance producers are pushing into, if there is one."""
+        with self.changed:
+            if self._open is not None:
+                self._open.end()
+                self._open = None
+                self.changed.notify_all()
+
+    def close(self, drain: bool) -> None:
+        """No more speech: queued slots can still be taken (`drain`), or are dropped."""
+        with self.changed:
+            self.end_open()
+            if not drain:
+                self._segments.clear()
+            self.closed = True
+            self.changed.notify_all()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StreamError("the session is closed: no more audio can be pushed")
+
+    def _new_utterance(self, policy: str, features: FeatureStream) -> Utterance:
+        utterance = Utterance(self._next_id, policy, self.clock.now(), features)
+        self._next_id += 1
+        self._segments.append(utterance)
+        return utterance
+
+    # --- the consumer and the renderer ------------------------------------------------------
+
+    def head(self) -> Segment | None:
+        """The segment the next slot belongs to (None when nothing is queued)."""
+        with self.changed:
+            return self._segments[0] if self._segments else None
+
+    def pop_head(self) -> None:
+        """The head segment is over."""
+        with self.changed:
+            self._segments.popleft()
+
+    def drained(self) -> bool:
+        """True once the session is closed and nothing is left to show."""
+        with self.changed:
+            return self.closed and not self._segments
+
+    def utterances(self) -> list[Utterance]:
+        """The queued utterances, in order."""
+        with self.changed:
+            return [segment for segment in self._segments if isinstance(segment, Utterance)]
+
+    def take_idle(self, run: IdleRun) -> None:
+        """One slot of an idle run is shown (the run ends with its last)."""
+        with self.changed:
+            run.remaining -= 1
+            if run.remaining <= 0 and self._segments and self._segments[0] is run:
+                self._segments.popleft()
+
+    def start_clock(self) -> bool:
+        """Anchor slot 0 at the clock's now, once; True the first time."""
+        with self.changed:
+            if self.anchor is not None:
+                return False
+            self.anchor = self.clock.now()
+            return True
+
+    def due(self, slot: int) -> float:
+        """Clock time at which slot `slot` is shown."""
+        return self.anchor + slot / FPS
+
+    def template(self, slot: int) -> int:
+        """The template of slot `slot` (the ping-pong schedule runs on across idle and speech)."""
+        return ping_pong_index(slot, self.template_count, self.start_frame)
+
+    def place(self, utterance: Utterance, delay: float | None, not_before: int | None = None) -> None:
+        """Give the utterance its first slot, once: the next free one (and never before
+        `not_before`, the previous utterance's end), or in real time `delay` seconds after its first
+        sample; a simulation (delay None) counts its latency from its turn instead."""
+        with self.changed:
+            if utterance.start_slot is not None:
+                return
+            first = max(self.slot, not_before or 0)
+            if delay is not None:
+                start = max(first, math.ceil((utterance.arrived + delay - self.anchor) * FPS))
+                utterance.start(start, self.due(start) - utterance.arrived)
+            else:
+                utterance.arrived = max(utterance.arrived, self.clock.now())
+                utterance.start(first, 0.0)
+            self.stats.utterances.append(utterance.report)
+
+    def advance(self, frame: LiveFrame) -> LiveFrame:
+        """Count `frame` as shown and move on to the next slot."""
+        self.slot += 1
+        self.stats.count(frame.kind)
+        return frame
+
+    def wait(self, timeout: float | None, unless: Callable[[], bool] | None = None) -> bool:
+        """Wait until something changes (at once if `unless()` holds, checked under the lock);
+        False if `timeout` seconds passed first."""
+        with self.changed:
+            if unless is not None and unless():
+                return True
+            return self.changed.wait(timeout)
