@@ -63,3 +63,7 @@ def get_mode(name: str | ModeSpec) -> ModeSpec:
         return MODES[name]
     except (KeyError, TypeError):
         raise ConfigurationError(f"unknown mode {name!r}: expected one of {', '.join(MODES)}") from None
+
+
+#: ONNX opsets the exports are made and checked for (11 for older mobile runtimes).
+ONNX_OPSETS = range(11, 21)

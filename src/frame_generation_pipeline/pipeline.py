@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-from .audio.ffmpeg import AudioInfo, probe_audio
+from .audio.ffmpeg import AudioInfo
 from .contract import get_mode
-from .devices import tune_allocator
+from .devices import check_precision, resolve_device, tune_allocator
 from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
-from .inputs.features import AudioFeatures, as_features
-from .inputs.templates import TemplateSet, as_templates
+from .inputs.features import AudioFeatures
+from .inputs.templates import TemplateSet
 from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import is_frame_file, write_frames
-from .outputs.video import VideoEncoder, check_container
+from .outputs.video import VideoEncoder
+from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
 from .render.generator import FrameGenerator
 
 if TYPE_CHECKING:
-    from .audio.mel import SpeechStages
     from .models.audio_encoder import AudioEncoder
     from .models.export import ExportReport
 
@@ -76,15 +76,20 @@ class FrameGenerationPipeline:
         precision: str = "auto",
     ) -> None:
         self.checkpoint_path = Path(checkpoint_path)
+        self.onnx_path = None if onnx_path is None else Path(onnx_path)
         self.mode = get_mode(mode)
+        check_precision(precision, resolve_device(device))
         tune_allocator()
         logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
         self.model = load_backend(checkpoint_path, self.mode, device, backend, precision, onnx_path)
         self.backend = self.model.name
         self.device = self.model.device
+        #: The batch asked for (capped per render by its plan); None: the backend's default.
+        self.batch_request = batch_size
         if batch_size is None:
             batch_size = type(self.model).default_batch(self.device.split(":")[0])
         self.generator = FrameGenerator(self.model, batch_size=batch_size)
+        self._encoders: dict[Path, AudioEncoder] = {}
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -97,47 +102,66 @@ class FrameGenerationPipeline:
 
         return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
 
+    def audio_encoder(self, path: Path_) -> AudioEncoder:
+        """The ave audio encoder at `path`, loaded on first use and kept for this pipeline's later renders."""
+        key = Path(path)
+        if key not in self._encoders:
+            from .models.audio_encoder import AudioEncoder
+
+            self._encoders[key] = AudioEncoder(key, device=self.device)
+        return self._encoders[key]
+
+    def _audio_model(self, audio_encoder) -> Path | None:
+        """The path of `audio_encoder` (a path or a loaded AudioEncoder, which is then kept for reuse)."""
+        if audio_encoder is None or isinstance(audio_encoder, (str, os.PathLike)):
+            return None if audio_encoder is None else Path(audio_encoder)
+        self._encoders[Path(audio_encoder.checkpoint_path)] = audio_encoder
+        return Path(audio_encoder.checkpoint_path)
+
     def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None) -> AudioFeatures:
         """The features to render: given (file, array, AudioFeatures), or computed from speech.
 
         With `audio_encoder` (a path to `audio_visual_encoder.pth` or a loaded AudioEncoder) ave
         features are computed from `audio`; giving both features and an encoder is refused.
         """
-        if features is not None and audio_encoder is not None:
-            raise ConfigurationError(
-                "both audio features and an audio encoder were given: give one of them (the encoder computes features from the speech)"
-            )
-        if features is not None:
-            return as_features(features, self.mode)
-        encoder = self._encoder(audio, audio_encoder)
-        logger.info("computing ave features from %s", getattr(audio, "path", audio))
-        return AudioFeatures(encoder.features_from_audio(audio), self.mode, source=str(getattr(audio, "path", audio)))
+        feats, infos, speech, model, _ = read_sources("features", self.mode, features,
+                                                      audio, self._audio_model(audio_encoder))
+        if feats is not None:
+            return feats
+        source = str(infos[0].path)
+        return AudioFeatures(self.audio_encoder(model.path).features_from_samples(speech, source), self.mode, source=source)
 
-    def _encoder(self, audio: Path_ | AudioInfo | None, audio_encoder) -> AudioEncoder:
-        """The ave audio encoder to compute features from `audio` with (refusing what cannot be done)."""
-        if audio_encoder is None or audio is None:
-            raise ConfigurationError(
-                "no audio features: give a feature file (--audio-features), or the speech (--audio) and "
-                "the ave audio encoder (--audio-encoder) to compute them"
-            )
-        if self.mode.name != "ave":
-            raise ConfigurationError(
-                f"the audio encoder computes ave features, but the checkpoint's mode is {self.mode.name!r}: "
-                "give --audio-features for this mode"
-            )
-        from .models.audio_encoder import AudioEncoder
+    def plan(
+        self, kind: str, output: Path_, templates: Templates, features: Features = None,
+        audio: Path_ | AudioInfo | None = None, audio_encoder=None, options: RenderOptions | None = None,
+    ) -> RenderPlan:
+        """The checked plan of a render of `kind` with this pipeline's mode and batch (see plan_render)."""
+        return plan_render(kind, output, templates, self.mode, features, audio, self._audio_model(audio_encoder), options,
+                           self.batch_request, inputs={"--checkpoint": self.checkpoint_path, "--onnx": self.onnx_path})
 
-        return audio_encoder if isinstance(audio_encoder, AudioEncoder) else AudioEncoder(audio_encoder, device=self.device)
+    def render(self, plan: RenderPlan) -> RenderResult:
+        """Render a checked plan into its output; features still to be computed are computed first
+        (with the audio encoder this pipeline keeps)."""
+        if plan.mode.name != self.mode.name:
+            raise ConfigurationError(f"the plan is for mode {plan.mode.name!r}, the checkpoint is {self.mode.name!r}")
+        started = time.perf_counter()
+        plan = self.with_features(plan)
+        renders = {"video": self._video, "frames": self._frames, "reference": self._reference}
+        if plan.kind not in renders:
+            raise ConfigurationError(f"a {plan.kind} plan is run by a live session, not by FrameGenerationPipeline.render")
+        return renders[plan.kind](plan, started)
 
-    def _speech_stages(self, audio: Path_ | None, audio_encoder) -> SpeechStages:
-        """The audio path's stages (PCM, log-mel, encoder windows and outputs), for a bundle made from speech."""
-        from .audio.speech import load_speech
+    def with_features(self, plan: RenderPlan) -> RenderPlan:
+        """`plan` with its features computed from its speech (by the audio encoder this pipeline keeps) where needed."""
+        return plan.encoded(self.audio_encoder(plan.audio_model.path)) if plan.needs_features else plan
 
-        return self._encoder(audio, audio_encoder).stages(load_speech(audio), str(audio))
+    def _result(self, plan: RenderPlan, fps: float, batch: int, started: float) -> RenderResult:
+        return RenderResult(str(plan.output), plan.frame_count, fps, self.backend, self.device, batch,
+                            time.perf_counter() - started, plan.options)
 
-    def _result(self, output: Path_, frames: int, fps: float, started: float, options: RenderOptions) -> RenderResult:
-        return RenderResult(str(output), frames, fps, self.backend, self.device, self.generator.batch_size,
-                            time.perf_counter() - started, options)
+    def _generator(self, plan: RenderPlan) -> FrameGenerator:
+        batch = plan.batch_for(self.generator.batch_size)
+        return self.generator if batch == self.generator.batch_size else FrameGenerator(self.model, batch_size=batch)
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
@@ -150,39 +174,36 @@ class FrameGenerationPipeline:
         about when they differ by more than a frame). The file is written under a temporary
         name beside `output` and renamed on success; on failure an existing file is untouched.
         """
-        options = options or RenderOptions()
-        started = time.perf_counter()
-        check_container(output)
-        fps = options.fps or self.mode.fps
-        info = probe_audio(audio)
-        templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, info, audio_encoder)
-        count = min(len(feats), options.max_frames or len(feats))
-        self._warn_about_timing(info, feats, count, fps, computed=features is None)
-        logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, output)
-        frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
+        return self.render(self.plan("video", output, templates, features, audio, audio_encoder, options))
+
+    def _video(self, plan: RenderPlan, started: float) -> RenderResult:
+        options, count, fps, info = plan.options, plan.frame_count, plan.fps, plan.audio[0]
+        self._warn_about_timing(info, plan.features, count, fps)
+        logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
+        generator = self._generator(plan)
+        frames = generator.iter_frames(plan.templates, plan.features, options.start_frame, count)
         # closing(): on failure the workers stop now, not when the traceback is freed.
-        with closing(frames), atomic_file(output) as temporary:
+        with closing(frames), atomic_file(plan.output) as temporary:
             rendered = progress(frames, count, options.show_progress)
             first = next(rendered)
             height, width = first.shape[:2]
-            with VideoEncoder(temporary, width, height, fps, info.path, options.crf, options.preset, count, output) as encoder:
+            with VideoEncoder(temporary, width, height, fps, info.path, options.crf, options.preset, count, plan.output) as encoder:
                 encoder.write(first)
                 for frame in rendered:
                     encoder.write(frame)
-        return self._result(output, count, fps, started, options)
+        return self._result(plan, fps, generator.batch_size, started)
 
-    def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float, computed: bool) -> None:
+    def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float) -> None:
         if fps != self.mode.fps:
             logger.warning(
                 "fps %g is not the %s features' rate (%d per second): lip sync will drift (the features cover "
                 "%.2f s, the video shows them in %.2f s)", fps, self.mode.name, self.mode.fps,
                 count / self.mode.fps, count / fps,
             )
-        if computed or info.duration is None or count < len(features):
+        if info.duration is None or count < len(features):
             return
         video = count / fps
-        if abs(info.duration - video) > 1 / fps:
+        if abs(info.duration * fps - count) > 1 + 1e-6:  # more than one frame apart
             what = "cut" if info.duration > video else "padded with silence"
             logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
                            "the speech is %s", info.path, info.duration, video, count, fps, what)
@@ -197,15 +218,15 @@ class FrameGenerationPipeline:
         written: afterwards it holds exactly these frames. A folder holding files that are not
         frames is refused rather than replaced.
         """
-        options = options or RenderOptions()
-        started = time.perf_counter()
-        templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, audio, audio_encoder)
-        count = min(len(feats), options.max_frames or len(feats))
-        frames = self.generator.iter_frames(templates, feats, options.start_frame, count)
-        with closing(frames), atomic_directory(output_dir, is_frame_file) as staging:
-            write_frames(progress(frames, count, options.show_progress), staging, options.image_format, count)
-        return self._result(output_dir, count, self.mode.fps, started, options)
+        return self.render(self.plan("frames", output_dir, templates, features, audio, audio_encoder, options))
+
+    def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
+        generator = self._generator(plan)
+        frames = generator.iter_frames(plan.templates, plan.features, plan.options.start_frame, plan.frame_count)
+        with closing(frames), atomic_directory(plan.output, is_frame_file) as staging:
+            write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
+                         plan.options.image_format, plan.frame_count)
+        return self._result(plan, self.mode.fps, generator.batch_size, started)
 
     def reference(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
@@ -217,19 +238,16 @@ class FrameGenerationPipeline:
         the video with the first and the last, are saved with their network input, audio window,
         raw network output, template and landmarks.
         """
-        options = options or RenderOptions()
-        started = time.perf_counter()
+        return self.render(self.plan("reference", output_dir, templates, features, audio, audio_encoder, options))
+
+    def _reference(self, plan: RenderPlan, started: float) -> RenderResult:
         exact = self._exact_model()
         if exact is not self.model:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
-        templates = as_templates(templates, options.use_parsing)
-        speech = self._speech_stages(audio, audio_encoder) if features is None and audio_encoder is not None else None
-        feats = self.features(features, audio, audio_encoder) if speech is None else AudioFeatures(speech.features, self.mode)
-        count = min(len(feats), options.max_frames or len(feats))
         generator = FrameGenerator(exact, batch_size=1)
-        write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,
-                     exact.checkpoint_sha256, frame_count=count, speech=speech)
-        return replace(self._result(output_dir, count, self.mode.fps, started, options), backend=exact.name, device="cpu", batch_size=1)
+        write_bundle(generator, plan.templates, plan.features, plan.output, plan.options.samples, plan.options.start_frame,
+                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages)
+        return replace(self._result(plan, self.mode.fps, 1, started), backend=exact.name, device="cpu")
 
     def generate_video(
         self, audio_features_path: Path_ | None, template_dir: Templates, audio_path: Path_, output_path: Path_,

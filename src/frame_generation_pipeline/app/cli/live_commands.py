@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import add_model, non_negative_float, positive_float, subcommand
-from .render_commands import pipeline_from, report
+from .arguments import add_model, non_negative_float, non_negative_int, positive_float, subcommand
+from .render_commands import pipeline_from, plan_from, report
 
 
 def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
     from ...live.simulate import simulate_viewer, write_report
+    from ...models.audio_encoder import AudioEncoder
+    from ...options import RenderOptions
 
-    pipeline = pipeline_from(args)
-    session = StreamingSession.from_pipeline(pipeline, args.template_dir, args.audio_encoder, use_parsing=args.parsing,
-                                             realtime=args.realtime, start_frame=args.start_frame)
-    data = simulate_viewer(session, args.audio, args.output, args.frames_dir, args.chunk_ms, args.realtime,
-                           args.gap_seconds, args.policy)
+    options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing)
+    plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
+    encoder = AudioEncoder(plan.audio_model.path, device=settings["device"])  # before the U-Net, like every render
+    pipeline = pipeline_from(args, settings)
+    session = StreamingSession.from_pipeline(pipeline, plan.templates, encoder, realtime=args.realtime,
+                                             start_frame=args.start_frame, batch_size=plan.batch_for(pipeline.generator.batch_size))
+    data = simulate_viewer(session, plan, args.frames_dir, args.chunk_ms, args.realtime, args.gap_seconds, args.policy)
     if args.report is not None:
         write_report(data, args.report)
     latency = data["first_frame_latency_s"]
@@ -52,5 +56,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="idle time between the files (0: back to back)")
     live.add_argument("--policy", default="drop", choices=("drop", "delay"), help="pacing below real time (see above)")
     live.add_argument("--report", default=None, help="write the JSON report here")
-    live.add_argument("--start-frame", type=int, default=0, help="first template frame to use")
+    live.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
     live.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import non_negative_int, positive_float, positive_int, subcommand
+from .arguments import non_negative_int, opset_value, positive_float, positive_int, subcommand
 from .render_commands import report
 
 
@@ -58,7 +58,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     package.add_argument("--audio", default=None, help="speech for the reference, with --audio-encoder")
     package.add_argument("--parsing", action="store_true", help="include parsing masks and use them")
     package.add_argument("--samples", type=positive_int, default=5, help="reference sample frames")
-    package.add_argument("--opset", type=positive_int, default=17, help="ONNX opset, 11..20")
+    package.add_argument("--opset", type=opset_value, default=17, help="ONNX opset, 11..20")
     package.add_argument("--output", required=True, help="package folder to write")
 
     verify = subcommand(
