@@ -83,7 +83,7 @@ class RenderPlan:
     templates: TemplateSet
     features: AudioFeatures | None
     audio: tuple[AudioInfo, ...]
-    speech: np.ndarray | None
+    speech: np.ndarray | None = field(repr=False)
     audio_model: AudioModel | None
     frame_count: int
     fps: float

@@ -19,9 +19,13 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_package(args: argparse.Namespace) -> int:
     """`frame-gen package`: a self-contained package for a port or an app."""
+    from ...files import refuse_overwriting_inputs
     from ...pipeline import FrameGenerationPipeline
     from ...ports.package import write_package
 
+    refuse_overwriting_inputs(args.output, "--output", {
+        "--checkpoint": args.checkpoint, "--template-dir": args.template_dir, "--audio-features": args.audio_features,
+        "--audio-encoder": args.audio_encoder, "--audio": args.audio}, folder=True)
     pipeline = FrameGenerationPipeline(args.checkpoint, mode=args.mode, device="cpu", backend="torch")
     path = write_package(pipeline, args.template_dir, args.output, args.audio_encoder, args.audio,
                          args.audio_features, args.parsing, args.samples, args.opset)

@@ -115,10 +115,10 @@ def run_features(args: argparse.Namespace) -> int:
     from ...plan import read_sources
 
     output = Path(args.output)
-    feature_format_ = feature_format(output, args.format)
-    check_output_file(output)
     inputs = {"--audio": args.audio, "--audio-encoder": args.audio_encoder}
     refuse_overwriting_inputs(output, "--output", inputs)
+    feature_format_ = feature_format(output, args.format)
+    check_output_file(output)
     if feature_format_ == "bin":
         refuse_overwriting_inputs(sidecar_path(output), "--output's description", inputs)
     _, infos, speech, model, _ = read_sources("features", get_mode("ave"), None, args.audio, args.audio_encoder)
@@ -139,10 +139,10 @@ def run_export(args: argparse.Namespace) -> int:
     """`frame-gen export-onnx`: export a U-Net checkpoint or the audio encoder, checked against torch."""
     from ...files import check_output_file, refuse_overwriting_inputs
 
-    if Path(args.output).suffix.lower() != ".onnx":
-        raise ConfigurationError(f"--output {args.output} must end in .onnx")
-    check_output_file(args.output)
     refuse_overwriting_inputs(args.output, "--output", {"--checkpoint": args.checkpoint, "--audio-encoder": args.audio_encoder})
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise ConfigurationError(f"--output {args.output} must end in .onnx (an ONNX model file)")
+    check_output_file(args.output)
     if args.audio_encoder is not None:
         from ...models.audio_encoder import AudioEncoder
 
