@@ -55,7 +55,8 @@ class FrameGenerationPipeline:
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
         backend: "auto" (the fastest installed for the device; frames within 2 per value of the
             exact path), "torch" (bit-exact on the CPU), "onnxruntime" or "openvino".
-        batch_size: frames per network call; None picks the backend's measured default.
+        batch_size: frames per network call; None picks the backend's measured default. Each render's
+            plan caps it by the frames rendered and the free memory.
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
         precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
