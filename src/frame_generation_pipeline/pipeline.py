@@ -129,6 +129,7 @@ class FrameGenerationPipeline:
                                                       audio, self._audio_model(audio_encoder))
         if feats is not None:
             return feats
+        assert model is not None and speech is not None  # read_sources gives features or speech and its model
         source = str(infos[0].path)
         return AudioFeatures(self.audio_encoder(model.path).features_from_samples(speech, source), self.mode, source=source)
 
@@ -154,7 +155,9 @@ class FrameGenerationPipeline:
 
     def with_features(self, plan: RenderPlan) -> RenderPlan:
         """`plan` with its features computed from its speech (by the audio encoder this pipeline keeps) where needed."""
-        return plan.encoded(self.audio_encoder(plan.audio_model.path)) if plan.needs_features else plan
+        if plan.audio_model is None or not plan.needs_features:
+            return plan
+        return plan.encoded(self.audio_encoder(plan.audio_model.path))
 
     def _result(self, plan: RenderPlan, fps: float, batch: int, started: float) -> RenderResult:
         return RenderResult(str(plan.output), plan.frame_count, fps, self.backend, self.device, batch,
@@ -179,10 +182,10 @@ class FrameGenerationPipeline:
 
     def _video(self, plan: RenderPlan, started: float) -> RenderResult:
         options, count, fps, info = plan.options, plan.frame_count, plan.fps, plan.audio[0]
-        self._warn_about_timing(info, plan.features, count, fps)
+        self._warn_about_timing(info, plan.ready_features, count, fps)
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
         generator = self._generator(plan)
-        frames = generator.iter_frames(plan.templates, plan.features, options.start_frame, count)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(plan.output) as temporary:
             rendered = progress(frames, count, options.show_progress)
@@ -223,7 +226,7 @@ class FrameGenerationPipeline:
 
     def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
         generator = self._generator(plan)
-        frames = generator.iter_frames(plan.templates, plan.features, plan.options.start_frame, plan.frame_count)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count)
         with closing(frames), atomic_directory(plan.output, is_frame_file) as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
@@ -246,7 +249,7 @@ class FrameGenerationPipeline:
         if exact is not self.model:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
         generator = FrameGenerator(exact, batch_size=1)
-        write_bundle(generator, plan.templates, plan.features, plan.output, plan.options.samples, plan.options.start_frame,
+        write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
                      exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages)
         return replace(self._result(plan, self.mode.fps, 1, started), backend=exact.name, device="cpu")
 

@@ -92,13 +92,20 @@ class RenderPlan:
     stages: SpeechStages | None = field(default=None, repr=False)
 
     @property
+    def ready_features(self) -> AudioFeatures:
+        """The features to render; ConfigurationError while they are still to be computed (see `encoded`)."""
+        if self.features is None:
+            raise ConfigurationError("the plan's features are still to be computed from its speech by its audio model")
+        return self.features
+
+    @property
     def needs_features(self) -> bool:
         """True while the features are still to be computed from the speech by `audio_model`."""
         return self.features is None and self.speech is not None
 
     def encoded(self, encoder: AudioEncoder) -> RenderPlan:
         """This plan with its features computed from its speech by a loaded audio encoder."""
-        if not self.needs_features:
+        if self.speech is None or self.features is not None:
             return self
         stages = encoder.stages(self.speech, str(self.audio[0].path))
         features = AudioFeatures(stages.features, self.mode, source=str(self.audio[0].path))
@@ -115,10 +122,11 @@ def choose_batch(requested: int, frames: int, quiet: bool = False) -> int:
     lowered (unless `quiet`)."""
     memory = available_memory()
     fits = max(1, memory // 2 // BYTES_PER_FRAME_IN_FLIGHT) if memory else requested
+    free = f"{memory >> 20} MB are free" if memory else "the free memory is unknown"
     chosen = max(1, min(requested, frames or requested, fits))
     if chosen < requested and not quiet:
         why = f"{frames} frames are rendered" if chosen == frames else \
-            f"a batch takes about {BYTES_PER_FRAME_IN_FLIGHT >> 20} MB per frame and {memory >> 20} MB are free"
+            f"a batch takes about {BYTES_PER_FRAME_IN_FLIGHT >> 20} MB per frame and {free}"
         logger.warning("batch size %d is more than this render can use (%s): using %d", requested, why, chosen)
     return chosen
 
@@ -175,7 +183,10 @@ def read_sources(
     ("features": features alone): the features read and checked against `mode`, or the speech probed
     and decoded once for the audio model to compute them from."""
     model = audio_model if isinstance(audio_model, AudioModel) else _audio_model(audio_model, mode, features)
-    infos = audio if isinstance(audio, tuple) and all(isinstance(i, AudioInfo) for i in audio) else _probe(audio, kind)
+    if isinstance(audio, tuple) and all(isinstance(item, AudioInfo) for item in audio):
+        infos = tuple(item for item in audio if isinstance(item, AudioInfo))
+    else:
+        infos = _probe(audio, kind)
     if features is not None:
         feats = as_features(features, mode)
         return feats, infos, None, None, len(feats)
@@ -205,13 +216,13 @@ def _audio_model(audio_model: AudioModel | Path_ | None, mode: ModeSpec, feature
     return model
 
 
-def _probe(audio: Path_ | AudioInfo | Sequence[Path_] | None, kind: str) -> tuple[AudioInfo, ...]:
+def _probe(audio: Path_ | AudioInfo | Sequence[Path_ | AudioInfo] | None, kind: str) -> tuple[AudioInfo, ...]:
     if audio is None:
         if kind in ("video", "live"):
             raise ConfigurationError(f"a {kind} needs the speech (--audio)")
         return ()
-    many = audio if kind == "live" and isinstance(audio, Sequence) and not isinstance(audio, str) else [audio]
-    return tuple(item if isinstance(item, AudioInfo) else probe_audio(item) for item in many)
+    many = list(audio) if kind == "live" and isinstance(audio, Sequence) and not isinstance(audio, str) else [audio]
+    return tuple(item if isinstance(item, AudioInfo) else probe_audio(item) for item in many)  # type: ignore[arg-type]
 
 
 def _check_outputs(

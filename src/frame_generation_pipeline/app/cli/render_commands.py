@@ -63,7 +63,7 @@ def plan_from(args: argparse.Namespace, kind: str, output: str, options, **outpu
     plan = plan_render(kind, output, args.template_dir, args.mode, getattr(args, "audio_features", None), args.audio,
                        model, options, args.batch_size, inputs={"--checkpoint": args.checkpoint, "--onnx": args.onnx},
                        extra_outputs=outputs)
-    if plan.needs_features:
+    if plan.needs_features and plan.audio_model is not None:
         from ...models.audio_encoder import AudioEncoder
 
         plan = plan.encoded(AudioEncoder(plan.audio_model.path, device=settings["device"]))
@@ -124,6 +124,7 @@ def run_features(args: argparse.Namespace) -> int:
     _, infos, speech, model, _ = read_sources("features", get_mode("ave"), None, args.audio, args.audio_encoder)
     from ...models.audio_encoder import AudioEncoder
 
+    assert model is not None and speech is not None  # read_sources decodes the speech for the encoder
     features = AudioEncoder(model.path, device=args.device).features_from_samples(speech, str(infos[0].path))
     with atomic_file(output) as temporary:
         if feature_format_ == "bin":

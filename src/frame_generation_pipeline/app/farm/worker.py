@@ -26,7 +26,7 @@ def plan(pipeline: FrameGenerationPipeline, job: Job, scratch: Path) -> dict:
     checked = pipeline.with_features(pipeline.plan("video", job.output, job.template_dir, job.audio_features, job.audio,
                                                    job.audio_encoder, job.options()))
     path = scratch / "features.npy"
-    write_feature_array(checked.features.rows(), path, "npy")
+    write_feature_array(checked.ready_features.rows(), path, "npy")
     return {"frames": checked.frame_count, "fps": checked.fps, "features": str(path)}
 
 
