@@ -78,7 +78,7 @@ def test_frames_into_a_folder_of_an_earlier_longer_run_leave_exactly_the_new_fra
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"--mode": "wenet"}, "layout of mode 'ave' or 'hubert'"),
+    [({"--mode": "wenet", "--audio-features": "wenet"}, "layout of mode 'ave' or 'hubert'"),
      ({"--mode": "klingon"}, "argument --mode: invalid choice: 'klingon'"),
      ({"--start-frame": "5"}, "start_frame 5 is outside the 5 templates"),
      ({"--audio-features": "missing.npy"}, "missing.npy: audio feature file not found")],
@@ -87,6 +87,8 @@ def test_bad_input_is_one_line_exit_2(checkpoints, features, templates_640, tmp_
     args = {"--checkpoint": checkpoints["ave"], "--template-dir": templates_640,
             "--audio-features": features["ave"], "--output-dir": tmp_path / "f"}
     args.update(change)
+    if args["--audio-features"] in features:
+        args["--audio-features"] = features[args["--audio-features"]]
     status = cli_status(["frames", "--quiet", *[x for kv in args.items() for x in kv]])
     err = capsys.readouterr().err
     assert status == 2

@@ -21,7 +21,7 @@ LAYERS = {
     "render": 4,
     "outputs": 5,
     "ports": 6,
-    "options": 7, "pipeline": 7, "frame_generator": 7, "image_processor": 7, "unet_model": 7,
+    "options": 7, "plan": 7, "pipeline": 7, "frame_generator": 7, "image_processor": 7, "unet_model": 7,
     "live": 8,
     "app": 9, "__main__": 9,
 }

@@ -92,9 +92,14 @@ def test_prefixed_encoder_checkpoints_load(tmp_path, prefix, encoder_path):
     assert all(torch.equal(a[k], b[k]) for k in b)
 
 
-def test_a_unet_checkpoint_is_not_an_encoder(checkpoints):
-    with pytest.raises(CheckpointError, match="not an ave audio encoder checkpoint: .* keys missing"):
+def test_a_unet_checkpoint_is_not_an_encoder(checkpoints, tmp_path):
+    with pytest.raises(CheckpointError, match="holds a SyncTalk_2D U-Net, not the ave audio encoder: .* look swapped"):
         AudioEncoder(checkpoints["ave"], device="cpu")
+    synthetic.save_random_audio_encoder(tmp_path / "odd.pth", seed=2)
+    state = torch.load(tmp_path / "odd.pth")
+    torch.save({k: v for k, v in state.items() if not k.startswith("12.")}, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match="not an ave audio encoder checkpoint: .* keys missing"):
+        AudioEncoder(tmp_path / "odd.pth", device="cpu")
 
 
 def test_features_and_video_commands_from_a_wav(encoder_path, checkpoints, templates_640, tmp_path, speech):
@@ -125,9 +130,9 @@ def test_video_without_features_needs_an_encoder_and_ave(encoder_path, checkpoin
 
 def test_features_go_to_exactly_the_named_file(encoder_path, speech, tmp_path):
     assert main(["features", "--quiet", "--audio-encoder", str(encoder_path), "--audio", str(speech["half"]),
-                 "--output", str(tmp_path / "feats")]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats"], "no hidden or renamed file"
-    assert np.load(tmp_path / "feats").shape == (11, 512)
+                 "--output", str(tmp_path / "feats.npy")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats.npy"], "no hidden or renamed file"
+    assert np.load(tmp_path / "feats.npy").shape == (11, 512)
 
 
 def test_bin_features_for_ports_round_trip(encoder_path, speech, checkpoints, templates_640, tmp_path):

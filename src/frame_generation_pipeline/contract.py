@@ -69,6 +69,9 @@ def get_mode(name: str | ModeSpec) -> ModeSpec:
         raise ConfigurationError(f"unknown mode {name!r}: expected one of {', '.join(MODES)}") from None
 
 
+#: ONNX opsets the exports are made and checked for (11 for older mobile runtimes).
+ONNX_OPSETS = range(11, 21)
+
 #: The audio models that compute features from speech, by their option name, and the mode of those features.
 AUDIO_MODELS = {"audio_encoder": "ave", "hubert_model": "hubert"}
 

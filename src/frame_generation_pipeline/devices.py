@@ -122,3 +122,30 @@ def tune_allocator() -> bool:
         (_M_MMAP_THRESHOLD, _ALLOCATOR_KEEP_BYTES), (_M_TRIM_THRESHOLD, _ALLOCATOR_KEEP_BYTES), (_M_ARENA_MAX, 1)))
     logger.debug("allocator keeps freed buffers up to %d MB: %s", _ALLOCATOR_KEEP_BYTES >> 20, done)
     return done
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give now without swapping (None where it cannot say)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_precision(precision: str, device: str) -> None:
+    """ConfigurationError, before anything loads, for a precision `device` cannot run: bf16 on a CPU
+    without bf16 instructions, fp16 on a CPU."""
+    if device_type(device) != "cpu" or precision in ("auto", "fp32"):
+        return
+    if precision == "bf16" and cpu_summary()["bf16"]:
+        return
+    supported = "fp32, bf16" if cpu_summary()["bf16"] else "fp32"
+    why = "it has no AVX-512 BF16 or AMX" if precision == "bf16" else "fp16 runs on CUDA only"
+    raise ConfigurationError(f"precision {precision!r} is not supported by this CPU ({why}): it supports {supported}")

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .errors import OutputError
@@ -68,6 +68,31 @@ def check_output_file(target: str | os.PathLike[str]) -> Path:
     if target.is_dir():
         raise OutputError(target, "is a folder, expected a file path")
     return _writable_parent(target)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(
+    output: str | os.PathLike[str], output_name: str, inputs: Mapping[str, str | os.PathLike[str] | None],
+    folder: bool = False,
+) -> None:
+    """OutputError when output `output_name` is one of `inputs` (argument name -> path), also through
+    symbolic or hard links; for a `folder` output (replaced as a whole) also when an input lies inside it."""
+    target = Path(os.path.realpath(output))
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        source = Path(os.path.realpath(path))
+        inside = folder and source.is_relative_to(target)
+        if source == target or inside or _same_file(target, source):
+            what = "holds" if inside and source != target else "is"
+            raise OutputError(output, f"{output_name} {what} the input {name} ({os.fspath(path)}): writing it would "
+                                      f"destroy that input; give another {output_name}")
 
 
 def _umask() -> int:

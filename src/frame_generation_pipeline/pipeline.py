@@ -14,27 +14,27 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-from .audio.ffmpeg import AudioInfo, probe_audio
-from .contract import get_mode, mode_for_audio_model
-from .devices import tune_allocator
+from .audio.ffmpeg import AudioInfo
+from .contract import get_mode
+from .devices import check_precision, resolve_device, tune_allocator
 from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
-from .inputs.features import AudioFeatures, as_features
-from .inputs.templates import TemplateSet, as_templates
+from .inputs.features import AudioFeatures
+from .inputs.templates import TemplateSet
 from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import is_frame_file, write_frames
-from .outputs.video import check_container, encode_frames
+from .outputs.video import encode_frames
+from .plan import AudioModel, RenderPlan, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
 from .render.generator import FrameRenderer
 
 if TYPE_CHECKING:
-    from .audio.mel import SpeechStages
     from .models.audio_encoder import AudioEncoder
     from .models.export import ExportReport
-    from .models.hubert import HubertEncoder, HubertStages
+    from .models.hubert import HubertEncoder
 
-    AudioModel = AudioEncoder | HubertEncoder
+    SpeechModel = AudioEncoder | HubertEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class FrameGenerationPipeline:
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
         backend: "auto" (the fastest installed for the device; frames within 2 per value of the
             exact path), "torch" (bit-exact on the CPU), "onnxruntime" or "openvino".
-        batch_size: frames per network call; None picks the backend's measured default.
+        batch_size: frames per network call; None picks the backend's measured default. Each render's
+            plan caps it by the frames rendered and the free memory.
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
         precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
@@ -79,16 +80,20 @@ class FrameGenerationPipeline:
         precision: str = "auto",
     ) -> None:
         self.checkpoint_path = Path(checkpoint_path)
+        self.onnx_path = None if onnx_path is None else Path(onnx_path)
         self.mode = get_mode(mode)
+        check_precision(precision, resolve_device(device))
         tune_allocator()
         logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
         self.model = load_backend(checkpoint_path, self.mode, device, backend, precision, onnx_path)
         self.backend = self.model.name
         self.device = self.model.device
+        #: The batch asked for (capped per render by its plan); None: the backend's default.
+        self.batch_request = batch_size
         if batch_size is None:
             batch_size = type(self.model).default_batch(self.device.split(":")[0])
         self.generator = FrameRenderer(self.model, batch_size=batch_size)
-        self._audio_models: dict[tuple[str, str], AudioModel] = {}
+        self._audio_models: dict[tuple[str, str], SpeechModel] = {}
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -101,6 +106,39 @@ class FrameGenerationPipeline:
 
         return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
 
+    def audio_model(self, audio_encoder=None, hubert_model=None) -> SpeechModel:
+        """The loaded audio model of this checkpoint's mode: one of `audio_encoder` (ave) and
+        `hubert_model` (hubert), as given, or loaded from its path once per pipeline."""
+        if (audio_encoder is None) == (hubert_model is None):
+            raise ConfigurationError(
+                "both an ave audio encoder and a hubert model were given: give one" if audio_encoder is not None else
+                "no audio model: give the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
+            )
+        model = self._described(audio_encoder, hubert_model)
+        assert model is not None
+        if model.mode != self.mode.name:
+            raise ConfigurationError(f"{model.argument} computes {model.mode} features, but the checkpoint's mode is "
+                                     f"{self.mode.name!r}: give --audio-features for mode {self.mode.name}")
+        return self._loaded(model)
+
+    def _loaded(self, model: AudioModel) -> SpeechModel:
+        key = (model.mode, os.path.realpath(model.path))
+        if key not in self._audio_models:
+            self._audio_models[key] = load_audio_model(model, self.device)
+        return self._audio_models[key]
+
+    def _described(self, audio_encoder, hubert_model) -> AudioModel | None:
+        """The AudioModel of `audio_encoder` or `hubert_model` (a path, or a loaded model that is then kept for reuse)."""
+        given, mode, argument = ((audio_encoder, "ave", "--audio-encoder") if audio_encoder is not None
+                                 else (hubert_model, "hubert", "--hubert-model"))
+        if given is None:
+            return None
+        if isinstance(given, (str, os.PathLike)):
+            return AudioModel(mode, Path(given), argument)
+        path = Path(given.checkpoint_path if mode == "ave" else given.model_dir)
+        self._audio_models[(mode, os.path.realpath(path))] = given
+        return AudioModel(mode, path, argument)
+
     def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None,
                  hubert_model=None) -> AudioFeatures:
         """The features to render: given (file, array, AudioFeatures), or computed from speech.
@@ -109,54 +147,48 @@ class FrameGenerationPipeline:
         features are computed from `audio`, with `hubert_model` (a local model folder or a loaded
         HubertEncoder) hubert features; giving features and an audio model together is refused.
         """
-        if features is not None and (audio_encoder is not None or hubert_model is not None):
-            raise ConfigurationError(
-                "both audio features and an audio model were given: give one of them (the model computes features from the speech)"
-            )
-        if features is not None:
-            return as_features(features, self.mode)
-        if audio is None or (audio_encoder is None and hubert_model is None):
-            raise ConfigurationError(
-                "no audio features: give a feature file (--audio-features), or the speech (--audio) and an audio model "
-                "to compute them: the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
-            )
-        encoder = self.audio_model(audio_encoder, hubert_model)
-        logger.info("computing %s features from %s", self.mode.name, getattr(audio, "path", audio))
-        return AudioFeatures(encoder.features_from_audio(audio), self.mode, source=str(getattr(audio, "path", audio)))
+        feats, infos, speech, model, _ = read_sources("features", self.mode, features, audio,
+                                                      self._described(audio_encoder, hubert_model))
+        if feats is not None:
+            return feats
+        assert model is not None and speech is not None  # read_sources gives features or speech and its model
+        source = str(infos[0].path)
+        return AudioFeatures(self._loaded(model).features_from_samples(speech, source), self.mode, source=source)
 
-    def audio_model(self, audio_encoder=None, hubert_model=None) -> AudioModel:
-        """The loaded audio model of this checkpoint's mode: one of `audio_encoder` (ave) and
-        `hubert_model` (hubert), as given, or loaded from its path once per pipeline."""
-        if (audio_encoder is None) == (hubert_model is None):
-            raise ConfigurationError(
-                "both an ave audio encoder and a hubert model were given: give one" if audio_encoder is not None else
-                "no audio model: give the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
-            )
-        kind = "audio_encoder" if audio_encoder is not None else "hubert_model"
-        mode_for_audio_model(self.mode.name, kind)  # refuses the audio model of another mode
-        given = audio_encoder if audio_encoder is not None else hubert_model
-        if not isinstance(given, (str, os.PathLike)):
-            return given
-        key = (kind, os.path.realpath(given))
-        if key not in self._audio_models:
-            if kind == "audio_encoder":
-                from .models.audio_encoder import AudioEncoder as loader
-            else:
-                from .models.hubert import HubertEncoder as loader
-            self._audio_models[key] = loader(given, device=self.device)
-        return self._audio_models[key]
+    def plan(
+        self, kind: str, output: Path_, templates: Templates, features: Features = None,
+        audio: Path_ | AudioInfo | None = None, audio_encoder=None, options: RenderOptions | None = None,
+        hubert_model=None,
+    ) -> RenderPlan:
+        """The checked plan of a render of `kind` with this pipeline's mode and batch (see plan_render)."""
+        return plan_render(kind, output, templates, self.mode, features, audio, self._described(audio_encoder, hubert_model),
+                           options, self.batch_request, inputs={"--checkpoint": self.checkpoint_path, "--onnx": self.onnx_path})
 
-    def _speech_stages(self, audio: Path_ | None, audio_encoder, hubert_model=None) -> SpeechStages | HubertStages:
-        """The audio path's stages (ave: PCM, log-mel, encoder windows and outputs; hubert: PCM,
-        normalised input, hidden states), for a bundle made from speech."""
-        from .audio.speech import load_speech
+    def render(self, plan: RenderPlan) -> RenderResult:
+        """Render a checked plan into its output; features still to be computed are computed first
+        (with the audio model this pipeline keeps)."""
+        if plan.mode.name != self.mode.name:
+            raise ConfigurationError(f"the plan is for mode {plan.mode.name!r}, the checkpoint is {self.mode.name!r}")
+        started = time.perf_counter()
+        plan = self.with_features(plan)
+        renders = {"video": self._video, "frames": self._frames, "reference": self._reference}
+        if plan.kind not in renders:
+            raise ConfigurationError(f"a {plan.kind} plan is run by a live session, not by FrameGenerationPipeline.render")
+        return renders[plan.kind](plan, started)
 
-        encoder = self.audio_model(audio_encoder, hubert_model)
-        return encoder.stages(load_speech(audio, first_channel=hubert_model is not None), str(audio))
+    def with_features(self, plan: RenderPlan) -> RenderPlan:
+        """`plan` with its features computed from its speech (by the audio model this pipeline keeps) where needed."""
+        if plan.audio_model is None or not plan.needs_features:
+            return plan
+        return plan.encoded(self._loaded(plan.audio_model))
 
-    def _result(self, output: Path_, frames: int, fps: float, started: float, options: RenderOptions) -> RenderResult:
-        return RenderResult(str(output), frames, fps, self.backend, self.device, self.generator.batch_size,
-                            time.perf_counter() - started, options)
+    def _result(self, plan: RenderPlan, fps: float, batch: int, started: float) -> RenderResult:
+        return RenderResult(str(plan.output), plan.frame_count, fps, self.backend, self.device, batch,
+                            time.perf_counter() - started, plan.options)
+
+    def _generator(self, plan: RenderPlan) -> FrameRenderer:
+        batch = plan.batch_for(self.generator.batch_size)
+        return self.generator if batch == self.generator.batch_size else FrameRenderer(self.model, batch_size=batch)
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
@@ -169,34 +201,31 @@ class FrameGenerationPipeline:
         about when they differ by more than a frame). The file is written under a temporary
         name beside `output` and renamed on success; on failure an existing file is untouched.
         """
-        options = options or RenderOptions()
-        started = time.perf_counter()
-        check_container(output)
-        fps = options.fps or self.mode.fps
-        info = probe_audio(audio)
-        templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, info, audio_encoder, hubert_model)
-        count = min(len(feats), options.max_frames or len(feats))
-        self._warn_about_timing(info, feats, count, fps, computed=features is None)
-        logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, output)
-        frames = self.generator.iter_frames(templates, feats, options.start_frame, count, blend=options.paste)
-        # closing(): on failure the workers stop now, not when the traceback is freed.
-        with closing(frames), atomic_file(output) as temporary:
-            encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
-                          options.preset, count, output)
-        return self._result(output, count, fps, started, options)
+        return self.render(self.plan("video", output, templates, features, audio, audio_encoder, options, hubert_model))
 
-    def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float, computed: bool) -> None:
+    def _video(self, plan: RenderPlan, started: float) -> RenderResult:
+        options, count, fps, info = plan.options, plan.frame_count, plan.fps, plan.audio[0]
+        self._warn_about_timing(info, plan.ready_features, count, fps)
+        logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
+        generator = self._generator(plan)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.paste)
+        # closing(): on failure the workers stop now, not when the traceback is freed.
+        with closing(frames), atomic_file(plan.output) as temporary:
+            encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
+                          options.preset, count, plan.output)
+        return self._result(plan, fps, generator.batch_size, started)
+
+    def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float) -> None:
         if fps != self.mode.fps:
             logger.warning(
                 "fps %g is not the %s features' rate (%d per second): lip sync will drift (the features cover "
                 "%.2f s, the video shows them in %.2f s)", fps, self.mode.name, self.mode.fps,
                 count / self.mode.fps, count / fps,
             )
-        if computed or info.duration is None or count < len(features):
+        if info.duration is None or count < len(features):
             return
         video = count / fps
-        if abs(info.duration - video) > 1 / fps:
+        if abs(info.duration * fps - count) > 1 + 1e-6:  # more than one frame apart
             what = "cut" if info.duration > video else "padded with silence"
             logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
                            "the speech is %s", info.path, info.duration, video, count, fps, what)
@@ -211,15 +240,16 @@ class FrameGenerationPipeline:
         written: afterwards it holds exactly these frames. A folder holding files that are not
         frames is refused rather than replaced.
         """
-        options = options or RenderOptions()
-        started = time.perf_counter()
-        templates = as_templates(templates, options.use_parsing)
-        feats = self.features(features, audio, audio_encoder, hubert_model)
-        count = min(len(feats), options.max_frames or len(feats))
-        frames = self.generator.iter_frames(templates, feats, options.start_frame, count, blend=options.paste)
-        with closing(frames), atomic_directory(output_dir, is_frame_file) as staging:
-            write_frames(progress(frames, count, options.show_progress), staging, options.image_format, count)
-        return self._result(output_dir, count, self.mode.fps, started, options)
+        return self.render(self.plan("frames", output_dir, templates, features, audio, audio_encoder, options, hubert_model))
+
+    def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
+        generator = self._generator(plan)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
+                                       blend=plan.options.paste)
+        with closing(frames), atomic_directory(plan.output, is_frame_file) as staging:
+            write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
+                         plan.options.image_format, plan.frame_count)
+        return self._result(plan, self.mode.fps, generator.batch_size, started)
 
     def reference(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
@@ -231,21 +261,16 @@ class FrameGenerationPipeline:
         the video with the first and the last, are saved with their network input, audio window,
         raw network output, template and landmarks.
         """
-        options = options or RenderOptions()
-        started = time.perf_counter()
+        return self.render(self.plan("reference", output_dir, templates, features, audio, audio_encoder, options, hubert_model))
+
+    def _reference(self, plan: RenderPlan, started: float) -> RenderResult:
         exact = self._exact_model()
         if exact is not self.model:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
-        templates = as_templates(templates, options.use_parsing)
-        from_speech = features is None and (audio_encoder is not None or hubert_model is not None)
-        speech = self._speech_stages(audio, audio_encoder, hubert_model) if from_speech else None
-        feats = (self.features(features, audio, audio_encoder, hubert_model) if speech is None
-                 else AudioFeatures(speech.features, self.mode))
-        count = min(len(feats), options.max_frames or len(feats))
         generator = FrameRenderer(exact, batch_size=1)
-        write_bundle(generator, templates, feats, output_dir, options.samples, options.start_frame,
-                     exact.checkpoint_sha256, frame_count=count, speech=speech, blend=options.paste)
-        return replace(self._result(output_dir, count, self.mode.fps, started, options), backend=exact.name, device="cpu", batch_size=1)
+        write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
+                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.paste)
+        return replace(self._result(plan, self.mode.fps, 1, started), backend=exact.name, device="cpu")
 
     def generate_video(
         self, audio_features_path: Path_ | None, template_dir: Templates, audio_path: Path_, output_path: Path_,

@@ -152,6 +152,13 @@ def check_long_enough(frames: int, source: str) -> None:
         )
 
 
+def frames_for_samples(count: int, source: str) -> int:
+    """Frames (feature rows) of speech of `count` 16 kHz samples; AudioError if shorter than 0.2 s."""
+    mel_frames = count // HOP + 1
+    check_long_enough(mel_frames, source)
+    return window_count(mel_frames) + 2
+
+
 def mel_windows(mel: np.ndarray, source: str = "<audio>") -> np.ndarray:
     """(n, 1, 80, 16) float32 windows of 16 mel frames, one per video frame at 25 fps (n = F - 2)."""
     frames = mel.shape[0]

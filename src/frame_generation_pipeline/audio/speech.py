@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from ..contract import SAMPLE_RATE
+from ..errors import AudioError
 from .ffmpeg import AudioInfo, decode_audio, probe_audio
 
 
@@ -30,6 +31,8 @@ def load_speech(source: str | os.PathLike[str] | AudioInfo, first_channel: bool 
     """
     info = source if isinstance(source, AudioInfo) else probe_audio(source)
     samples = decode_audio(info)
+    if len(samples) == 0:
+        raise AudioError(info.path, "holds no samples (the recording is empty)")
     mix = info.channels > 1 and not first_channel
     mono = samples.mean(axis=1, dtype=np.float32) if mix else samples[:, 0].copy()
     return resample(mono, info.sample_rate)

@@ -95,6 +95,7 @@ class TemplateSet:
                     raise TemplateError(path, f"template {k} of 0..{self.count - 1} is missing")
         self._boxes: dict[int, CropBox] = {}
         self._size: tuple[int, int] | None = None
+        self._validated: set[int] = set()
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike[str], use_parsing: bool = False) -> TemplateSet:
@@ -102,6 +103,9 @@ class TemplateSet:
         root = Path(require_path(root, "template folder"))
         if not root.is_dir():
             raise TemplateError(root, "template folder not found")
+        if not (root / IMAGE_DIR).is_dir() and root.name in (IMAGE_DIR, LANDMARK_DIR, PARSING_DIR):
+            raise TemplateError(root, f"is the {root.name}/ folder itself: give the folder that holds "
+                                      f"{IMAGE_DIR}/ and {LANDMARK_DIR}/ ({root.parent})")
         return cls(root / IMAGE_DIR, root / LANDMARK_DIR, root / PARSING_DIR if use_parsing else None)
 
     def _check_numbering(self) -> None:
@@ -179,14 +183,16 @@ class TemplateSet:
 
         Every used landmark file is parsed and its crop box checked against the frame size, and
         every used image (and parsing image) is checked for its size from its header. A frame
-        whose pixel data is corrupt behind a good header is reported when it is reached.
+        whose pixel data is corrupt behind a good header is reported when it is reached. Templates
+        already checked (by a render plan) are not read again.
         """
         used = sorted(set(schedule))
-        for k in used:
+        for k in sorted(set(used) - self._validated):
             check_box_inside(self.box(k), self.size, str(self.landmark_path(k)))
             for path in self._paths(k):
                 if path.suffix != ".lms":
                     self._check_size(path, image_size(path))
+            self._validated.add(k)
         logger.debug("templates %s: %d used of %d, %dx%d", self.image_dir, len(used), self.count, *self.size)
 
 

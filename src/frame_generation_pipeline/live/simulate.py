@@ -10,27 +10,28 @@ import os
 import tempfile
 import threading
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from ..audio.ffmpeg import probe_audio
+from ..audio.ffmpeg import AudioInfo
 from ..audio.speech import load_speech
 from ..contract import SAMPLE_RATE
 from ..files import atomic_directory, atomic_file, write_bytes
 from ..outputs.frames import encode_image, is_frame_file
-from ..outputs.video import check_container, encode_frames, mux_audio
+from ..outputs.video import encode_frames, mux_audio
+from ..plan import RenderPlan
 from .session import StreamingSession
 from .timeline import DELAY, FPS, LOOKAHEAD_SECONDS
 
 logger = logging.getLogger(__name__)
 
 
-def push_speech(session: StreamingSession, files: list[Path], chunk_ms: float, realtime: bool, gap_seconds: float,
+def push_speech(session: StreamingSession, files: Sequence[Path | AudioInfo], chunk_ms: float, realtime: bool, gap_seconds: float,
                 policy: str) -> None:
-    """The producer: each file decoded and pushed (in chunks, paced by the clock when `realtime`),
+    """The producer: each file (a path, or its probe) decoded and pushed (in chunks, paced by the clock when `realtime`),
     idle gaps between files, then the session closed."""
     chunk = max(1, int(SAMPLE_RATE * chunk_ms / 1000))
     try:
@@ -57,21 +58,17 @@ def push_speech(session: StreamingSession, files: list[Path], chunk_ms: float, r
 
 
 def simulate_viewer(
-    session: StreamingSession, files: list[str | os.PathLike[str]], output: str | os.PathLike[str],
-    frames_dir: str | os.PathLike[str] | None = None, chunk_ms: float = 20.0, realtime: bool = False,
-    gap_seconds: float = 1.0, policy: str = "drop",
+    session: StreamingSession, plan: RenderPlan, frames_dir: str | os.PathLike[str] | None = None,
+    chunk_ms: float = 20.0, realtime: bool = False, gap_seconds: float = 1.0, policy: str = "drop",
 ) -> dict:
-    """Push `files` into `session` from a producer thread and record every slot as a viewer gets it.
+    """Push a live plan's speech files into `session` from a producer thread and record every slot as a
+    viewer gets it (the plan, from plan_render("live", ...), has probed them and checked the outputs).
 
-    `output` gets the video with the audio as heard (a dropped slot repeats the last image);
+    `plan.output` gets the video with the audio as heard (a dropped slot repeats the last image);
     `frames_dir` gets each slot's image losslessly. Returns the report (also the session's stats).
     """
-    output = Path(output)
-    check_container(output)
-    paths = [Path(path) for path in files]
-    for path in paths:  # decoded by the producer; probed here so that a bad file fails before anything runs
-        probe_audio(path)
-    producer = threading.Thread(target=push_speech, args=(session, paths, chunk_ms, realtime, gap_seconds, policy),
+    output = plan.output
+    producer = threading.Thread(target=push_speech, args=(session, plan.audio, chunk_ms, realtime, gap_seconds, policy),
                                 name="live-producer", daemon=True)
     with contextlib.ExitStack() as stack:
         video_path = stack.enter_context(atomic_file(output))

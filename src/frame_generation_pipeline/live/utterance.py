@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from ..audio.mel import HOP, check_long_enough, window_count
+from ..audio.mel import frames_for_samples
 from ..contract import SAMPLE_RATE
 from ..errors import AudioError, StreamError
 from .features import FeatureStream
@@ -33,13 +33,6 @@ def check_samples(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.nda
     if not np.isfinite(array).all():
         raise StreamError(f"samples hold NaN or infinite values (first at {int(np.argmin(np.isfinite(array)))})")
     return array
-
-
-def frames_for_samples(count: int, source: str) -> int:
-    """Frames (feature rows) of an utterance of `count` samples; AudioError if shorter than 0.2 s."""
-    mel_frames = count // HOP + 1
-    check_long_enough(mel_frames, source)
-    return window_count(mel_frames) + 2
 
 
 class Utterance:

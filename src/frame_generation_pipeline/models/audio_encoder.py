@@ -22,7 +22,7 @@ from ..audio.speech import load_speech
 from ..devices import resolve_device, tune_allocator
 from ..errors import CheckpointError
 from ..files import file_sha256
-from .checkpoints import describe_differences, layout_differences, read_state_dict
+from .checkpoints import SWAPPED, describe_differences, layout_differences, looks_like_unet, read_state_dict
 
 if TYPE_CHECKING:
     from .export import ExportReport
@@ -81,6 +81,8 @@ class AudioEncoder:
         state = read_state_dict(self.checkpoint_path, _PREFIXES)
         network = AudioEncoderNet()
         differences = layout_differences(state, {k: v.shape for k, v in network.state_dict().items()})
+        if any(differences) and looks_like_unet(state):
+            raise CheckpointError(self.checkpoint_path, f"holds a SyncTalk_2D U-Net, not the ave audio encoder: {SWAPPED}")
         if any(differences):
             raise CheckpointError(
                 self.checkpoint_path, f"not an ave audio encoder checkpoint: {describe_differences(*differences)}"

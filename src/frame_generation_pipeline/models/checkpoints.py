@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,6 +88,23 @@ def _shape(shape: torch.Size) -> str:
     return "x".join(map(str, shape)) or "scalar"
 
 
+#: The two kinds of checkpoint a render takes, recognised by their keys (to name a swap of the two).
+_ENCODER_KEY = re.compile(r"(module\.|audio_encoder\.)?\d+\.conv_block\.\d+\.")
+_UNET_PARTS = frozenset({"inc", "down1", "up1", "outc", "audio_model"})
+SWAPPED = "the U-Net checkpoint and the audio encoder look swapped: give the U-Net as --checkpoint and " \
+          "audio_visual_encoder.pth as --audio-encoder"
+
+
+def looks_like_audio_encoder(state: Mapping[str, object]) -> bool:
+    """True when every key is one of the ave audio encoder's (`0.conv_block.0.weight`...)."""
+    return bool(state) and all(_ENCODER_KEY.match(key) for key in state)
+
+
+def looks_like_unet(state: Mapping[str, object]) -> bool:
+    """True when the keys hold the U-Net's parts (inc, down1, up1, outc, audio_model)."""
+    return _UNET_PARTS <= {key.removeprefix("module.").split(".")[0] for key in state}
+
+
 def unet_layout(mode: ModeSpec) -> dict[str, torch.Size]:
     """Key -> shape of the U-Net state_dict for `mode`, built without allocating weights."""
     with torch.device("meta"):
@@ -100,6 +118,8 @@ def load_unet_state(path: str | os.PathLike[str], mode: ModeSpec) -> dict[str, t
     differences = layout_differences(state, unet_layout(mode))
     if not any(differences):
         return state
+    if looks_like_audio_encoder(state):
+        raise CheckpointError(path, f"holds the ave audio encoder, not a SyncTalk_2D U-Net: {SWAPPED}")
     fits = [m.name for m in MODES.values() if not any(layout_differences(state, unet_layout(m)))]
     if fits:
         raise CheckpointError(

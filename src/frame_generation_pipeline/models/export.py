@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..contract import INPUT_SHAPE, ModeSpec
+from ..contract import INPUT_SHAPE, ONNX_OPSETS, ModeSpec
 from ..errors import ConfigurationError, ExportError, OutputError
 from ..files import atomic_file, describe_os_error
 from ..version import __version__
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 EXPORT_TOLERANCE = 1e-4
 INPUT_LAYOUT = "BGR, CHW, pixel / 255.0, channels [real 0:3, masked 3:6] (rows 5..309, cols 5..314 zeroed)"
 OUTPUT_LAYOUT = "BGR, CHW, [0, 1] after sigmoid; pixels = uint8(trunc(output * 255))"
-OPSETS = range(11, 21)
+OPSETS = ONNX_OPSETS
 _CHECK_BATCHES = (1, 3)
 
 

@@ -44,6 +44,11 @@ def expected_rows(samples: int) -> int:
     return max(0, (samples - (KERNEL - STRIDE)) // STRIDE)
 
 
+def hubert_frames(samples: int) -> int:
+    """Video frames (25 fps) of hubert features of `samples` samples: two rows each, an odd last row dropped."""
+    return expected_rows(samples) // ROWS_PER_FRAME
+
+
 def clip_bounds(samples: int, clip_samples: int = CLIP_SAMPLES) -> list[tuple[int, int]]:
     """[start, end) of each clip: clip k from k * clip, one clip plus the 80-sample overlap long,
     then the remainder when it holds at least one kernel."""

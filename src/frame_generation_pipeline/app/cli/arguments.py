@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES
+from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES, ONNX_OPSETS
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 
@@ -86,6 +86,14 @@ def crf_value(text: str) -> int:
     value = non_negative_int(text)
     if value > 51:
         raise argparse.ArgumentTypeError(f"must be within 0..51, got {value}")
+    return value
+
+
+def opset_value(text: str) -> int:
+    """An ONNX opset this package exports (11..20)."""
+    value = positive_int(text)
+    if value not in ONNX_OPSETS:
+        raise argparse.ArgumentTypeError(f"must be within {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1}, got {value}")
     return value
 
 

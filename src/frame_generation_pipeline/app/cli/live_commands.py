@@ -7,23 +7,24 @@ import argparse
 from ...live.features import HubertWindows
 from .arguments import (add_audio_model, add_blend, add_model, blend_options, non_negative_float, non_negative_int,
                         positive_float, subcommand)
-from .render_commands import pipeline_from, report
+from .render_commands import pipeline_from, plan_from, report
 
 
 def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
     from ...live.simulate import simulate_viewer, write_report
-    from ...render.blend import Blend
+    from ...options import RenderOptions
+    from ...plan import load_audio_model
 
-    blend = Blend.from_settings(blend_options(args))  # checked before the model loads
-    pipeline = pipeline_from(args)
-    audio_model = pipeline.audio_model(args.audio_encoder, args.hubert_model)
-    session = StreamingSession.from_pipeline(pipeline, args.template_dir, audio_model, use_parsing=args.parsing,
-                                             realtime=args.realtime, start_frame=args.start_frame, blend=blend,
-                                             hubert=HubertWindows(lookahead=args.hubert_lookahead))
-    data = simulate_viewer(session, args.audio, args.output, args.frames_dir, args.chunk_ms, args.realtime,
-                           args.gap_seconds, args.policy)
+    options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, **blend_options(args))
+    plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
+    encoder = load_audio_model(plan.audio_model, settings["device"])  # before the U-Net, like every render
+    pipeline = pipeline_from(args, settings)
+    session = StreamingSession.from_pipeline(pipeline, plan.templates, encoder, realtime=args.realtime,
+                                             start_frame=args.start_frame, batch_size=plan.batch_for(pipeline.generator.batch_size),
+                                             blend=options.paste, hubert=HubertWindows(lookahead=args.hubert_lookahead))
+    data = simulate_viewer(session, plan, args.frames_dir, args.chunk_ms, args.realtime, args.gap_seconds, args.policy)
     if args.report is not None:
         write_report(data, args.report)
     latency = data["first_frame_latency_s"]
@@ -61,6 +62,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                       help="idle time between the files (0: back to back)")
     live.add_argument("--policy", default="drop", choices=("drop", "delay"), help="pacing below real time (see above)")
     live.add_argument("--report", default=None, help="write the JSON report here")
-    live.add_argument("--start-frame", type=int, default=0, help="first template frame to use")
+    live.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
     live.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     add_blend(live)

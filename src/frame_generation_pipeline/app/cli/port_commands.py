@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .arguments import non_negative_int, positive_float, positive_int, subcommand
+from .arguments import non_negative_int, opset_value, positive_float, positive_int, subcommand
 from .render_commands import report
 
 
@@ -19,9 +19,13 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_package(args: argparse.Namespace) -> int:
     """`frame-gen package`: a self-contained package for a port or an app."""
+    from ...files import refuse_overwriting_inputs
     from ...pipeline import FrameGenerationPipeline
     from ...ports.package import write_package
 
+    refuse_overwriting_inputs(args.output, "--output", {
+        "--checkpoint": args.checkpoint, "--template-dir": args.template_dir, "--audio-features": args.audio_features,
+        "--audio-encoder": args.audio_encoder, "--audio": args.audio}, folder=True)
     pipeline = FrameGenerationPipeline(args.checkpoint, mode=args.mode, device="cpu", backend="torch")
     path = write_package(pipeline, args.template_dir, args.output, args.audio_encoder, args.audio,
                          args.audio_features, args.parsing, args.samples, args.opset)
@@ -58,7 +62,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     package.add_argument("--audio", default=None, help="speech for the reference, with --audio-encoder")
     package.add_argument("--parsing", action="store_true", help="include parsing masks and use them")
     package.add_argument("--samples", type=positive_int, default=5, help="reference sample frames")
-    package.add_argument("--opset", type=positive_int, default=17, help="ONNX opset, 11..20")
+    package.add_argument("--opset", type=opset_value, default=17, help="ONNX opset, 11..20")
     package.add_argument("--output", required=True, help="package folder to write")
 
     verify = subcommand(

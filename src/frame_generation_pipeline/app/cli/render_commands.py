@@ -6,27 +6,47 @@ import argparse
 import logging
 from pathlib import Path
 
-from ...contract import mode_for_audio_model
+from ...contract import get_mode, mode_for_audio_model
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
 from .arguments import (add_audio_model, add_device, add_encoding, add_model, add_render_inputs, audio_model_option,
-                        blend_options, positive_float, positive_int, subcommand)
+                        blend_options, opset_value, positive_float, positive_int, subcommand)
 
 logger = logging.getLogger("frame_generation_pipeline")
 
 
-def pipeline_from(args: argparse.Namespace):
-    """The FrameGenerationPipeline the model options ask for (--exact: torch on the CPU)."""
-    from ...pipeline import FrameGenerationPipeline
+def model_settings(args: argparse.Namespace) -> dict:
+    """The model options of the arguments, checked without loading anything (--exact: torch on the CPU)."""
+    from ...checks import missing_file
+    from ...devices import check_precision, resolve_device
+    from ...errors import CheckpointError
 
     backend, device, precision = args.backend, args.device, args.precision
     if args.exact:
         if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
             raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
         backend, device, precision = "torch", "cpu", "fp32"
-    mode = mode_for_audio_model(args.mode, audio_model_option(args))
-    return FrameGenerationPipeline(args.checkpoint, mode=mode, device=device, backend=backend,
-                                   batch_size=args.batch_size, onnx_path=args.onnx, precision=precision)
+    check_precision(precision, resolve_device(device))
+    if not Path(args.checkpoint).is_file():
+        raise CheckpointError(args.checkpoint, missing_file(args.checkpoint, "checkpoint file"))
+    return {"mode": mode_for_audio_model(args.mode, audio_model_option(args)), "device": device, "backend": backend,
+            "batch_size": args.batch_size, "onnx_path": args.onnx, "precision": precision}
+
+
+def pipeline_from(args: argparse.Namespace, settings: dict | None = None):
+    """The FrameGenerationPipeline the model options ask for (`settings`: model_settings(args))."""
+    from ...pipeline import FrameGenerationPipeline
+
+    return FrameGenerationPipeline(args.checkpoint, **(settings or model_settings(args)))
+
+
+def audio_model_from(args: argparse.Namespace):
+    """The AudioModel the arguments give (--audio-encoder or --hubert-model), or None."""
+    from ...plan import AudioModel
+
+    if getattr(args, "hubert_model", None) is not None:
+        return AudioModel("hubert", Path(args.hubert_model), "--hubert-model")
+    return None if getattr(args, "audio_encoder", None) is None else AudioModel("ave", Path(args.audio_encoder))
 
 
 def render_options(args: argparse.Namespace, **extra):
@@ -43,78 +63,93 @@ def report(args: argparse.Namespace, line: str) -> None:
         logger.info("%s", line)
 
 
-def _inputs(args: argparse.Namespace) -> dict:
-    """The render's inputs; the template folder opened (and checked) before any model loads."""
-    from ...inputs.templates import as_templates
+def plan_from(args: argparse.Namespace, kind: str, output: str, options, **outputs: str | None):
+    """The render's plan (everything checked that needs no model), with the features computed by the
+    audio model where asked: all of it before the U-Net loads. Returns (plan, model settings)."""
+    from ...plan import load_audio_model, plan_render
 
-    return {"templates": as_templates(args.template_dir, args.parsing), "features": args.audio_features,
-            "audio": args.audio, "audio_encoder": args.audio_encoder, "hubert_model": args.hubert_model}
+    settings = model_settings(args)
+    plan = plan_render(kind, output, args.template_dir, settings["mode"], getattr(args, "audio_features", None), args.audio,
+                       audio_model_from(args), options, args.batch_size,
+                       inputs={"--checkpoint": args.checkpoint, "--onnx": args.onnx}, extra_outputs=outputs)
+    if plan.needs_features and plan.audio_model is not None:
+        plan = plan.encoded(load_audio_model(plan.audio_model, settings["device"]))
+    return plan, settings
 
 
 def run_video(args: argparse.Namespace) -> int:
     """`frame-gen video`: render and encode one video."""
-    from ...audio.ffmpeg import probe_audio
-    from ...files import check_output_file
-    from ...outputs.video import check_container
-
-    options = render_options(args, fps=args.fps, crf=args.crf, preset=args.preset)
-    check_container(args.output)  # what can be checked without the model is checked before loading it
-    check_output_file(args.output)
-    probe_audio(args.audio)
-    inputs = _inputs(args)
-    result = pipeline_from(args).video(args.output, options=options, **inputs)
-    report(args, result.summary())
+    plan, settings = plan_from(args, "video", args.output, render_options(args, fps=args.fps, crf=args.crf, preset=args.preset))
+    report(args, pipeline_from(args, settings).render(plan).summary())
     return 0
 
 
 def run_frames(args: argparse.Namespace) -> int:
     """`frame-gen frames`: render numbered image files into a folder."""
-    inputs = _inputs(args)
-    result = pipeline_from(args).frames(args.output_dir, options=render_options(args, image_format=args.image_format),
-                                        **inputs)
-    report(args, result.summary())
+    plan, settings = plan_from(args, "frames", args.output_dir, render_options(args, image_format=args.image_format))
+    report(args, pipeline_from(args, settings).render(plan).summary())
     return 0
 
 
 def run_reference(args: argparse.Namespace) -> int:
     """`frame-gen reference`: write a reference bundle (exact path)."""
-    inputs = _inputs(args)
     if args.backend == "auto" and args.onnx is None and args.device in (None, "cpu") and args.precision in ("auto", "fp32"):
         args.exact = True  # bundles are made on the exact path: load nothing else
-    result = pipeline_from(args).reference(args.output_dir, options=render_options(args, samples=args.samples),
-                                           **inputs)
+    plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, samples=args.samples))
+    result = pipeline_from(args, settings).render(plan)
     report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")
     return 0
 
 
+def feature_format(output: Path, given: str | None) -> str:
+    """The feature file format of `output`'s suffix (.npy, .bin); ConfigurationError for another
+    suffix, or a --format that disagrees with it."""
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix not in FEATURE_FORMATS:
+        found = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
+        raise ConfigurationError(f"--output {output} has {found}: expected a feature file ending in .npy, or .bin "
+                                 "(raw float32 rows with their FILE.bin.json)")
+    if given is not None and given != suffix:
+        raise ConfigurationError(f"--format {given} disagrees with --output {output} (a .{suffix} file): drop --format")
+    return suffix
+
+
 def run_features(args: argparse.Namespace) -> int:
-    """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json."""
-    from ...files import atomic_file
+    """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json (from --output's suffix)."""
+    from ...files import atomic_file, check_output_file, refuse_overwriting_inputs
     from ...inputs.features import sidecar_path, write_feature_array
+    from ...plan import load_audio_model, read_sources
 
     output = Path(args.output)
-    if args.hubert_model is not None:
-        from ...models.hubert import HubertEncoder
-
-        encoder, what = HubertEncoder(args.hubert_model, device=args.device), "hubert"
-    else:
-        from ...models.audio_encoder import AudioEncoder
-
-        encoder, what = AudioEncoder(args.audio_encoder, device=args.device), "ave"
-    features = encoder.features_from_audio(args.audio)
+    described = audio_model_from(args)
+    inputs = {"--audio": args.audio, described.argument: described.path}
+    refuse_overwriting_inputs(output, "--output", inputs)
+    feature_format_ = feature_format(output, args.format)
+    check_output_file(output)
+    if feature_format_ == "bin":
+        refuse_overwriting_inputs(sidecar_path(output), "--output's description", inputs)
+    _, infos, speech, model, _ = read_sources("features", get_mode(described.mode), None, args.audio, described)
+    assert model is not None and speech is not None  # read_sources decodes the speech for the audio model
+    features = load_audio_model(model, args.device).features_from_samples(speech, str(infos[0].path))
     with atomic_file(output) as temporary:
-        if args.format == "bin":
+        if feature_format_ == "bin":
             with atomic_file(sidecar_path(output)) as sidecar:
                 write_feature_array(features, temporary, "bin", sidecar)
         else:
             write_feature_array(features, temporary, "npy")
     shape = " x ".join(str(n) for n in features.shape[1:])
-    report(args, f"wrote {output}: {features.shape[0]} frames x {shape} {what} features ({args.format})")
+    report(args, f"wrote {output}: {features.shape[0]} frames x {shape} {described.mode} features ({feature_format_})")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     """`frame-gen export-onnx`: export a U-Net checkpoint or the audio encoder, checked against torch."""
+    from ...files import check_output_file, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(args.output, "--output", {"--checkpoint": args.checkpoint, "--audio-encoder": args.audio_encoder})
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise ConfigurationError(f"--output {args.output} must end in .onnx (an ONNX model file)")
+    check_output_file(args.output)
     if args.audio_encoder is not None:
         from ...models.audio_encoder import AudioEncoder
 
@@ -213,15 +248,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "features", run_features, "compute ave or hubert audio features from speech",
         "Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with the ave\n"
         "audio encoder into (F, 512) features, or run a local hubert model folder over it into (F, 2, 1024)\n"
-        "features, one row per 25 fps frame. --format bin writes raw little-endian float32 rows and\n"
-        "FILE.bin.json (num_frames, feature_size, shape) for ports.",
+        "features, one row per 25 fps frame. A .npy --output is NumPy's format; a .bin one raw little-endian\n"
+        "float32 rows, with FILE.bin.json (num_frames, feature_size, shape) for ports.",
         "frame-gen features --audio-encoder audio_visual_encoder.pth --audio speech.wav --output feats.npy",
         "frame-gen features --hubert-model hubert-large-ls960-ft/ --audio speech.wav --output feats_hu.npy",
     )
     add_audio_model(features)
     features.add_argument("--audio", required=True, help="speech audio file")
     features.add_argument("--output", required=True, help="file to write (exactly this name)")
-    features.add_argument("--format", default="npy", choices=FEATURE_FORMATS, help="npy, or bin + .json for ports")
+    features.add_argument("--format", default=None, choices=FEATURE_FORMATS,
+                          help="npy, or bin + .json for ports (default: from --output's suffix, which it must match)")
     add_device(features)
 
     export = subcommand(
@@ -237,7 +273,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     model.add_argument("--audio-encoder", help="ave audio encoder (audio_visual_encoder.pth)")
     export.add_argument("--mode", default="ave", choices=("ave", "hubert", "wenet"), help="audio feature mode")
     export.add_argument("--output", required=True, help="the .onnx file to write")
-    export.add_argument("--opset", type=positive_int, default=17, help="ONNX opset, 11..20 (11 for older mobile runtimes)")
+    export.add_argument("--opset", type=opset_value, default=17, help="ONNX opset, 11..20 (11 for older mobile runtimes)")
 
     verify = subcommand(
         commands, "verify-reference", run_verify, "recompute a reference bundle and report differences per stage",

@@ -10,6 +10,7 @@ from pathlib import Path
 from ...checks import missing_file
 from ...contract import AUDIO_MODELS, DEFAULT_BLEND_WIDTH, mode_for_audio_model
 from ...errors import ConfigurationError, InputFileError
+from ...files import refuse_overwriting_inputs
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET
 
@@ -107,13 +108,17 @@ def read_jobs(path: str | os.PathLike[str]) -> list[Job]:
 
 
 def check_outputs(jobs: list[Job], source: str) -> list[Job]:
-    """The jobs, unless two write the same file or there are none (ConfigurationError)."""
+    """The jobs, unless two write the same file, one writes over an input of any job (OutputError), or
+    there are none (ConfigurationError)."""
     if not jobs:
         raise ConfigurationError(f"{source}: holds no jobs")
     seen: dict[str, int] = {}
+    inputs = {f"{name} of job {number}": getattr(job, name) for number, job in enumerate(jobs, start=1)
+              for name in sorted(_PATHS - {"output"})}
     for number, job in enumerate(jobs, start=1):
         output = os.path.realpath(job.output)
         if output in seen:
             raise ConfigurationError(f"{source}: jobs {seen[output]} and {number} both write {job.output}")
         seen[output] = number
+        refuse_overwriting_inputs(job.output, f"the output of job {number}", inputs)
     return jobs

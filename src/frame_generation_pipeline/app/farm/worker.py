@@ -22,12 +22,13 @@ def load_pipeline(job: Job, device: str | None) -> FrameGenerationPipeline:
 
 
 def plan(pipeline: FrameGenerationPipeline, job: Job, scratch: Path) -> dict:
-    """The job's features written to `scratch` (computed from its speech where asked), its frame count and fps."""
-    features = pipeline.features(job.audio_features, job.audio, job.audio_encoder, job.hubert_model)
-    frames = min(len(features), job.max_frames or len(features))
+    """The job's features written to `scratch` (computed from its speech where asked), its frame count and
+    fps, from the job's checked render plan."""
+    checked = pipeline.with_features(pipeline.plan("video", job.output, job.template_dir, job.audio_features, job.audio,
+                                                   job.audio_encoder, job.options(), job.hubert_model))
     path = scratch / "features.npy"
-    write_feature_array(features.rows(), path, "npy")
-    return {"frames": frames, "fps": job.fps or pipeline.mode.fps, "features": str(path)}
+    write_feature_array(checked.ready_features.rows(), path, "npy")
+    return {"frames": checked.frame_count, "fps": checked.fps, "features": str(path)}
 
 
 def render_whole(pipeline: FrameGenerationPipeline, job: Job, features: str, frames: int) -> int:

@@ -1,0 +1,270 @@
+"""RenderPlan: one render's inputs opened and checked, before any model is loaded (plan_render).
+
+Everything a render needs that can be checked without a network is checked here, once: the
+template folder and the headers of the templates the schedule uses, the features (their shape
+against the mode) or the speech (probed and decoded once), the outputs against the inputs, and
+the batch. What runs below a plan takes it as it is and checks nothing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .audio.ffmpeg import AudioInfo, probe_audio
+from .audio.mel import frames_for_samples
+from .audio.speech import load_speech
+from .checks import missing_file
+from .contract import ModeSpec, get_mode
+from .devices import available_memory
+from .errors import CheckpointError, ConfigurationError, OutputError
+from .files import check_output_file, refuse_overwriting_inputs
+from .inputs.features import AudioFeatures, as_features, sidecar_path
+from .inputs.templates import TemplateSet, as_templates
+from .models.hubert import check_model_folder, hubert_frames
+from .options import RenderOptions
+from .outputs.video import check_container
+
+if TYPE_CHECKING:
+    from .audio.mel import SpeechStages
+    from .models.audio_encoder import AudioEncoder
+    from .models.hubert import HubertEncoder
+
+logger = logging.getLogger(__name__)
+
+#: What a render writes: a video file, a frame folder, a reference bundle, a live session's video.
+KINDS = ("video", "frames", "reference", "live")
+#: Memory one frame in flight takes in a batched network call (activations included), measured
+#: for the 328 U-Net in fp32; the batch is capped so that a batch fits in half the free memory.
+BYTES_PER_FRAME_IN_FLIGHT = 200 << 20
+_OUTPUT_NAMES = {"video": "--output", "frames": "--output-dir", "reference": "--output-dir", "live": "--output"}
+
+Path_ = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class AudioModel:
+    """A model that computes features from speech: `mode` names the features it makes (the ave
+    audio encoder makes "ave", a hubert model folder "hubert"), `path` its checkpoint or folder,
+    `argument` the option that gave it."""
+
+    mode: str
+    path: Path
+    argument: str = "--audio-encoder"
+
+
+def load_audio_model(model: AudioModel, device: str | None = None) -> AudioEncoder | HubertEncoder:
+    """The audio model `model` describes, loaded on `device` (the ave encoder, or a hubert folder)."""
+    if model.mode == "hubert":
+        from .models.hubert import HubertEncoder
+
+        return HubertEncoder(model.path, device=device)
+    from .models.audio_encoder import AudioEncoder
+
+    return AudioEncoder(model.path, device=device)
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """A render checked before any model loads (made by `plan_render`).
+
+    Attributes:
+        kind: "video", "frames", "reference" or "live".
+        output: the file or folder to write.
+        mode: the audio mode of the features (and of the checkpoint that renders them).
+        templates: the opened template folder; the templates the schedule uses had their headers checked.
+        features: the features to render, or None until they are computed from `speech` by `audio_model`.
+        audio: the probed speech files (one for a video or features from speech; several for live).
+        speech: 16 kHz mono samples of `audio[0]`, decoded once, when `audio_model` computes the features.
+        audio_model: the model that computes the features from the speech, or None.
+        frame_count: frames to render (max_frames applied; live: the speech's frames).
+        fps: frame rate of the output.
+        batch_size: frames per network call, capped by the frames and memory; None: the backend's
+            default, capped by `batch_for`.
+        options: the render's options.
+        stages: the audio path's stages, once computed, for a reference bundle made from speech.
+    """
+
+    kind: str
+    output: Path
+    mode: ModeSpec
+    templates: TemplateSet
+    features: AudioFeatures | None
+    audio: tuple[AudioInfo, ...]
+    speech: np.ndarray | None = field(repr=False)
+    audio_model: AudioModel | None
+    frame_count: int
+    fps: float
+    batch_size: int | None
+    options: RenderOptions
+    stages: SpeechStages | None = field(default=None, repr=False)
+
+    @property
+    def ready_features(self) -> AudioFeatures:
+        """The features to render; ConfigurationError while they are still to be computed (see `encoded`)."""
+        if self.features is None:
+            raise ConfigurationError("the plan's features are still to be computed from its speech by its audio model")
+        return self.features
+
+    @property
+    def needs_features(self) -> bool:
+        """True while the features are still to be computed from the speech by `audio_model`."""
+        return self.features is None and self.speech is not None
+
+    def encoded(self, encoder: AudioEncoder | HubertEncoder) -> RenderPlan:
+        """This plan with its features computed from its speech by a loaded audio model."""
+        if self.speech is None or self.features is not None:
+            return self
+        stages = encoder.stages(self.speech, str(self.audio[0].path))
+        features = AudioFeatures(stages.features, self.mode, source=str(self.audio[0].path))
+        logger.info("%s: %d %s feature rows", self.audio[0].path, len(features), self.mode.name)
+        return replace(self, features=features, speech=None, stages=stages if self.kind == "reference" else None)
+
+    def batch_for(self, default: int) -> int:
+        """The batch to run: the plan's, or `default` (a backend's) capped by the frames and memory."""
+        return self.batch_size if self.batch_size is not None else choose_batch(default, self.frame_count, quiet=True)
+
+
+def choose_batch(requested: int, frames: int, quiet: bool = False) -> int:
+    """`requested` capped by the frame count and by the memory free now; a warning line when it is
+    lowered (unless `quiet`)."""
+    memory = available_memory()
+    fits = max(1, memory // 2 // BYTES_PER_FRAME_IN_FLIGHT) if memory else requested
+    free = f"{memory >> 20} MB are free" if memory else "the free memory is unknown"
+    chosen = max(1, min(requested, frames or requested, fits))
+    if chosen < requested and not quiet:
+        why = f"{frames} frames are rendered" if chosen == frames else \
+            f"a batch takes about {BYTES_PER_FRAME_IN_FLIGHT >> 20} MB per frame and {free}"
+        logger.warning("batch size %d is more than this render can use (%s): using %d", requested, why, chosen)
+    return chosen
+
+
+def plan_render(
+    kind: str,
+    output: Path_,
+    templates: TemplateSet | Path_,
+    mode: str | ModeSpec = "ave",
+    features: AudioFeatures | np.ndarray | Path_ | None = None,
+    audio: Path_ | AudioInfo | Sequence[Path_] | None = None,
+    audio_model: AudioModel | Path_ | None = None,
+    options: RenderOptions | None = None,
+    batch_size: int | None = None,
+    inputs: Mapping[str, Path_ | None] | None = None,
+    extra_outputs: Mapping[str, Path_ | None] | None = None,
+) -> RenderPlan:
+    """Open and check everything a render of `kind` needs, before any model is loaded.
+
+    `audio_model` (the ave audio encoder's checkpoint) computes the features from `audio`;
+    `features` gives them instead. `inputs` names other inputs (argument -> path: the checkpoint,
+    an exported model) that no output may overwrite; `extra_outputs` other files the render writes.
+    Raises the package's errors (ConfigurationError, TemplateError, AudioError, OutputError...).
+    """
+    if kind not in KINDS:
+        raise ConfigurationError(f"unknown render kind {kind!r}: expected one of {', '.join(KINDS)}")
+    options = options or RenderOptions()
+    spec = get_mode(mode)
+    model = _audio_model(audio_model, spec, features)
+    infos = _probe(audio, kind)
+    output = Path(output)
+    _check_outputs(kind, output, templates, features, infos, model, inputs or {}, extra_outputs or {})
+    opened = as_templates(templates, options.use_parsing)
+    feats, _, speech, _, available = read_sources(kind, spec, features, infos, model)
+    count = available if kind == "live" else min(available, options.max_frames or available)
+    if kind == "live":
+        opened.schedule(1, options.start_frame)  # the start frame is one of the templates
+        opened.validate(list(range(options.start_frame, len(opened))))
+    else:
+        opened.validate(opened.schedule(count, options.start_frame))
+    batch = None if batch_size is None else choose_batch(batch_size, count)
+    fps = options.fps or spec.fps
+    return RenderPlan(kind, output, spec, opened, feats, infos, speech, model, count, fps, batch, options)
+
+
+Sources = tuple[AudioFeatures | None, tuple[AudioInfo, ...], np.ndarray | None, AudioModel | None, int]
+
+
+def read_sources(
+    kind: str, mode: ModeSpec, features: AudioFeatures | np.ndarray | Path_ | None,
+    audio: Path_ | AudioInfo | Sequence[Path_] | tuple[AudioInfo, ...] | None, audio_model: AudioModel | Path_ | None,
+) -> Sources:
+    """(features, probed speech, decoded speech, audio model, frames available) of a render of `kind`
+    ("features": features alone): the features read and checked against `mode`, or the speech probed
+    and decoded once for the audio model to compute them from."""
+    model = audio_model if isinstance(audio_model, AudioModel) else _audio_model(audio_model, mode, features)
+    if isinstance(audio, tuple) and all(isinstance(item, AudioInfo) for item in audio):
+        infos = tuple(item for item in audio if isinstance(item, AudioInfo))
+    else:
+        infos = _probe(audio, kind)
+    if features is not None:
+        feats = as_features(features, mode)
+        return feats, infos, None, None, len(feats)
+    if kind == "live":
+        return None, infos, None, model, sum(round((info.duration or 0) * mode.fps) for info in infos)
+    if model is not None and infos:
+        hubert = model.mode == "hubert"
+        speech = load_speech(infos[0], first_channel=hubert)  # upstream's hubert path reads the first channel
+        frames = frames_for_samples(len(speech), str(infos[0].path))
+        return None, infos, speech, model, hubert_frames(len(speech)) if hubert else frames
+    raise ConfigurationError(
+        "no audio features: give a feature file (--audio-features), or the speech (--audio) and an audio model "
+        "to compute them: the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
+    )
+
+
+def _audio_model(audio_model: AudioModel | Path_ | None, mode: ModeSpec, features: object) -> AudioModel | None:
+    if audio_model is None:
+        return None
+    model = audio_model if isinstance(audio_model, AudioModel) else AudioModel("ave", Path(audio_model))
+    if features is not None:
+        raise ConfigurationError(f"both audio features and an audio model ({model.argument}) were given: give one of them "
+                                 "(the model computes features from the speech)")
+    if model.mode != mode.name:
+        raise ConfigurationError(f"{model.argument} computes {model.mode} features, but --mode is {mode.name!r}: "
+                                 f"give --audio-features for mode {mode.name}, or a checkpoint of mode {model.mode}")
+    if model.mode == "hubert":
+        check_model_folder(model.path)
+    elif not model.path.is_file():
+        raise CheckpointError(model.path, missing_file(model.path, "checkpoint file"))
+    return model
+
+
+def _probe(audio: Path_ | AudioInfo | Sequence[Path_ | AudioInfo] | None, kind: str) -> tuple[AudioInfo, ...]:
+    if audio is None:
+        if kind in ("video", "live"):
+            raise ConfigurationError(f"a {kind} needs the speech (--audio)")
+        return ()
+    many = list(audio) if kind == "live" and isinstance(audio, Sequence) and not isinstance(audio, str) else [audio]
+    return tuple(item if isinstance(item, AudioInfo) else probe_audio(item) for item in many)  # type: ignore[arg-type]
+
+
+def _check_outputs(
+    kind: str, output: Path, templates: object, features: object, audio: tuple[AudioInfo, ...],
+    model: AudioModel | None, inputs: Mapping[str, Path_ | None], extra_outputs: Mapping[str, Path_ | None],
+) -> None:
+    """The outputs can be written and none of them is (or holds) an input."""
+    given: dict[str, Path_ | None] = dict(inputs)
+    if isinstance(templates, (str, os.PathLike)):
+        given["--template-dir"] = templates
+    if isinstance(features, (str, os.PathLike)):
+        given["--audio-features"] = features
+        given["--audio-features' description"] = sidecar_path(Path(features)) if Path(features).suffix == ".bin" else None
+    for number, info in enumerate(audio):
+        given["--audio" if len(audio) == 1 else f"--audio #{number + 1}"] = info.path
+    if model is not None:
+        given[model.argument] = model.path
+    folder = kind in ("frames", "reference")
+    if not folder:
+        check_container(output)
+        check_output_file(output)
+    elif output.exists() and not output.is_dir():
+        raise OutputError(output, "exists and is not a folder")
+    refuse_overwriting_inputs(output, _OUTPUT_NAMES[kind], given, folder=folder)
+    for name, path in extra_outputs.items():
+        if path is not None:
+            refuse_overwriting_inputs(path, name, {**given, _OUTPUT_NAMES[kind]: output}, folder=name.endswith("-dir"))
