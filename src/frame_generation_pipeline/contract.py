@@ -83,7 +83,7 @@ def mode_for_audio_model(mode: str | None, audio_model: str | None) -> str:
     explicit mode can disagree)."""
     computed = AUDIO_MODELS[audio_model] if audio_model is not None else None
     if mode is not None and computed is not None and get_mode(mode).name != computed:
-        option = audio_model.replace("_", "-")
-        raise ConfigurationError(f"mode {mode!r} does not match the {option} given, which computes {computed} features "
-                                 f"(for {computed} checkpoints): drop the mode, or give features of mode {mode!r}")
+        option = "--" + audio_model.replace("_", "-")
+        raise ConfigurationError(f"{option} computes {computed} features, but --mode is {mode!r}: give --audio-features "
+                                 f"for mode {mode}, or a checkpoint of mode {computed}")
     return get_mode(mode or computed or "ave").name

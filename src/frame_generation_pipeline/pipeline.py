@@ -116,9 +116,7 @@ class FrameGenerationPipeline:
             )
         model = self._described(audio_encoder, hubert_model)
         assert model is not None
-        if model.mode != self.mode.name:
-            raise ConfigurationError(f"{model.argument} computes {model.mode} features, but the checkpoint's mode is "
-                                     f"{self.mode.name!r}: give --audio-features for mode {self.mode.name}")
+        model.check_mode(self.mode.name)
         return self._loaded(model)
 
     def _loaded(self, model: AudioModel) -> SpeechModel:

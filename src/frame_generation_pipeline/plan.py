@@ -21,7 +21,7 @@ from .audio.ffmpeg import AudioInfo, probe_audio
 from .audio.mel import frames_for_samples
 from .audio.speech import load_speech
 from .checks import missing_file
-from .contract import ModeSpec, get_mode
+from .contract import ModeSpec, get_mode, mode_for_audio_model
 from .devices import available_memory
 from .errors import CheckpointError, ConfigurationError, OutputError
 from .files import check_output_file, refuse_overwriting_inputs
@@ -57,6 +57,10 @@ class AudioModel:
     mode: str
     path: Path
     argument: str = "--audio-encoder"
+
+    def check_mode(self, mode: str) -> None:
+        """ConfigurationError unless this model computes features of `mode` (naming its option)."""
+        mode_for_audio_model(mode, self.argument.removeprefix("--").replace("-", "_"))
 
 
 def load_audio_model(model: AudioModel, device: str | None = None) -> AudioEncoder | HubertEncoder:
@@ -196,7 +200,7 @@ def read_sources(
     """(features, probed speech, decoded speech, audio model, frames available) of a render of `kind`
     ("features": features alone): the features read and checked against `mode`, or the speech probed
     and decoded once for the audio model to compute them from."""
-    model = audio_model if isinstance(audio_model, AudioModel) else _audio_model(audio_model, mode, features)
+    model = _audio_model(audio_model, mode, features)
     if isinstance(audio, tuple) and all(isinstance(item, AudioInfo) for item in audio):
         infos = tuple(item for item in audio if isinstance(item, AudioInfo))
     else:
@@ -224,9 +228,7 @@ def _audio_model(audio_model: AudioModel | Path_ | None, mode: ModeSpec, feature
     if features is not None:
         raise ConfigurationError(f"both audio features and an audio model ({model.argument}) were given: give one of them "
                                  "(the model computes features from the speech)")
-    if model.mode != mode.name:
-        raise ConfigurationError(f"{model.argument} computes {model.mode} features, but --mode is {mode.name!r}: "
-                                 f"give --audio-features for mode {mode.name}, or a checkpoint of mode {model.mode}")
+    model.check_mode(mode.name)
     if model.mode == "hubert":
         check_model_folder(model.path)
     elif not model.path.is_file():

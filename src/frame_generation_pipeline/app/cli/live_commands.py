@@ -7,7 +7,8 @@ import argparse
 from ...live.features import HubertWindows
 from .arguments import (add_audio_model, add_blend, add_model, blend_options, non_negative_float, non_negative_int,
                         positive_float, subcommand)
-from .render_commands import pipeline_from, plan_from, report
+from .render_commands import report
+from .prepare import pipeline_from, plan_from
 
 
 def run_live(args: argparse.Namespace) -> int:

@@ -6,47 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from ...contract import get_mode, mode_for_audio_model
+from ...contract import get_mode
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import (add_audio_model, add_device, add_encoding, add_model, add_render_inputs, audio_model_option,
-                        blend_options, opset_value, positive_float, positive_int, subcommand)
+from .arguments import (add_audio_model, add_device, add_encoding, add_model, add_render_inputs, blend_options,
+                        opset_value, positive_float, positive_int, subcommand)
+from .prepare import audio_model_from, pipeline_from, plan_from
 
 logger = logging.getLogger("frame_generation_pipeline")
-
-
-def model_settings(args: argparse.Namespace) -> dict:
-    """The model options of the arguments, checked without loading anything (--exact: torch on the CPU)."""
-    from ...checks import missing_file
-    from ...devices import check_precision, resolve_device
-    from ...errors import CheckpointError
-
-    backend, device, precision = args.backend, args.device, args.precision
-    if args.exact:
-        if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
-            raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
-        backend, device, precision = "torch", "cpu", "fp32"
-    check_precision(precision, resolve_device(device))
-    if not Path(args.checkpoint).is_file():
-        raise CheckpointError(args.checkpoint, missing_file(args.checkpoint, "checkpoint file"))
-    return {"mode": mode_for_audio_model(args.mode, audio_model_option(args)), "device": device, "backend": backend,
-            "batch_size": args.batch_size, "onnx_path": args.onnx, "precision": precision}
-
-
-def pipeline_from(args: argparse.Namespace, settings: dict | None = None):
-    """The FrameGenerationPipeline the model options ask for (`settings`: model_settings(args))."""
-    from ...pipeline import FrameGenerationPipeline
-
-    return FrameGenerationPipeline(args.checkpoint, **(settings or model_settings(args)))
-
-
-def audio_model_from(args: argparse.Namespace):
-    """The AudioModel the arguments give (--audio-encoder or --hubert-model), or None."""
-    from ...plan import AudioModel
-
-    if getattr(args, "hubert_model", None) is not None:
-        return AudioModel("hubert", Path(args.hubert_model), "--hubert-model")
-    return None if getattr(args, "audio_encoder", None) is None else AudioModel("ave", Path(args.audio_encoder))
 
 
 def render_options(args: argparse.Namespace, **extra):
@@ -61,20 +28,6 @@ def report(args: argparse.Namespace, line: str) -> None:
     """The closing line of a command, on stderr, unless --quiet."""
     if not args.quiet:
         logger.info("%s", line)
-
-
-def plan_from(args: argparse.Namespace, kind: str, output: str, options, **outputs: str | None):
-    """The render's plan (everything checked that needs no model), with the features computed by the
-    audio model where asked: all of it before the U-Net loads. Returns (plan, model settings)."""
-    from ...plan import load_audio_model, plan_render
-
-    settings = model_settings(args)
-    plan = plan_render(kind, output, args.template_dir, settings["mode"], getattr(args, "audio_features", None), args.audio,
-                       audio_model_from(args), options, args.batch_size,
-                       inputs={"--checkpoint": args.checkpoint, "--onnx": args.onnx}, extra_outputs=outputs)
-    if plan.needs_features and plan.audio_model is not None:
-        plan = plan.encoded(load_audio_model(plan.audio_model, settings["device"]))
-    return plan, settings
 
 
 def run_video(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import socket
 from ...errors import ConfigurationError
 from ...live.timeline import DEFAULT_MARGIN
 from .arguments import add_audio_model, add_blend, add_model, blend_options, non_negative_float, positive_int, subcommand
-from .render_commands import pipeline_from
+from .prepare import pipeline_from
 
 
 def run_serve(args: argparse.Namespace) -> int:
