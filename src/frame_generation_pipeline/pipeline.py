@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo, probe_audio
 from .contract import get_mode
-from .devices import tune_allocator
 from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
 from .inputs.features import AudioFeatures, as_features
@@ -77,7 +76,6 @@ class FrameGenerationPipeline:
     ) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.mode = get_mode(mode)
-        tune_allocator()
         logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
         self.model = load_backend(checkpoint_path, self.mode, device, backend, precision, onnx_path)
         self.backend = self.model.name

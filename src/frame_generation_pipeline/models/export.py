@@ -24,7 +24,7 @@ from ..contract import INPUT_SHAPE, ModeSpec
 from ..errors import ConfigurationError, ExportError, OutputError
 from ..files import atomic_file, describe_os_error
 from ..version import __version__
-from .cache import onnx_module
+from .onnx_files import onnx_module
 
 logger = logging.getLogger(__name__)
 

@@ -61,9 +61,10 @@ class RenderWorker:
     """A farm worker: keeps its loaded pipelines (one per checkpoint and settings) across jobs."""
 
     def __init__(self, cpus: int, device: str | None) -> None:
-        from ...devices import set_cpu_budget
+        from ...devices import set_cpu_budget, tune_allocator
 
         set_cpu_budget(cpus)
+        tune_allocator()
         import torch
 
         torch.set_num_threads(cpus)

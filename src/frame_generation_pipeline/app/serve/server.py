@@ -25,6 +25,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 
 from ...audio.speech import load_speech
 from ...contract import SAMPLE_RATE
+from ...devices import tune_allocator
 from ...errors import FrameGenerationError
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
@@ -73,6 +74,7 @@ class AvatarServer:
     def __init__(self, pipeline: FrameGenerationPipeline, templates: TemplateSet, encoder: AudioEncoder,
                  settings: ServerSettings) -> None:
         self.pipeline, self.templates, self.encoder, self.settings = pipeline, templates, encoder, settings
+        tune_allocator()  # the server owns its process; the library never changes it
         self.visitors: dict[str, Visitor] = {}
         self._lock = asyncio.Lock()
         if settings.ice_addresses:

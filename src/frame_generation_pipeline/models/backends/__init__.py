@@ -78,7 +78,8 @@ def load_backend(
             f"an exported model file ({os.fspath(model_file)}) is for the onnxruntime or openvino backend, "
             f"not {name}: drop it or choose one of those"
         )
-    loaded = backend_class(name).load(checkpoint, spec, resolved, precision=precision, model_file=model_file)
+    extra = {} if model_file is None else {"model_file": model_file}
+    loaded = backend_class(name)(checkpoint, spec, resolved, precision=precision, **extra)
     logger.info("backend %s", loaded.describe())
     return loaded
 

@@ -2,7 +2,9 @@
 
 A backend is one class in one file of this folder plus one line in the registry (`__init__.py`).
 It says whether its library is installed, how fast it is on a device type (the ranking `auto`
-uses, from measurements in the README), its default batch size, and how to load a checkpoint.
+uses, from measurements in the README) and its default batch size. Its constructor is the one way
+to load it: `cls(checkpoint, mode, device, precision=...)` (the exported backends also take
+`model_file`), which is what `load_backend` calls.
 """
 
 from __future__ import annotations
@@ -70,18 +72,6 @@ class InferenceBackend(ABC):
     def default_batch(cls, device_type: str) -> int:
         """Frames per network call when none is given (measured; README, "Backends")."""
         return 8 if device_type == "cuda" else 1
-
-    @classmethod
-    @abstractmethod
-    def load(
-        cls,
-        checkpoint: str | os.PathLike[str],
-        mode: ModeSpec,
-        device: str,
-        precision: str = "auto",
-        model_file: str | os.PathLike[str] | None = None,
-    ) -> InferenceBackend:
-        """Load `checkpoint` (or its export `model_file`, checked to come from it) for `mode` on `device`."""
 
     @abstractmethod
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
