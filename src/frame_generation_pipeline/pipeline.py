@@ -26,6 +26,7 @@ from .outputs.frames import is_frame_file, write_frames
 from .outputs.video import VideoEncoder, check_container
 from .ports.reference import write_bundle
 from .render.generator import FrameGenerator
+from .render.template_cache import TemplateCache
 
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
@@ -58,6 +59,8 @@ class FrameGenerationPipeline:
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
         precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
+        template_cache: where the network's template half is kept per template, shared with whatever
+            else is given it (live sessions, other pipelines); None: one of its default size.
 
     Raises:
         ConfigurationError: unknown mode, backend, precision or device.
@@ -73,6 +76,7 @@ class FrameGenerationPipeline:
         batch_size: int | None = None,
         onnx_path: Path_ | None = None,
         precision: str = "auto",
+        template_cache: TemplateCache | None = None,
     ) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.mode = get_mode(mode)
@@ -82,7 +86,8 @@ class FrameGenerationPipeline:
         self.device = self.model.device
         if batch_size is None:
             batch_size = type(self.model).default_batch(self.device.split(":")[0])
-        self.generator = FrameGenerator(self.model, batch_size=batch_size)
+        self.template_cache = TemplateCache() if template_cache is None else template_cache
+        self.generator = FrameGenerator(self.model, batch_size=batch_size, template_cache=self.template_cache)
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""

@@ -11,6 +11,7 @@ from ..audio.mel import MEL_WINDOW, N_MELS
 from ..contract import INPUT_SHAPE
 from ..inputs.templates import ping_pong_index
 from ..render.arithmetic import paste_generated_region, to_pixels
+from ..render.template_cache import run_network
 from .utterance import Utterance
 
 logger = logging.getLogger(__name__)
@@ -95,20 +96,24 @@ class Rendering:
             utterance.next_render += 1
         templates = [self._template(utterance.start_slot + i) for i in indices]
         images = np.stack([self._cache.get(template).network_input for template in templates])
-        outputs = self._infer(images, np.stack([utterance.features.window(i) for i in indices]))
+        outputs = self._infer(images, np.stack([utterance.features.window(i) for i in indices]), templates)
         finished = self.clock.now()
         for i, output in zip(indices, outputs):
             utterance.finished(i, to_pixels(output), finished)
         utterance.features.release(min(indices))
         self.rate.add(finished - started, len(indices))
 
-    def _infer(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """The network on a batch, split over the model's streams, which run at once from their own
-        threads (as in the offline generator)."""
+    def _infer(self, images: np.ndarray, audio: np.ndarray, templates: list[int] | None = None) -> np.ndarray:
+        """The network on a batch of `templates` (through the template cache; None: not templates,
+        run whole), split over the model's streams, which run at once from their own threads (as
+        in the offline generator)."""
+        cache = self.template_cache if templates is not None else None
+        keys = np.asarray(templates if templates is not None else range(len(images)))
         parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
         if len(parts) == 1:
-            return self.model.run(images, audio)
-        calls = [self._network.submit(self.model.run, images[part], audio[part]) for part in parts]
+            return run_network(self.model, images, audio, cache, self.templates, keys.tolist())
+        calls = [self._network.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
+                                      keys[part].tolist()) for part in parts]
         return np.concatenate([call.result() for call in calls])
 
     def _warm_up(self) -> None:

@@ -27,6 +27,7 @@ from ..models.audio_encoder import AudioEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.generator import InferenceModel
 from ..render.prepared import PreparedCache
+from ..render.template_cache import TemplateCache
 from .features import FeatureStream
 from .rendering import Rendering
 from .timeline import DEFAULT_MARGIN, DELAY, DROP, FPS, SLOT_SAMPLES, Clock, LiveFrame, RealClock, RenderRate, SessionStats, start_delay
@@ -52,6 +53,8 @@ class StreamingSession(Rendering):
         clock: the time source (default: the monotonic clock).
         margin: seconds of slack added to every start delay.
         start_frame: first template of the schedule, as for offline renders.
+        template_cache: where the network's template half is kept per template; one cache may be
+            shared by every session of a server (None: the whole network every frame).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class StreamingSession(Rendering):
         margin: float = DEFAULT_MARGIN,
         start_frame: int = 0,
         cache_bytes: int = 64 << 20,
+        template_cache: TemplateCache | None = None,
     ) -> None:
         if model.mode.name != "ave":
             raise StreamError(f"live speech needs an ave checkpoint (its features come from the audio encoder), "
@@ -79,6 +83,7 @@ class StreamingSession(Rendering):
         self.rate = RenderRate()
         self.stats = SessionStats()
         self._cache = PreparedCache(templates, cache_bytes)
+        self.template_cache = template_cache
         self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
         self._changed = threading.Condition()
         if realtime:
@@ -99,6 +104,7 @@ class StreamingSession(Rendering):
         if not isinstance(audio_encoder, AudioEncoder):
             audio_encoder = AudioEncoder(audio_encoder, device=pipeline.device)
         options.setdefault("batch_size", pipeline.generator.batch_size)
+        options.setdefault("template_cache", pipeline.template_cache)
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 
     # --- producers --------------------------------------------------------------------------

@@ -10,6 +10,9 @@ from ..checks import missing_file
 from ..contract import ModeSpec
 from ..errors import BackendUnavailableError, ModelFileError
 
+#: Names of the template half's outputs (the network's skips x2..x6) in the exported graphs.
+SKIP_NAMES = ("skip2", "skip3", "skip4", "skip5", "skip6")
+
 
 def onnx_module() -> ModuleType:
     """The `onnx` package (with onnxruntime, which checks exports), or BackendUnavailableError saying how to install."""

@@ -22,8 +22,11 @@ def pipeline_from(args: argparse.Namespace):
         if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
             raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
         backend, device, precision = "torch", "cpu", "fp32"
+    from ...render.template_cache import TemplateCache
+
     return FrameGenerationPipeline(args.checkpoint, mode=args.mode, device=device, backend=backend,
-                                   batch_size=args.batch_size, onnx_path=args.onnx, precision=precision)
+                                   batch_size=args.batch_size, onnx_path=args.onnx, precision=precision,
+                                   template_cache=TemplateCache(args.template_cache_mb << 20))
 
 
 def render_options(args: argparse.Namespace, **extra):

@@ -145,7 +145,7 @@ class AvatarServer:
         session_id = uuid.uuid4().hex[:12]
         session = StreamingSession(self.pipeline.model, self.templates, self.encoder,
                                    batch_size=self.pipeline.generator.batch_size, realtime=True,
-                                   margin=self.settings.start_margin)
+                                   margin=self.settings.start_margin, template_cache=self.pipeline.template_cache)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width)
         visitor = Visitor(session_id, pc, session, media)

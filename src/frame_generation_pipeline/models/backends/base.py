@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -76,6 +77,20 @@ class InferenceBackend(ABC):
     @abstractmethod
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+
+    @property
+    def splits(self) -> bool:
+        """True when `template_half` and `rest` can be run (what the template cache needs)."""
+        return True
+
+    @abstractmethod
+    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The half that reads only the template's input: float32 (B, 6, 320, 320) -> the skips
+        x2..x6, float32 (B, C, H, W) each (network.SKIP_SHAPES)."""
+
+    @abstractmethod
+    def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
+        """The other half: the images, their `template_half` skips and the audio -> what `run` gives."""
 
     @property
     def exact(self) -> bool:

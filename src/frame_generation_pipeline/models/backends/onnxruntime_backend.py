@@ -7,14 +7,13 @@ serves two network calls at once, its threads adding up to one per core (README,
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from ...checks import missing_file
 from ...devices import device_type, usable_cpus
 from ...errors import BackendUnavailableError, ModelFileError
-from .exported import ExportedBackend
+from .exported import ExportedBackend, Graph
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class OnnxRuntimeBackend(ExportedBackend):
     requires = ("onnxruntime",)
     extra = ""
 
-    def open_graph(self, path: Path, device: str, precision: str, streams: int) -> dict[str, str]:
+    def compile_graph(self, path: Path, device: str, precision: str, streams: int) -> tuple[Graph, dict[str, str]]:
         """An onnxruntime session of `path` whose threads add up to one per CPU over `streams` calls."""
         import onnxruntime
 
@@ -48,13 +47,13 @@ class OnnxRuntimeBackend(ExportedBackend):
             # Each call computes on its own thread and shares the pool's workers: one thread per CPU.
             options.intra_op_num_threads = max(1, usable_cpus() - streams + 1)
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=_providers(device))
+            session = onnxruntime.InferenceSession(str(path), options, providers=_providers(device))
         except BackendUnavailableError:
             raise
         except Exception as exc:  # onnxruntime reports bad files with its own exception types
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(path, f"onnxruntime cannot load it ({reason})") from None
-        return dict(self.session.get_modelmeta().custom_metadata_map)
+        return partial(session.run, None), dict(session.get_modelmeta().custom_metadata_map)
 
     @classmethod
     def rank(cls, device_type: str) -> int | None:
@@ -65,12 +64,3 @@ class OnnxRuntimeBackend(ExportedBackend):
     def default_batch(cls, device_type: str) -> int:
         """2 on the CPU (measured: 76 ms/frame against 91 at batch 1), 8 on CUDA."""
         return 2 if device_type == "cpu" else 8
-
-    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1].
-
-        Safe to call from several threads at once; `streams` of them use the CPUs fully.
-        """
-        self.check_inputs(images, audio)
-        feeds = {"input": np.ascontiguousarray(images, np.float32), "audio": np.ascontiguousarray(audio, np.float32)}
-        return self.session.run(["output"], feeds)[0]

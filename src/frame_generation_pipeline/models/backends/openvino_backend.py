@@ -17,7 +17,7 @@ from ...devices import cpu_summary, device_type, usable_cpus
 from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError
 from ..cache import compiled_dir
 from ..onnx_files import onnx_metadata
-from .exported import ExportedBackend
+from .exported import ExportedBackend, Graph
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class OpenVinoBackend(ExportedBackend):
         if device_type(device) != "cpu":
             raise BackendUnavailableError(f"the openvino backend runs on the CPU only, not {device}")
 
-    def open_graph(self, path: Path, device: str, precision: str, streams: int) -> dict[str, str]:
+    def compile_graph(self, path: Path, device: str, precision: str, streams: int) -> tuple[Graph, dict[str, str]]:
         """`path` compiled for the CPU in `precision`, its compiled form cached beside the export."""
         import openvino
 
@@ -53,42 +53,8 @@ class OpenVinoBackend(ExportedBackend):
             "INFERENCE_NUM_THREADS": str(usable_cpus()),
         }
         try:
-            self.compiled = core.compile_model(str(path), "CPU", config)
+            compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(path, f"OpenVINO cannot compile it ({reason})") from None
-        self._requests = threading.local()
-        return metadata
-
-    @classmethod
-    def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """"auto" -> bf16 where the CPU has bf16 instructions, else fp32; bf16 elsewhere is refused."""
-        has_bf16 = cpu_summary()["bf16"]
-        if precision == "auto":
-            return "bf16" if has_bf16 else "fp32"
-        precision = super().resolve_precision(precision, device_type)
-        if precision == "bf16" and not has_bf16:
-            raise ConfigurationError("precision 'bf16' needs a CPU with AVX-512 BF16 or AMX; this one has neither")
-        return precision
-
-    @classmethod
-    def rank(cls, device_type: str) -> int | None:
-        """With bf16 the fastest on the CPU (about 2x onnxruntime); in fp32 about onnxruntime's speed,
-        so ranked just below it; no CUDA."""
-        if device_type != "cpu":
-            return None
-        return 80 if cpu_summary()["bf16"] else 45
-
-    @classmethod
-    def default_batch(cls, device_type: str) -> int:
-        """4: bf16 measured 18.7 ms/frame at batch 4 on a 2-core AVX-512 CPU (README, "Backends")."""
-        return 4
-
-    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320); thread-safe."""
-        self.check_inputs(images, audio)
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        feeds = {"input": np.ascontiguousarray(images, np.float32), "audio": np.ascontiguousarray(audio, np.float32)}
-        return np.array(request.infer(feeds)[0], dtype=np.float32, copy=True)
+        requests = threading.local()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -91,18 +92,40 @@ class TorchBackend(InferenceBackend):
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """Batched inference on host arrays: float32 (B, 6, 320, 320), (B, *audio_shape) -> (B, 3, 320, 320)."""
         self.check_inputs(images, audio)
-        images_t, audio_t = torch.from_numpy(images), torch.from_numpy(audio)
-        if device_type(self.device) == "cuda":  # page-locked buffers make the copies asynchronous
-            images_t, audio_t = images_t.pin_memory(), audio_t.pin_memory()
+        return self._call(self._runtime, [images], audio)[0]
+
+    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
+        """float32 (B, 6, 320, 320) -> the skips x2..x6 as float32 host arrays."""
+        return self._call(self._runtime.template_half, [images])
+
+    def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
+        """The network's output from its input, the template half's skips and the audio (equal to `run`)."""
+        self.check_inputs(images, audio)
+        return self._call(self._runtime.rest, [images, *skips], audio)[0]
+
+    def _call(self, function: Callable[..., Any], images: Sequence[np.ndarray], audio: np.ndarray | None = None
+              ) -> tuple[np.ndarray, ...]:
+        """`function(*images[, audio])` on host arrays moved to the model's device and precision (image-like
+        arrays in its memory format); its results as float32 host arrays."""
         dtype = PRECISIONS[self.precision]
         memory_format = torch.channels_last if self.optimized else torch.contiguous_format
         with torch.inference_mode():
-            images_t = images_t.to(self.device, dtype, non_blocking=True, memory_format=memory_format)
-            output = self._runtime(images_t, audio_t.to(self.device, dtype, non_blocking=True))
-            return output.float().cpu().numpy()
+            tensors = [self._to_device(array).to(dtype=dtype, memory_format=memory_format) for array in images]
+            if audio is not None:
+                tensors.append(self._to_device(audio).to(dtype=dtype))
+            results = function(*tensors)
+            results = results if isinstance(results, tuple) else (results,)
+            return tuple(result.float().cpu().numpy() for result in results)
 
-    def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17) -> ExportReport:
-        """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch.
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array, np.float32))
+        if device_type(self.device) == "cuda":  # page-locked buffers make the copies asynchronous
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
+    def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17, part: str = "full") -> ExportReport:
+        """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch;
+        `part` "template" or "rest" exports that half instead (docs/contract.md, "The network").
 
         The export is run in onnxruntime on random inputs at batch sizes 1 and 3 and refused
         (ExportError, nothing written) if it differs from torch by more than 1e-4. The mode, audio
@@ -110,4 +133,4 @@ class TorchBackend(InferenceBackend):
         """
         from ..export import export_unet
 
-        return export_unet(self.network, self.mode, output_path, opset_version, self.checkpoint_sha256)
+        return export_unet(self.network, self.mode, output_path, opset_version, self.checkpoint_sha256, part)
