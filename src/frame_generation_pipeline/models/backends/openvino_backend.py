@@ -58,3 +58,36 @@ class OpenVinoBackend(ExportedBackend):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(path, f"OpenVINO cannot compile it ({reason})") from None
         requests = threading.local()
+
+        def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            request = getattr(requests, "request", None)
+            if request is None:
+                request = requests.request = compiled.create_infer_request()
+            results = request.infer(feeds)
+            return [np.array(results[output], dtype=np.float32, copy=True) for output in compiled.outputs]
+
+        return run, metadata
+
+    @classmethod
+    def resolve_precision(cls, precision: str, device_type: str) -> str:
+        """"auto" -> bf16 where the CPU has bf16 instructions, else fp32; bf16 elsewhere is refused."""
+        has_bf16 = cpu_summary()["bf16"]
+        if precision == "auto":
+            return "bf16" if has_bf16 else "fp32"
+        precision = super().resolve_precision(precision, device_type)
+        if precision == "bf16" and not has_bf16:
+            raise ConfigurationError("precision 'bf16' needs a CPU with AVX-512 BF16 or AMX; this one has neither")
+        return precision
+
+    @classmethod
+    def rank(cls, device_type: str) -> int | None:
+        """With bf16 the fastest on the CPU (about 2x onnxruntime); in fp32 about onnxruntime's speed,
+        so ranked just below it; no CUDA."""
+        if device_type != "cpu":
+            return None
+        return 80 if cpu_summary()["bf16"] else 45
+
+    @classmethod
+    def default_batch(cls, device_type: str) -> int:
+        """4: bf16 measured 18.7 ms/frame at batch 4 on a 2-core AVX-512 CPU (README, "Backends")."""
+        return 4
