@@ -87,14 +87,16 @@ class ExportedBackend(InferenceBackend):
         else:
             check_model_file(self.path, self.metadata, spec, checkpoint, sha256)
         super().__init__(spec, device, precision, streams, sha256 or self.metadata.get("checkpoint_sha256", ""))
-        self._checkpoint = checkpoint
+        # with a given file no torch weights load: its halves are used only when the cache has them
+        halves_cached = bool(sha256) and all(export_path(sha256, spec, part).is_file() for part in ("template", "rest"))
+        self._checkpoint = checkpoint if model_file is None or halves_cached else None
         self._halves: tuple[Graph, Graph] | None = None
         self._halves_lock = threading.Lock()
 
     @property
     def splits(self) -> bool:
         """True when the halves can be had: from the cache, exported there beside the full graph on
-        first use. A graph given without its checkpoint (a port's package) runs whole."""
+        first use. A given graph runs whole unless the cache holds its checkpoint's halves already."""
         return self._checkpoint is not None
 
     def _half_graphs(self) -> tuple[Graph, Graph]:
