@@ -14,12 +14,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..inputs.templates import TemplateSet
+
+if TYPE_CHECKING:  # OpenCV stays unloaded for the CLI's arguments, which read the default budget here
+    from ..inputs.templates import TemplateSet
 
 logger = logging.getLogger(__name__)
 
