@@ -115,6 +115,10 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
         return {"stages": measure_stages(data, workdir, min(frames, 48))}
     pipeline = _pipeline(data, spec)
     model = pipeline.model
+    if model.splits and not spec.get("no_template_cache"):  # the halves' one-time export and loading, untimed
+        import numpy as np
+
+        model.template_half(np.zeros((1, 6, 320, 320), np.float32))
     if spec["kind"] == "network":
         return network_rate(model, pipeline.generator.batch_size, min(frames, NETWORK_FRAMES), spec.get("part", "full"))
     with Clock() as clock:

@@ -92,6 +92,8 @@ class ExportedBackend(InferenceBackend):
         self._checkpoint = checkpoint if model_file is None or halves_cached else None
         self._halves: tuple[Graph, Graph] | None = None
         self._halves_lock = threading.Lock()
+        if halves_cached and self.splits:  # loaded with the model, so that no render pays for it
+            self._half_graphs()
 
     @property
     def splits(self) -> bool:
@@ -100,6 +102,7 @@ class ExportedBackend(InferenceBackend):
         return self._checkpoint is not None
 
     def _half_graphs(self) -> tuple[Graph, Graph]:
+        """The two halves' graphs, exported into the cache first where they are not there yet."""
         with self._halves_lock:
             if self._halves is None:
                 cached_export(self._checkpoint, self.mode, self.checkpoint_sha256, ("template", "rest"))
