@@ -118,3 +118,14 @@ def test_one_cache_shared_by_two_live_sessions_computes_each_template_once(world
     assert len(slots[0]) > len(world["templates"]), "the schedule comes back to templates"
     assert model.template_rows == cache.computed == len(world["templates"]), "once per template, not per session"
     assert all(np.array_equal(a, b) for a, b in zip(*slots, strict=True))
+
+
+def test_models_of_other_checkpoints_never_share_entries():
+    first, second = Halves(), Halves()
+    second.checkpoint_sha256 = "1"
+    cache, rng = TemplateCache(), np.random.default_rng(9)
+    audio = np.zeros((1, *get_mode("ave").audio_shape), np.float32)
+    images = {model: rng.random((1, 6, 8, 8), dtype=np.float32) for model in (first, second)}
+    for model in (first, second, first, second):
+        assert np.array_equal(cache.run(model, images[model], audio, ["template 0"]), model.run(images[model], audio))
+    assert cache.computed == 2 and cache.hits == 2
