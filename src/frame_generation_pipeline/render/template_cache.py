@@ -97,7 +97,7 @@ class TemplateCache:
             self._compute(model, images, full_keys, mine)
         return [_result(found[key]) for key in full_keys]
 
-    def _compute(self, model: Any, images: np.ndarray, keys: list[Hashable], mine: dict[Hashable, Future[Skips]]) -> None:
+    def _compute(self, model: Any, images: np.ndarray, keys: Sequence[Hashable], mine: dict[Hashable, Future[Skips]]) -> None:
         rows = [keys.index(key) for key in mine]
         try:
             levels = model.template_half(images[rows])

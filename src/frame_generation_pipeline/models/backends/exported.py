@@ -77,10 +77,13 @@ class ExportedBackend(InferenceBackend):
             streams = 1 if device_type(device) == "cuda" else min(2, usable_cpus())
         if streams < 1:
             raise ConfigurationError(f"streams must be at least 1, got {streams}")
-        if checkpoint is None and model_file is None:
-            raise ConfigurationError(f"the {self.name} backend needs a checkpoint or an exported model file")
         sha256 = "" if checkpoint is None else checkpoint_digest(checkpoint)
-        self.path = Path(model_file) if model_file is not None else cached_export(checkpoint, spec, sha256, ("full",))
+        if model_file is not None:
+            self.path = Path(model_file)
+        elif checkpoint is not None:
+            self.path = cached_export(checkpoint, spec, sha256, ("full",))
+        else:
+            raise ConfigurationError(f"the {self.name} backend needs a checkpoint or an exported model file")
         self._graph, self.metadata = self.compile_graph(self.path, device, precision, streams)
         if checkpoint is None:
             check_mode(self.path, self.metadata, spec)
@@ -103,14 +106,17 @@ class ExportedBackend(InferenceBackend):
 
     def _half_graphs(self) -> tuple[Graph, Graph]:
         """The two halves' graphs, exported into the cache first where they are not there yet."""
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            raise ConfigurationError(f"{self.path} runs whole here: its checkpoint's halves are not in the cache")
         with self._halves_lock:
             if self._halves is None:
-                cached_export(self._checkpoint, self.mode, self.checkpoint_sha256, ("template", "rest"))
+                cached_export(checkpoint, self.mode, self.checkpoint_sha256, ("template", "rest"))
                 graphs = []
                 for part in ("template", "rest"):
                     path = export_path(self.checkpoint_sha256, self.mode, part)
                     graph, metadata = self.compile_graph(path, self.device, self.precision, self.streams)
-                    check_model_file(path, metadata, self.mode, self._checkpoint, self.checkpoint_sha256)
+                    check_model_file(path, metadata, self.mode, checkpoint, self.checkpoint_sha256)
                     graphs.append(graph)
                 self._halves = (graphs[0], graphs[1])
             return self._halves
