@@ -6,7 +6,10 @@ microphone would), and the same speech is rendered as fast as possible (a simula
 takes the slots and discards them (no encoding competes for the CPU; a server adds its encoder).
 Reported: the first frame's latency (first sample pushed -> first frame rendered, the 0.45 s
 lookahead included), the start delay the policy chose, the steady render rate and its real-time
-factor (render rate / 25), and the frames the real-time run dropped.
+factor (render rate / 25), and the frames the real-time run dropped. Each backend runs with the
+template cache (the sessions' default: the network's template half once per template; 50 templates,
+so a 4 s utterance comes back to each) and without it, beside the network alone at the session's
+batch (the whole network, and the rest with the template half cached).
 """
 
 from __future__ import annotations
@@ -20,15 +23,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def measure(data: dict, backend: str, precision: str, seconds: float) -> dict:
-    """One backend: a real-time run and a simulation of the same speech."""
+def measure(data: dict, backend: str, precision: str, seconds: float, template_cache: bool) -> dict:
+    """One backend, with or without the template cache: a real-time run and a simulation of the same speech."""
     import threading
+
+    import numpy as np
+    from run import network_rate
 
     from frame_generation_pipeline import FrameGenerationPipeline
     from frame_generation_pipeline.live.session import StreamingSession
     from frame_generation_pipeline.live.simulate import push_speech, report
+    from frame_generation_pipeline.render.template_cache import TemplateCache
 
-    pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=backend, precision=precision)
+    pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=backend, precision=precision,
+                                       template_cache=None if template_cache else TemplateCache(0))
+    if template_cache and pipeline.model.splits:  # the halves' one-time export and loading, outside the timings
+        pipeline.model.template_half(np.zeros((1, 6, 320, 320), np.float32))
     rows = {}
     for realtime in (True, False):
         session = StreamingSession.from_pipeline(pipeline, data["templates"], data["encoder"], realtime=realtime)
@@ -39,7 +49,9 @@ def measure(data: dict, backend: str, precision: str, seconds: float) -> dict:
         producer.join()
         rows["realtime" if realtime else "simulated"] = report(session, realtime, "drop")
     realtime, simulated = rows["realtime"], rows["simulated"]
-    return {"backend": backend, "precision": precision, "batch": realtime["batch_size"],
+    network = network_rate(pipeline.model, realtime["batch_size"], 16, "rest" if template_cache else "full")
+    return {"backend": backend, "precision": precision, "template_cache": template_cache, "batch": realtime["batch_size"],
+            "network_fps": network["fps"],
             "first_frame_latency_s": realtime["first_frame_latency_s"] or float("nan"), "lookahead_s": realtime["lookahead_s"],
             "render_fps": simulated["render_fps"], "realtime_factor": simulated["realtime_factor"],
             "realtime_dropped": realtime["dropped_frames"], "realtime_speech": realtime["speech_frames"],
@@ -51,6 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the utterance")
+    parser.add_argument("--templates", type=int, default=50, help="template frames")
+    parser.add_argument("--backends", default="torch,onnxruntime,openvino")
     parser.add_argument("--json", default=str(HERE / "live_results.json"))
     args = parser.parse_args()
     import torch
@@ -68,22 +82,25 @@ def main() -> None:
         folder = Path(tmp)
         data = {"folder": str(folder), "checkpoint": str(synthetic.save_random_checkpoint(folder / "ave.pth", "ave")),
                 "encoder": str(synthetic.save_random_audio_encoder(folder / "enc.pth")),
-                "templates": str(synthetic.make_templates(folder / "tpl", 50, width, height, parsing=False)),
+                "templates": str(synthetic.make_templates(folder / "tpl", args.templates, width, height, parsing=False)),
                 "speech": str(write_speech_like_wav(folder / "speech.wav", args.seconds))}
-        runs = [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32")]
-        if cpu_summary()["bf16"]:
+        runs = [(backend, "fp32") for backend in args.backends.split(",")]
+        if cpu_summary()["bf16"] and "openvino" in args.backends.split(","):
             runs.append(("openvino", "bf16"))
         for backend, precision in runs:
-            if backend_class(backend).installed():
-                results.append(measure(data, backend, precision, args.seconds))
-                print(json.dumps(results[-1]), flush=True)
+            for template_cache in (True, False):
+                if backend_class(backend).installed():
+                    results.append(measure(data, backend, precision, args.seconds, template_cache))
+                    print(json.dumps(results[-1]), flush=True)
     report = {"size": args.size, "cpu": cpu_summary(), "cpus": os.cpu_count(), "seconds": args.seconds, "runs": results}
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\n{args.size}, {report['cpus']} CPUs, flags {report['cpu']}; {args.seconds:g} s utterance pushed in 20 ms chunks")
-    print(f"{'backend':<20}{'batch':>6}{'first frame s':>15}{'render fps':>12}{'x real time':>13}{'dropped (real time)':>22}")
+    print(f"{'backend':<20}{'template cache':>15}{'batch':>6}{'first frame s':>15}{'render fps':>12}{'network fps':>13}"
+          f"{'x real time':>13}{'dropped (real time)':>22}")
     for row in results:
-        print(f"{row['backend'] + ' ' + row['precision']:<20}{row['batch']:>6}{row['first_frame_latency_s']:>15.2f}"
-              f"{row['render_fps']:>12.1f}{row['realtime_factor']:>13.2f}"
+        print(f"{row['backend'] + ' ' + row['precision']:<20}{'yes' if row['template_cache'] else 'no':>15}{row['batch']:>6}"
+              f"{row['first_frame_latency_s']:>15.2f}{row['render_fps']:>12.1f}{row['network_fps']:>13.1f}"
+              f"{row['realtime_factor']:>13.2f}"
               f"{row['realtime_dropped']:>12} of {row['realtime_dropped'] + row['realtime_speech']}")
     print(f"\nwritten to {args.json}")
 

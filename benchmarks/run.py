@@ -5,14 +5,19 @@ in the real layout, speech-like audio), for each frame size:
 
   upstream    upstream's loop (benchmarks/upstream.py: torch eager, one frame per forward pass, an
               MJPG temporary video, then a second encode with libx264 crf 20 + AAC);
-  default     what `frame-gen video` does with no options (backend auto, default batch and preset);
+  default     what `frame-gen video` does with no options (backend auto, default batch and preset,
+              the template cache on); "no template cache" the same with --template-cache-mb 0;
   pipeline    `video` end to end per backend (and precision), default settings otherwise; the
               onnxruntime row with a given --onnx file loads no torch weights (see its peak MB);
-  network     each backend's network alone, at the pipeline's batch size and concurrent calls;
+              "no template cache" rows run the whole network for every frame;
+  network     each backend's network alone, at the pipeline's batch size and concurrent calls:
+              the whole network, the rest with the template half cached, the template half;
   stages      core-ms per frame of each stage outside the network (stages.py).
 
-There are as many templates as frames, so every frame decodes its template (as with a real
-template video longer than the clip). Each measurement runs in a fresh subprocess, so its peak RSS
+There are --templates templates (default 50, a 2 s template video), so the ping-pong schedule
+returns to each template several times in a clip, as in any video longer than its templates
+(--templates equal to --frames: every frame decodes its template, and the template cache never
+hits). Each measurement runs in a fresh subprocess, so its peak RSS
 and CPU time are its own, and the measurements take turns for `--repeat` rounds: on a shared
 machine a neighbour's load comes and goes, so frames/s is each one's best round (all rounds are
 kept in the JSON). Model loading and one-time exports are outside every timing. The report starts
@@ -37,7 +42,7 @@ NETWORK_FRAMES = 64
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "medium")
 
 
-def make_data(folder: Path, width: int, height: int, frames: int) -> dict[str, str]:
+def make_data(folder: Path, width: int, height: int, frames: int, templates: int) -> dict[str, str]:
     """Templates, checkpoint, features, speech and the checkpoint's ONNX export for one frame size."""
     import numpy as np
 
@@ -47,7 +52,7 @@ def make_data(folder: Path, width: int, height: int, frames: int) -> dict[str, s
 
     folder.mkdir(parents=True, exist_ok=True)
     data = {
-        "templates": str(synthetic.make_templates(folder / "templates", frames, width, height, parsing=False)),
+        "templates": str(synthetic.make_templates(folder / "templates", templates, width, height, parsing=False)),
         "checkpoint": str(folder / "ave.pth"),
         "features": str(folder / "features.npy"),
         "audio": str(write_speech_like_wav(folder / "speech.wav", frames / 25)),
@@ -85,12 +90,14 @@ def _cpu(who: int) -> float:
 
 def _pipeline(data: dict, spec: dict):
     from frame_generation_pipeline import FrameGenerationPipeline
+    from frame_generation_pipeline.render.template_cache import TemplateCache
 
+    cache = TemplateCache(0) if spec.get("no_template_cache") else None
     if spec["kind"] == "default":
-        return FrameGenerationPipeline(data["checkpoint"])
+        return FrameGenerationPipeline(data["checkpoint"], template_cache=cache)
     return FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=spec["backend"],
                                    precision=spec.get("precision", "auto"),
-                                   onnx_path=data["onnx"] if spec.get("given_onnx") else None)
+                                   onnx_path=data["onnx"] if spec.get("given_onnx") else None, template_cache=cache)
 
 
 def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
@@ -108,15 +115,24 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
         return {"stages": measure_stages(data, workdir, min(frames, 48))}
     pipeline = _pipeline(data, spec)
     model = pipeline.model
+    if model.splits and not spec.get("no_template_cache"):  # the halves' one-time export and loading, untimed
+        import numpy as np
+
+        model.template_half(np.zeros((1, 6, 320, 320), np.float32))
     if spec["kind"] == "network":
-        return _network(model, pipeline.generator.batch_size, min(frames, NETWORK_FRAMES))
+        return network_rate(model, pipeline.generator.batch_size, min(frames, NETWORK_FRAMES), spec.get("part", "full"))
     with Clock() as clock:
         pipeline.video(out, data["templates"], data["audio"], data["features"])
     return clock.result(frames, backend=pipeline.backend, precision=model.precision, batch=pipeline.generator.batch_size,
                         streams=model.streams)
 
 
-def _network(model, batch: int, frames: int) -> dict:
+#: What a network row runs: the whole network, the rest after a cached template half, the template half.
+PARTS = {"full": "", "rest": ", template cached", "template": ", template half"}
+
+
+def network_rate(model, batch: int, frames: int, part: str = "full") -> dict:
+    """frames/s of the network alone (`part` of it) at `batch`, with `model.streams` calls at once."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -124,11 +140,14 @@ def _network(model, batch: int, frames: int) -> dict:
     rng = np.random.default_rng(0)
     images = rng.random((batch, 6, 320, 320), dtype=np.float32)
     audio = rng.standard_normal((batch, 32, 16, 16), dtype=np.float32)
+    skips = model.template_half(images) if part == "rest" else None
+    call = {"full": lambda: model.run(images, audio), "rest": lambda: model.rest(images, skips, audio),
+            "template": lambda: model.template_half(images)}[part]
     calls = max(model.streams, frames // batch)
     with ThreadPoolExecutor(model.streams) as pool:
-        list(pool.map(lambda _: model.run(images, audio), range(model.streams)))
+        list(pool.map(lambda _: call(), range(model.streams)))
         with Clock() as clock:
-            list(pool.map(lambda _: model.run(images, audio), range(calls)))
+            list(pool.map(lambda _: call(), range(calls)))
     return clock.result(calls * batch, backend=model.name, precision=model.precision, batch=batch, streams=model.streams)
 
 
@@ -137,15 +156,20 @@ def runs(backends: list[str]) -> list[dict]:
     from frame_generation_pipeline.devices import cpu_summary
     from frame_generation_pipeline.models.backends import backend_class
 
-    found = [{"name": "upstream", "kind": "upstream"}, {"name": "default", "kind": "default"}]
+    found = [{"name": "upstream", "kind": "upstream"}, {"name": "default", "kind": "default"},
+             {"name": "default, no template cache", "kind": "default", "no_template_cache": True}]
     for backend in backends:
         if not backend_class(backend).installed():
             continue
         precisions = ["fp32", "bf16"] if backend == "openvino" and cpu_summary()["bf16"] else ["fp32"]
         for precision in precisions:
-            for kind in ("pipeline", "network"):
-                found.append({"name": f"{kind}, {_label(backend, precision)}", "kind": kind, "backend": backend,
-                              "precision": precision})
+            label = _label(backend, precision)
+            found.append({"name": f"pipeline, {label}", "kind": "pipeline", "backend": backend, "precision": precision})
+            found.append({"name": f"pipeline, {label}, no template cache", "kind": "pipeline", "backend": backend,
+                          "precision": precision, "no_template_cache": True})
+            for part, suffix in PARTS.items():
+                found.append({"name": f"network, {label}{suffix}", "kind": "network", "backend": backend,
+                              "precision": precision, "part": part})
         if backend == "onnxruntime":
             found.append({"name": "pipeline, onnxruntime --onnx", "kind": "pipeline", "backend": backend, "given_onnx": True})
     return found
@@ -205,7 +229,8 @@ def measure_size(size: str, data: dict, args: argparse.Namespace, workdir: Path)
     for name, row in rows.items():
         if name != "upstream" and not name.startswith("network"):
             row["vs_upstream"] = row["fps"] / rows["upstream"]["fps"]
-            network = rows.get(f"network, {_label(row['backend'], row['precision'])}")
+            network = rows.get(f"network, {_label(row['backend'], row['precision'])}"
+                               f"{'' if name.endswith('no template cache') else PARTS['rest']}")
             if network is not None:
                 row["efficiency"] = row["fps"] / network["fps"]
     return rows
@@ -228,9 +253,10 @@ def machine() -> dict:
 def print_report(report: dict, json_path: str) -> None:
     """The tables of the report."""
     flags = ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in report["machine"]["flags"].items())
-    print(f"\n{report['machine']['cpus']} CPUs ({report['machine']['cpu']}; {flags}), {report['frames']} frames per run, "
+    print(f"\n{report['machine']['cpus']} CPUs ({report['machine']['cpu']}; {flags}), {report['frames']} frames per run over "
+          f"{report.get('templates', report['frames'])} templates, "
           f"best of {report['repeat']} rounds")
-    print(f"{'size':<10}{'run':<32}{'batch':>6}{'streams':>8}{'frames/s':>10}{'x upstream':>12}{'of network':>12}"
+    print(f"{'size':<10}{'run':<46}{'batch':>6}{'streams':>8}{'frames/s':>10}{'x upstream':>12}{'of network':>12}"
           f"{'core-ms/f':>11}{'ffmpeg':>8}{'peak MB':>9}")
     for size, rows in report["sizes"].items():
         for name, row in rows.items():
@@ -238,7 +264,7 @@ def print_report(report: dict, json_path: str) -> None:
                 continue
             ratio = f"{row['vs_upstream']:.2f}x" if "vs_upstream" in row else ""
             efficiency = f"{row['efficiency']:.0%}" if "efficiency" in row else ""
-            print(f"{size:<10}{name:<32}{row['batch']:>6}{row['streams']:>8}{row['fps']:>10.2f}{ratio:>12}{efficiency:>12}"
+            print(f"{size:<10}{name:<46}{row['batch']:>6}{row['streams']:>8}{row['fps']:>10.2f}{ratio:>12}{efficiency:>12}"
                   f"{row['cpu_ms']:>11.0f}{row['ffmpeg_cpu_ms']:>8.0f}{row['peak_rss_mb']:>9.0f}")
     print("\ncore-ms per frame of the stages around the network:")
     for size, rows in report["sizes"].items():
@@ -256,6 +282,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1280x720,1920x1080", help="comma-separated WxH")
     parser.add_argument("--frames", type=int, default=200, help="frames per end-to-end run (an 8 s clip)")
+    parser.add_argument("--templates", type=int, default=50, help="template frames (the schedule ping-pongs over them)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every measurement; the best counts")
     parser.add_argument("--backends", default="torch,onnxruntime,openvino")
     parser.add_argument("--presets", action=argparse.BooleanOptionalAction, default=True, help="the x264 preset table")
@@ -268,14 +295,14 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    report = {"machine": machine(), "frames": args.frames, "repeat": args.repeat, "sizes": {}}
+    report = {"machine": machine(), "frames": args.frames, "templates": args.templates, "repeat": args.repeat, "sizes": {}}
     sizes = args.sizes.split(",")
     with tempfile.TemporaryDirectory(prefix="fgp-bench-") as tmp:
         os.environ["FRAME_GEN_CACHE_DIR"] = str(Path(tmp) / "cache")
         for size in sizes:
             workdir = Path(tmp) / size
             width, height = map(int, size.split("x"))
-            data = make_data(workdir, width, height, args.frames)
+            data = make_data(workdir, width, height, args.frames, args.templates)
             report["sizes"][size] = measure_size(size, data, args, workdir)
             report["sizes"][size]["stages"] = run_child({"name": "stages", "kind": "stages"}, data, workdir, args.frames)["stages"]
             if size == sizes[0] and args.presets:

@@ -19,7 +19,7 @@ MODES = ("ave", "hubert", "wenet")
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_settings(tmp_path_factory):
-    """Two torch threads, the allocator setting the backends use, and a private export cache."""
+    """Two torch threads, the allocator setting the CLI makes, and a private export cache."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     tune_allocator()
     previous = os.environ.get("FRAME_GEN_CACHE_DIR")
@@ -44,11 +44,11 @@ def exports(checkpoints, _session_settings) -> dict[str, Path]:
     too: made once per mode, on first use."""
     from frame_generation_pipeline.contract import get_mode
     from frame_generation_pipeline.files import file_sha256
-    from frame_generation_pipeline.models.cache import cached_unet_export
+    from frame_generation_pipeline.models.backends.exported import cached_export
 
     class Exports(dict):
         def __missing__(self, mode: str) -> Path:
-            self[mode] = cached_unet_export(checkpoints[mode], get_mode(mode), file_sha256(checkpoints[mode]))
+            self[mode] = cached_export(checkpoints[mode], get_mode(mode), file_sha256(checkpoints[mode]))
             return self[mode]
 
     return Exports()

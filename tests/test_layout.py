@@ -127,3 +127,46 @@ def test_benchmarks_import_nothing_from_the_tests():
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in getattr(node, "names", [])] \
                 if isinstance(node, ast.Import) else []
             assert not any(module == "tests" or module.startswith("tests.") for module in modules), path
+
+
+def _module_of(parts: list[str]) -> tuple[str, ...] | None:
+    """The package module that import target `parts` names (a module, or a name inside one)."""
+    for candidate in (parts, parts[:-1]):
+        if candidate and ((PACKAGE.joinpath(*candidate).with_suffix(".py")).is_file()
+                          or (PACKAGE.joinpath(*candidate) / "__init__.py").is_file()):
+            return tuple(candidate)
+    return None
+
+
+def test_no_import_cycle_between_modules():
+    graph: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for path in _modules():
+        here = tuple(_dotted(path)[:-1]) if path.name == "__init__.py" else tuple(_dotted(path))
+        targets = {_module_of(parts) for _, parts in _imports(path)}
+        # a package importing its own submodules (the lazy registries) is not a cycle back to it
+        graph[here] = {t for t in targets if t is not None and t != here and t[: len(here)] != here}
+    cycles = []
+
+    def visit(node: tuple[str, ...], trail: list[tuple[str, ...]]) -> None:
+        for target in sorted(graph.get(node, ())):
+            if target in trail:
+                cycles.append(" -> ".join(".".join(m) for m in trail[trail.index(target):] + [target]))
+            elif len(trail) < 12:
+                visit(target, trail + [target])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert cycles == []
+
+
+def test_only_the_applications_change_process_wide_state():
+    """The allocator and the CPU budget are the process's: the CLI, server and farm set them, the library never."""
+    callers = []
+    for path in _modules():
+        if _dotted(path)[0] == "app" or path.name == "devices.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                    "tune_allocator", "set_cpu_budget", "set_num_threads"):
+                callers.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert callers == []

@@ -18,7 +18,7 @@ from frame_generation_pipeline.errors import ExportError, ModelFileError
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models import export as export_module
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
-from frame_generation_pipeline.models.cache import onnx_metadata
+from frame_generation_pipeline.models.onnx_files import onnx_metadata
 
 from .helpers import WITHOUT_TORCH
 
@@ -71,13 +71,13 @@ def test_onnxruntime_streams_change_no_frame(features, templates_640, exports):
     feats = AudioFeatures.load(features["ave"], "ave")
     frames = {}
     for streams in (1, 2):
-        model = OnnxRuntimeBackend(exports["ave"], "ave", device="cpu", streams=streams)
+        model = OnnxRuntimeBackend(mode="ave", model_file=exports["ave"], device="cpu", streams=streams)
         assert model.streams == streams
         frames[streams] = list(FrameGenerator(model, batch_size=1).iter_frames(templates, feats, frame_count=4))
     for a, b in zip(frames[1], frames[2], strict=True):
         assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="streams must be at least 1"):
-        OnnxRuntimeBackend(exports["ave"], "ave", device="cpu", streams=0)
+        OnnxRuntimeBackend(mode="ave", model_file=exports["ave"], device="cpu", streams=0)
 
 
 def test_the_export_is_cached_by_checkpoint_and_reused(checkpoints, exports):

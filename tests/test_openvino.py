@@ -40,10 +40,10 @@ def test_fp32_frames_within_2_of_the_exact_path(checkpoints, exports, templates_
 def test_bf16_where_the_cpu_has_it_else_a_clear_refusal(exports, templates_640, features, exact_frames):
     if not cpu_summary()["bf16"]:
         with pytest.raises(ConfigurationError, match="precision 'bf16' needs a CPU with AVX-512 BF16 or AMX"):
-            OpenVinoBackend(exports["ave"], "ave", precision="bf16")
+            OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="bf16")
         assert OpenVinoBackend.resolve_precision("auto", "cpu") == "fp32"
         return
-    model = OpenVinoBackend(exports["ave"], "ave", precision="bf16")
+    model = OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="bf16")
     assert OpenVinoBackend.resolve_precision("auto", "cpu") == "bf16"
     ours = _frames(model, templates_640, features, batch_size=4)
     assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
@@ -51,10 +51,10 @@ def test_bf16_where_the_cpu_has_it_else_a_clear_refusal(exports, templates_640, 
 
 def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
     monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
-    first = OpenVinoBackend(exports["ave"], "ave", precision="fp32")
+    first = OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="fp32")
     blobs = sorted(p.name for p in (tmp_path / "openvino").iterdir())
     assert blobs, "compiling must leave a cached blob"
-    OpenVinoBackend(exports["ave"], "ave", precision="fp32")
+    OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="fp32")
     assert sorted(p.name for p in (tmp_path / "openvino").iterdir()) == blobs, "the second compile reuses the blob"
     rng = np.random.default_rng(0)
     out = first.run(rng.random((2, 6, 320, 320), dtype=np.float32), rng.standard_normal((2, 32, 16, 16), dtype=np.float32))

@@ -23,9 +23,11 @@ _LAZY = {
     "RenderOptions": "options",
     "RenderResult": "options",
     "RenderedFrame": "frame_generator",
+    "TemplateCache": "render.template_cache",
     "TemplateSet": "inputs.templates",
     "UNetModel": "unet_model",
     "load_backend": "models.backends",
+    "tune_allocator": "devices",
 }
 
 __all__ = ["FrameGenerationError", "__version__", *_LAZY]

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo
 from .contract import get_mode
-from .devices import check_precision, resolve_device, tune_allocator
+from .devices import check_precision, resolve_device
 from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
@@ -28,6 +28,7 @@ from .outputs.video import encode_frames
 from .plan import AudioModel, RenderPlan, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
 from .render.generator import FrameRenderer
+from .render.template_cache import TemplateCache
 
 if TYPE_CHECKING:
     from .models.audio_encoder import AudioEncoder
@@ -63,6 +64,8 @@ class FrameGenerationPipeline:
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
         precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
+        template_cache: where the network's template half is kept per template, shared with whatever
+            else is given it (live sessions, other pipelines); None: one of its default size.
 
     Raises:
         ConfigurationError: unknown mode, backend, precision or device.
@@ -78,12 +81,12 @@ class FrameGenerationPipeline:
         batch_size: int | None = None,
         onnx_path: Path_ | None = None,
         precision: str = "auto",
+        template_cache: TemplateCache | None = None,
     ) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.onnx_path = None if onnx_path is None else Path(onnx_path)
         self.mode = get_mode(mode)
         check_precision(precision, resolve_device(device))
-        tune_allocator()
         logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
         self.model = load_backend(checkpoint_path, self.mode, device, backend, precision, onnx_path)
         self.backend = self.model.name
@@ -92,7 +95,8 @@ class FrameGenerationPipeline:
         self.batch_request = batch_size
         if batch_size is None:
             batch_size = type(self.model).default_batch(self.device.split(":")[0])
-        self.generator = FrameRenderer(self.model, batch_size=batch_size)
+        self.template_cache = TemplateCache() if template_cache is None else template_cache
+        self.generator = FrameRenderer(self.model, batch_size=batch_size, template_cache=self.template_cache)
         self._audio_models: dict[tuple[str, str], SpeechModel] = {}
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
@@ -186,7 +190,9 @@ class FrameGenerationPipeline:
 
     def _generator(self, plan: RenderPlan) -> FrameRenderer:
         batch = plan.batch_for(self.generator.batch_size)
-        return self.generator if batch == self.generator.batch_size else FrameRenderer(self.model, batch_size=batch)
+        if batch == self.generator.batch_size:
+            return self.generator
+        return FrameRenderer(self.model, batch_size=batch, template_cache=self.template_cache)
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
@@ -203,7 +209,7 @@ class FrameGenerationPipeline:
 
     def _video(self, plan: RenderPlan, started: float) -> RenderResult:
         options, count, fps, info = plan.options, plan.frame_count, plan.fps, plan.audio[0]
-        self._warn_about_timing(info, plan.ready_features, count, fps)
+        plan.warn_about_timing()
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
         generator = self._generator(plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.paste)
@@ -212,21 +218,6 @@ class FrameGenerationPipeline:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
                           options.preset, count, plan.output)
         return self._result(plan, fps, generator.batch_size, started)
-
-    def _warn_about_timing(self, info: AudioInfo, features: AudioFeatures, count: int, fps: float) -> None:
-        if fps != self.mode.fps:
-            logger.warning(
-                "fps %g is not the %s features' rate (%d per second): lip sync will drift (the features cover "
-                "%.2f s, the video shows them in %.2f s)", fps, self.mode.name, self.mode.fps,
-                count / self.mode.fps, count / fps,
-            )
-        if info.duration is None or count < len(features):
-            return
-        video = count / fps
-        if abs(info.duration * fps - count) > 1 + 1e-6:  # more than one frame apart
-            what = "cut" if info.duration > video else "padded with silence"
-            logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
-                           "the speech is %s", info.path, info.duration, video, count, fps, what)
 
     def frames(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,

@@ -130,6 +130,24 @@ class RenderPlan:
         logger.info("%s: %d %s feature rows", self.audio[0].path, len(features), self.mode.name)
         return replace(self, features=features, speech=None, stages=stages if self.kind == "reference" else None)
 
+    def warn_about_timing(self) -> None:
+        """Warn (a line each) when the fps is not the features' rate, or when the speech and the video
+        of a complete render are more than one frame apart (the speech is then cut or padded)."""
+        count, fps, mode = self.frame_count, self.fps, self.mode
+        if fps != mode.fps:
+            logger.warning(
+                "fps %g is not the %s features' rate (%d per second): lip sync will drift (the features cover "
+                "%.2f s, the video shows them in %.2f s)", fps, mode.name, mode.fps, count / mode.fps, count / fps,
+            )
+        info = self.audio[0]
+        if info.duration is None or count < len(self.ready_features):
+            return
+        video = count / fps
+        if abs(info.duration * fps - count) > 1 + 1e-6:  # more than one frame apart
+            what = "cut" if info.duration > video else "padded with silence"
+            logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
+                           "the speech is %s", info.path, info.duration, video, count, fps, what)
+
     def batch_for(self, default: int) -> int:
         """The batch to run: the plan's, or `default` (a backend's) capped by the frames and memory."""
         return self.batch_size if self.batch_size is not None else choose_batch(default, self.frame_count, quiet=True)

@@ -57,8 +57,9 @@ class Renderer:
                and utterance.features.ready(utterance.next_render)):
             indices.append(utterance.next_render)
             utterance.next_render += 1
-        images = self.live.network_inputs([self.template_of(utterance.start_slot + i) for i in indices])
-        outputs = self.live.infer(images, np.stack([utterance.features.window(i) for i in indices]))
+        templates = [self.template_of(utterance.start_slot + i) for i in indices]
+        images = self.live.network_inputs(templates)
+        outputs = self.live.infer(images, np.stack([utterance.features.window(i) for i in indices]), templates)
         finished = self.clock.now()
         for i, output in zip(indices, outputs):
             utterance.finished(i, to_pixels(output), finished)

@@ -32,6 +32,7 @@ from ..render.generator import InferenceModel
 from .drivers import RealtimeDriver, SimulatedDriver
 from .features import HubertWindows, stream_for
 from .renderer import Renderer
+from ..render.template_cache import TemplateCache
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
 from .slots import Timeline
 from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
@@ -61,6 +62,8 @@ class StreamingSession:
             cache, warm-up and turns at the model); None builds one of the session's own.
         blend: how the generated square joins the template, as for offline renders (the exact paste).
         hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
+        template_cache: where the network's template half is kept per template, when the session
+            has its own LiveModel (a shared one brings its own; None: the whole network every frame).
     """
 
     def __init__(
@@ -78,13 +81,14 @@ class StreamingSession:
         shared: LiveModel | None = None,
         blend: Blend = NO_BLEND,
         hubert: HubertWindows | None = None,
+        template_cache: TemplateCache | None = None,
     ) -> None:
         if shared is not None and (shared.model is not model or shared.templates is not templates
                                    or shared.encoder is not encoder):
             raise StreamError("`shared` is a LiveModel of another model, template set or encoder")
         ping_pong_schedule(0, len(templates), start_frame)  # refuses a start frame outside the templates
         self._owns_live = shared is None
-        self.live = shared or LiveModel(model, templates, encoder, cache_bytes)
+        self.live = shared or LiveModel(model, templates, encoder, cache_bytes, template_cache=template_cache)
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = max(batch_size or 1, model.streams)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
@@ -105,6 +109,8 @@ class StreamingSession:
         if isinstance(audio_encoder, (str, os.PathLike)):
             audio_encoder = pipeline.audio_model(audio_encoder)
         options.setdefault("batch_size", pipeline.generator.batch_size)
+        options.setdefault("template_cache", pipeline.template_cache)
+        options.setdefault("template_cache", pipeline.template_cache)
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 
     @classmethod

@@ -25,6 +25,7 @@ from ..render.arithmetic import paste_generated_region
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
 from ..render.prepared import PreparedCache
+from ..render.template_cache import TemplateCache, run_network
 from .features import encoder_mode, warm_up
 from .timeline import Clock, RealClock, RenderRate
 
@@ -65,13 +66,15 @@ class LiveModel:
     """
 
     def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: AudioEncoder,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None) -> None:
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None,
+                 template_cache: TemplateCache | None = None) -> None:
         if model.mode.name != encoder_mode(encoder):
             kind = "an ave checkpoint (its features come from the audio encoder)" if encoder_mode(encoder) == "ave" else \
                 "a hubert checkpoint (its features come from the hubert model)"
             raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
         templates.validate(list(range(len(templates))))
         self.model, self.templates, self.encoder, self.on_batch = model, templates, encoder, on_batch
+        self.template_cache = template_cache
         self.cache = PreparedCache(templates, cache_bytes)
         self.turns = FairTurns()
         self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
@@ -92,15 +95,18 @@ class LiveModel:
         """The network image inputs (B, 6, 320, 320) of the given templates."""
         return np.stack([self.cache.get(template).network_input for template in templates])
 
-    def infer(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """The network on a batch, in the caller's turn, split over the model's streams, which run
-        at once from their own threads (as in the offline generator)."""
+    def infer(self, images: np.ndarray, audio: np.ndarray, templates: list[int] | None = None) -> np.ndarray:
+        """The network on a batch of `templates` (through the template cache; None: not templates,
+        run whole), in the caller's turn, split over the model's streams, which run at once from
+        their own threads (as in the offline generator)."""
+        cache = self.template_cache if templates is not None else None
+        keys = np.asarray(templates if templates is not None else range(len(images)))
         with self.turns.turn():
             parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
-            if len(parts) == 1:
-                return self.model.run(images, audio)
-            calls = [self._network.submit(self.model.run, images[part], audio[part]) for part in parts]
-            return np.concatenate([call.result() for call in calls])
+            calls = [self._network.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
+                                          keys[part].tolist()) for part in parts[1:]]
+            first = run_network(self.model, images[parts[0]], audio[parts[0]], cache, self.templates, keys[parts[0]].tolist())
+            return np.concatenate([first, *(call.result() for call in calls)])
 
     def batch_done(self, frames: int, seconds: float) -> None:
         """Report a finished batch to `on_batch`, if one was given."""

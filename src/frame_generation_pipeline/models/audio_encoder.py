@@ -19,7 +19,7 @@ from torch import nn
 from ..audio.ffmpeg import AudioInfo
 from ..audio.mel import SpeechStages, log_mel_spectrogram, mel_windows
 from ..audio.speech import load_speech
-from ..devices import resolve_device, tune_allocator
+from ..devices import resolve_device
 from ..errors import CheckpointError
 from ..files import file_sha256
 from .checkpoints import SWAPPED, describe_differences, layout_differences, looks_like_unet, read_state_dict
@@ -76,8 +76,6 @@ class AudioEncoder:
     def __init__(self, checkpoint_path: str | os.PathLike[str], device: str | None = None) -> None:
         self.checkpoint_path = Path(checkpoint_path)
         self.device = resolve_device(device)
-        if self.device == "cpu":
-            tune_allocator()
         state = read_state_dict(self.checkpoint_path, _PREFIXES)
         network = AudioEncoderNet()
         differences = layout_differences(state, {k: v.shape for k, v in network.state_dict().items()})

@@ -1,36 +1,44 @@
-"""The cache of exported graphs (and what backends compile from them), keyed by checkpoint sha256.
+"""Where the export cache lives, the names of its entries, and listing or clearing them.
 
 Location: $FRAME_GEN_CACHE_DIR, else $XDG_CACHE_HOME/frame_generation_pipeline, else
-~/.cache/frame_generation_pipeline. An export found there is used without loading torch weights.
+~/.cache/frame_generation_pipeline. Entries are keyed by checkpoint sha256, mode and opset:
+`onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and its two halves) and
+`openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Mapping
+import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
-from ..checks import missing_file
 from ..contract import ModeSpec
-from ..errors import BackendUnavailableError, ModelFileError, OutputError
-from ..files import describe_os_error
-
-logger = logging.getLogger(__name__)
+from ..errors import ConfigurationError, OutputError
+from ..files import describe_os_error, file_sha256
 
 CACHE_ENV = "FRAME_GEN_CACHE_DIR"
 #: Opset of the graphs the backends export for themselves.
 CACHE_OPSET = 17
+#: The kinds of entries, one folder each.
+KINDS = ("onnx", "openvino")
+#: The graphs of one export: the whole network and its two halves (docs/contract.md, "The network").
+PARTS = ("full", "template", "rest")
+_SHA_CHARS = 24
+_NAME = re.compile(rf"(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})-(?P<mode>[a-z]+)-opset(?P<opset>\d+)(?:-(?P<part>template|rest))?")
+
+
+def cache_root() -> Path:
+    """The folder that holds every kind of cache entry (not created)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "frame_generation_pipeline"
 
 
 def cache_dir(kind: str) -> Path:
-    """The cache folder for `kind` ("onnx", "openvino"...), created on demand."""
-    if os.environ.get(CACHE_ENV):
-        base = Path(os.environ[CACHE_ENV])
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "frame_generation_pipeline"
-    folder = base / kind
+    """The cache folder for `kind` ("onnx", "openvino"), created on demand."""
+    folder = cache_root() / kind
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -38,58 +46,77 @@ def cache_dir(kind: str) -> Path:
     return folder
 
 
-def onnx_module() -> ModuleType:
-    """The `onnx` package (with onnxruntime, which checks exports), or BackendUnavailableError saying how to install."""
-    try:
-        import onnx
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"ONNX files need onnx and onnxruntime ({exc.name} is missing): pip install onnx onnxruntime"
-        ) from None
-    return onnx
+def entry_name(sha256: str, mode: ModeSpec, part: str = "full", opset: int = CACHE_OPSET) -> str:
+    """The name (without suffix) of one cached graph of checkpoint `sha256`."""
+    suffix = "" if part == "full" else f"-{part}"
+    return f"{sha256[:_SHA_CHARS]}-{mode.name}-opset{opset}{suffix}"
 
 
-def check_model_file(
-    path: Path, metadata: Mapping[str, str], mode: ModeSpec, checkpoint: str | os.PathLike[str], sha256: str
-) -> None:
-    """Refuse an exported model unless it records `checkpoint`'s sha256 and `mode` (naming both)."""
-    stored = metadata.get("checkpoint_sha256", "")
-    if not stored:
-        raise ModelFileError(
-            path, f"records no checkpoint sha256, so it cannot be matched to {os.fspath(checkpoint)}: "
-            "export it with `frame-gen export-onnx`"
-        )
-    if stored != sha256:
-        raise ModelFileError(
-            path, f"was exported from a checkpoint with sha256 {stored[:16]}..., but {os.fspath(checkpoint)} has "
-            f"sha256 {sha256[:16]}...: give the checkpoint it came from, or export this one again"
-        )
-    if metadata.get("mode", mode.name) != mode.name:
-        raise ModelFileError(path, f"was exported for mode {metadata['mode']!r}, not {mode.name!r}")
+def export_path(sha256: str, mode: ModeSpec, part: str = "full") -> Path:
+    """Where the cached ONNX graph `part` of checkpoint `sha256` lives (the folder is created)."""
+    return cache_dir("onnx") / f"{entry_name(sha256, mode, part)}.onnx"
 
 
-def cached_unet_export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: str) -> Path:
-    """The ONNX export of `checkpoint` from the cache, exported (loading torch weights) on first use."""
-    path = cache_dir("onnx") / f"{sha256[:24]}-{mode.name}-opset{CACHE_OPSET}.onnx"
-    if path.is_file():
-        logger.info("using the cached export %s", path)
-        return path
-    from .backends.torch_backend import TorchBackend
-
-    model = TorchBackend(checkpoint, mode, device="cpu")  # a bad checkpoint is refused before any export
-    logger.info("exporting %s to ONNX once, into the cache (%s)", os.fspath(checkpoint), path.parent)
-    model.export_to_onnx(path, CACHE_OPSET)
-    return path
+def compiled_dir(model_path: Path) -> Path:
+    """OpenVINO's compile cache for one graph: beside its cache entry when it is one, else shared."""
+    match = _NAME.fullmatch(model_path.stem)
+    return cache_dir("openvino") / (match.group(0) if match else "other")
 
 
-def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The metadata properties of an exported model; ModelFileError if it is not a readable ONNX file."""
-    onnx = onnx_module()
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (FileNotFoundError, IsADirectoryError):
-        raise ModelFileError(path, missing_file(path, "model file")) from None
-    except Exception as exc:  # protobuf raises its own types for foreign bytes
-        raise ModelFileError(path, f"not a readable ONNX model ({type(exc).__name__})") from None
-    return {entry.key: entry.value for entry in model.metadata_props}
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry of the export cache: a graph, or what OpenVINO compiled from one."""
+
+    path: Path
+    kind: str
+    checkpoint_sha256: str
+    mode: str
+    opset: int
+    part: str
+    nbytes: int
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+    return path.stat().st_size
+
+
+def cache_entries() -> list[CacheEntry]:
+    """Every recognised entry of the cache, by kind and name (files the cache did not write are left out)."""
+    entries = []
+    for kind in KINDS:
+        folder = cache_root() / kind
+        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+            match = _NAME.fullmatch(path.stem if kind == "onnx" else path.name)
+            if match is None or (kind == "onnx") != (path.suffix == ".onnx"):
+                continue
+            entries.append(CacheEntry(path, kind, match["sha"], match["mode"], int(match["opset"]),
+                                      match["part"] or "full", _size(path)))
+    return entries
+
+
+def select_entries(which: str | os.PathLike[str] | None) -> list[CacheEntry]:
+    """The entries of one checkpoint (`which`: its path, or a prefix of its sha256), or all for None."""
+    entries = cache_entries()
+    if which is None:
+        return entries
+    text = os.fspath(which)
+    if Path(text).is_file():
+        sha = file_sha256(text)[:_SHA_CHARS]
+    elif re.fullmatch(r"[0-9a-fA-F]{6,64}", text):
+        sha = text.lower()[:_SHA_CHARS]
+    else:
+        raise ConfigurationError(f"{text}: neither a checkpoint file nor a sha256 prefix (6 or more hex digits)")
+    return [entry for entry in entries if entry.checkpoint_sha256.startswith(sha)]
+
+
+def clear_cache(which: str | os.PathLike[str] | None = None) -> list[CacheEntry]:
+    """Remove the entries of one checkpoint (its path or a sha256 prefix), or all for None; those removed."""
+    removed = select_entries(which)
+    for entry in removed:
+        try:
+            shutil.rmtree(entry.path) if entry.path.is_dir() else entry.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(entry.path, f"cannot remove the cache entry ({describe_os_error(exc)})") from None
+    return removed

@@ -24,7 +24,9 @@ from ..contract import INPUT_SHAPE, ONNX_OPSETS, ModeSpec
 from ..errors import ConfigurationError, ExportError, OutputError
 from ..files import atomic_file, describe_os_error
 from ..version import __version__
-from .cache import onnx_module
+from .cache import PARTS
+from .network import SKIP_SHAPES, RestHalf, SyncTalkUNet, TemplateHalf
+from .onnx_files import SKIP_NAMES, onnx_module
 
 logger = logging.getLogger(__name__)
 
@@ -109,35 +111,51 @@ def _compare_with_torch(network: torch.nn.Module, path: Path, make_inputs: Calla
     for batch in _CHECK_BATCHES:
         inputs = make_inputs(generator, batch)
         with torch.inference_mode():
-            expected = network(*inputs.values()).numpy()
-        got = session.run(None, {name: value.numpy() for name, value in inputs.items()})[0]
-        worst = max(worst, float(np.abs(got - expected).max()))
-        scale = max(scale, float(np.abs(expected).max()))
+            expected = network(*inputs.values())
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = session.run(None, {name: value.numpy() for name, value in inputs.items()})
+        for ours, theirs in zip(got, expected, strict=True):
+            worst = max(worst, float(np.abs(ours - theirs.numpy()).max()))
+            scale = max(scale, float(np.abs(theirs.numpy()).max()))
     return worst, scale
 
 
 def export_unet(
-    network: torch.nn.Module,
+    network: SyncTalkUNet,
     mode: ModeSpec,
     output_path: str | os.PathLike[str],
     opset_version: int = 17,
     checkpoint_sha256: str = "",
+    part: str = "full",
 ) -> ExportReport:
-    """Export the U-Net (inputs `input`, `audio`; output `output`) with its mode and checkpoint in the metadata."""
+    """Export the U-Net (inputs `input`, `audio`; output `output`) with its mode and checkpoint in the
+    metadata; `part` "template" (`input` -> `skip2`..`skip6`) or "rest" (`input`, `skip2`..`skip6`,
+    `audio` -> `output`) exports that half of it instead."""
+    if part not in PARTS:
+        raise ConfigurationError(f"unknown part {part!r}: expected one of {', '.join(PARTS)}")
 
     def inputs(generator: torch.Generator, batch: int) -> dict[str, torch.Tensor]:
-        return {"input": torch.rand((batch, *INPUT_SHAPE), generator=generator),
+        images = {"input": torch.rand((batch, *INPUT_SHAPE), generator=generator)}
+        if part == "template":
+            return images
+        skips = {name: torch.rand((batch, channels, side, side), generator=generator)
+                 for name, (channels, side) in zip(SKIP_NAMES, SKIP_SHAPES, strict=True)}
+        return {**images, **(skips if part == "rest" else {}),
                 "audio": torch.randn((batch, *mode.audio_shape), generator=generator)}
 
     metadata = {
         "mode": mode.name,
         "audio_shape": json.dumps(list(mode.audio_shape)),
         "input_layout": INPUT_LAYOUT,
-        "output_layout": OUTPUT_LAYOUT,
+        "output_layout": OUTPUT_LAYOUT if part != "template" else "skips x2..x6 of the network, float32 (B, C, H, W)",
         "checkpoint_sha256": checkpoint_sha256,
+        "part": part,
     }
-    examples = {"input": torch.rand(1, *INPUT_SHAPE), "audio": torch.rand(1, *mode.audio_shape)}
-    return export_graph(network, examples, ["output"], output_path, opset_version, metadata, inputs)
+    module = {"full": network, "template": TemplateHalf(network), "rest": RestHalf(network)}[part]
+    outputs = list(SKIP_NAMES) if part == "template" else ["output"]
+    # the skips are unbounded activations: their bound is relative to the largest, as for the audio encoder
+    return export_graph(module, inputs(torch.Generator().manual_seed(1), 1), outputs, output_path, opset_version,
+                        metadata, inputs, relative=part == "template")
 
 
 #: Largest difference to torch an audio encoder export may show, relative to its largest output when

@@ -21,7 +21,7 @@ import numpy as np
 from ..audio.ffmpeg import AudioInfo
 from ..audio.speech import load_speech
 from ..contract import SAMPLE_RATE
-from ..devices import resolve_device, tune_allocator
+from ..devices import resolve_device
 from ..errors import AudioError, ModelFileError
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,6 @@ class HubertEncoder:
         clip_bounds(0, clip_samples)  # refuses a clip that is not whole rows
         self.clip_samples = clip_samples
         self.device = resolve_device(device)
-        if self.device == "cpu":
-            tune_allocator()
         import torch
         from transformers import HubertModel, Wav2Vec2FeatureExtractor
         from transformers.utils import logging as transformers_logging

@@ -168,11 +168,28 @@ class SyncTalkUNet(nn.Module):
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         x1 = self.inc(images)
+        return self._decode(x1, *self._down(x1), audio)
+
+    def template_half(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The half that reads only the template's input: the skips x2..x5 and x6 (`inc`'s x1 is
+        not kept: it is two thirds of the bytes and cheap to compute again in `rest`)."""
+        return self._down(self.inc(images))
+
+    def rest(self, images: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
+             x6: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """The other half: `inc` again, the audio branch, fuse_conv and the decoder, from the
+        template half's outputs; equal to `forward` bit for bit."""
+        return self._decode(self.inc(images), x2, x3, x4, x5, x6, audio)
+
+    def _down(self, x1: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x2 = self.down1(x1)
         x3 = self.down2(x2)
         x4 = self.down3(x3)
         x5 = self.down4(x4)
-        x6 = self.down5(x5)
+        return x2, x3, x4, x5, self.down5(x5)
+
+    def _decode(self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
+                x6: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         # In torch the audio branch runs one sample at a time: oneDNN picks another kernel for
         # its padded stride-2 conv5 when the batch is larger than one, which would make frames
         # depend on the batch size. The branch costs about 2% of the network; the image path
@@ -188,6 +205,33 @@ class SyncTalkUNet(nn.Module):
         x = self.up4(x, x2)
         x = self.up5(x, x1)
         return torch.sigmoid(self.outc(x))
+
+
+class TemplateHalf(nn.Module):
+    """`SyncTalkUNet.template_half` as a module of its own (what is exported as the template graph)."""
+
+    def __init__(self, network: SyncTalkUNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.network.template_half(images)
+
+
+class RestHalf(nn.Module):
+    """`SyncTalkUNet.rest` as a module of its own (what is exported as the rest graph)."""
+
+    def __init__(self, network: SyncTalkUNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
+                x6: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return self.network.rest(images, x2, x3, x4, x5, x6, audio)
+
+
+#: (channels, side) of the template half's outputs x2..x6 for a 320x320 input.
+SKIP_SHAPES = ((32, 160), (64, 80), (128, 40), (256, 20), (512, 10))
 
 
 def fold_batchnorm(network: SyncTalkUNet) -> SyncTalkUNet:

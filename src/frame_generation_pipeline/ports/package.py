@@ -145,7 +145,7 @@ def verify_package(package: str | os.PathLike[str]) -> PackageReport:
     templates = TemplateSet.from_folder(package / "templates", manifest["use_parsing"])
     boxes = json.loads((package / "crop_rectangles.json").read_text())
     report.box_mismatches = [k for k in range(len(templates)) if list(templates.box(k)) != boxes[str(k)]["rect"]]
-    model = OnnxRuntimeBackend(package / manifest["unet"]["file"], manifest["mode"], streams=1)
+    model = OnnxRuntimeBackend(mode=manifest["mode"], model_file=package / manifest["unet"]["file"], streams=1)
     bundle = package / "bundle"
     metadata = read_metadata(bundle)
     blend = Blend.from_settings(metadata)

@@ -117,7 +117,7 @@ def encoder_function(path: str | os.PathLike[str]) -> Callable[[np.ndarray], np.
         from ..models.audio_encoder import AudioEncoder
 
         return AudioEncoder(path, device="cpu").encode_windows
-    from ..models.cache import onnx_metadata
+    from ..models.onnx_files import onnx_metadata
 
     onnx_metadata(path)  # a missing or foreign file is named before onnxruntime sees it
     import onnxruntime

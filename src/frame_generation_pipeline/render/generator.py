@@ -29,13 +29,15 @@ from ..inputs.landmarks import CropBox
 from ..inputs.templates import TemplateSet, as_templates
 from .blend import NO_BLEND, Blend
 from .prepared import PreparedCache, PreparedTemplate, compose
+from .template_cache import TemplateCache, run_network
 
 logger = logging.getLogger(__name__)
 
 
 class InferenceModel(Protocol):
     """What the generator needs of a model: its mode, batched inference on host arrays, and how
-    many calls to `run` it takes at once (from as many threads)."""
+    many calls to `run` it takes at once (from as many threads); with a template cache also its
+    two halves (models.backends.base.InferenceBackend)."""
 
     mode: ModeSpec
     streams: int
@@ -72,6 +74,8 @@ class FrameRenderer:
         workers: threads that decode and prepare templates ahead of the network and paste
             results behind it.
         cache_bytes: memory for prepared templates kept for when the ping-pong order returns.
+        template_cache: where the network's template half is kept per template (it may be shared
+            with other generators and live sessions); None runs the whole network every frame.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class FrameRenderer:
         batch_size: int = 1,
         workers: int = 2,
         cache_bytes: int = 256 << 20,
+        template_cache: TemplateCache | None = None,
     ) -> None:
         if mode is not None and get_mode(mode).name != unet_model.mode.name:
             raise ConfigurationError(f"mode {mode!r} does not match the model's mode {unet_model.mode.name!r}")
@@ -89,6 +94,7 @@ class FrameRenderer:
         self.batch_size = require_int(batch_size, "batch_size", 1)
         self.workers = require_int(workers, "workers", 1)
         self.cache_bytes = require_int(cache_bytes, "cache_bytes", 0)
+        self.template_cache = template_cache
 
     def render(
         self,
@@ -156,7 +162,9 @@ class FrameRenderer:
                 indices = range(first + positions.start, first + positions.stop)
                 audio = features.windows(indices)
                 inputs = np.stack([item.network_input for item in prepared])
-                inferring.append((indices, prepared, audio, network.submit(self.model.run, inputs, audio)))
+                call = network.submit(run_network, self.model, inputs, audio, self.template_cache, templates,
+                                      [item.template.index for item in prepared])
+                inferring.append((indices, prepared, audio, call))
                 if len(inferring) == streams:
                     compose_oldest_batch()
                 while len(composing) > ahead:

@@ -14,9 +14,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ...devices import tune_allocator
 from ...errors import FrameGenerationError
 from ...version import __version__
-from . import farm_commands, live_commands, port_commands, render_commands, serve_commands
+from . import cache_commands, farm_commands, live_commands, port_commands, render_commands, serve_commands
 from .arguments import Handler, Parser
 
 logger = logging.getLogger("frame_generation_pipeline")
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_commands.add_commands(commands)
     farm_commands.add_commands(commands)
     port_commands.add_commands(commands)
+    cache_commands.add_commands(commands)
     return parser
 
 
@@ -101,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     handler: Handler = args.handler
+    tune_allocator()  # process-wide, so the application's to set, never the library's
     try:
         with signals_raise():
             return handler(args)

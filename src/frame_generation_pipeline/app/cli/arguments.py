@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES, ONNX_OPSETS
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+from ...render.template_cache import DEFAULT_TEMPLATE_CACHE_MB
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 HUBERT_HELP = ("local hubert model folder to compute hubert features from --audio "
@@ -124,6 +125,8 @@ def add_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per network call (default: per backend)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="bf16: openvino on CPUs with bf16, or torch on CUDA; fp16: torch on CUDA")
+    parser.add_argument("--template-cache-mb", type=non_negative_int, default=DEFAULT_TEMPLATE_CACHE_MB,
+                        help="memory for the network's template half, 6.3 MB per template kept (0: none)")
 
 
 def add_render_inputs(parser: argparse.ArgumentParser) -> None:

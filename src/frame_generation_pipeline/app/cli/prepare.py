@@ -25,8 +25,11 @@ def model_settings(args: argparse.Namespace) -> dict:
     check_precision(precision, resolve_device(device))
     if not Path(args.checkpoint).is_file():
         raise CheckpointError(args.checkpoint, missing_file(args.checkpoint, "checkpoint file"))
+    from ...render.template_cache import TemplateCache
+
     return {"mode": mode_for_audio_model(args.mode, audio_model_option(args)), "device": device, "backend": backend,
-            "batch_size": args.batch_size, "onnx_path": args.onnx, "precision": precision}
+            "batch_size": args.batch_size, "onnx_path": args.onnx, "precision": precision,
+            "template_cache": TemplateCache(args.template_cache_mb << 20)}
 
 
 def pipeline_from(args: argparse.Namespace, settings: dict | None = None):

@@ -12,13 +12,15 @@ from ...inputs.features import write_feature_array
 from ...inputs.templates import as_templates
 from ...outputs.video import encode_frames
 from ...pipeline import FrameGenerationPipeline
+from ...render.template_cache import TemplateCache
 from .jobs import Job
 
 
-def load_pipeline(job: Job, device: str | None) -> FrameGenerationPipeline:
-    """The pipeline a job asks for."""
+def load_pipeline(job: Job, device: str | None, template_cache: TemplateCache | None = None) -> FrameGenerationPipeline:
+    """The pipeline a job asks for (its template half kept in `template_cache`; None: a cache of its own)."""
     return FrameGenerationPipeline(job.checkpoint, mode=job.mode, device=device, backend=job.backend,
-                                   batch_size=job.batch_size, onnx_path=job.onnx, precision=job.precision)
+                                   batch_size=job.batch_size, onnx_path=job.onnx, precision=job.precision,
+                                   template_cache=template_cache)
 
 
 def plan(pipeline: FrameGenerationPipeline, job: Job, scratch: Path) -> dict:
@@ -50,13 +52,15 @@ class RenderWorker:
     """A farm worker: keeps its loaded pipelines (one per checkpoint and settings) across jobs."""
 
     def __init__(self, cpus: int, device: str | None) -> None:
-        from ...devices import set_cpu_budget
+        from ...devices import set_cpu_budget, tune_allocator
 
         set_cpu_budget(cpus)
+        tune_allocator()
         import torch
 
         torch.set_num_threads(cpus)
         self.device = device
+        self.template_cache = TemplateCache()  # one for all of this worker's jobs and pipelines
         self._pipelines: dict[tuple, FrameGenerationPipeline] = {}
         self.loads = 0
 
@@ -67,7 +71,7 @@ class RenderWorker:
     def _pipeline(self, job: Job) -> FrameGenerationPipeline:
         key = (job.checkpoint, job.mode, job.backend, job.precision, job.onnx, job.batch_size)
         if key not in self._pipelines:
-            self._pipelines[key] = load_pipeline(job, self.device)
+            self._pipelines[key] = load_pipeline(job, self.device, self.template_cache)
             self.loads += 1
         return self._pipelines[key]
 

@@ -28,6 +28,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 
 from ...audio.speech import load_speech
 from ...contract import SAMPLE_RATE
+from ...devices import tune_allocator
 from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
@@ -82,6 +83,7 @@ class AvatarServer:
     def __init__(self, pipeline: FrameGenerationPipeline, templates: TemplateSet, encoder: AudioEncoder,
                  settings: ServerSettings) -> None:
         self.pipeline, self.templates, self.encoder, self.settings = pipeline, templates, encoder, settings
+        tune_allocator()  # the server owns its process; the library never changes it
         self.visitors: dict[str, Visitor] = {}
         self.metrics = ServerMetrics(lambda: len(self.visitors))
         self.live: LiveModel | None = None
@@ -111,7 +113,8 @@ class AvatarServer:
         self.live = await asyncio.to_thread(self._warmed_up)
 
     def _warmed_up(self) -> LiveModel:
-        live = LiveModel(self.pipeline.model, self.templates, self.encoder, on_batch=self.metrics.batch)
+        live = LiveModel(self.pipeline.model, self.templates, self.encoder, on_batch=self.metrics.batch,
+                         template_cache=self.pipeline.template_cache)
         live.warm_up(self._batch_size())
         return live
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, resolve_device
@@ -78,7 +79,9 @@ def load_backend(
             f"an exported model file ({os.fspath(model_file)}) is for the onnxruntime or openvino backend, "
             f"not {name}: drop it or choose one of those"
         )
-    loaded = backend_class(name).load(checkpoint, spec, resolved, precision=precision, model_file=model_file)
+    extra = {} if model_file is None else {"model_file": model_file}
+    construct: Callable[..., InferenceBackend] = backend_class(name)  # each backend's own constructor
+    loaded = construct(checkpoint, spec, resolved, precision=precision, **extra)
     logger.info("backend %s", loaded.describe())
     return loaded
 

@@ -2,7 +2,9 @@
 
 A backend is one class in one file of this folder plus one line in the registry (`__init__.py`).
 It says whether its library is installed, how fast it is on a device type (the ranking `auto`
-uses, from measurements in the README), its default batch size, and how to load a checkpoint.
+uses, from measurements in the README) and its default batch size. Its constructor is the one way
+to load it: `cls(checkpoint, mode, device, precision=...)` (the exported backends also take
+`model_file`), which is what `load_backend` calls.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -71,21 +74,23 @@ class InferenceBackend(ABC):
         """Frames per network call when none is given (measured; README, "Backends")."""
         return 8 if device_type == "cuda" else 1
 
-    @classmethod
-    @abstractmethod
-    def load(
-        cls,
-        checkpoint: str | os.PathLike[str],
-        mode: ModeSpec,
-        device: str,
-        precision: str = "auto",
-        model_file: str | os.PathLike[str] | None = None,
-    ) -> InferenceBackend:
-        """Load `checkpoint` (or its export `model_file`, checked to come from it) for `mode` on `device`."""
-
     @abstractmethod
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+
+    @property
+    def splits(self) -> bool:
+        """True when `template_half` and `rest` can be run (what the template cache needs)."""
+        return True
+
+    @abstractmethod
+    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The half that reads only the template's input: float32 (B, 6, 320, 320) -> the skips
+        x2..x6, float32 (B, C, H, W) each (network.SKIP_SHAPES)."""
+
+    @abstractmethod
+    def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
+        """The other half: the images, their `template_half` skips and the audio -> what `run` gives."""
 
     @property
     def exact(self) -> bool:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ...contract import ModeSpec, get_mode
-from ...devices import device_type, resolve_device, tune_allocator
+from ...devices import device_type, resolve_device
 from ...errors import ConfigurationError
 from ..checkpoints import load_unet_state
 from ..network import SyncTalkUNet, fold_batchnorm
@@ -27,7 +28,7 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 
 class TorchBackend(InferenceBackend):
-    """A SyncTalk_2D 328 U-Net loaded from a checkpoint into torch (also known as `UNetModel`).
+    """A SyncTalk_2D 328 U-Net loaded from a checkpoint into torch (`UNetModel` adds the seed's `predict`).
 
     Args:
         checkpoint_path: a state_dict saved by SyncTalk_2D training (`module.` prefixes accepted).
@@ -36,6 +37,7 @@ class TorchBackend(InferenceBackend):
         precision: "fp32", or on CUDA "fp16" / "bf16" (outputs are returned as float32).
         optimize: fold BatchNorm into the convolutions and use channels_last. None: on CUDA only,
             so that the CPU path stays bit-exact (optimised frames move by up to 1-2 per value).
+        checkpoint_sha256: the checkpoint's sha256 when the caller has it already; None hashes it.
 
     Raises:
         CheckpointError: missing, unreadable, or of another layout or mode.
@@ -54,6 +56,7 @@ class TorchBackend(InferenceBackend):
         device: str | None = None,
         precision: str = "fp32",
         optimize: bool | None = None,
+        checkpoint_sha256: str | None = None,
     ) -> None:
         spec = get_mode(mode)
         device = resolve_device(device)
@@ -62,9 +65,8 @@ class TorchBackend(InferenceBackend):
             raise ConfigurationError(f"precision {precision!r} needs a CUDA device, this model is on {device}")
         self.checkpoint_path = Path(checkpoint_path)
         state = load_unet_state(self.checkpoint_path, spec)
-        super().__init__(spec, device, precision, streams=1, checkpoint_sha256=checkpoint_digest(self.checkpoint_path))
-        if device == "cpu":
-            tune_allocator()
+        sha256 = checkpoint_digest(self.checkpoint_path) if checkpoint_sha256 is None else checkpoint_sha256
+        super().__init__(spec, device, precision, streams=1, checkpoint_sha256=sha256)
         self.optimized = device_type(device) == "cuda" if optimize is None else optimize
         network = SyncTalkUNet(spec.name)
         network.load_state_dict(state)
@@ -82,45 +84,48 @@ class TorchBackend(InferenceBackend):
         """The fastest on CUDA (nothing else is measured there yet); the slowest on the CPU."""
         return 100 if device_type == "cuda" else 10
 
-    @classmethod
-    def load(cls, checkpoint, mode, device, precision="auto", model_file=None) -> TorchBackend:
-        """Load `checkpoint` into torch (see the class)."""
-        return cls(checkpoint, mode, device, precision=precision)
-
     @property
     def exact(self) -> bool:
         """True in fp32, unoptimised, on the CPU: frames are the contract's bit for bit."""
         return self.device == "cpu" and self.precision == "fp32" and not self.optimized
 
-    def predict(self, image_tensor: torch.Tensor, audio_features: torch.Tensor) -> torch.Tensor:
-        """Run the network: (B, 6, 320, 320) and (B, *audio_shape) -> (B, 3, 320, 320) in [0, 1].
-
-        Unbatched inputs ((6, 320, 320) and audio_shape) are taken as a batch of one. The result
-        stays on the model's device.
-        """
-        images = torch.as_tensor(image_tensor, dtype=torch.float32)
-        audio = torch.as_tensor(audio_features, dtype=torch.float32)
-        if images.dim() == 3:
-            images = images[None]
-        if audio.dim() == len(self.mode.audio_shape):
-            audio = audio[None]
+    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """Batched inference on host arrays: float32 (B, 6, 320, 320), (B, *audio_shape) -> (B, 3, 320, 320)."""
         self.check_inputs(images, audio)
+        return self._call(self._runtime, [images], audio)[0]
+
+    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
+        """float32 (B, 6, 320, 320) -> the skips x2..x6 as float32 host arrays."""
+        return self._call(self._runtime.template_half, [images])
+
+    def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
+        """The network's output from its input, the template half's skips and the audio (equal to `run`)."""
+        self.check_inputs(images, audio)
+        return self._call(self._runtime.rest, [images, *skips], audio)[0]
+
+    def _call(self, function: Callable[..., Any], images: Sequence[np.ndarray], audio: np.ndarray | None = None
+              ) -> tuple[np.ndarray, ...]:
+        """`function(*images[, audio])` on host arrays moved to the model's device and precision (image-like
+        arrays in its memory format); its results as float32 host arrays."""
         dtype = PRECISIONS[self.precision]
         memory_format = torch.channels_last if self.optimized else torch.contiguous_format
         with torch.inference_mode():
-            images = images.to(self.device, dtype, non_blocking=True, memory_format=memory_format)
-            output = self._runtime(images, audio.to(self.device, dtype, non_blocking=True))
-            return output.float()
+            tensors = [self._to_device(array).to(dtype=dtype, memory_format=memory_format) for array in images]
+            if audio is not None:
+                tensors.append(self._to_device(audio).to(dtype=dtype))
+            results = function(*tensors)
+            results = results if isinstance(results, tuple) else (results,)
+            return tuple(result.float().cpu().numpy() for result in results)
 
-    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """Batched inference on host arrays: float32 (B, 6, 320, 320), (B, *audio_shape) -> (B, 3, 320, 320)."""
-        images_t, audio_t = torch.from_numpy(images), torch.from_numpy(audio)
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array, np.float32))
         if device_type(self.device) == "cuda":  # page-locked buffers make the copies asynchronous
-            images_t, audio_t = images_t.pin_memory(), audio_t.pin_memory()
-        return self.predict(images_t, audio_t).cpu().numpy()
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
 
-    def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17) -> ExportReport:
-        """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch.
+    def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17, part: str = "full") -> ExportReport:
+        """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch;
+        `part` "template" or "rest" exports that half instead (docs/contract.md, "The network").
 
         The export is run in onnxruntime on random inputs at batch sizes 1 and 3 and refused
         (ExportError, nothing written) if it differs from torch by more than 1e-4. The mode, audio
@@ -128,4 +133,4 @@ class TorchBackend(InferenceBackend):
         """
         from ..export import export_unet
 
-        return export_unet(self.network, self.mode, output_path, opset_version, self.checkpoint_sha256)
+        return export_unet(self.network, self.mode, output_path, opset_version, self.checkpoint_sha256, part)

@@ -1,0 +1,131 @@
+"""The network's two halves and the template cache: the split is exact in torch and within its bound
+exported, the cache never exceeds its budget and recomputes evicted entries equal, and one cache is
+shared by two live sessions (the template half computed once per template)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from frame_generation_pipeline import TemplateSet, UNetModel
+from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.live.session import StreamingSession
+from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frame_generation_pipeline.models.cache import export_path
+from frame_generation_pipeline.models.onnx_files import onnx_metadata
+from frame_generation_pipeline.render.generator import FrameGenerator
+from frame_generation_pipeline.render.template_cache import TemplateCache
+
+from .test_live import world  # noqa: F401 (the live tests' templates, speech and encoder)
+
+ENTRY_BYTES = 4 * (32 * 160**2 + 64 * 80**2 + 128 * 40**2 + 256 * 20**2 + 512 * 10**2)
+
+
+@pytest.fixture(scope="module")
+def exact_model(checkpoints):
+    return UNetModel(checkpoints["ave"], "ave", device="cpu")
+
+
+def _frames(model, templates, features, batch, cache):
+    generator = FrameGenerator(model, batch_size=batch, template_cache=cache)
+    return list(generator.iter_frames(templates, features))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_the_cached_template_half_gives_the_unsplit_frames_bit_for_bit(exact_model, templates_640, features, batch):
+    templates = TemplateSet.from_folder(templates_640, use_parsing=True)
+    feats = AudioFeatures.load(features["ave"], "ave")  # 7 frames over 5 templates: the schedule returns to some
+    unsplit = _frames(exact_model, templates, feats, batch, None)
+    cache = TemplateCache()
+    cached = _frames(exact_model, templates, feats, batch, cache)
+    assert all(np.array_equal(a, b) for a, b in zip(unsplit, cached, strict=True))
+    used = len(set(templates.schedule(len(feats))))
+    assert cache.computed == used and cache.hits == len(feats) - used > 0 and cache.nbytes == used * ENTRY_BYTES
+    if batch == 2:  # a budget of two entries: evicted and computed again, still equal
+        small = TemplateCache(2 * ENTRY_BYTES + 1)
+        again = _frames(exact_model, templates, feats, batch, small)
+        assert all(np.array_equal(a, b) for a, b in zip(unsplit, again, strict=True))
+        assert small.evicted > 0 and small.computed > used and small.nbytes <= small.max_bytes and len(small) == 2
+
+
+def test_the_exported_halves_match_the_full_graph_and_carry_its_provenance(checkpoints, exports):
+    model = OnnxRuntimeBackend(checkpoints["ave"], "ave", device="cpu")
+    rng = np.random.default_rng(3)
+    images = rng.random((3, 6, 320, 320), dtype=np.float32)
+    audio = rng.standard_normal((3, *get_mode("ave").audio_shape)).astype(np.float32)
+    skips = model.template_half(images)
+    assert [s.shape for s in skips] == [(3, 32, 160, 160), (3, 64, 80, 80), (3, 128, 40, 40), (3, 256, 20, 20),
+                                        (3, 512, 10, 10)]
+    assert np.abs(model.rest(images, skips, audio) - model.run(images, audio)).max() <= 1e-4
+    full = onnx_metadata(exports["ave"])
+    for part in ("template", "rest"):
+        metadata = onnx_metadata(export_path(model.checkpoint_sha256, model.mode, part))
+        assert metadata["part"] == part and metadata["checkpoint_sha256"] == full["checkpoint_sha256"] == model.checkpoint_sha256
+        assert metadata["mode"] == "ave"
+    assert full["part"] == "full", "ports keep getting the whole network"
+
+
+class Halves:
+    """A deterministic stand-in for a split network that counts the templates its first half sees."""
+
+    mode, streams, name, precision, device, checkpoint_sha256, splits = get_mode("ave"), 1, "halves", "fp32", "cpu", "0", True
+
+    def __init__(self):
+        self.template_rows = 0
+
+    def template_half(self, images):
+        self.template_rows += len(images)
+        return (images[:, :3] * 0.5, images[:, 3:].mean(axis=1, keepdims=True))
+
+    def rest(self, images, skips, audio):
+        level = 1 / (1 + np.exp(-audio.reshape(len(audio), -1).mean(axis=1)))
+        return ((skips[0] + skips[1]) * level[:, None, None, None]).astype(np.float32)
+
+    def run(self, images, audio):
+        return self.rest(images, self.template_half(images), audio)
+
+
+def test_the_lru_never_exceeds_its_budget_and_recomputes_equal():
+    model, rng = Halves(), np.random.default_rng(5)
+    inputs = rng.random((6, 6, 8, 8), dtype=np.float32)
+    audio = np.zeros((1, *get_mode("ave").audio_shape), np.float32)
+    expected = [Halves().run(inputs[i : i + 1], audio) for i in range(6)]
+    entry = inputs[0, :3].nbytes + inputs[0, :1].nbytes
+    cache = TemplateCache(3 * entry + 1)
+    recent, misses = [], 0  # a naive LRU of three entries
+    for index in [0, 1, 2, 0, 3, 4, 1, 0, 5, 2, 0, 1] * 2:
+        output = cache.run(model, inputs[index : index + 1], audio, [index])
+        assert cache.nbytes <= cache.max_bytes and len(cache) <= 3
+        assert np.array_equal(output, expected[index])
+        misses += index not in recent
+        recent = ([i for i in recent if i != index] + [index])[-3:]
+    assert cache.computed == model.template_rows == misses and cache.evicted == misses - 3
+    TemplateCache(0).run(model, inputs[:1], audio, [0])
+    assert model.template_rows == misses + 1, "a budget of 0 keeps nothing"
+
+
+def test_one_cache_shared_by_two_live_sessions_computes_each_template_once(world):  # noqa: F811
+    model, cache = Halves(), TemplateCache()
+    samples = world["speech"]["a"]
+    slots = []
+    for _ in range(2):
+        session = StreamingSession(model, world["templates"], world["encoder"], batch_size=3, template_cache=cache)
+        session.push_audio(samples)
+        session.end_of_speech()
+        session.close()
+        slots.append([slot.image for slot in session if slot.kind == "speech"])
+    assert len(slots[0]) > len(world["templates"]), "the schedule comes back to templates"
+    assert model.template_rows == cache.computed == len(world["templates"]), "once per template, not per session"
+    assert all(np.array_equal(a, b) for a, b in zip(*slots, strict=True))
+
+
+def test_models_of_other_checkpoints_never_share_entries():
+    first, second = Halves(), Halves()
+    second.checkpoint_sha256 = "1"
+    cache, rng = TemplateCache(), np.random.default_rng(9)
+    audio = np.zeros((1, *get_mode("ave").audio_shape), np.float32)
+    images = {model: rng.random((1, 6, 8, 8), dtype=np.float32) for model in (first, second)}
+    for model in (first, second, first, second):
+        assert np.array_equal(cache.run(model, images[model], audio, ["template 0"]), model.run(images[model], audio))
+    assert cache.computed == 2 and cache.hits == 2
