@@ -14,7 +14,7 @@ from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frame_generation_pipeline.models.cache import export_path
 from frame_generation_pipeline.models.onnx_files import onnx_metadata
-from frame_generation_pipeline.render.generator import FrameGenerator
+from frame_generation_pipeline.render.generator import FrameRenderer
 from frame_generation_pipeline.render.template_cache import TemplateCache
 
 from .test_live import world  # noqa: F401 (the live tests' templates, speech and encoder)
@@ -28,7 +28,7 @@ def exact_model(checkpoints):
 
 
 def _frames(model, templates, features, batch, cache):
-    generator = FrameGenerator(model, batch_size=batch, template_cache=cache)
+    generator = FrameRenderer(model, batch_size=batch, template_cache=cache)
     return list(generator.iter_frames(templates, features))
 
 

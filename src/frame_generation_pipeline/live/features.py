@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio.mel import MEL_WINDOW, N_MELS, LogMelStream, SpeechStages, check_long_enough, window_count, window_start
+from ..audio.mel import HOP, MEL_WINDOW, N_FFT, N_MELS, LogMelStream, SpeechStages, check_long_enough, window_count, window_start
 from ..checks import require_int
 from ..contract import AUDIO_WINDOW, SAMPLE_RATE, get_mode
 from ..errors import AudioError
@@ -31,6 +31,9 @@ _AVE_SHAPE = get_mode("ave").audio_shape
 _HUBERT_SHAPE = get_mode("hubert").audio_shape
 #: The row after frame i's window that must be known before frame i renders: rows i-8..i+7.
 ROWS_AFTER = _HALF - 1
+#: Speech after frame 0's time that frame 0 needs (docs/live.md): encoder window 6 complete, whose
+#: last mel frame t is final once sample 200 t + 399 is in. 0.45 s (frame i: 0.44-0.46 s).
+LOOKAHEAD_SECONDS = ((window_start(ROWS_AFTER - 1) + MEL_WINDOW - 1) * HOP + N_FFT // 2) / SAMPLE_RATE
 
 
 class FeatureStream:
@@ -157,7 +160,6 @@ class HubertStream:
         self.count: int | None = None
         self.extra_lookahead_seconds = 0.0  # beyond the ave path's, which the session's start delay holds
         if not known_length:
-            from .timeline import LOOKAHEAD_SECONDS  # (timeline reads this module's constants)
 
             self.extra_lookahead_seconds = max(0.0, self.settings.lookahead_seconds - LOOKAHEAD_SECONDS)
 

@@ -15,17 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio.mel import HOP, MEL_WINDOW, N_FFT, window_start
 from ..contract import SAMPLE_RATE, get_mode
-from .features import ROWS_AFTER
+from .features import LOOKAHEAD_SECONDS
 
 #: Live speech is ave (the only mode with an audio encoder): 25 frames per second.
 FPS = get_mode("ave").fps
 #: Audio samples per slot (640 at 16 kHz).
 SLOT_SAMPLES = SAMPLE_RATE // FPS
-#: Speech after frame 0's time that frame 0 needs (docs/live.md): encoder window 6 complete, whose
-#: last mel frame t is final once sample 200 t + 399 is in. 0.45 s (frame i: 0.44-0.46 s).
-LOOKAHEAD_SECONDS = ((window_start(ROWS_AFTER - 1) + MEL_WINDOW - 1) * HOP + N_FFT // 2) / SAMPLE_RATE
 #: Policies for an utterance rendered slower than real time.
 DELAY, DROP = "delay", "drop"
 
