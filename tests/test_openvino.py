@@ -1,5 +1,5 @@
-"""The OpenVINO backend: frames within 2 per value of the exact path, its compiled-model cache,
-bf16 where the CPU has it, and how `auto` chooses among the backends."""
+"""The OpenVINO backend: fp32 frames within 2 per value of the exact path, its compiled-model cache,
+bf16 only when asked and where the CPU has it, and how `auto` chooses among the backends."""
 
 from __future__ import annotations
 
@@ -37,16 +37,18 @@ def test_fp32_frames_within_2_of_the_exact_path(checkpoints, exports, templates_
     assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
 
 
-def test_bf16_where_the_cpu_has_it_else_a_clear_refusal(exports, templates_640, features, exact_frames):
+def test_bf16_only_when_asked_and_only_where_the_cpu_has_it(exports, templates_640, features, exact_frames):
+    assert OpenVinoBackend.resolve_precision("auto", "cpu") == "fp32", "auto never trades exactness for speed"
     if not cpu_summary()["bf16"]:
         with pytest.raises(ConfigurationError, match="precision 'bf16' needs a CPU with AVX-512 BF16 or AMX"):
             OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="bf16")
-        assert OpenVinoBackend.resolve_precision("auto", "cpu") == "fp32"
         return
     model = OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="bf16")
-    assert OpenVinoBackend.resolve_precision("auto", "cpu") == "bf16"
     ours = _frames(model, templates_640, features, batch_size=4)
-    assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
+    errors = np.stack([a.astype(np.float64) - b for a, b in zip(ours, exact_frames, strict=True)])
+    psnr = 10 * np.log10(255**2 / np.mean(errors**2))
+    # measured on a 2-core Xeon with AMX (random checkpoint, 640x480 frames): 51.5 dB, at most 18 per value
+    assert np.abs(errors).max() > 0 and psnr >= 45, f"bf16 frames at {psnr:.1f} dB of the exact path"
 
 
 def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
@@ -62,12 +64,11 @@ def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
 
 
 def test_auto_picks_by_measured_rank_for_the_cpu(monkeypatch):
-    assert backends.choose_backend("auto", "cpu") == ("openvino" if cpu_summary()["bf16"] else "onnxruntime")
-    monkeypatch.setattr("frame_generation_pipeline.models.backends.openvino_backend.cpu_summary",
-                        lambda: {"avx2": True, "avx512": True, "bf16": True, "amx": False})
+    assert backends.choose_backend("auto", "cpu") == "onnxruntime", "bf16 is opt-in, so fp32 ranks decide on every CPU"
+    monkeypatch.setattr(backends.backend_class("onnxruntime"), "installed", classmethod(lambda cls: False))
     assert backends.choose_backend("auto", "cpu") == "openvino"
     monkeypatch.setattr(backends.backend_class("openvino"), "installed", classmethod(lambda cls: False))
-    assert backends.choose_backend("auto", "cpu") == "onnxruntime"
+    assert backends.choose_backend("auto", "cpu") == "torch"
     monkeypatch.setattr(backends.backend_class("onnxruntime"), "installed", classmethod(lambda cls: False))
     assert backends.choose_backend("auto", "cpu") == "torch"
     assert backends.choose_backend("auto", "cuda") == "torch"

@@ -1,8 +1,9 @@
 """The OpenVINO backend: the exported graph compiled by OpenVINO for the CPU, in fp32 or bf16.
 
-bf16 runs only where the CPU has bf16 instructions (AVX-512 BF16 or AMX); there it is about twice
-the speed of fp32 (README, "Backends"), with frames within 2 per value of the exact path. The
-compiled model is cached beside the ONNX exports, so a second start skips compilation.
+bf16 runs only when asked (`--precision bf16`) and where the CPU has bf16 instructions (AVX-512
+BF16 or AMX); it is faster but moves frames by more than 2 per value (README, "Backends"), so
+`auto` runs fp32. The compiled model is cached beside the ONNX exports, so a second start skips
+compilation.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 class OpenVinoBackend(ExportedBackend):
     """An exported U-Net compiled by OpenVINO for the CPU, each stream on its own infer request
-    (arguments: see ExportedBackend; precision "auto" is bf16 where the CPU has it)."""
+    (arguments: see ExportedBackend; precision "auto" is fp32)."""
 
     name = "openvino"
     requires = ("openvino",)
@@ -70,10 +71,8 @@ class OpenVinoBackend(ExportedBackend):
 
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """"auto" -> bf16 where the CPU has bf16 instructions, else fp32; bf16 elsewhere is refused."""
+        """"auto" -> fp32 (bf16 moves frames by more than 2 per value: opt-in); bf16 only where the CPU has it."""
         has_bf16 = cpu_summary()["bf16"]
-        if precision == "auto":
-            return "bf16" if has_bf16 else "fp32"
         precision = super().resolve_precision(precision, device_type)
         if precision == "bf16" and not has_bf16:
             raise ConfigurationError("precision 'bf16' needs a CPU with AVX-512 BF16 or AMX; this one has neither")
@@ -81,11 +80,8 @@ class OpenVinoBackend(ExportedBackend):
 
     @classmethod
     def rank(cls, device_type: str) -> int | None:
-        """With bf16 the fastest on the CPU (about 2x onnxruntime); in fp32 about onnxruntime's speed,
-        so ranked just below it; no CUDA."""
-        if device_type != "cpu":
-            return None
-        return 80 if cpu_summary()["bf16"] else 45
+        """In fp32 (what `auto` runs) about onnxruntime's speed, so ranked just below it; no CUDA."""
+        return 45 if device_type == "cpu" else None
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:
