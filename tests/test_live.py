@@ -316,3 +316,20 @@ def test_live_command_writes_what_a_viewer_sees(world, checkpoints, encoder_path
         assert [s.type for s in container.streams] == ["video", "audio"]
         assert sum(1 for _ in container.decode(video=0)) == 23
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "live.mp4", "r.json", "s.wav"]
+
+
+def test_an_interrupted_utterance_stops_at_once_and_the_timeline_runs_on(world):
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"], batch_size=2)
+    session.push_audio(world["speech"]["long"])  # open-ended: still being pushed when interrupted
+    first = [session.next_frame(timeout=5) for _ in range(6)]
+    session.interrupt()
+    session.idle(3)
+    session.push_audio(world["speech"]["b"])
+    session.close()
+    rest = list(session)
+    assert [s.kind for s in first] == ["speech"] * 6 and {s.utterance for s in first} == {0}
+    count_b = len(AudioFeatures(world["encoder"].features_from_samples(world["speech"]["b"]), "ave"))
+    assert [s.kind for s in rest] == ["idle"] * 3 + ["speech"] * count_b, "nothing of the interrupted speech is left"
+    assert {s.utterance for s in rest[3:]} == {1} and [s.frame for s in rest[3:]] == list(range(count_b))
+    assert [s.slot for s in first + rest] == list(range(len(first) + len(rest))), "the timeline goes on, no slot skipped"
+    assert [s.template for s in first + rest] == ping_pong_schedule(len(first) + len(rest), 5)

@@ -144,6 +144,12 @@ class StreamingSession(Rendering):
                 self._segments.append([frames])
             self._changed.notify_all()
 
+    def interrupt(self) -> None:
+        """Drop every utterance queued or being pushed (the listener talked over it): the next slot is idle."""
+        with self._changed:
+            self._open, self._segments = None, deque()
+            self._changed.notify_all()
+
     def close(self, drain: bool = True) -> None:
         """End the session: an open utterance is ended; slots already queued can still be taken
         (`drain`), or are dropped (a viewer that has gone)."""
@@ -203,7 +209,8 @@ class StreamingSession(Rendering):
                 continue
             if segment.done(i):
                 with self._changed:
-                    self._segments.popleft()
+                    if self._segments and self._segments[0] is segment:  # else interrupt() dropped it
+                        self._segments.popleft()
                 continue
             due = self._due(self._slot) if self.realtime else math.inf
             return self._emit(segment.take(i, self._slot, self._template(self._slot), due, self._compose))
