@@ -190,3 +190,77 @@ def test_pipecat_interruption_returns_to_idle_within_a_frame(agent_world):
     assert sum(audio is not None for _, _, audio in after[1:]) == 0, "no speech frame after the next one"
     assert len(after) >= 8 and all(image == _template_rgb(agent_world["one_template"], 0) for _, image, _ in after[1:])
     assert [slot for slot, _, _ in before + after] == list(range(len(before) + len(after))), "the timeline runs on"
+
+
+# --- LiveKit ------------------------------------------------------------------------------------
+
+async def _drive_generator(generator, speech: np.ndarray, clear_after: int | None = None, idle_after: int = 6) -> list:
+    """Push `speech` (16 kHz int16) in 20 ms frames at 10x real time, then AudioSegmentEnd (as
+    AvatarRunner's audio task does) while reading the generator (as its video task does); optionally
+    clear_buffer once `clear_after` speech audio frames came out. Returns what came out, in order."""
+    from livekit import rtc
+    from livekit.agents.voice.avatar import AudioSegmentEnd
+
+    async def push():
+        for first in range(0, len(speech), 320):
+            part = speech[first : first + 320]
+            await generator.push_audio(rtc.AudioFrame(part.tobytes(), 16000, 1, len(part)))
+            await asyncio.sleep(0.002)
+        await generator.push_audio(AudioSegmentEnd())
+
+    pusher = asyncio.ensure_future(push())
+    out, spoken, idle, cleared = [], 0, None, False
+    async for item in generator:
+        out.append(item)
+        if isinstance(item, rtc.AudioFrame):
+            spoken += 1
+        if clear_after is not None and not cleared and spoken >= clear_after:
+            generator.clear_buffer()
+            cleared, idle = True, 0
+            out.append("cleared")
+        elif isinstance(item, AudioSegmentEnd):
+            idle = 0
+        elif idle is not None and isinstance(item, rtc.VideoFrame):
+            idle += 1
+            if idle >= idle_after:
+                break
+    await pusher
+    await generator.aclose()
+    return out
+
+
+def test_livekit_generator_plays_every_sample_once_with_25_frames_a_second(agent_world):
+    from livekit import rtc
+    from livekit.agents.voice.avatar import AudioSegmentEnd
+
+    from frame_generation_pipeline.integrations.livekit import SyncTalkVideoGenerator
+
+    generator = SyncTalkVideoGenerator(pipeline=agent_world["pipeline"], template_dir=agent_world["one_template"],
+                                       audio_encoder=agent_world["encoder"])
+    assert (generator.options.video_width, generator.options.video_height, generator.options.video_fps) == (*SIZE, 25)
+    speech = agent_world["heard"]
+    out = asyncio.run(_drive_generator(generator, speech))
+    audio = [item for item in out if isinstance(item, rtc.AudioFrame)]
+    heard = np.concatenate([np.frombuffer(frame.data, np.int16) for frame in audio])
+    assert np.array_equal(heard, speech), "every sample back exactly once, in order, none played fast"
+    first = out.index(audio[0])
+    end = next(i for i, item in enumerate(out) if isinstance(item, AudioSegmentEnd))
+    video = [item for item in out[first - 1 : end] if isinstance(item, rtc.VideoFrame)]
+    assert abs(len(video) - 25 * len(speech) / 16000) <= 1, "25 video frames per second of speech"
+    assert end > out.index(audio[-1]) and all(isinstance(item, rtc.VideoFrame) for item in out[end + 1 :])
+    assert {(frame.width, frame.height) for frame in out if isinstance(frame, rtc.VideoFrame)} == {SIZE}
+
+
+def test_livekit_clear_buffer_stops_the_utterance_within_a_frame(agent_world):
+    from livekit import rtc
+    from livekit.agents.voice.avatar import AudioSegmentEnd
+
+    from frame_generation_pipeline.integrations.livekit import SyncTalkVideoGenerator
+
+    generator = SyncTalkVideoGenerator(pipeline=agent_world["pipeline"], template_dir=agent_world["one_template"],
+                                       audio_encoder=agent_world["encoder"])
+    out = asyncio.run(_drive_generator(generator, agent_world["heard"], clear_after=25))
+    after = out[out.index("cleared") + 1 :]
+    assert sum(isinstance(item, rtc.AudioFrame) for item in after) <= 1, "at most the slot in hand"
+    assert not any(isinstance(item, AudioSegmentEnd) for item in after), "an interrupted segment is not ended"
+    assert sum(isinstance(item, rtc.VideoFrame) for item in after) >= 6, "the idle avatar goes on"
