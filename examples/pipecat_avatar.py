@@ -17,10 +17,10 @@ import asyncio
 
 import numpy as np
 from aiohttp import web
-from pipecat.frames.frames import TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
+from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
@@ -55,6 +55,11 @@ class FileTTS(FrameProcessor):
         self.audio = (soxr.resample(speech, 16000, 24000) * 32767).astype(np.int16)
         self.every = every
 
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pass every frame on (this TTS speaks by itself, not from text)."""
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
     async def speak_forever(self) -> None:
         """Say the speech, wait, say it again."""
         while True:
@@ -68,13 +73,14 @@ class FileTTS(FrameProcessor):
 def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
     """The pipeline of one visitor: fake TTS -> avatar -> WebRTC output; returns (worker, tts, transport)."""
     avatar = SyncTalkVideoService(checkpoint=args.checkpoint, template_dir=args.template_dir,
-                                  audio_encoder=args.audio_encoder, backend=args.backend, device=args.device)
+                                  audio_encoder=args.audio_encoder, backend=args.backend, device=args.device,
+                                  onnx=args.onnx, start_margin=args.start_margin)
     width, height = avatar.avatar.session.template_image(0).shape[1::-1]
     transport = SmallWebRTCTransport(connection, TransportParams(
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,
         video_out_framerate=25))
     tts = FileTTS(load_speech(args.speech), args.every)
-    worker = PipelineWorker(Pipeline([tts, avatar, transport.output()]), params=PipelineParams(enable_metrics=True))
+    worker = PipelineWorker(Pipeline([transport.input(), tts, avatar, transport.output()]), params=PipelineParams(enable_metrics=True))
     return worker, tts, transport
 
 
@@ -123,6 +129,8 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=5.0, help="seconds of silence between two sayings")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--onnx", default=None, help="an exported .onnx of the checkpoint (default: the export cache)")
+    parser.add_argument("--start-margin", type=float, default=0.1, help="slack before each utterance's first frame")
     parser.add_argument("--port", type=int, default=7860)
     args = parser.parse_args()
     web.run_app(app(args), host="127.0.0.1", port=args.port)
