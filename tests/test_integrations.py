@@ -18,6 +18,8 @@ from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.inputs.templates import ping_pong_index
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 
+from .test_serve import offset_of
+
 soxr = pytest.importorskip("soxr")
 TTS_RATE, CHUNK = 24000, 480  # a TTS's 20 ms chunks at 24 kHz
 SIZE = (160, 120)  # width, height of the templates
@@ -35,13 +37,6 @@ def agent_world(tmp_path_factory, checkpoints, encoder_path):
             "pipeline": FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch"),
             "templates": synthetic.make_templates(root / "tpl3", 3, *SIZE, parsing=False),
             "one_template": synthetic.make_templates(root / "tpl1", 1, *SIZE, parsing=False)}
-
-
-def offset_of(clip: np.ndarray, received: np.ndarray) -> int:
-    """The sample of `received` where `clip` starts: the peak of their cross-correlation."""
-    size = 1 << int(np.ceil(np.log2(len(received) + len(clip))))
-    correlation = np.fft.irfft(np.fft.rfft(received, size) * np.conj(np.fft.rfft(clip, size)), size)
-    return int(np.argmax(correlation[: len(received)]))
 
 
 # --- Pipecat ------------------------------------------------------------------------------------
@@ -264,3 +259,4 @@ def test_livekit_clear_buffer_stops_the_utterance_within_a_frame(agent_world):
     assert sum(isinstance(item, rtc.AudioFrame) for item in after) <= 1, "at most the slot in hand"
     assert not any(isinstance(item, AudioSegmentEnd) for item in after), "an interrupted segment is not ended"
     assert sum(isinstance(item, rtc.VideoFrame) for item in after) >= 6, "the idle avatar goes on"
+
