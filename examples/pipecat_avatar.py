@@ -4,7 +4,7 @@ it, SmallWebRTCTransport sends video and audio to the browser page served here.
     pip install 'frame-generation-pipeline[pipecat]'
     python examples/pipecat_avatar.py --checkpoint 5.pth --template-dir dataset/May \\
         --audio-encoder audio_visual_encoder.pth --speech hello.wav
-    # open http://127.0.0.1:7860/ and press Connect: the avatar says hello.wav every 5 seconds
+    # open http://127.0.0.1:7860/ and press Connect: the avatar says hello.wav, again after each 5 s
 
 Nothing is downloaded: the page is served from this file. Replace FileTTS by a real TTS service
 (with an STT and an LLM before it) for a voice agent.
@@ -27,13 +27,15 @@ from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
 from frame_generation_pipeline.audio.speech import load_speech
+from frame_generation_pipeline.contract import SAMPLE_RATE
 from frame_generation_pipeline.integrations.pipecat import SyncTalkVideoService
 
 PAGE = """<!doctype html><title>avatar</title><video id=v autoplay playsinline></video><br>
 <button id=b>Connect</button><script>
 b.onclick = async () => {
   const pc = new RTCPeerConnection();
-  pc.addTransceiver("video", {direction: "recvonly"}); pc.addTransceiver("audio", {direction: "recvonly"});
+  // audio first, then video: SmallWebRTCTransport sends on the transceivers in that order
+  pc.addTransceiver("audio", {direction: "recvonly"}); pc.addTransceiver("video", {direction: "recvonly"});
   const stream = new MediaStream(); v.srcObject = stream;
   pc.ontrack = (e) => stream.addTrack(e.track);
   await pc.setLocalDescription(await pc.createOffer());
@@ -80,7 +82,8 @@ def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,
         video_out_framerate=25))
     tts = FileTTS(load_speech(args.speech), args.every)
-    worker = PipelineWorker(Pipeline([transport.input(), tts, avatar, transport.output()]), params=PipelineParams(enable_metrics=True))
+    worker = PipelineWorker(Pipeline([transport.input(), tts, avatar, transport.output()]), params=PipelineParams(
+        enable_metrics=True, audio_out_sample_rate=SAMPLE_RATE))  # the avatar's 16 kHz as is: in step with its frames
     return worker, tts, transport
 
 
@@ -97,20 +100,39 @@ def app(args: argparse.Namespace) -> web.Application:
         await connection.initialize(sdp=body["sdp"], type=body["type"])
         worker, tts, transport = build(args, connection)
 
+        speaking: list[asyncio.Future] = []
+
         @transport.event_handler("on_client_connected")
         async def connected(transport, client):
-            tasks.add(asyncio.ensure_future(tts.speak_forever()))
+            speaking.append(_keep(tasks, tts.speak_forever()))
 
         @transport.event_handler("on_client_disconnected")
         async def disconnected(transport, client):
+            for task in speaking:
+                task.cancel()
             await worker.cancel()
 
-        tasks.add(asyncio.ensure_future(_run(worker)))
+        _keep(tasks, _run(worker))
         return web.json_response(connection.get_answer())
+
+    async def stop(application: web.Application) -> None:
+        pending = list(tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     application = web.Application()
     application.add_routes([web.get("/", page), web.post("/api/offer", offer)])
+    application.on_shutdown.append(stop)
     return application
+
+
+def _keep(tasks: set[asyncio.Future], coroutine) -> asyncio.Future:
+    """Run `coroutine` as a task held in `tasks` until it is done."""
+    task = asyncio.ensure_future(coroutine)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
 
 
 async def _run(worker: PipelineWorker) -> None:
@@ -119,8 +141,8 @@ async def _run(worker: PipelineWorker) -> None:
     await runner.run()
 
 
-def main() -> None:
-    """Parse the options and serve the page on 127.0.0.1."""
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--template-dir", required=True)
@@ -132,7 +154,12 @@ def main() -> None:
     parser.add_argument("--onnx", default=None, help="an exported .onnx of the checkpoint (default: the export cache)")
     parser.add_argument("--start-margin", type=float, default=0.1, help="slack before each utterance's first frame")
     parser.add_argument("--port", type=int, default=7860)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    """Serve the page and the offer endpoint on 127.0.0.1."""
+    args = options()
     web.run_app(app(args), host="127.0.0.1", port=args.port)
 
 

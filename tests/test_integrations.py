@@ -1,6 +1,6 @@
 """The voice-agent adapters: Pipecat's SyncTalkVideoService under `run_test` with a fake TTS (2 s of
 24 kHz speech in 20 ms chunks) and LiveKit's SyncTalkVideoGenerator driven as AvatarRunner drives it;
-both on a real-time live session."""
+both on a real-time live session; and the Pipecat example end to end over WebRTC."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.inputs.templates import ping_pong_index
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 
-from .test_serve import offset_of
+from .test_serve import in_namespace, offset_of
 
 soxr = pytest.importorskip("soxr")
 TTS_RATE, CHUNK = 24000, 480  # a TTS's 20 ms chunks at 24 kHz
@@ -185,6 +185,34 @@ def test_pipecat_interruption_returns_to_idle_within_a_frame(agent_world):
     assert sum(audio is not None for _, _, audio in after[1:]) == 0, "no speech frame after the next one"
     assert len(after) >= 8 and all(image == _template_rgb(agent_world["one_template"], 0) for _, image, _ in after[1:])
     assert [slot for slot, _, _ in before + after] == list(range(len(before) + len(after))), "the timeline runs on"
+
+
+def test_pipecat_example_streams_video_and_audio_in_sync_over_webrtc(agent_world, checkpoints, exports, encoder_path):
+    from frame_generation_pipeline.live.utterance import frames_for_samples
+
+    root = agent_world["root"]
+    clip = write_speech_like_wav(root / "said.wav", 1.5, seed=7)
+    found = in_namespace("pipecat_scenario.py", "pipecat", {
+        "checkpoint": str(checkpoints["ave"]), "onnx": str(exports["ave"]), "templates": str(agent_world["one_template"]),
+        "encoder": str(encoder_path), "clip": str(clip), "seconds": 5.0, "out": str(root / "webrtc")}, timeout=180)
+    assert found["offer_status"] == 200 and set(found["candidates"]) == {"127.0.0.1"}, "only loopback candidates"
+    video = np.load(root / "webrtc_video.npy").astype(np.float32)
+    video_times = np.load(root / "webrtc_video_arrivals.npy")
+    audio, audio_times = np.load(root / "webrtc_audio.npy"), np.load(root / "webrtc_audio_times.npy")
+    assert found["audio_rate"] == 48000 and found["audio_pts_steps"] == [0], "the audio arrived whole"
+    assert video.shape[1:] == (SIZE[1], SIZE[0], 3) and len(video) >= 4 * 25 * 0.8, "about 25 fps of video"
+    template = TemplateSet.from_folder(agent_world["one_template"]).load(0).image
+    distance = np.abs(video - template).mean(axis=(1, 2, 3))
+    speaking = distance > (distance.min() + distance.max()) / 2
+    speech = np.flatnonzero(speaking)
+    said = load_speech(clip)
+    assert distance[~speaking].max() < 4 < distance[speaking].min(), "idle frames are the template, speech ones are not"
+    assert np.array_equal(speech, np.arange(speech[0], speech[0] + len(speech))) and speech[0] > 0, "one run of speech"
+    assert abs(len(speech) - frames_for_samples(len(said), "said")) <= 2, "a frame for each 1/25 s of the speech"
+    start = offset_of(said, audio[: len(audio) // 3 * 3].reshape(-1, 3).mean(axis=1)) * 3  # 48 kHz: to 16 kHz and back
+    assert audio_times[-1] - audio_times[start] >= len(said) / 16000, "the speech was heard to its end"
+    lead = video_times[speech[0]] - audio_times[start]
+    assert abs(lead) <= 1 / 25, f"the first speech frame arrived {lead * 1000:.0f} ms after its sound"
 
 
 # --- LiveKit ------------------------------------------------------------------------------------

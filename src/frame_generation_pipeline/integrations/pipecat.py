@@ -3,12 +3,14 @@
 It takes the TTS's audio (`TTSAudioRawFrame`s, any rate) and pushes, one slot every 1/25 s, an
 `OutputImageRawFrame` and, while the avatar speaks, the slot's 16 kHz audio: the pipeline plays the
 service's audio, not the TTS's, and each image is queued with the audio (`sync_with_audio`), so
-lips and sound stay together. Extra `[pipecat]` (docs/live.md, "In a voice agent").
+lips and sound stay together: within a frame when the pipeline's output is 16 kHz (the transport's
+resampler, at another rate, holds part of each slot's audio back while its image is shown). Extra `[pipecat]` (docs/live.md, "In a voice agent").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import cv2
@@ -26,7 +28,7 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
 )
 from pipecat.metrics.metrics import MetricsData
-from pipecat.processors.frame_processor import FrameDirection
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.ai_service import AIService
 from pipecat.services.settings import ServiceSettings
 
@@ -36,6 +38,7 @@ from ..pipeline import FrameGenerationPipeline
 from .avatar import Avatar, Ended, Shown, open_session
 
 _NS_PER_SLOT = 1_000_000_000 // FPS
+logger = logging.getLogger(__name__)
 
 
 class DroppedFramesMetricsData(MetricsData):
@@ -77,6 +80,14 @@ class SyncTalkVideoService(AIService):
     def can_generate_metrics(self) -> bool:
         """True: first-frame latency (TTFB: first TTS audio in to the utterance's first slot out) and dropped frames."""
         return True
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        """Warn when the pipeline's output rate is not the avatar's 16 kHz (images would lead their sound)."""
+        await super().setup(setup)
+        if setup.audio_out_sample_rate != SAMPLE_RATE:
+            logger.warning("the pipeline's output audio is %d Hz: the avatar's images lead their sound by a frame or "
+                           "two; for lips in sync use PipelineParams(audio_out_sample_rate=%d)",
+                           setup.audio_out_sample_rate, SAMPLE_RATE)
 
     async def start(self, frame: StartFrame) -> None:
         """Start the avatar's timeline (idle until the TTS speaks)."""
