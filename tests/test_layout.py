@@ -23,7 +23,7 @@ LAYERS = {
     "ports": 6,
     "options": 7, "plan": 7, "pipeline": 7, "frame_generator": 7, "image_processor": 7, "unet_model": 7,
     "live": 8,
-    "app": 9, "__main__": 9,
+    "app": 9, "__main__": 9, "integrations": 9,
 }
 MAX_LINES = 300
 
@@ -76,6 +76,12 @@ def test_nothing_imports_upward():
             if target[0] in LAYERS and LAYERS[target[0]] > mine:
                 upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {'.'.join(target)}")
     assert upward == []
+
+
+def test_integrations_use_the_live_engine_not_the_app():
+    offenders = [f"{path.relative_to(PACKAGE)}:{line}" for path in (PACKAGE / "integrations").rglob("*.py")
+                 for line, target in _imports(path) if target[0] in ("app", "__main__")]
+    assert offenders == []
 
 
 def test_every_module_says_what_it_owns_and_stays_small():

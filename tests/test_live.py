@@ -373,3 +373,20 @@ def test_sessions_on_one_live_model_share_its_cache_and_warm_up_and_take_fair_tu
     for thread in waiting:
         thread.join(5)
     assert order == ["a", "b", "c"], "turns are served in the order they were asked for"
+
+
+def test_an_interrupted_utterance_stops_at_once_and_the_timeline_runs_on(world):
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"], batch_size=2)
+    session.push_audio(world["speech"]["long"])  # open-ended: still being pushed when interrupted
+    first = [session.next_frame(timeout=5) for _ in range(6)]
+    session.interrupt()
+    session.idle(3)
+    session.push_audio(world["speech"]["b"])
+    session.close()
+    rest = list(session)
+    assert [s.kind for s in first] == ["speech"] * 6 and {s.utterance for s in first} == {0}
+    count_b = len(AudioFeatures(world["encoder"].features_from_samples(world["speech"]["b"]), "ave"))
+    assert [s.kind for s in rest] == ["idle"] * 3 + ["speech"] * count_b, "nothing of the interrupted speech is left"
+    assert {s.utterance for s in rest[3:]} == {1} and [s.frame for s in rest[3:]] == list(range(count_b))
+    assert [s.slot for s in first + rest] == list(range(len(first) + len(rest))), "the timeline goes on, no slot skipped"
+    assert [s.template for s in first + rest] == ping_pong_schedule(len(first) + len(rest), 5)

@@ -126,7 +126,7 @@ class SimulatedDriver(Driver):
                     return None
                 continue
             if segment.done(frame):
-                timeline.pop_head()
+                timeline.pop_head(segment)
                 continue
             return timeline.advance(self._take(segment, math.inf))
 
@@ -182,7 +182,7 @@ class RealtimeDriver(Driver):
                 return self._emit(self._idle(segment))
             clock.sleep(timeline.due(timeline.slot) - clock.now())
             if segment.done(timeline.slot - segment.start_slot):
-                timeline.pop_head()
+                timeline.pop_head(segment)
                 continue
             return self._emit(self._take(segment, timeline.due(timeline.slot)))
 

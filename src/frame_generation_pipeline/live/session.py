@@ -153,6 +153,10 @@ class StreamingSession:
             raise StreamError("idle slots are queued only in a simulation; in real time the clock makes them")
         self.timeline.idle(frames)
 
+    def interrupt(self) -> None:
+        """Drop every utterance queued or being pushed (the listener talked over it): the next slot is idle."""
+        self.timeline.interrupt()
+
     def close(self, drain: bool = True) -> None:
         """End the session: an open utterance is ended; slots already queued can still be taken
         (`drain`), or are dropped (a viewer that has gone)."""

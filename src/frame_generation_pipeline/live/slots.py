@@ -109,10 +109,18 @@ class Timeline:
         with self.changed:
             return self._segments[0] if self._segments else None
 
-    def pop_head(self) -> None:
-        """The head segment is over."""
+    def pop_head(self, segment: Segment) -> None:
+        """`segment`, the head, is over (unless `interrupt` dropped it meanwhile)."""
         with self.changed:
-            self._segments.popleft()
+            if self._segments and self._segments[0] is segment:
+                self._segments.popleft()
+
+    def interrupt(self) -> None:
+        """Drop every utterance queued or being pushed: the next slot is idle."""
+        with self.changed:
+            self._open = None
+            self._segments.clear()
+            self.changed.notify_all()
 
     def drained(self) -> bool:
         """True once the session is closed and nothing is left to show."""
