@@ -15,6 +15,7 @@ from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
+from frame_generation_pipeline.errors import ConfigurationError
 from frame_generation_pipeline.inputs.templates import ping_pong_index
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 
@@ -288,3 +289,24 @@ def test_livekit_clear_buffer_stops_the_utterance_within_a_frame(agent_world):
     assert not any(isinstance(item, AudioSegmentEnd) for item in after), "an interrupted segment is not ended"
     assert sum(isinstance(item, rtc.VideoFrame) for item in after) >= 6, "the idle avatar goes on"
 
+
+
+def test_the_adapters_take_a_hubert_model_and_the_paste_options_by_the_clis_names(agent_world, checkpoints, hubert_model):
+    from frame_generation_pipeline.integrations.avatar import open_session
+    from frame_generation_pipeline.integrations.livekit import SyncTalkVideoGenerator
+    from frame_generation_pipeline.models.hubert import HubertEncoder
+
+    session = open_session(checkpoint=checkpoints["hubert"], template_dir=agent_world["one_template"],
+                           hubert_model=hubert_model, backend="torch", device="cpu", blend="feather", blend_width=6)
+    try:
+        assert session.model.mode.name == "hubert", "the mode follows the audio model"
+        assert isinstance(session.encoder, HubertEncoder)
+        assert (session.driver.blend.mode, session.driver.blend.width) == ("feather", 6)
+    finally:
+        session.close(drain=False)
+    with pytest.raises(ConfigurationError, match="--hubert-model computes hubert features"):
+        SyncTalkVideoGenerator(pipeline=agent_world["pipeline"], template_dir=agent_world["one_template"],
+                               hubert_model=hubert_model)
+    with pytest.raises(ConfigurationError, match="color_match needs blend 'feather'"):
+        open_session(pipeline=agent_world["pipeline"], template_dir=agent_world["one_template"],
+                     audio_encoder=agent_world["encoder"], color_match=True)

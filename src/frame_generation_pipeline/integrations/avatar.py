@@ -6,6 +6,7 @@ Framework-free: the Pipecat and LiveKit modules only translate these events into
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..contract import SAMPLE_RATE
+from ..contract import DEFAULT_BLEND_WIDTH, SAMPLE_RATE, mode_for_audio_model
 from ..errors import AudioError, ConfigurationError, StreamError
 from ..live.session import StreamingSession
 from ..live.timeline import DEFAULT_MARGIN, SLOT_SAMPLES
 from ..live.utterance import frames_for_samples
 from ..pipeline import FrameGenerationPipeline
+from ..render.blend import Blend
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +37,30 @@ _TAIL = 4096
 
 def open_session(
     *, pipeline: FrameGenerationPipeline | None = None, checkpoint: str | os.PathLike[str] | None = None,
-    template_dir: str | os.PathLike[str], audio_encoder: object, mode: str = "ave", backend: str = "auto",
-    device: str | None = None, batch_size: int | None = None, precision: str = "auto",
-    onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-    start_margin: float = DEFAULT_MARGIN,
+    template_dir: str | os.PathLike[str], audio_encoder: object = None, hubert_model: object = None,
+    mode: str | None = None, backend: str = "auto", device: str | None = None, batch_size: int | None = None,
+    precision: str = "auto", onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
+    start_margin: float = DEFAULT_MARGIN, blend: str = "none", blend_width: int = DEFAULT_BLEND_WIDTH,
+    color_match: bool = False,
 ) -> StreamingSession:
-    """A real-time session on `pipeline`, or on one loaded from `checkpoint` (options as the CLI's)."""
+    """A real-time session on `pipeline`, or on one loaded from `checkpoint`, with the options named
+    as the CLI's: the audio model (`audio_encoder` for ave, `hubert_model` for hubert, a path or a
+    loaded model; `mode` follows it), the model options, the template folder and its `parsing`,
+    `start_frame`, `start_margin` and the paste (`blend`, `blend_width`, `color_match`)."""
     if (pipeline is None) == (checkpoint is None):
         raise ConfigurationError("give either checkpoint= (and the model options) or pipeline= (a loaded one)")
+    given = "audio_encoder" if audio_encoder is not None else "hubert_model" if hubert_model is not None else None
+    paste = Blend.from_settings({"blend": blend, "blend_width": blend_width, "color_match": color_match})
     if pipeline is None:
-        pipeline = FrameGenerationPipeline(checkpoint, mode=mode, device=device, backend=backend, batch_size=batch_size,
-                                           onnx_path=onnx, precision=precision)
-    return StreamingSession.from_pipeline(pipeline, template_dir, audio_encoder, use_parsing=parsing, realtime=True,
-                                          margin=start_margin, start_frame=start_frame)
+        pipeline = FrameGenerationPipeline(checkpoint, mode=mode_for_audio_model(mode, given), device=device,
+                                           backend=backend, batch_size=batch_size, onnx_path=onnx, precision=precision)
+    encoder = pipeline.audio_model(audio_encoder, hubert_model)
+    return StreamingSession.from_pipeline(pipeline, template_dir, encoder, use_parsing=parsing, realtime=True,
+                                          margin=start_margin, start_frame=start_frame, blend=paste)
+
+
+#: The keyword arguments of open_session, which both adapters take.
+SESSION_OPTIONS = frozenset(inspect.signature(open_session).parameters)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ out come, one slot every 1/25 s, a video frame and, while speaking, the slot's 1
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,32 +25,23 @@ from livekit.agents.voice.avatar import (
 )
 
 from ..contract import SAMPLE_RATE
-from ..live.timeline import DEFAULT_MARGIN, FPS
-from ..pipeline import FrameGenerationPipeline
+from ..live.timeline import FPS
 from .avatar import Avatar, Shown, open_session
 
 
 class SyncTalkVideoGenerator(VideoGenerator):
     """A talking avatar of a trained SyncTalk_2D model for `AvatarRunner`.
 
-    Args: as SyncTalkVideoService's (`pipeline` or `checkpoint` and the model options,
-    `template_dir`, `audio_encoder`, `parsing`, `start_frame`, `start_margin`, `policy`).
+    Args: as SyncTalkVideoService's: `policy`, and the options of `integrations.avatar.open_session`
+    (`checkpoint` and the model options or `pipeline`, `template_dir`, `audio_encoder` or
+    `hubert_model`, `parsing`, `start_frame`, `start_margin`, `blend`...).
     `options` is the AvatarOptions the runner needs (the template's size, 25 fps, 16 kHz mono).
     """
 
-    def __init__(
-        self, *, pipeline: FrameGenerationPipeline | None = None, checkpoint: str | os.PathLike[str] | None = None,
-        template_dir: str | os.PathLike[str], audio_encoder: object, mode: str = "ave", backend: str = "auto",
-        device: str | None = None, batch_size: int | None = None, precision: str = "auto",
-        onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-        start_margin: float = DEFAULT_MARGIN, policy: str = "drop",
-    ) -> None:
-        session = open_session(pipeline=pipeline, checkpoint=checkpoint, template_dir=template_dir,
-                               audio_encoder=audio_encoder, mode=mode, backend=backend, device=device,
-                               batch_size=batch_size, precision=precision, onnx=onnx, parsing=parsing,
-                               start_frame=start_frame, start_margin=start_margin)
+    def __init__(self, *, policy: str = "drop", **options: Any) -> None:
+        session = open_session(**options)
         self.avatar = Avatar(session, policy)
-        height, width = session.template_image(start_frame).shape[:2]
+        height, width = session.template_image(session.start_frame).shape[:2]
         self.options = AvatarOptions(video_width=width, video_height=height, video_fps=FPS,
                                      audio_sample_rate=SAMPLE_RATE, audio_channels=1)
 

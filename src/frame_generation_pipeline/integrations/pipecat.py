@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,9 +33,8 @@ from pipecat.services.ai_service import AIService
 from pipecat.services.settings import ServiceSettings
 
 from ..contract import SAMPLE_RATE
-from ..live.timeline import DEFAULT_MARGIN, FPS
-from ..pipeline import FrameGenerationPipeline
-from .avatar import Avatar, Ended, Shown, open_session
+from ..live.timeline import FPS
+from .avatar import SESSION_OPTIONS, Avatar, Ended, Shown, open_session
 
 _NS_PER_SLOT = 1_000_000_000 // FPS
 logger = logging.getLogger(__name__)
@@ -51,29 +50,19 @@ class SyncTalkVideoService(AIService):
     """A talking avatar of a trained SyncTalk_2D model, on the live engine's timeline.
 
     Args:
-        pipeline: a loaded FrameGenerationPipeline; or `checkpoint` and the model options
-            (`mode`, `backend`, `device`, `batch_size`, `precision`, `onnx`), named as the CLI's.
-        template_dir: the template folder (its schedule runs on while the avatar is silent).
-        audio_encoder: the ave audio encoder (a path or a loaded AudioEncoder).
-        parsing, start_frame, start_margin: as the CLI's --parsing, --start-frame, --start-margin.
         policy: "drop" (each TTS chunk streamed in: the first frame soonest, late frames dropped) or
             "delay" (each utterance said whole at TTSStoppedFrame: nothing dropped, a later start).
-        **kwargs: passed to Pipecat's AIService.
+        **options: those of `integrations.avatar.open_session`, named as the CLI's options
+            (`checkpoint` and the model options or `pipeline`; `template_dir`; `audio_encoder` or
+            `hubert_model`; `parsing`, `start_frame`, `start_margin`, `blend`...); the others are
+            passed to Pipecat's AIService.
     """
 
-    def __init__(
-        self, *, pipeline: FrameGenerationPipeline | None = None, checkpoint: str | os.PathLike[str] | None = None,
-        template_dir: str | os.PathLike[str], audio_encoder: object, mode: str = "ave", backend: str = "auto",
-        device: str | None = None, batch_size: int | None = None, precision: str = "auto",
-        onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-        start_margin: float = DEFAULT_MARGIN, policy: str = "drop", **kwargs: object,
-    ) -> None:
-        kwargs.setdefault("settings", ServiceSettings(model=None))
-        super().__init__(**kwargs)
-        session = open_session(pipeline=pipeline, checkpoint=checkpoint, template_dir=template_dir,
-                               audio_encoder=audio_encoder, mode=mode, backend=backend, device=device,
-                               batch_size=batch_size, precision=precision, onnx=onnx, parsing=parsing,
-                               start_frame=start_frame, start_margin=start_margin)
+    def __init__(self, *, policy: str = "drop", **options: Any) -> None:
+        service = {key: value for key, value in options.items() if key not in SESSION_OPTIONS}
+        service.setdefault("settings", ServiceSettings(model=None))
+        super().__init__(**service)
+        session = open_session(**{key: value for key, value in options.items() if key in SESSION_OPTIONS})
         self.avatar = Avatar(session, policy)
         self._player: asyncio.Task | None = None
 
