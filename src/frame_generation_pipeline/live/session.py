@@ -29,10 +29,10 @@ from ..models.hubert import HubertEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
+from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
 from .features import HubertWindows, stream_for
 from .renderer import Renderer
-from ..render.template_cache import TemplateCache
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
 from .slots import Timeline
 from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats

@@ -15,9 +15,9 @@ from ..audio.mel import log_mel_spectrogram, mel_windows
 from ..contract import INPUT_SHAPE, OUTPUT_SHAPE
 from ..errors import BundleError
 from ..files import file_sha256
+from ..inputs.features import AudioFeatures
 from ..inputs.images import read_image
 from ..inputs.landmarks import crop_box, read_landmarks
-from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateFrame
 from ..render.blend import Blend
 from ..render.generator import InferenceModel

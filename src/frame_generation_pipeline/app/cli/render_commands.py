@@ -9,8 +9,18 @@ from pathlib import Path
 from ...contract import get_mode
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import (add_audio_model, add_device, add_encoding, add_model, add_render_inputs, blend_options,
-                        opset_value, positive_float, positive_int, subcommand)
+from .arguments import (
+    add_audio_model,
+    add_device,
+    add_encoding,
+    add_model,
+    add_render_inputs,
+    blend_options,
+    opset_value,
+    positive_float,
+    positive_int,
+    subcommand,
+)
 from .prepare import audio_model_from, pipeline_from, plan_from
 
 logger = logging.getLogger("frame_generation_pipeline")
