@@ -103,7 +103,7 @@ class StreamingSession:
     @classmethod
     def from_pipeline(
         cls, pipeline: FrameGenerationPipeline, templates: TemplateSet | str | os.PathLike[str],
-        audio_encoder: AudioEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: object,
+        audio_encoder: AudioEncoder | HubertEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
     ) -> StreamingSession:
         """A session on a loaded pipeline's model and batch size (options as for the class)."""
         if isinstance(audio_encoder, (str, os.PathLike)):

@@ -141,7 +141,7 @@ def verify_bundle(
     bundle = Path(bundle)
     metadata = read_metadata(bundle)
     audio_shape = tuple(metadata["audio_shape"])
-    speech = metadata.get("speech")
+    speech = metadata.get("speech") or {}
     is_hubert = bool(speech) and speech.get("kind") == "hubert"
     stages = STAGES + (HUBERT_STAGES if is_hubert else SPEECH_STAGES if speech else ())
     limits = {stage.name: stage.limit for stage in stages} | {"network": network_tolerance}
