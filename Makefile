@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 # The browser test drives Debian's Chromium (nothing downloads a browser of its own).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install install-dev browser test demo bench clean
+.PHONY: install install-dev browser lint test demo bench clean
 
 # The package alone (what the demo needs); install-dev adds the dev extras (Ray, OpenVINO, aiortc,
 # playwright, librosa...: what the tests and benchmarks need).
@@ -28,7 +28,12 @@ browser:
 	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 || { echo "the browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install-dev browser
+# ruff (pyflakes, import order, style) on src, tests, benchmarks, examples and mypy on src/: a new unused import or type error fails `make test`.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
+
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 demo: install

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from webrtc_client import Client, audio_steps, save
 
 from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.app.serve.server import AvatarServer, ServerSettings
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
-from webrtc_client import Client, audio_steps, save
 
 
 async def start(args: dict, **settings) -> tuple[web.AppRunner, str, AvatarServer]:
@@ -119,7 +119,7 @@ async def scenario_load(args: dict) -> dict:
         if first["status"] != 200:
             found["fifth"] = first["body"]
         visitors.append((process, first.get("session")))
-    for process, session in visitors[:4]:
+    for process, _session in visitors[:4]:
         report = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
         found["frames"].append(report["frames"])
         found["sizes"].append(report["size"])

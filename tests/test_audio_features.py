@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.errors import AudioFeatureError
+from frame_generation_pipeline.inputs.features import AudioFeatures
 
 from .spec_reference import audio_window
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.cli import main
+from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 
 from .helpers import cli_status
@@ -68,7 +68,7 @@ CASES = {
     "missing landmarks folder": (lambda d: shutil.rmtree(d / "tpl/landmarks"), {}, "landmarks: template folder not found"),
     "missing lms": (lambda d: (d / "tpl/landmarks/2.lms").unlink(), {}, "2.lms: template 2 of 0..3 is missing"),
     "missing jpg": (lambda d: (d / "tpl/full_body_img/3.jpg").rename(d / "tpl/full_body_img/9.jpg"), {}, "3.jpg: template 3"),
-    "short lms": (lambda d: _lms(d / "tpl/landmarks/2.lms", lambda l: l.__delitem__(slice(40, None))), {}, "2.lms: has 40 landmarks"),
+    "short lms": (lambda d: _lms(d / "tpl/landmarks/2.lms", lambda rows: rows.__delitem__(slice(40, None))), {}, "2.lms: has 40 landmarks"),
     "non-numeric lms": (lambda d: _lms(d / "tpl/landmarks/1.lms", _set_line(3, "12.5 abc")), {}, "1.lms: line 4: non-numeric"),
     "box outside image": (lambda d: _lms(d / "tpl/landmarks/1.lms", _set_line(52, "90.0 700.0")), {}, "1.lms: crop box"),
     "box width zero": (lambda d: _lms(d / "tpl/landmarks/2.lms", _set_line(31, "10.0 50.0")), {}, "2.lms: crop box width is"),

@@ -247,7 +247,7 @@ def test_state_stays_bounded_over_a_simulated_hour(world):
 
     session = StreamingSession(Zeros(), world["templates"], Zeros(), batch_size=4)
     sizes = []
-    for minute in range(60):  # an hour: a 2 s utterance and 58 s of idle each minute
+    for _minute in range(60):  # an hour: a 2 s utterance and 58 s of idle each minute
         session.say(world["speech"]["long"])
         session.idle(58 * FPS)
         while session.next_frame(timeout=0) is not None:  # every slot queued so far

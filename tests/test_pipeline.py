@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet
-from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.errors import ConfigurationError, TemplateError
+from frame_generation_pipeline.inputs.features import AudioFeatures
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ import pytest
 import soundfile
 import torch
 
-from frame_generation_pipeline.app.demo import synthetic
-from frame_generation_pipeline.inputs.features import read_feature_array
-from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.app.cli import main
-from frame_generation_pipeline.errors import AudioError, CheckpointError
+from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.audio.ffmpeg import ffmpeg_executable
 from frame_generation_pipeline.audio.mel import log_mel_spectrogram
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.audio.ffmpeg import ffmpeg_executable
+from frame_generation_pipeline.errors import AudioError, CheckpointError
+from frame_generation_pipeline.inputs.features import read_feature_array
+from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 
 from .conftest import DATA
 from .spec_reference import naive_ave_features

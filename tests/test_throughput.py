@@ -10,10 +10,9 @@ import torch
 
 from frame_generation_pipeline import FrameGenerator, TemplateSet, UNetModel
 from frame_generation_pipeline.app.demo import synthetic
-from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.errors import ConfigurationError
+from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.render.prepared import PreparedCache
-
 
 
 @pytest.fixture(scope="module")

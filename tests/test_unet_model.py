@@ -7,8 +7,8 @@ import torch
 
 from frame_generation_pipeline import UNetModel
 from frame_generation_pipeline.app.demo import synthetic
-from frame_generation_pipeline.errors import CheckpointError, ConfigurationError
 from frame_generation_pipeline.contract import MODES
+from frame_generation_pipeline.errors import CheckpointError, ConfigurationError
 
 
 @pytest.fixture(scope="module")

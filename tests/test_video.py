@@ -14,9 +14,9 @@ import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
-from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.errors import ConfigurationError, EncoderError
 from frame_generation_pipeline.files import atomic_file
+from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.outputs.video import VideoEncoder, encode_frames
 

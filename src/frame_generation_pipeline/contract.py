@@ -82,7 +82,7 @@ def mode_for_audio_model(mode: str | None, audio_model: str | None) -> str:
     does not compute features for is refused (ave and hubert checkpoints look alike, so only an
     explicit mode can disagree)."""
     computed = AUDIO_MODELS[audio_model] if audio_model is not None else None
-    if mode is not None and computed is not None and get_mode(mode).name != computed:
+    if mode is not None and audio_model is not None and computed is not None and get_mode(mode).name != computed:
         option = "--" + audio_model.replace("_", "-")
         raise ConfigurationError(f"{option} computes {computed} features, but --mode is {mode!r}: give --audio-features "
                                  f"for mode {mode}, or a checkpoint of mode {computed}")

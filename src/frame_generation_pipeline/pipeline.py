@@ -21,7 +21,7 @@ from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
 from .inputs.templates import TemplateSet
-from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
+from .models.backends import EXACT_BACKEND, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import is_frame_file, write_frames
 from .outputs.video import encode_frames
@@ -32,6 +32,7 @@ from .render.template_cache import TemplateCache
 
 if TYPE_CHECKING:
     from .models.audio_encoder import AudioEncoder
+    from .models.backends.torch_backend import TorchBackend
     from .models.export import ExportReport
     from .models.hubert import HubertEncoder
 
@@ -103,11 +104,12 @@ class FrameGenerationPipeline:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
         return self._exact_model().export_to_onnx(output_path, opset_version)
 
-    def _exact_model(self) -> InferenceBackend:
-        if self.model.exact:
-            return self.model
+    def _exact_model(self) -> TorchBackend:
         from .models.backends.torch_backend import TorchBackend
 
+        if self.model.exact:
+            assert isinstance(self.model, TorchBackend)  # only the torch backend is exact
+            return self.model
         return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
 
     def audio_model(self, audio_encoder=None, hubert_model=None) -> SpeechModel:

@@ -34,7 +34,7 @@ from .outputs.video import check_container
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
     from .models.audio_encoder import AudioEncoder
-    from .models.hubert import HubertEncoder
+    from .models.hubert import HubertEncoder, HubertStages
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class RenderPlan:
     fps: float
     batch_size: int | None
     options: RenderOptions
-    stages: SpeechStages | None = field(default=None, repr=False)
+    stages: SpeechStages | HubertStages | None = field(default=None, repr=False)
 
     @property
     def ready_features(self) -> AudioFeatures:

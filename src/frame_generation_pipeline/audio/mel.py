@@ -28,7 +28,7 @@ FEATURE_FPS = MODES["ave"].fps
 MEL_STEP, MEL_KNEE, MEL_LOG_STEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     above = MEL_KNEE / MEL_STEP + np.log(np.maximum(hz, MEL_KNEE) / MEL_KNEE) / MEL_LOG_STEP
     return np.where(hz >= MEL_KNEE, above, hz / MEL_STEP)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import AUDIO_WINDOW, ModeSpec, get_mode
 from ..checks import missing_file, require_path
+from ..contract import AUDIO_WINDOW, ModeSpec, get_mode
 from ..errors import ArgumentTypeError, AudioFeatureError
 
 _HALF = AUDIO_WINDOW // 2

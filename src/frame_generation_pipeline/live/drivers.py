@@ -77,6 +77,7 @@ class Driver:
         if segment is None or isinstance(segment, IdleRun):
             return True
         self.place(segment)
+        assert segment.start_slot is not None  # place() gave it its slot
         return self.timeline.slot < segment.start_slot
 
     def _idle(self, segment: Segment | None) -> LiveFrame:
@@ -88,6 +89,7 @@ class Driver:
 
     def _take(self, utterance: Utterance, due: float) -> LiveFrame:
         slot = self.timeline.slot
+        assert utterance.start_slot is not None  # placed before its first slot
         return utterance.take(slot - utterance.start_slot, slot, self.timeline.template(slot), due, self._compose)
 
     def _compose(self, template: int, pixels: np.ndarray) -> np.ndarray:
@@ -120,6 +122,7 @@ class SimulatedDriver(Driver):
                 continue
             if self._idle_or_waiting(segment):
                 return timeline.advance(self._idle(segment))
+            assert isinstance(segment, Utterance) and segment.start_slot is not None  # not idle: a placed utterance
             frame = timeline.slot - segment.start_slot
             if not segment.has_frame(frame) and not segment.done(frame):
                 if not self.work(segment) and not timeline.wait(remaining(), unless=segment.more_audio_pending):
@@ -180,6 +183,7 @@ class RealtimeDriver(Driver):
             segment = timeline.head()
             if self._idle_or_waiting(segment):
                 return self._emit(self._idle(segment))
+            assert isinstance(segment, Utterance) and segment.start_slot is not None  # not idle: a placed utterance
             clock.sleep(timeline.due(timeline.slot) - clock.now())
             if segment.done(timeline.slot - segment.start_slot):
                 timeline.pop_head(segment)

@@ -12,7 +12,7 @@ once window i+6 is: 0.45 s of speech after frame i's own time (docs/live.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -250,8 +250,8 @@ def stream_for(encoder: AudioEncoder | HubertEncoder, known_length: bool,
                hubert: HubertWindows | None = None) -> FeatureStream | HubertStream:
     """The feature stream of one utterance for the session's audio model: FeatureStream for the
     ave encoder, HubertStream for a hubert model (whole when the length is known)."""
-    if hasattr(encoder, "encode_windows"):
-        return FeatureStream(encoder)
+    if hasattr(encoder, "encode_windows"):  # what an ave encoder has and a hubert model has not
+        return FeatureStream(cast("AudioEncoder", encoder))
     return HubertStream(encoder, known_length, hubert)
 
 

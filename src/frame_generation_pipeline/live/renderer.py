@@ -44,6 +44,7 @@ class Renderer:
         return ingested
 
     def _skip_late(self, utterance: Utterance, due: Callable[[int], float]) -> None:
+        assert utterance.start_slot is not None  # placed before its frames are due
         while utterance.next_render < utterance.frame_limit():
             slot = utterance.start_slot + utterance.next_render
             if self.clock.now() + self.rate.seconds_per_batch <= due(slot):
@@ -51,8 +52,9 @@ class Renderer:
             utterance.next_render += 1
 
     def _render(self, utterance: Utterance) -> None:
+        assert utterance.start_slot is not None  # placed before it renders
         started = self.clock.now()
-        indices = []
+        indices: list[int] = []
         while (len(indices) < self.batch_size and utterance.next_render < utterance.frame_limit()
                and utterance.features.ready(utterance.next_render)):
             indices.append(utterance.next_render)

@@ -29,10 +29,10 @@ from ..models.hubert import HubertEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
+from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
 from .features import HubertWindows, stream_for
 from .renderer import Renderer
-from ..render.template_cache import TemplateCache
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
 from .slots import Timeline
 from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
@@ -103,7 +103,7 @@ class StreamingSession:
     @classmethod
     def from_pipeline(
         cls, pipeline: FrameGenerationPipeline, templates: TemplateSet | str | os.PathLike[str],
-        audio_encoder: AudioEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: object,
+        audio_encoder: AudioEncoder | HubertEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
     ) -> StreamingSession:
         """A session on a loaded pipeline's model and batch size (options as for the class)."""
         if isinstance(audio_encoder, (str, os.PathLike)):

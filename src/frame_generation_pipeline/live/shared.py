@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from ..render.prepared import PreparedCache
 from ..render.template_cache import TemplateCache, run_network
 from .features import encoder_mode, warm_up
 from .timeline import Clock, RealClock, RenderRate
+
+if TYPE_CHECKING:
+    from ..models.hubert import HubertEncoder
 
 #: Default budget of the prepared-template cache (shared by every session of a LiveModel).
 DEFAULT_CACHE_BYTES = 64 << 20
@@ -60,12 +64,12 @@ class LiveModel:
     Args:
         model: a loaded ave backend.
         templates: the template folder (checked here once, for every session).
-        encoder: the ave audio encoder.
+        encoder: the audio model: the ave encoder, or a hubert model for a hubert checkpoint.
         cache_bytes: budget of the prepared-template cache.
         on_batch: called with (frames, seconds) after every network batch (a server's metrics).
     """
 
-    def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: AudioEncoder,
+    def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: AudioEncoder | HubertEncoder,
                  cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None,
                  template_cache: TemplateCache | None = None) -> None:
         if model.mode.name != encoder_mode(encoder):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import StreamError
 from ..inputs.templates import ping_pong_index
-from .features import FeatureStream
+from .features import FeatureStream, HubertStream
 from .timeline import DELAY, DROP, FPS, Clock, LiveFrame, SessionStats
 from .utterance import Utterance
 
@@ -47,7 +47,7 @@ class Timeline:
 
     # --- producers --------------------------------------------------------------------------
 
-    def push(self, samples: np.ndarray, features: Callable[[], FeatureStream]) -> None:
+    def push(self, samples: np.ndarray, features: Callable[[], FeatureStream | HubertStream]) -> None:
         """Add speech to the open utterance (opening one, under the drop policy)."""
         with self.changed:
             self._check_open()
@@ -56,7 +56,7 @@ class Timeline:
             self._open.add(samples)
             self.changed.notify_all()
 
-    def say(self, samples: np.ndarray, features: FeatureStream) -> None:
+    def say(self, samples: np.ndarray, features: FeatureStream | HubertStream) -> None:
         """Queue a whole utterance (the delay policy) after ending the open one."""
         with self.changed:
             self._check_open()
@@ -96,7 +96,7 @@ class Timeline:
         if self.closed:
             raise StreamError("the session is closed: no more audio can be pushed")
 
-    def _new_utterance(self, policy: str, features: FeatureStream) -> Utterance:
+    def _new_utterance(self, policy: str, features: FeatureStream | HubertStream) -> Utterance:
         utterance = Utterance(self._next_id, policy, self.clock.now(), features)
         self._next_id += 1
         self._segments.append(utterance)
@@ -149,6 +149,7 @@ class Timeline:
 
     def due(self, slot: int) -> float:
         """Clock time at which slot `slot` is shown."""
+        assert self.anchor is not None  # start() set it
         return self.anchor + slot / FPS
 
     def template(self, slot: int) -> int:
@@ -164,11 +165,13 @@ class Timeline:
                 return
             first = max(self.slot, not_before or 0)
             if delay is not None:
+                assert self.anchor is not None  # a real-time timeline starts before its first utterance
                 start = max(first, math.ceil((utterance.arrived + delay - self.anchor) * FPS))
                 utterance.start(start, self.due(start) - utterance.arrived)
             else:
                 utterance.arrived = max(utterance.arrived, self.clock.now())
                 utterance.start(first, 0.0)
+            assert utterance.report is not None  # start() made it
             self.stats.utterances.append(utterance.report)
 
     def advance(self, frame: LiveFrame) -> LiveFrame:

@@ -119,12 +119,12 @@ def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float
     slower rendering can no longer catch up with playback: frame i is rendered by E + (i + 1) / r
     after the start and shown at delay + i / fps, for every i < frames.
     """
-    known = policy == DELAY and frames is not None
-    encoding = frames * rate.seconds_per_window if known else 0.0
+    known = frames if policy == DELAY else None
+    encoding = known * rate.seconds_per_window if known is not None else 0.0
     base = LOOKAHEAD_SECONDS + rate.seconds_per_batch + margin + encoding
-    if not known or rate.frames_per_second >= FPS:
+    if known is None or rate.frames_per_second >= FPS:
         return base
-    catch_up = encoding + frames * rate.seconds_per_frame - (frames - 1) / FPS
+    catch_up = encoding + known * rate.seconds_per_frame - (known - 1) / FPS
     return max(base, catch_up + margin)
 
 

@@ -124,10 +124,10 @@ class AudioBranch(nn.Module):
             self.conv2 = InvertedResidual(c[1], c[2], 1, residual=False)
             stride = 2 if mode == "hubert" else 1
             self.conv3 = nn.Conv2d(c[2], c[3], kernel_size=3, stride=stride, padding=1)
-        self.bn3 = nn.BatchNorm2d(c[3])
+        self.bn3: nn.BatchNorm2d | nn.Identity = nn.BatchNorm2d(c[3])  # Identity once folded
         self.conv4 = InvertedResidual(c[3], c[3], 1, residual=True)
         self.conv5 = nn.Conv2d(c[3], c[4], kernel_size=3, stride=2, padding=3)
-        self.bn5 = nn.BatchNorm2d(c[4])
+        self.bn5: nn.BatchNorm2d | nn.Identity = nn.BatchNorm2d(c[4])
         self.relu = nn.ReLU()
         self.conv6 = InvertedResidual(c[4], c[4], 1, residual=True)
         self.conv7 = InvertedResidual(c[4], c[4], 1, residual=True)
@@ -181,7 +181,7 @@ class SyncTalkUNet(nn.Module):
         template half's outputs; equal to `forward` bit for bit."""
         return self._decode(self.inc(images), x2, x3, x4, x5, x6, audio)
 
-    def _down(self, x1: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _down(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         x2 = self.down1(x1)
         x3 = self.down2(x2)
         x4 = self.down3(x3)
@@ -244,10 +244,12 @@ def fold_batchnorm(network: SyncTalkUNet) -> SyncTalkUNet:
     for module in network.modules():
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
-                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
-                    module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
+                conv, norm = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(conv, norm)
                     module[i + 1] = nn.Identity()
         elif isinstance(module, AudioBranch):
+            assert isinstance(module.bn3, nn.BatchNorm2d) and isinstance(module.bn5, nn.BatchNorm2d), "folded twice"
             module.conv3, module.bn3 = fuse_conv_bn_eval(module.conv3, module.bn3), nn.Identity()
             module.conv5, module.bn5 = fuse_conv_bn_eval(module.conv5, module.bn5), nn.Identity()
     return network

@@ -116,6 +116,7 @@ class VideoEncoder:
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True
         )
+        assert self._process.stdin is not None  # stdin=PIPE
         enlarge_pipe(self._process.stdin)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_FRAMES)
         self._failure: BaseException | None = None
@@ -124,6 +125,7 @@ class VideoEncoder:
 
     def _write_frames(self) -> None:
         stdin = self._process.stdin
+        assert stdin is not None  # stdin=PIPE
         try:
             while (data := self._queue.get()) is not None:
                 stdin.write(data)

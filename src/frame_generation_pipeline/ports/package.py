@@ -16,7 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class ExactPipeline(Protocol):
     generator: FrameRenderer
     model: InferenceBackend
 
-    def features(self, features: object = None, audio: object = None, audio_encoder: object = None) -> AudioFeatures:
+    def features(self, features: Any = None, audio: Any = None, audio_encoder: Any = None) -> AudioFeatures:
         """The features to render."""
         ...
 

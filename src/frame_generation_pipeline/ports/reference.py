@@ -141,12 +141,12 @@ def write_bundle(
             if template.parsing is not None:
                 files["parsing"] = f"{stem}_parsing.png"
                 _write_png(staging / files["parsing"], template.parsing)
+            assert rendered.audio is not None and rendered.network_output is not None  # kept with the input
             np.save(staging / files["input"], rendered.network_input[None])
             np.save(staging / files["audio"], rendered.audio[None])
             np.save(staging / files["output"], rendered.network_output[None])
             _write_png(staging / files["frame"], rendered.image)
-            ave = isinstance(speech, SpeechStages)
-            extra = _speech_sample(staging, stem, files, rendered.index, speech) if ave else {}
+            extra = _speech_sample(staging, stem, files, rendered.index, speech) if isinstance(speech, SpeechStages) else {}
             records.append({**extra,
                 "frame_index": rendered.index,
                 "template_index": rendered.template_index,

@@ -15,9 +15,9 @@ from ..audio.mel import log_mel_spectrogram, mel_windows
 from ..contract import INPUT_SHAPE, OUTPUT_SHAPE
 from ..errors import BundleError
 from ..files import file_sha256
+from ..inputs.features import AudioFeatures
 from ..inputs.images import read_image
 from ..inputs.landmarks import crop_box, read_landmarks
-from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateFrame
 from ..render.blend import Blend
 from ..render.generator import InferenceModel
@@ -141,7 +141,7 @@ def verify_bundle(
     bundle = Path(bundle)
     metadata = read_metadata(bundle)
     audio_shape = tuple(metadata["audio_shape"])
-    speech = metadata.get("speech")
+    speech = metadata.get("speech") or {}
     is_hubert = bool(speech) and speech.get("kind") == "hubert"
     stages = STAGES + (HUBERT_STAGES if is_hubert else SPEECH_STAGES if speech else ())
     limits = {stage.name: stage.limit for stage in stages} | {"network": network_tolerance}

@@ -21,8 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..contract import ModeSpec, get_mode
 from ..checks import require_int
+from ..contract import ModeSpec, get_mode
 from ..errors import ConfigurationError
 from ..inputs.features import AudioFeatures, as_features
 from ..inputs.landmarks import CropBox

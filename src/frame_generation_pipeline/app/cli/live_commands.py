@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 
 from ...live.features import HubertWindows
-from .arguments import (add_audio_model, add_blend, add_model, blend_options, non_negative_float, non_negative_int,
-                        positive_float, subcommand)
-from .render_commands import report
+from .arguments import (
+    add_audio_model,
+    add_blend,
+    add_model,
+    blend_options,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    subcommand,
+)
 from .prepare import pipeline_from, plan_from
+from .render_commands import report
 
 
 def run_live(args: argparse.Namespace) -> int:

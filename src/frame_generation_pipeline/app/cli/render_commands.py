@@ -5,13 +5,28 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...contract import get_mode
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
-from .arguments import (add_audio_model, add_device, add_encoding, add_model, add_render_inputs, blend_options,
-                        opset_value, positive_float, positive_int, subcommand)
+from .arguments import (
+    add_audio_model,
+    add_device,
+    add_encoding,
+    add_model,
+    add_render_inputs,
+    blend_options,
+    opset_value,
+    positive_float,
+    positive_int,
+    subcommand,
+)
 from .prepare import audio_model_from, pipeline_from, plan_from
+
+if TYPE_CHECKING:  # the CLI imports torch only in the commands that need it
+    from ...models.audio_encoder import AudioEncoder
+    from ...models.backends.torch_backend import TorchBackend
 
 logger = logging.getLogger("frame_generation_pipeline")
 
@@ -106,7 +121,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.audio_encoder is not None:
         from ...models.audio_encoder import AudioEncoder
 
-        model = AudioEncoder(args.audio_encoder, device="cpu")
+        model: AudioEncoder | TorchBackend = AudioEncoder(args.audio_encoder, device="cpu")
     else:
         from ...models.backends.torch_backend import TorchBackend
 

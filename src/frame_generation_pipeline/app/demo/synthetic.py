@@ -146,8 +146,10 @@ def random_unet_state(mode: str, seed: int = 0) -> dict[str, torch.Tensor]:
         hook.remove()
         logits = captured[0]
         scale = 1.5 / logits.std()
+        bias = net.outc.conv.bias
+        assert bias is not None  # OutConv's convolution has a bias
         net.outc.conv.weight.mul_(scale)
-        net.outc.conv.bias.mul_(scale).sub_(scale * logits.mean())
+        bias.mul_(scale).sub_(scale * logits.mean())
     return net.state_dict()
 
 

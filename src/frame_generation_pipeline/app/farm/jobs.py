@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from ...checks import missing_file
 from ...contract import AUDIO_MODELS, DEFAULT_BLEND_WIDTH, mode_for_audio_model
@@ -74,7 +75,8 @@ def job_from(data: object, where: str) -> Job:
     if not sources:
         raise ConfigurationError(f"{where}: give audio_features, or audio_encoder (ave) or hubert_model (hubert) "
                                  "to compute them from the audio")
-    job = Job(**{key: os.fspath(value) if key in _PATHS and value is not None else value for key, value in data.items()})
+    fields_: dict[str, Any] = {key: os.fspath(value) if key in _PATHS and value is not None else value for key, value in data.items()}
+    job = Job(**fields_)
     try:
         job = replace(job, mode=mode_for_audio_model(job.mode, next((s for s in sources if s in AUDIO_MODELS), None)))
         job.options()

@@ -17,8 +17,10 @@ import shutil
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -90,7 +92,7 @@ def _message(exc: BaseException) -> str:
 class Farm:
     """One run of a job list on a Ray cluster (a local one when no address is given)."""
 
-    def __init__(self, jobs: list[Job | dict], workers: int | None = None, ray_address: str | None = None,
+    def __init__(self, jobs: Sequence[Job | dict], workers: int | None = None, ray_address: str | None = None,
                  gpus_per_worker: float = 0.0, report: str | os.PathLike[str] | None = None,
                  chunk_frames: int | None = None, retries: int = 2, show_progress: bool = False) -> None:
         self.jobs = check_outputs([job_from(job, f"job {n}") for n, job in enumerate(jobs, start=1)], "the job list")
@@ -258,6 +260,6 @@ class Farm:
             leftover.unlink(missing_ok=True)
 
 
-def render_batch(jobs: list[Job | dict], **options: object) -> list[dict]:
+def render_batch(jobs: Sequence[Job | dict], **options: Any) -> list[dict]:
     """Render job dicts (or Jobs) on Ray; return the report rows. Options as for Farm."""
     return Farm(jobs, **options).run()

@@ -18,6 +18,7 @@ from .jobs import Job
 
 def load_pipeline(job: Job, device: str | None, template_cache: TemplateCache | None = None) -> FrameGenerationPipeline:
     """The pipeline a job asks for (its template half kept in `template_cache`; None: a cache of its own)."""
+    assert job.mode is not None  # job_from gives every checked job its mode
     return FrameGenerationPipeline(job.checkpoint, mode=job.mode, device=device, backend=job.backend,
                                    batch_size=job.batch_size, onnx_path=job.onnx, precision=job.precision,
                                    template_cache=template_cache)

@@ -31,4 +31,5 @@ def configure_ice(addresses: tuple[str, ...], consent_interval: float = CONSENT_
     a session ended after `consent_failures` misses."""
     if addresses:
         limit_ice_addresses(addresses)
-    aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = consent_interval, consent_failures
+    # aioice declares the interval as an int constant; it is seconds to sleep, a float works.
+    aioice.ice.CONSENT_INTERVAL, aioice.ice.CONSENT_FAILURES = consent_interval, consent_failures  # type: ignore[assignment]

@@ -160,7 +160,8 @@ async def feed_microphone(track: MediaStreamTrack, session: StreamingSession) ->
         except MediaStreamError:
             session.end_of_speech()
             return
-        for resampled in resampler.resample(frame):
+        # An audio track's recv() gives AudioFrames; av types it as any Frame or a Packet.
+        for resampled in resampler.resample(frame):  # type: ignore[arg-type]
             try:
                 session.push_audio(resampled.to_ndarray()[0].astype(np.float32))
             except StreamError:

@@ -94,7 +94,8 @@ class AvatarServer:
         """The aiohttp application."""
         app = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_UPLOAD_BYTES)
         static = Path(str(resources.files(__package__).joinpath("static")))
-        app.router.add_get("/", lambda _request: web.FileResponse(static / "index.html"))
+        # aiohttp takes a plain function as a handler (its stubs ask for a coroutine function).
+        app.router.add_get("/", lambda _request: web.FileResponse(static / "index.html"))  # type: ignore[arg-type,return-value]
         app.router.add_static("/static/", static)
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics_text)

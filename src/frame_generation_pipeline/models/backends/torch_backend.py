@@ -75,7 +75,8 @@ class TorchBackend(InferenceBackend):
         if self.optimized or precision != "fp32":
             runtime = fold_batchnorm(copy.deepcopy(self.network)) if self.optimized else copy.deepcopy(self.network)
             memory_format = torch.channels_last if self.optimized else torch.contiguous_format
-            self._runtime = runtime.to(dtype=PRECISIONS[precision], memory_format=memory_format)
+            # Module.to takes memory_format (torch documents it), its stubs list no overload with it.
+            self._runtime = runtime.to(dtype=PRECISIONS[precision], memory_format=memory_format)  # type: ignore[call-overload]
         logger.info("loaded %s (%s) into torch on %s, %s%s", self.checkpoint_path, spec.name, device, precision,
                     ", optimised" if self.optimized else "")
 
