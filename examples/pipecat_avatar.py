@@ -39,7 +39,10 @@ b.onclick = async () => {
   const stream = new MediaStream(); v.srcObject = stream;
   pc.ontrack = (e) => stream.addTrack(e.track);
   await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((r) => { if (pc.iceGatheringState === "complete") r(); else pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r(); });
+  await new Promise((r) => {
+    if (pc.iceGatheringState === "complete") r();
+    else pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
+  });
   const answer = await (await fetch("/api/offer", {method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({sdp: pc.localDescription.sdp, type: "offer"})})).json();
   await pc.setRemoteDescription(answer);

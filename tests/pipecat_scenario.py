@@ -19,9 +19,9 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from webrtc_client import candidates, mono
 
 from frame_generation_pipeline.app.serve.ice import limit_ice_addresses
-from webrtc_client import candidates, mono
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pipecat_avatar.py"
 #: receiver -> RTP timestamp -> when its first packet was handled (before any jitter buffer).

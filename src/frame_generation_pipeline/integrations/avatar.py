@@ -13,14 +13,17 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..contract import DEFAULT_BLEND_WIDTH, SAMPLE_RATE, mode_for_audio_model
 from ..errors import AudioError, ConfigurationError, StreamError
+from ..live.features import encoder_mode
 from ..live.session import StreamingSession
 from ..live.timeline import DEFAULT_MARGIN, SLOT_SAMPLES
 from ..live.utterance import frames_for_samples
+from ..models.hubert import hubert_frames
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import Blend
 
@@ -52,6 +55,7 @@ def open_session(
     given = "audio_encoder" if audio_encoder is not None else "hubert_model" if hubert_model is not None else None
     paste = Blend.from_settings({"blend": blend, "blend_width": blend_width, "color_match": color_match})
     if pipeline is None:
+        assert checkpoint is not None  # one of the two was given
         pipeline = FrameGenerationPipeline(checkpoint, mode=mode_for_audio_model(mode, given), device=device,
                                            backend=backend, batch_size=batch_size, onnx_path=onnx, precision=precision)
     encoder = pipeline.audio_model(audio_encoder, hubert_model)
@@ -81,7 +85,7 @@ class Ended:
     producer ended it with, and its frames shown and dropped."""
 
     audio: np.ndarray
-    marker: object
+    marker: Any
     frames: int
     dropped: int
 
@@ -93,10 +97,10 @@ class _Utterance:
     frames: int | None = None  # F, once ended (0: too short to render)
     shown: int = 0
     dropped: int = 0
-    marker: object = None
+    marker: Any = None  # the framework's end marker, handed back as it came
     held: list[np.ndarray] = field(default_factory=list)  # "delay": the speech until its end
     tail: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
-    resampler: object = None
+    resampler: Any = None  # a soxr.ResampleStream when the TTS rate is not 16 kHz
     rate: int | None = None
     started: float | None = None
 
@@ -120,10 +124,10 @@ class Avatar:
         """Add speech (int16 or float32, interleaved channels) to the open utterance; True if this
         opened a new one."""
         opened = self._open is None
+        utterance = self._open if self._open is not None else _Utterance(started=time.monotonic())
         if opened:
-            self._open = _Utterance(started=time.monotonic())
-            self._queue.append(self._open)
-        utterance = self._open
+            self._open = utterance
+            self._queue.append(utterance)
         data = _mono(samples, channels)
         if utterance.rate is None:
             utterance.rate = sample_rate
@@ -155,7 +159,7 @@ class Avatar:
         self._opened += 1
         return self._opened - 1
 
-    def end(self, marker: object = None) -> None:
+    def end(self, marker: Any = None) -> None:
         """End the open utterance; `marker` comes back (in an Ended) right after its last frame."""
         utterance = self._open
         if utterance is None:
@@ -167,8 +171,11 @@ class Avatar:
             self._take(utterance, utterance.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         try:
             utterance.frames = frames_for_samples(utterance.samples, "<tts>")
+            if encoder_mode(self.session.encoder) == "hubert":
+                utterance.frames = hubert_frames(utterance.samples)
         except AudioError:
             utterance.frames = 0
+        if not utterance.frames:
             logger.warning("a %.3f s utterance is too short to render: its audio plays with the idle avatar",
                            utterance.samples / SAMPLE_RATE)
         if self.policy == "delay" and utterance.frames:
@@ -203,8 +210,8 @@ class Avatar:
                 self._previous = image
                 yield Shown(live.slot, "idle", image, None)
                 continue
-            image = live.image if live.image is not None else self._previous
-            self._previous = image if image is not None else self.session.template_image(live.template)
+            shown = live.image if live.image is not None else self._previous
+            self._previous = shown if shown is not None else self.session.template_image(live.template)
             utterance.shown += 1
             utterance.dropped += live.kind == "dropped"
             yield Shown(live.slot, live.kind, self._previous, _int16(live.audio), utterance.shown == 1)
@@ -214,9 +221,9 @@ class Avatar:
     def _over(self) -> list[Ended]:
         """The utterances at the head of the queue whose frames have all been shown."""
         ended = []
-        while self._queue and self._queue[0].frames is not None and self._queue[0].shown >= self._queue[0].frames:
+        while self._queue and (frames := self._queue[0].frames) is not None and self._queue[0].shown >= frames:
             utterance = self._queue.popleft()
-            left = utterance.samples - utterance.frames * SLOT_SAMPLES
+            left = utterance.samples - frames * SLOT_SAMPLES
             tail = utterance.tail[len(utterance.tail) - left :] if left > 0 else utterance.tail[:0]
             ended.append(Ended(_int16(tail), utterance.marker, utterance.shown - utterance.dropped, utterance.dropped))
         return ended

@@ -82,7 +82,7 @@ def _audio_frame(samples: np.ndarray) -> rtc.AudioFrame:
     return rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE, 1, len(samples))
 
 
-async def start_in_process(generator: SyncTalkVideoGenerator, agent_session: object, room: rtc.Room) -> AvatarRunner:
+async def start_in_process(generator: SyncTalkVideoGenerator, agent_session: Any, room: rtc.Room) -> AvatarRunner:
     """Run the avatar in the agent's own process: the agent's audio reaches it through a queue, and
     the runner publishes its video and audio in `room` as the agent. Call before `agent_session.start`."""
     audio = QueueAudioOutput(sample_rate=SAMPLE_RATE)

@@ -70,7 +70,8 @@ class SyncTalkVideoService(AIService):
         """True: first-frame latency (TTFB: first TTS audio in to the utterance's first slot out) and dropped frames."""
         return True
 
-    async def setup(self, setup: FrameProcessorSetup) -> None:
+    # FrameProcessor.setup takes a FrameProcessorSetup; pipecat's BaseObject declares a task manager there
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         """Warn when the pipeline's output rate is not the avatar's 16 kHz (images would lead their sound)."""
         await super().setup(setup)
         if setup.audio_out_sample_rate != SAMPLE_RATE:

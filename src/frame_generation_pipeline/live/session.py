@@ -110,7 +110,6 @@ class StreamingSession:
             audio_encoder = pipeline.audio_model(audio_encoder)
         options.setdefault("batch_size", pipeline.generator.batch_size)
         options.setdefault("template_cache", pipeline.template_cache)
-        options.setdefault("template_cache", pipeline.template_cache)
         return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
 
     @classmethod

@@ -62,7 +62,7 @@ class LiveModel:
     """The model, encoder and templates of live sessions, with the state they can share.
 
     Args:
-        model: a loaded ave backend.
+        model: a loaded backend of the audio model's mode.
         templates: the template folder (checked here once, for every session).
         encoder: the audio model: the ave encoder, or a hubert model for a hubert checkpoint.
         cache_bytes: budget of the prepared-template cache.
