@@ -159,6 +159,7 @@ class SessionStats:
     def first_frame_latency_s(self) -> float | None:
         """The first speech frame's latency of the earliest kept utterance that showed one (None before)."""
         return next((u.first_frame_latency_s for u in self.utterances if u.first_frame_latency_s is not None), None)
+
     def count(self, kind: str) -> None:
         """Count one slot of `kind` ("speech", "idle" or "dropped")."""
         self.slots += 1
