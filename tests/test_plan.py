@@ -320,3 +320,17 @@ def test_the_api_probes_the_speech_once_and_loads_the_encoder_once(work, monkeyp
     assert checked.needs_features and checked.frame_count == 9 and checked.batch_size is None
     assert pipeline.render(checked).frames == 9 and len(loads) == 1
     assert sorted(p.name for p in (work / "fr").iterdir()) == [f"{k:06d}.png" for k in range(9)]
+
+
+@pytest.mark.parametrize("command", ["frames", "reference"])
+def test_an_output_folder_of_the_users_files_is_refused_before_any_model_loads(work, capsys, command):
+    mine = work / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("the user's\n")
+    (work / "ave.pth").unlink()
+    (work / "ave.pth").write_bytes(BROKEN)  # loading it would give another error
+    argv = [command, "--quiet", "--checkpoint", str(work / "ave.pth"), "--template-dir", str(work / "tpl"),
+            "--audio-features", str(work / "f.npy"), "--output-dir", str(mine)]
+    assert cli_status(argv) == 2
+    assert "holds 'keep.txt', which this command did not write" in _error(capsys)
+    assert (mine / "keep.txt").read_text() == "the user's\n"

@@ -99,7 +99,7 @@ def test_half_precision_needs_cuda(checkpoints):
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigurationError, match="needs a CUDA device"):
         UNetModel(checkpoints["ave"], "ave", device="cpu", precision="fp16")
-    with pytest.raises(ConfigurationError, match="unknown precision"):
+    with pytest.raises(ConfigurationError, match="is not one the"):
         UNetModel(checkpoints["ave"], "ave", device="cpu", precision="int8")
 
 

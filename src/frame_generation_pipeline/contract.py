@@ -84,6 +84,8 @@ def mode_for_audio_model(mode: str | None, audio_model: str | None) -> str:
     computed = AUDIO_MODELS[audio_model] if audio_model is not None else None
     if mode is not None and audio_model is not None and computed is not None and get_mode(mode).name != computed:
         option = "--" + audio_model.replace("_", "-")
-        raise ConfigurationError(f"{option} computes {computed} features, but --mode is {mode!r}: give --audio-features "
-                                 f"for mode {mode}, or a checkpoint of mode {computed}")
+        models = [f"--{key.replace('_', '-')}" for key, made in AUDIO_MODELS.items() if made == get_mode(mode).name]
+        give = " or ".join([*models, "--audio-features"])
+        raise ConfigurationError(f"{option} computes {computed} features, but --mode is {mode!r}: give {give} for mode "
+                                 f"{mode}, or a checkpoint of mode {computed}")
     return get_mode(mode or computed or "ave").name

@@ -148,6 +148,19 @@ def _replace_directory(staging: Path, target: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def check_replaceable_folder(target: Path, replaceable: Callable[[Path], bool]) -> None:
+    """OutputError unless `target` is missing, or a folder whose every entry passes `replaceable`
+    (what the command itself writes), naming the first foreign entry."""
+    if target.exists() and not target.is_dir():
+        raise OutputError(target, "exists and is not a folder")
+    if target.is_dir():
+        foreign = next((entry for entry in sorted(target.iterdir()) if not replaceable(entry)), None)
+        if foreign is not None:
+            raise OutputError(
+                target, f"holds {foreign.name!r}, which this command did not write; give an empty or new folder"
+            )
+
+
 @contextlib.contextmanager
 def atomic_directory(
     target: str | os.PathLike[str], replaceable: Callable[[Path], bool] = lambda _path: False
@@ -160,14 +173,7 @@ def atomic_directory(
     renameat2(RENAME_EXCHANGE); elsewhere two renames, undone if the second fails.
     """
     target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise OutputError(target, "exists and is not a folder")
-    if target.is_dir():
-        foreign = next((entry for entry in sorted(target.iterdir()) if not replaceable(entry)), None)
-        if foreign is not None:
-            raise OutputError(
-                target, f"holds {foreign.name!r}, which this command did not write; give an empty or new folder"
-            )
+    check_replaceable_folder(target, replaceable)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

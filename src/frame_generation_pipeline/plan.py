@@ -24,12 +24,14 @@ from .checks import missing_file
 from .contract import ModeSpec, get_mode, mode_for_audio_model
 from .devices import available_memory
 from .errors import CheckpointError, ConfigurationError, OutputError
-from .files import check_output_file, refuse_overwriting_inputs
+from .files import check_output_file, check_replaceable_folder, refuse_overwriting_inputs
 from .inputs.features import AudioFeatures, as_features, sidecar_path
 from .inputs.templates import TemplateSet, as_templates
 from .models.hubert import check_model_folder, hubert_frames
 from .options import RenderOptions
+from .outputs.frames import is_frame_file
 from .outputs.video import check_container
+from .ports.reference import is_bundle_file
 
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
@@ -285,6 +287,8 @@ def _check_outputs(
     elif output.exists() and not output.is_dir():
         raise OutputError(output, "exists and is not a folder")
     refuse_overwriting_inputs(output, _OUTPUT_NAMES[kind], given, folder=folder)
+    if folder:
+        check_replaceable_folder(output, is_frame_file if kind == "frames" else is_bundle_file)
     for name, path in extra_outputs.items():
         if path is not None:
             refuse_overwriting_inputs(path, name, {**given, _OUTPUT_NAMES[kind]: output}, folder=name.endswith("-dir"))

@@ -119,6 +119,7 @@ class InferenceBackend(ABC):
             return "fp32"
         if precision not in cls.precisions:
             raise ConfigurationError(
-                f"unknown precision {precision!r} for the {cls.name} backend: expected auto, {', '.join(cls.precisions)}"
+                f"precision {precision!r} is not one the {cls.name} backend runs (it runs {', '.join(cls.precisions)}): "
+                "drop --precision, or choose a backend that runs it (bf16: openvino on the CPU, torch on CUDA)"
             )
         return precision
