@@ -23,7 +23,7 @@ from .audio.speech import load_speech
 from .checks import missing_file
 from .contract import ModeSpec, get_mode, mode_for_audio_model
 from .devices import available_memory
-from .errors import CheckpointError, ConfigurationError, OutputError
+from .errors import CheckpointError, ConfigurationError
 from .files import check_output_file, check_replaceable_folder, refuse_overwriting_inputs
 from .inputs.features import AudioFeatures, as_features, sidecar_path
 from .inputs.templates import TemplateSet, as_templates
@@ -284,10 +284,8 @@ def _check_outputs(
     if not folder:
         check_container(output)
         check_output_file(output)
-    elif output.exists() and not output.is_dir():
-        raise OutputError(output, "exists and is not a folder")
     refuse_overwriting_inputs(output, _OUTPUT_NAMES[kind], given, folder=folder)
-    if folder:
+    if folder:  # after the inputs: a folder holding an input is named for that first
         check_replaceable_folder(output, is_frame_file if kind == "frames" else is_bundle_file)
     for name, path in extra_outputs.items():
         if path is not None:

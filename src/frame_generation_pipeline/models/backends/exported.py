@@ -37,7 +37,7 @@ def cached_export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: st
         logger.info("exporting %s to ONNX once, into the cache (%s)", os.fspath(checkpoint), cache_dir("onnx"))
         for part in missing:
             model.export_to_onnx(export_path(sha256, mode, part), CACHE_OPSET, part)
-    else:
+    elif "full" in parts:
         logger.info("using the cached export %s", export_path(sha256, mode))
     return export_path(sha256, mode)
 
@@ -51,8 +51,8 @@ class ExportedBackend(InferenceBackend):
         mode: the audio mode; must match the graph's metadata.
         device: "cpu" or, where the backend can, "cuda".
         precision: one of the backend's precisions, or "auto".
-        model_file: an exported graph; None takes the cached export of `checkpoint` (exported on
-            first use, which loads torch weights once).
+        model_file: an exported graph; None takes the cached export of `checkpoint` and its halves
+            (exported together on first use, which loads torch weights once).
         streams: network calls that may run at once, from as many threads. None: 2 on a CPU with
             2 or more cores, 1 on CUDA. Frames do not depend on it.
 
@@ -80,8 +80,8 @@ class ExportedBackend(InferenceBackend):
         sha256 = "" if checkpoint is None else checkpoint_digest(checkpoint)
         if model_file is not None:
             self.path = Path(model_file)
-        elif checkpoint is not None:
-            self.path = cached_export(checkpoint, spec, sha256, ("full",))
+        elif checkpoint is not None:  # the graph and its halves, exported together on a miss: torch weights load once
+            self.path = cached_export(checkpoint, spec, sha256)
         else:
             raise ConfigurationError(f"the {self.name} backend needs a checkpoint or an exported model file")
         self._graph, self.metadata = self.compile_graph(self.path, device, precision, streams)
@@ -100,8 +100,8 @@ class ExportedBackend(InferenceBackend):
 
     @property
     def splits(self) -> bool:
-        """True when the halves can be had: from the cache, exported there beside the full graph on
-        first use. A given graph runs whole unless the cache holds its checkpoint's halves already."""
+        """True when the halves can be had: from the cache (exported there with the full graph). A
+        given graph runs whole unless the cache holds its checkpoint's halves already."""
         return self._checkpoint is not None
 
     def _half_graphs(self) -> tuple[Graph, Graph]:
