@@ -25,7 +25,7 @@ from .models.backends import EXACT_BACKEND, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import is_frame_file, write_frames
 from .outputs.video import encode_frames
-from .plan import AudioModel, RenderPlan, load_audio_model, plan_render, read_sources
+from .plan import AudioModel, RenderPlan, describe_audio_model, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
 from .render.generator import FrameRenderer
 from .render.template_cache import TemplateCache
@@ -133,15 +133,14 @@ class FrameGenerationPipeline:
 
     def _described(self, audio_encoder, hubert_model) -> AudioModel | None:
         """The AudioModel of `audio_encoder` or `hubert_model` (a path, or a loaded model that is then kept for reuse)."""
-        given, mode, argument = ((audio_encoder, "ave", "--audio-encoder") if audio_encoder is not None
-                                 else (hubert_model, "hubert", "--hubert-model"))
-        if given is None:
-            return None
-        if isinstance(given, (str, os.PathLike)):
-            return AudioModel(mode, Path(given), argument)
-        path = Path(given.checkpoint_path if mode == "ave" else given.model_dir)
-        self._audio_models[(mode, os.path.realpath(path))] = given
-        return AudioModel(mode, path, argument)
+        loaded = next((m for m in (audio_encoder, hubert_model) if m is not None and not isinstance(m, (str, os.PathLike))), None)
+        if loaded is None:
+            return describe_audio_model(audio_encoder, hubert_model)
+        is_ave = loaded is audio_encoder
+        model = describe_audio_model(loaded.checkpoint_path, None) if is_ave else describe_audio_model(None, loaded.model_dir)
+        assert model is not None
+        self._audio_models[(model.mode, os.path.realpath(model.path))] = loaded
+        return model
 
     def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None,
                  hubert_model=None) -> AudioFeatures:

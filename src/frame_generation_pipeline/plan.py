@@ -65,6 +65,13 @@ class AudioModel:
         mode_for_audio_model(mode, self.argument.removeprefix("--").replace("-", "_"))
 
 
+def describe_audio_model(audio_encoder: Path_ | None = None, hubert_model: Path_ | None = None) -> AudioModel | None:
+    """The AudioModel of the ave encoder's checkpoint `audio_encoder` or the hubert folder `hubert_model` (None: neither)."""
+    if audio_encoder is not None:
+        return AudioModel("ave", Path(audio_encoder), "--audio-encoder")
+    return None if hubert_model is None else AudioModel("hubert", Path(hubert_model), "--hubert-model")
+
+
 def load_audio_model(model: AudioModel, device: str | None = None) -> AudioEncoder | HubertEncoder:
     """The audio model `model` describes, loaded on `device` (the ave encoder, or a hubert folder)."""
     if model.mode == "hubert":

@@ -41,11 +41,9 @@ def pipeline_from(args: argparse.Namespace, settings: dict | None = None):
 
 def audio_model_from(args: argparse.Namespace):
     """The AudioModel the arguments give (--audio-encoder or --hubert-model), or None."""
-    from ...plan import AudioModel
+    from ...plan import describe_audio_model
 
-    if getattr(args, "hubert_model", None) is not None:
-        return AudioModel("hubert", Path(args.hubert_model), "--hubert-model")
-    return None if getattr(args, "audio_encoder", None) is None else AudioModel("ave", Path(args.audio_encoder))
+    return describe_audio_model(getattr(args, "audio_encoder", None), getattr(args, "hubert_model", None))
 
 
 def plan_from(args: argparse.Namespace, kind: str, output: str, options, **outputs: str | None):
