@@ -5,8 +5,11 @@ of its own on 127.0.0.1 and visits it with aiortc clients from this process (ICE
 
 - Memory per visitor: the server's RSS with 1 visitor connected and idle, and with --max-sessions
   visitors connected and idle, at the first size; (RSS_max - RSS_1) / (max - 1) per additional one.
-- Sharing the model: for each size and N in --counts, N visitors upload the same --seconds clip at
-  once; reported per visitor: frames shown and dropped (from /stats once every utterance is over).
+- Sharing the model: for each size and N in --counts, N visitors speak the same --seconds clip at
+  once, for each of --speech: `file` uploads it through /speak (known length: the delay policy, its
+  start waits for the visitor's share of the model), `mic` sends it as the visitor's microphone
+  track (open speech: the drop policy). Reported per visitor: frames shown and dropped and the start
+  delay (from /stats once every utterance is over).
 """
 
 from __future__ import annotations
@@ -42,13 +45,18 @@ def rss_mib(pid: int) -> float:
 class Visitor:
     """An aiortc viewer that reads (and discards) the avatar's video and audio."""
 
-    def __init__(self, base: str, http) -> None:
+    def __init__(self, base: str, http, microphone: str | None = None) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc.contrib.media import MediaPlayer
 
         self.base, self.http = base, http
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
+        if microphone is None:
+            self.pc.addTransceiver("audio", direction="recvonly")
+        else:  # the clip as this visitor's microphone: it plays once the connection is up
+            self.player = MediaPlayer(microphone)
+            self.pc.addTransceiver(self.player.audio, direction="sendrecv")
         self.tasks: list[asyncio.Task] = []
         self.pc.on("track", lambda track: self.tasks.append(asyncio.ensure_future(self._read(track))))
 
@@ -134,36 +142,40 @@ async def memory(data: dict, templates: str, backend: str, count: int, settle: f
             "per_additional_visitor_mib": round((many - one) / max(count - 1, 1), 2)}
 
 
-async def sharing(data: dict, templates: str, backend: str, count: int, settle: float) -> dict:
-    """`count` visitors speak the clip at once: frames shown and dropped per visitor."""
+async def sharing(data: dict, templates: str, backend: str, count: int, settle: float, speech: str) -> dict:
+    """`count` visitors speak the clip at once (`speech`: "file" through /speak, "mic" as their
+    microphone): frames shown and dropped per visitor."""
     import aiohttp
 
     server = Server(data, templates, backend, count)
     try:
         async with aiohttp.ClientSession() as http:
             await server.ready(http)
-            visitors = [Visitor(server.base, http) for _ in range(count)]
-            for visitor in visitors:
-                await visitor.connect()
-            await asyncio.sleep(settle)
-            clip = Path(data["speech"]).read_bytes()
-            for visitor in visitors:
-                async with http.post(f"{server.base}/speak?session={visitor.session}", data=clip) as response:
-                    assert response.status == 202, await response.text()
-            started = time.monotonic()
-            while True:
-                stats = [await visitor.stats() for visitor in visitors]
-                if all(s["utterances"] and s["utterances"][0]["frames"] + s["utterances"][0]["dropped"] >= data["frames"]
-                       for s in stats) or time.monotonic() - started > 600:
-                    break
+            visitors = [Visitor(server.base, http, data["speech"] if speech == "mic" else None) for _ in range(count)]
+            await asyncio.gather(*(visitor.connect() for visitor in visitors))
+            if speech == "file":
+                await asyncio.sleep(settle)
+                clip = Path(data["speech"]).read_bytes()
+                for visitor in visitors:
+                    async with http.post(f"{server.base}/speak?session={visitor.session}", data=clip) as response:
+                        assert response.status == 202, await response.text()
+            started, last, still = time.monotonic(), None, 0
+            while still < 4:  # until every visitor's speech has had its slots: counts that stopped growing
                 await asyncio.sleep(0.5)
+                stats = [await visitor.stats() for visitor in visitors]
+                totals = [sum(u["frames"] + u["dropped"] for u in s["utterances"]) for s in stats]
+                still = still + 1 if totals == last and all(totals) else 0
+                last = totals
+                if time.monotonic() - started > 180:
+                    raise RuntimeError(f"speech not over after 180 s: {stats}")
             for visitor in visitors:
                 await visitor.close()
     finally:
         server.stop()
-    utterances = [s["utterances"][0] if s["utterances"] else {"frames": 0, "dropped": 0, "start_delay_s": None} for s in stats]
-    return {"visitors": count, "frames": data["frames"], "shown": [u["frames"] for u in utterances],
-            "dropped": [u["dropped"] for u in utterances], "start_delay_s": [u["start_delay_s"] for u in utterances]}
+    return {"speech": speech, "visitors": count, "frames": data["frames"],
+            "shown": [sum(u["frames"] for u in s["utterances"]) for s in stats],
+            "dropped": [sum(u["dropped"] for u in s["utterances"]) for s in stats],
+            "start_delay_s": [[round(u["start_delay_s"], 2) for u in s["utterances"]] for s in stats]}
 
 
 def main() -> None:
@@ -173,6 +185,7 @@ def main() -> None:
     parser.add_argument("--counts", default="1,2,3", help="visitors speaking at once")
     parser.add_argument("--max-sessions", type=int, default=4, help="visitors connected for the memory measure")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the spoken clip")
+    parser.add_argument("--speech", default="file,mic", help="how visitors speak: file (/speak), mic (their microphone)")
     parser.add_argument("--templates", type=int, default=50, help="template frames")
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait after connecting")
@@ -203,9 +216,10 @@ def main() -> None:
             if number == 0:
                 runs["memory"] = asyncio.run(memory(data, templates, args.backend, args.max_sessions, args.settle))
                 print(json.dumps({"size": size, **runs["memory"]}), flush=True)
-            for count in map(int, args.counts.split(",")):
-                runs["sharing"].append(asyncio.run(sharing(data, templates, args.backend, count, args.settle)))
-                print(json.dumps({"size": size, **runs["sharing"][-1]}), flush=True)
+            for speech in args.speech.split(","):
+                for count in map(int, args.counts.split(",")):
+                    runs["sharing"].append(asyncio.run(sharing(data, templates, args.backend, count, args.settle, speech)))
+                    print(json.dumps({"size": size, **runs["sharing"][-1]}), flush=True)
             results["sizes"][size] = runs
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -150,8 +150,9 @@ class RealtimeDriver(Driver):
         self._thread: threading.Thread | None = None
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
-        """Its policy's start delay after its first sample, from the session's measured speed."""
-        delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.rate, self.margin)
+        """Its policy's start delay after its first sample, from the session's measured speed shared
+        with the sessions speaking now."""
+        delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin)
         delay += utterance.features.extra_lookahead_seconds
         self.timeline.place(utterance, delay, not_before)
 

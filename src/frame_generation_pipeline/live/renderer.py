@@ -1,15 +1,17 @@
 """The rendering of one live session: an utterance's pushed speech into features, its frames rendered
-ahead of their slots on the shared model, frames that cannot be on time skipped, its speed measured."""
+ahead of their slots on the shared model, frames that cannot be on time skipped, its speed measured
+(in its turns at the model) and expected (that speed shared by the sessions speaking now)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 from ..render.arithmetic import to_pixels
 from .shared import LiveModel
-from .timeline import Clock, RenderRate
+from .timeline import FPS, Clock, RenderRate
 from .utterance import Utterance
 
 
@@ -22,16 +24,23 @@ class Renderer:
         clock: the session's clock (batches and encoder windows are timed on it).
         batch_size: speech frames per network call.
         rate: the measure to start from (a warm-up's, or an empty one).
+        speakers: how many sessions share the model now, this one included (None: it is alone).
     """
 
     def __init__(self, live: LiveModel, template_of: Callable[[int], int], clock: Clock, batch_size: int,
-                 rate: RenderRate) -> None:
+                 rate: RenderRate, speakers: Callable[[], int] | None = None) -> None:
         self.live, self.template_of, self.clock, self.batch_size, self.rate = live, template_of, clock, batch_size, rate
+        self.speakers = speakers or (lambda: 1)
+
+    def expected(self) -> RenderRate:
+        """The session's measured speed as it is now: shared with the other sessions speaking."""
+        return self.rate.shared_by(self.speakers())
 
     def step(self, utterance: Utterance, due: Callable[[int], float] | None = None) -> bool:
         """Take in the utterance's pushed speech, skip the frames a batch started now would finish
         after `due(slot)` (real time; None skips nothing), render the next batch whose audio is
-        complete. False when there was nothing to do."""
+        complete (in real time, open speech waits for a full batch while its first frame can still
+        be on time). False when there was nothing to do."""
         windows, started = utterance.features.windows, self.clock.now()
         ingested = utterance.ingest()
         if utterance.features.windows > windows:
@@ -39,21 +48,44 @@ class Renderer:
         if due is not None:
             self._skip_late(utterance, due)
         if utterance.next_render < utterance.frame_limit() and utterance.features.ready(utterance.next_render):
-            self._render(utterance)
+            if due is not None and self._can_wait_for_batch(utterance, due):
+                return ingested
+            self._render(utterance, due)
             return True
         return ingested
+
+    def _finish_estimate(self, deadline: float) -> float:
+        """When a batch due at `deadline` started now would be done: after the turns before it, then its own."""
+        return self.clock.now() + (self.live.turns.ahead(deadline, self) + 1) * self.rate.seconds_per_batch
+
+    def _can_wait_for_batch(self, utterance: Utterance, due: Callable[[int], float]) -> bool:
+        """True when fewer frames than a batch are ready, more are coming, and waiting for them
+        (at the speed of speech) still has the first one on time: a full batch uses every stream."""
+        assert utterance.start_slot is not None  # placed before it renders
+        ready = sum(utterance.features.ready(utterance.next_render + i) for i in range(self.batch_size))
+        if ready == self.batch_size or utterance.features.count is not None:
+            return False
+        wait = (self.batch_size - ready) / FPS
+        deadline = due(utterance.start_slot + utterance.next_render)
+        return self._finish_estimate(deadline) + wait <= deadline
 
     def _skip_late(self, utterance: Utterance, due: Callable[[int], float]) -> None:
         assert utterance.start_slot is not None  # placed before its frames are due
         while utterance.next_render < utterance.frame_limit():
             slot = utterance.start_slot + utterance.next_render
-            if self.clock.now() + self.rate.seconds_per_batch <= due(slot):
+            if self._finish_estimate(due(slot)) <= due(slot):
                 break
             utterance.next_render += 1
 
-    def _render(self, utterance: Utterance) -> None:
+    def _render(self, utterance: Utterance, due: Callable[[int], float] | None) -> None:
         assert utterance.start_slot is not None  # placed before it renders
-        started = self.clock.now()
+        start = utterance.start_slot
+
+        def deadline() -> float:
+            """When the next frame to render is due (no deadline in a simulation)."""
+            return math.inf if due is None else due(start + utterance.next_render)
+
+        first_due = deadline()
         indices: list[int] = []
         while (len(indices) < self.batch_size and utterance.next_render < utterance.frame_limit()
                and utterance.features.ready(utterance.next_render)):
@@ -61,10 +93,17 @@ class Renderer:
             utterance.next_render += 1
         templates = [self.template_of(utterance.start_slot + i) for i in indices]
         images = self.live.network_inputs(templates)
-        outputs = self.live.infer(images, np.stack([utterance.features.window(i) for i in indices]), templates)
+        audio = np.stack([utterance.features.window(i) for i in indices])
+        with self.live.turn(first_due, self) as turn:
+            started = self.clock.now()
+            outputs = self.live.infer(images, audio, templates)
+            if due is not None and utterance.next_render < utterance.frame_limit() \
+                    and utterance.features.ready(utterance.next_render):
+                turn.again(deadline())  # the next batch is ready: keep its place
+        pixels = [to_pixels(output) for output in outputs]
         finished = self.clock.now()
-        for i, output in zip(indices, outputs):
-            utterance.finished(i, to_pixels(output), finished)
+        for i, frame in zip(indices, pixels):
+            utterance.finished(i, frame, finished)
         utterance.features.release(min(indices))
         self.rate.add(finished - started, len(indices))
         self.live.batch_done(len(indices), finished - started)

@@ -95,7 +95,9 @@ class StreamingSession:
         self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
         self.timeline = Timeline(self.clock, len(templates), start_frame)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
-        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate)
+        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate,
+                                 lambda: self.live.speakers(self.timeline))
+        self.live.join(self.timeline)
         self.driver: RealtimeDriver | SimulatedDriver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)
             if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend))
@@ -167,7 +169,8 @@ class StreamingSession:
             self.driver.join(timeout)
 
     def _release(self) -> None:
-        """Nothing renders any more: a LiveModel of the session's own lets its threads go."""
+        """Nothing renders any more: the session leaves the model (a LiveModel of its own lets its threads go)."""
+        self.live.leave(self.timeline)
         if self._owns_live:
             self.live.close()
 

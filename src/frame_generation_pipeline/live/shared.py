@@ -3,15 +3,22 @@ encoder, the template set with its one bounded cache of prepared templates, and 
 
 A server builds one `LiveModel` and gives it to each visitor's session, so that N visitors hold one
 copy of the prepared templates, the model warms up once, and sessions that have speech to render
-take turns at the network in order of arrival (each of N speaking sessions gets about 1/N of the
-render rate; an idle session asks for no turn at all).
+take turns at the network, the most urgent first (the one whose next frame is due soonest: each of
+N sessions speaking at once gets about 1/N of the render rate, one already speaking keeps its pace
+when another starts, and an idle session asks for no turn at all). The LiveModel knows its sessions, so each
+can plan with its share: a session placing an utterance while N sessions have speech to render
+expects 1/N of the model (`speakers`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import math
 import threading
-from collections.abc import Callable, Iterator
+import time
+import weakref
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -31,30 +38,90 @@ from .timeline import Clock, RealClock, RenderRate
 
 if TYPE_CHECKING:
     from ..models.hubert import HubertEncoder
+    from .slots import Timeline
 
+#: Timed batches (and encoder windows) of the warm-up: one alone varies by tens of per cent.
+WARM_UP_ROUNDS = 3
 #: Default budget of the prepared-template cache (shared by every session of a LiveModel).
 DEFAULT_CACHE_BYTES = 64 << 20
 
 
-class FairTurns:
-    """Turns at a shared resource, served strictly in order of asking (a ticket queue)."""
+class Turns:
+    """Turns at a shared resource: the waiting caller whose deadline is earliest goes first (in
+    order of asking among equal deadlines, and among callers without one).
 
-    def __init__(self) -> None:
+    A caller that will ask again at once (the next batch of its speech) says so at the end of its
+    turn (`Turn.again`): its next turn is kept for it, by its deadline, for up to `hold` seconds,
+    so that a later deadline cannot take the model in the moment between its two asks.
+    """
+
+    def __init__(self, hold: float = 0.02) -> None:
+        self.hold = hold
         self._changed = threading.Condition()
-        self._issued = self._serving = 0
+        self._waiting: list[tuple[float, int]] = []  # a heap of (deadline, ticket)
+        self._kept: dict[Hashable, tuple[tuple[float, int], float]] = {}  # caller -> (its place, kept until)
+        self._issued = 0
+        self._held = False
 
     @contextlib.contextmanager
-    def turn(self) -> Iterator[None]:
-        """Wait for this caller's turn and hold it for the `with` block."""
+    def turn(self, deadline: float = math.inf, caller: Hashable = None) -> Iterator[Turn]:
+        """Wait for this caller's turn (`caller`'s kept place if it has one) and hold it for the `with` block."""
         with self._changed:
-            ticket, self._issued = self._issued, self._issued + 1
-            self._changed.wait_for(lambda: self._serving == ticket)
+            kept = self._kept.pop(caller, None) if caller is not None else None
+            mine = kept[0] if kept is not None and kept[0][0] <= deadline else self._ask(deadline)
+            if kept is not None and kept[0] is not mine:
+                self._waiting.remove(kept[0])
+                heapq.heapify(self._waiting)
+            while True:
+                expiry = self._forget_expired()
+                if not self._held and self._waiting[0] == mine:
+                    break
+                self._changed.wait(expiry)
+            heapq.heappop(self._waiting)
+            self._held = True
+        handle = Turn()
         try:
-            yield
+            yield handle
         finally:
             with self._changed:
-                self._serving += 1
+                self._held = False
+                if handle.next_deadline is not None and caller is not None:
+                    self._kept[caller] = (self._ask(handle.next_deadline), time.monotonic() + self.hold)
                 self._changed.notify_all()
+
+    def _ask(self, deadline: float) -> tuple[float, int]:
+        place = (deadline, self._issued)
+        self._issued += 1
+        heapq.heappush(self._waiting, place)
+        return place
+
+    def _forget_expired(self) -> float | None:
+        """Let kept places that were not taken up in time go; seconds until the next one expires."""
+        now = time.monotonic()
+        for caller, (place, until) in list(self._kept.items()):
+            if until <= now:
+                del self._kept[caller]
+                self._waiting.remove(place)
+                heapq.heapify(self._waiting)
+        return min((until - now for _, until in self._kept.values()), default=None)
+
+    def ahead(self, deadline: float = math.inf, caller: Hashable = None) -> int:
+        """Turns `caller` asking now with `deadline` would wait for: the one held and the waiting
+        (or kept) ones due no later, its own kept place not counted."""
+        with self._changed:
+            own = self._kept[caller][0] if caller is not None and caller in self._kept else None
+            return self._held + sum(place[0] <= deadline for place in self._waiting if place != own)
+
+
+class Turn:
+    """A turn being held: `again(deadline)` keeps the holder's next one."""
+
+    def __init__(self) -> None:
+        self.next_deadline: float | None = None
+
+    def again(self, deadline: float) -> None:
+        """The holder asks again at once, for a batch due at `deadline`."""
+        self.next_deadline = deadline
 
 
 class LiveModel:
@@ -79,10 +146,33 @@ class LiveModel:
         self.model, self.templates, self.encoder, self.on_batch = model, templates, encoder, on_batch
         self.template_cache = template_cache
         self.cache = PreparedCache(templates, cache_bytes)
-        self.turns = FairTurns()
+        self.turns = Turns()
         self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
         self._warm_up_lock = threading.Lock()
         self._measured: dict[int, RenderRate] = {}
+        self._sessions: weakref.WeakSet[Timeline] = weakref.WeakSet()
+        self._sessions_lock = threading.Lock()
+
+    def join(self, timeline: Timeline) -> None:
+        """Count the session of `timeline` among those that share the model (until `leave`)."""
+        with self._sessions_lock:
+            self._sessions.add(timeline)
+
+    def leave(self, timeline: Timeline) -> None:
+        """The session of `timeline` no longer renders."""
+        with self._sessions_lock:
+            self._sessions.discard(timeline)
+
+    def speakers(self, timeline: Timeline) -> int:
+        """Sessions with speech to render, counting the one of `timeline` (so at least 1): how many
+        ways the model's render rate is shared."""
+        with self._sessions_lock:
+            others = [session for session in self._sessions if session is not timeline]
+        return 1 + sum(session.has_speech_to_render() for session in others)
+
+    def turn(self, deadline: float = math.inf, caller: Hashable = None) -> contextlib.AbstractContextManager[Turn]:
+        """The caller's turn at the network (the earliest `deadline` first; see Turns): `infer` runs inside one."""
+        return self.turns.turn(deadline, caller)
 
     def template_image(self, template: int) -> np.ndarray:
         """The decoded image of template `template` (what an idle slot shows)."""
@@ -100,16 +190,15 @@ class LiveModel:
 
     def infer(self, images: np.ndarray, audio: np.ndarray, templates: list[int] | None = None) -> np.ndarray:
         """The network on a batch of `templates` (through the template cache; None: not templates,
-        run whole), in the caller's turn, split over the model's streams, which run at once from
-        their own threads (as in the offline generator)."""
+        run whole), split over the model's streams, which run at once from their own threads (as in
+        the offline generator). Call it in a `turn()`, so that sessions take turns."""
         cache = self.template_cache if templates is not None else None
         keys = np.asarray(templates if templates is not None else range(len(images)))
-        with self.turns.turn():
-            parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
-            calls = [self._network.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
-                                          keys[part].tolist()) for part in parts[1:]]
-            first = run_network(self.model, images[parts[0]], audio[parts[0]], cache, self.templates, keys[parts[0]].tolist())
-            return np.concatenate([first, *(call.result() for call in calls)])
+        parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
+        calls = [self._network.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
+                                      keys[part].tolist()) for part in parts[1:]]
+        first = run_network(self.model, images[parts[0]], audio[parts[0]], cache, self.templates, keys[parts[0]].tolist())
+        return np.concatenate([first, *(call.result() for call in calls)])
 
     def batch_done(self, frames: int, seconds: float) -> None:
         """Report a finished batch to `on_batch`, if one was given."""
@@ -117,9 +206,9 @@ class LiveModel:
             self.on_batch(frames, seconds)
 
     def warm_up(self, batch_size: int, clock: Clock | None = None) -> RenderRate:
-        """A fresh RenderRate seeded by timing one batch of the network and one audio encoder
-        window; measured once per batch size (the second of two calls: a first call also pays for
-        its set-up), later sessions get a copy."""
+        """A fresh RenderRate seeded by timing WARM_UP_ROUNDS batches of the network and of audio
+        encoder windows, after one untimed round (it also pays for the set-up); measured once per
+        batch size, later sessions get a copy."""
         with self._warm_up_lock:
             if batch_size not in self._measured:
                 self._measured[batch_size] = self._measure(batch_size, clock or RealClock())
@@ -128,17 +217,21 @@ class LiveModel:
     def _measure(self, batch_size: int, clock: Clock) -> RenderRate:
         rate = RenderRate()
         audio = np.zeros((batch_size, *self.model.mode.audio_shape), np.float32)
-        for timed in (False, True):
+        network = encoding = 0.0
+        windows = 0
+        for round_ in range(1 + WARM_UP_ROUNDS):  # the first pays for set-up and is not timed
             # speech's own path, on templates not yet in the template cache: what a first cycle costs
-            templates = [(timed * batch_size + index) % len(self.templates) for index in range(batch_size)]
+            templates = [(round_ * batch_size + index) % len(self.templates) for index in range(batch_size)]
             images = self.network_inputs(templates)
-            started = clock.now()
-            self.infer(images, audio, templates)
-            network = clock.now()
+            with self.turn():
+                started = clock.now()
+                self.infer(images, audio, templates)
+                finished = clock.now()
             frames = warm_up(self.encoder)
-            if timed:
-                rate.add(network - started, batch_size)
-                rate.add_encoding(clock.now() - network, frames)
+            if round_:
+                network, encoding, windows = network + finished - started, encoding + clock.now() - finished, windows + frames
+        rate.add(network / WARM_UP_ROUNDS, batch_size)
+        rate.add_encoding(encoding, windows)
         return rate
 
     def close(self) -> None:

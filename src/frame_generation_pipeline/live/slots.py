@@ -132,6 +132,12 @@ class Timeline:
         with self.changed:
             return [segment for segment in self._segments if isinstance(segment, Utterance)]
 
+    def has_speech_to_render(self) -> bool:
+        """True while a queued utterance has frames left to render (or speech still coming)."""
+        with self.changed:
+            return any(isinstance(segment, Utterance) and segment.next_render < segment.frame_limit()
+                       for segment in self._segments)
+
     def take_idle(self, run: IdleRun) -> None:
         """One slot of an idle run is shown (the run ends with its last)."""
         with self.changed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -85,8 +85,9 @@ DEFAULT_MARGIN = 0.1
 
 @dataclass
 class RenderRate:
-    """The session's own measure of its work (exponential moving averages): network batches, and
-    the audio encoder's windows (one per feature row)."""
+    """The session's own measure of its work (exponential moving averages): network batches (in its
+    turn at the model, not counting the wait for it), and the audio encoder's windows (one per
+    feature row)."""
 
     seconds_per_frame: float = 0.0
     seconds_per_batch: float = 0.0
@@ -104,6 +105,13 @@ class RenderRate:
     def add_encoding(self, seconds: float, windows: int) -> None:
         """Account `windows` audio encoder windows (and their mel frames) that took `seconds`."""
         self.seconds_per_window = self._mix(self.seconds_per_window, seconds / max(windows, 1))
+
+    def shared_by(self, speakers: int) -> RenderRate:
+        """What this measure becomes when the model (and the machine) is shared by `speakers`
+        sessions taking turns: each step takes `speakers` times as long."""
+        return replace(self, seconds_per_frame=self.seconds_per_frame * speakers,
+                       seconds_per_batch=self.seconds_per_batch * speakers,
+                       seconds_per_window=self.seconds_per_window * speakers)
 
     @property
     def frames_per_second(self) -> float:

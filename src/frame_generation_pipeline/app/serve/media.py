@@ -55,11 +55,17 @@ class SlotTrack(MediaStreamTrack):
 
 
 def video_frame(image: np.ndarray, slot: int, width: int | None) -> av.VideoFrame:
-    """A slot's image as an av frame stamped on the 90 kHz clock, scaled to `width` if given."""
+    """A slot's image as an av frame stamped on the 90 kHz clock, scaled to `width` if given; in
+    yuv420p (what the encoders take, converted by OpenCV: cheaper than the encoder's own
+    conversion) when both sides are even, else in BGR."""
     if width is not None and width < image.shape[1]:
         height = round(image.shape[0] * width / image.shape[1] / 2) * 2
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+    if image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0:
+        planes: np.ndarray = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    else:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
     frame.pts, frame.time_base = slot * (90000 // FPS), VIDEO_TIME_BASE
     return frame
 

@@ -63,6 +63,12 @@ class Visitor:
     ending: bool = False
 
 
+#: The video codecs a server can prefer (the visitor may still only take the other). VP8 is the
+#: default: aiortc's VP8 encoder costs about a third of its H.264 encoder's CPU (x264 at its
+#: default preset) per frame (docs/live.md, "Where a live frame's CPU goes").
+VIDEO_CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
+
+
 @dataclass
 class ServerSettings:
     """What `frame-gen serve` was started with (beyond the model)."""
@@ -71,6 +77,7 @@ class ServerSettings:
     token: str | None = None
     ice_addresses: tuple[str, ...] = ()
     video_width: int | None = None
+    video_codec: str = "vp8"
     use_parsing: bool = False
     start_margin: float = DEFAULT_MARGIN
     blend: Blend = NO_BLEND
@@ -190,9 +197,10 @@ class AvatarServer:
         media = SessionMedia(session, asyncio.get_running_loop(), self.settings.video_width, self.metrics)
         visitor = Visitor(session_id, pc, session, media)
         video = pc.addTransceiver(media.video, direction="sendonly")
+        preferred = VIDEO_CODECS[self.settings.video_codec]
         codecs = RTCRtpSender.getCapabilities("video").codecs
-        video.setCodecPreferences([c for c in codecs if c.mimeType == "video/H264"] +
-                                  [c for c in codecs if c.mimeType != "video/H264"])
+        video.setCodecPreferences([c for c in codecs if c.mimeType == preferred] +
+                                  [c for c in codecs if c.mimeType != preferred])
         pc.addTransceiver(media.audio, direction="sendrecv")
 
         @pc.on("track")
