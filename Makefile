@@ -42,6 +42,7 @@ demo: install
 bench: install-dev
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/live_stages.py
 	$(BIN)/python benchmarks/farm.py
 
 clean:

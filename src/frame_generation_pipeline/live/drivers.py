@@ -152,7 +152,8 @@ class RealtimeDriver(Driver):
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """Its policy's start delay after its first sample, from the session's measured speed shared
         with the sessions speaking now."""
-        delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin)
+        delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
+                            self.renderer.batch_size)
         delay += utterance.features.extra_lookahead_seconds
         self.timeline.place(utterance, delay, not_before)
 

@@ -119,17 +119,20 @@ class RenderRate:
         return 1 / self.seconds_per_frame if self.seconds_per_frame > 0 else float("inf")
 
 
-def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float) -> float:
+def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float, batch: int = 1) -> float:
     """Seconds between an utterance's first sample and its first slot.
 
-    Both policies wait for the lookahead and one batch. DELAY (speech whose length is known) is
-    encoded whole before its first frame renders, so it also waits for that encoding, and until the
-    slower rendering can no longer catch up with playback: frame i is rendered by E + (i + 1) / r
-    after the start and shown at delay + i / fps, for every i < frames.
+    Both policies wait for the lookahead and one batch. DROP (open speech, whose frames become
+    renderable one per slot as it arrives) also waits for the rest of a batch's speech: (batch - 1)
+    slots. DELAY (speech whose length is known) is encoded whole before its first frame renders, so
+    it also waits for that encoding, and until the slower rendering can no longer catch up with
+    playback: frame i is rendered by E + (i + 1) / r after the start and shown at delay + i / fps,
+    for every i < frames.
     """
     known = frames if policy == DELAY else None
     encoding = known * rate.seconds_per_window if known is not None else 0.0
-    base = LOOKAHEAD_SECONDS + rate.seconds_per_batch + margin + encoding
+    gathering = (batch - 1) / FPS if known is None else 0.0
+    base = LOOKAHEAD_SECONDS + gathering + rate.seconds_per_batch + margin + encoding
     if known is None or rate.frames_per_second >= FPS:
         return base
     catch_up = encoding + known * rate.seconds_per_frame - (known - 1) / FPS
