@@ -123,7 +123,12 @@ def test_demo_renders_a_playable_video_with_audio(tmp_path):
 
     result = run_cli("demo", "--output", tmp_path / "demo", "--seconds", "0.6")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"demo video: {tmp_path / 'demo' / 'demo.mp4'}"
+    video_line, inputs_line = result.stdout.strip().splitlines()
+    assert video_line == f"demo video: {tmp_path / 'demo' / 'demo.mp4'}"
+    assert inputs_line.startswith("its inputs (checkpoint.pth, template/, audio_visual_encoder.pth, speech.wav): "
+                                  f"{tmp_path / 'demo' / 'inputs'};")
+    assert all((tmp_path / "demo" / "inputs" / name).exists()
+               for name in ("checkpoint.pth", "template", "audio_visual_encoder.pth", "speech.wav"))
     assert result.stderr.strip().splitlines()[-1].startswith(f"wrote {tmp_path / 'demo' / 'demo.mp4'}: 14 frames")
     with av.open(str(tmp_path / "demo" / "demo.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]

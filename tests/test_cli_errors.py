@@ -282,3 +282,47 @@ def test_a_full_disk_while_exporting_into_the_cache_is_a_clean_error(good, tmp_p
     assert result.stderr.startswith(f"error: {tmp_path / 'cache' / 'onnx'}/") and result.stderr.endswith(
         ".onnx: cannot write the ONNX model (File too large)\n") and result.stderr.count("\n") == 1
     assert list((tmp_path / "cache" / "onnx").iterdir()) == [] and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--port", "99999", "argument --port: a port is 1 to 65535, got 99999"),
+    ("--ice-address", "nonsense", "argument --ice-address: expected an IP address"),
+    ("--host", "203.0.113.5", "--host 203.0.113.5: not an address of this machine"),  # TEST-NET-3: never this machine's
+])
+def test_serve_refuses_an_unusable_address_or_port_in_one_line(good, tmp_path, capsys, option, value, message):
+    status = cli_status(["serve", "--checkpoint", str(good / "ave.pth"), "--template-dir", str(good / "tpl"),
+                         "--audio-encoder", str(good / "ave.pth"), "--port", "8010", option, value])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_live_with_a_mode_no_audio_model_computes_says_so_without_naming_an_option_it_lacks(good, capsys):
+    status = cli_status(["live", "--checkpoint", str(good / "ave.pth"), "--template-dir", str(good / "tpl"),
+                         "--audio-encoder", str(good / "ave.pth"), "--audio", str(good / "s.wav"), "--mode", "wenet",
+                         "--output", str(good / "never.mp4")])
+    err = capsys.readouterr().err
+    assert status == 2 and "nothing here computes wenet features" in err and "--audio-features" not in err, err
+    assert not (good / "never.mp4").exists()
+
+
+def test_ctrl_c_mid_live_render_ends_the_render_thread_first_and_leaves_nothing(good, tmp_path, encoder_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_speech_like_wav(tmp_path / "long.wav", 3.0)
+    argv = [sys.executable, "-m", "frame_generation_pipeline", "live", "--quiet", "--realtime", "--checkpoint",
+            str(good / "ave.pth"), "--template-dir", str(good / "tpl"), "--audio-encoder", str(encoder_path),
+            "--audio", str(tmp_path / "long.wav"), "--output", str(tmp_path / "live.mp4")]
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".live-*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".live-*")), "the session never started"
+    time.sleep(1.0)  # speech is being rendered in the session's thread
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err  # not an abort from a network thread still running at exit
+    assert [line for line in err.splitlines() if not line.startswith("warning: ")] == ["error: interrupted"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"], "no hidden temporary left"

@@ -76,16 +76,19 @@ ONNX_OPSETS = range(11, 21)
 AUDIO_MODELS = {"audio_encoder": "ave", "hubert_model": "hubert"}
 
 
-def mode_for_audio_model(mode: str | None, audio_model: str | None) -> str:
+def mode_for_audio_model(mode: str | None, audio_model: str | None, feature_files: bool = True) -> str:
     """The checkpoint's mode: `mode` as given, else the one audio model `audio_model` (a key of
     AUDIO_MODELS, or None) computes features for, else ave. A given mode that the audio model
     does not compute features for is refused (ave and hubert checkpoints look alike, so only an
-    explicit mode can disagree)."""
+    explicit mode can disagree); the refusal names --audio-features where `feature_files` are taken."""
     computed = AUDIO_MODELS[audio_model] if audio_model is not None else None
     if mode is not None and audio_model is not None and computed is not None and get_mode(mode).name != computed:
         option = "--" + audio_model.replace("_", "-")
         models = [f"--{key.replace('_', '-')}" for key, made in AUDIO_MODELS.items() if made == get_mode(mode).name]
-        give = " or ".join([*models, "--audio-features"])
+        give = " or ".join([*models, *(["--audio-features"] if feature_files else [])])
+        if not give:
+            raise ConfigurationError(f"{option} computes {computed} features, but --mode is {mode!r} and nothing here "
+                                     f"computes {mode} features: use a checkpoint of mode {computed}")
         raise ConfigurationError(f"{option} computes {computed} features, but --mode is {mode!r}: give {give} for mode "
                                  f"{mode}, or a checkpoint of mode {computed}")
     return get_mode(mode or computed or "ave").name

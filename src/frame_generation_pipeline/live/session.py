@@ -125,6 +125,11 @@ class StreamingSession:
         return self.timeline.stats
 
     @property
+    def closed(self) -> bool:
+        """True once `close` was called (no more speech can be pushed)."""
+        return self.timeline.closed
+
+    @property
     def rate(self) -> RenderRate:
         """The session's measure of its rendering speed."""
         return self.renderer.rate

@@ -19,6 +19,7 @@ import numpy as np
 from ..audio.ffmpeg import AudioInfo
 from ..audio.speech import load_speech
 from ..contract import SAMPLE_RATE
+from ..errors import StreamError
 from ..files import atomic_directory, atomic_file, write_bytes
 from ..outputs.frames import encode_image, is_frame_file
 from ..outputs.video import encode_frames, mux_audio
@@ -53,6 +54,9 @@ def push_speech(session: StreamingSession, files: Sequence[Path | AudioInfo], ch
                 if realtime:
                     session.clock.sleep(started + (first + chunk) / SAMPLE_RATE - session.clock.now())
             session.end_of_speech()
+    except StreamError:
+        if not session.closed:
+            raise  # else the viewer has gone (an error or Ctrl-C) and closed the session: stop pushing
     finally:
         session.close()
 
@@ -70,12 +74,16 @@ def simulate_viewer(
     output = plan.output
     producer = threading.Thread(target=push_speech, args=(session, plan.audio, chunk_ms, realtime, gap_seconds, policy),
                                 name="live-producer", daemon=True)
-    with contextlib.ExitStack() as stack:
-        video_path = stack.enter_context(atomic_file(output))
-        folder = stack.enter_context(atomic_directory(frames_dir, is_frame_file)) if frames_dir is not None else None
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".live-", dir=output.parent)))
-        slots = _record(session, producer, scratch, folder, output)
-        mux_audio(scratch / "video.mp4", scratch / "audio.wav", video_path, slots / FPS)
+    try:
+        with contextlib.ExitStack() as stack:
+            video_path = stack.enter_context(atomic_file(output))
+            folder = stack.enter_context(atomic_directory(frames_dir, is_frame_file)) if frames_dir is not None else None
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".live-", dir=output.parent)))
+            slots = _record(session, producer, scratch, folder, output)
+            mux_audio(scratch / "video.mp4", scratch / "audio.wav", video_path, slots / FPS)
+    finally:  # also on an error or Ctrl-C: no render thread may still be in the network when the process exits
+        session.close(drain=False)
+        session.join()
     return report(session, realtime, policy)
 
 

@@ -33,9 +33,9 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         default = action.default
         if (
-            "%(default)" not in text
+            "default" not in text  # a help that already says its default (or %(default)s)
             and not action.required
-            and default not in (None, False, argparse.SUPPRESS)
+            and default not in (None, False, argparse.SUPPRESS, [], ())
             and action.option_strings
         ):
             text += " (default: %(default)s)"
@@ -45,6 +45,25 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 def positive_int(text: str) -> int:
     """An integer >= 1."""
     return _int_at_least(text, 1)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
+    return value
+
+
+def ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address, as written."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IP address (e.g. 127.0.0.1 or ::1), got {text!r}") from None
+    return text
 
 
 def non_negative_int(text: str) -> int:

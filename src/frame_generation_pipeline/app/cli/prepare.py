@@ -27,7 +27,8 @@ def model_settings(args: argparse.Namespace) -> dict:
         raise CheckpointError(args.checkpoint, missing_file(args.checkpoint, "checkpoint file"))
     from ...render.template_cache import TemplateCache
 
-    return {"mode": mode_for_audio_model(args.mode, audio_model_option(args)), "device": device, "backend": backend,
+    mode = mode_for_audio_model(args.mode, audio_model_option(args), feature_files=hasattr(args, "audio_features"))
+    return {"mode": mode, "device": device, "backend": backend,
             "batch_size": args.batch_size, "onnx_path": args.onnx, "precision": precision,
             "template_cache": TemplateCache(args.template_cache_mb << 20)}
 

@@ -159,7 +159,10 @@ def run_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
     report(args, result.summary())
     if not args.quiet:
+        inputs = Path(result.output).resolve().parent / "inputs"
         print(f"demo video: {Path(result.output).resolve()}")
+        print(f"its inputs (checkpoint.pth, template/, audio_visual_encoder.pth, speech.wav): {inputs}; "
+              "try them with `frame-gen live` or `frame-gen serve` (README)")
     return 0
 
 

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
 
 from ...errors import ConfigurationError
 from ...live.timeline import DEFAULT_MARGIN
-from .arguments import add_audio_model, add_blend, add_model, blend_options, non_negative_float, positive_int, subcommand
+from .arguments import (
+    add_audio_model,
+    add_blend,
+    add_model,
+    blend_options,
+    ip_address,
+    non_negative_float,
+    port_number,
+    positive_int,
+    subcommand,
+)
 from .prepare import pipeline_from
 
 
@@ -46,6 +57,8 @@ def listen(host: str, port: int) -> socket.socket:
         raise ConfigurationError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigurationError(f"--host {host}: not an address of this machine ({reason})") from None
         raise ConfigurationError(f"--port {port}: cannot listen on {host}:{port} ({reason}; "
                                  "is another server using it?)") from None
 
@@ -65,14 +78,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     add_blend(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=positive_int, default=8010, help="port to listen on")
+    serve.add_argument("--port", type=port_number, default=8010, help="port to listen on")
     serve.add_argument("--max-sessions", type=positive_int, default=4, help="visitors at once (more get 503)")
     serve.add_argument("--token", default=None, help="require Authorization: Bearer TOKEN on every request but the page")
-    serve.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
+    serve.add_argument("--ice-address", action="append", type=ip_address, default=[], metavar="ADDR",
                        help="limit ICE host candidates to this address (repeatable; default: every interface)")
     serve.add_argument("--video-width", type=positive_int, default=None, help="scale the video down to this width")
     serve.add_argument("--video-codec", choices=("vp8", "h264"), default="vp8",
-                       help="the video codec offered first (default vp8: a third of H.264's encoding CPU here)")
+                       help="the video codec offered first (default vp8: a quarter to a sixth of aiortc's H.264 "
+                            "encoder CPU; docs/live.md)")
     serve.add_argument("--start-margin", type=non_negative_float, default=DEFAULT_MARGIN, metavar="SECONDS",
                        help=f"slack before each utterance's first frame (default {DEFAULT_MARGIN}); raise it on a busy "
                             "machine whose /stats show dropped frames")
