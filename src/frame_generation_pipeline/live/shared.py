@@ -20,7 +20,6 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -206,13 +205,16 @@ class LiveModel:
             self.on_batch(frames, seconds)
 
     def warm_up(self, batch_size: int, clock: Clock | None = None) -> RenderRate:
-        """A fresh RenderRate seeded by timing WARM_UP_ROUNDS batches of the network and of audio
-        encoder windows, after one untimed round (it also pays for the set-up); measured once per
-        batch size, later sessions get a copy."""
+        """The model's RenderRate at `batch_size`, shared by every real-time session of this
+        LiveModel: seeded by timing WARM_UP_ROUNDS batches of the network and of audio encoder
+        windows after one untimed round (it also pays for the set-up), then updated by every batch
+        of every session, so that a session placing speech plans with the model's latest speed
+        under the load of now, not with its own old one. (Two sessions updating it at once may
+        lose one sample of the moving average: harmless.)"""
         with self._warm_up_lock:
             if batch_size not in self._measured:
                 self._measured[batch_size] = self._measure(batch_size, clock or RealClock())
-            return replace(self._measured[batch_size])
+            return self._measured[batch_size]
 
     def _measure(self, batch_size: int, clock: Clock) -> RenderRate:
         rate = RenderRate()
