@@ -285,7 +285,7 @@ def test_a_full_disk_while_exporting_into_the_cache_is_a_clean_error(good, tmp_p
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--port", "99999", "argument --port: a port is 1 to 65535, got 99999"),
+    ("--port", "99999", "argument --port: must be within 1..65535, got 99999"),
     ("--ice-address", "nonsense", "argument --ice-address: expected an IP address"),
     ("--host", "203.0.113.5", "--host 203.0.113.5: not an address of this machine"),  # TEST-NET-3: never this machine's
 ])

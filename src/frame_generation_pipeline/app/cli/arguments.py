@@ -48,11 +48,8 @@ def positive_int(text: str) -> int:
 
 
 def port_number(text: str) -> int:
-    """A TCP port, 1 to 65535."""
-    value = positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {value}")
-    return value
+    """A TCP port, 1..65535."""
+    return _int_within(text, 1, 65535)
 
 
 def ip_address(text: str) -> str:
@@ -103,9 +100,13 @@ def _finite_float(text: str, condition: str, holds: Callable[[float], bool]) -> 
 
 def crf_value(text: str) -> int:
     """An x264 crf, 0..51."""
-    value = non_negative_int(text)
-    if value > 51:
-        raise argparse.ArgumentTypeError(f"must be within 0..51, got {value}")
+    return _int_within(text, 0, 51)
+
+
+def _int_within(text: str, low: int, high: int) -> int:
+    value = _int_at_least(text, low)
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be within {low}..{high}, got {value}")
     return value
 
 
