@@ -23,7 +23,7 @@ class Renderer:
         template_of: the template of a timeline slot.
         clock: the session's clock (batches and encoder windows are timed on it).
         batch_size: speech frames per network call.
-        rate: the measure to start from (a warm-up's, or an empty one).
+        rate: the measure it updates and plans with (its LiveModel's shared one, or an empty one).
         speakers: how many sessions share the model now, this one included (None: it is alone).
     """
 
@@ -61,31 +61,29 @@ class Renderer:
     def _can_wait_for_batch(self, utterance: Utterance, due: Callable[[int], float]) -> bool:
         """True when fewer frames than a batch are ready, more are coming, and waiting for them
         (at the speed of speech) still has the first one on time: a full batch uses every stream."""
-        assert utterance.start_slot is not None  # placed before it renders
         ready = sum(utterance.features.ready(utterance.next_render + i) for i in range(self.batch_size))
         if ready == self.batch_size or utterance.features.count is not None:
             return False
         wait = (self.batch_size - ready) / FPS
-        deadline = due(utterance.start_slot + utterance.next_render)
+        deadline = self._next_due(utterance, due)
         return self._finish_estimate(deadline) + wait <= deadline
 
+    @staticmethod
+    def _next_due(utterance: Utterance, due: Callable[[int], float] | None) -> float:
+        """When the utterance's next frame to render is due (no deadline in a simulation)."""
+        assert utterance.start_slot is not None  # placed before it renders
+        return math.inf if due is None else due(utterance.start_slot + utterance.next_render)
+
     def _skip_late(self, utterance: Utterance, due: Callable[[int], float]) -> None:
-        assert utterance.start_slot is not None  # placed before its frames are due
         while utterance.next_render < utterance.frame_limit():
-            slot = utterance.start_slot + utterance.next_render
-            if self._finish_estimate(due(slot)) <= due(slot):
+            deadline = self._next_due(utterance, due)
+            if self._finish_estimate(deadline) <= deadline:
                 break
             utterance.next_render += 1
 
     def _render(self, utterance: Utterance, due: Callable[[int], float] | None) -> None:
         assert utterance.start_slot is not None  # placed before it renders
-        start = utterance.start_slot
-
-        def deadline() -> float:
-            """When the next frame to render is due (no deadline in a simulation)."""
-            return math.inf if due is None else due(start + utterance.next_render)
-
-        first_due = deadline()
+        first_due = self._next_due(utterance, due)
         indices: list[int] = []
         while (len(indices) < self.batch_size and utterance.next_render < utterance.frame_limit()
                and utterance.features.ready(utterance.next_render)):
@@ -99,7 +97,7 @@ class Renderer:
             outputs = self.live.infer(images, audio, templates)
             if due is not None and utterance.next_render < utterance.frame_limit() \
                     and utterance.features.ready(utterance.next_render):
-                turn.again(deadline())  # the next batch is ready: keep its place
+                turn.again(self._next_due(utterance, due))  # the next batch is ready: keep its place
         pixels = [to_pixels(output) for output in outputs]
         finished = self.clock.now()
         for i, frame in zip(indices, pixels):

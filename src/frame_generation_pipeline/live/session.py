@@ -131,7 +131,8 @@ class StreamingSession:
 
     @property
     def rate(self) -> RenderRate:
-        """The session's measure of its rendering speed."""
+        """The measure of rendering speed the session plans with (in real time, its LiveModel's, shared
+        by the LiveModel's real-time sessions)."""
         return self.renderer.rate
 
     # --- producers --------------------------------------------------------------------------

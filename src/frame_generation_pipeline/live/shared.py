@@ -231,7 +231,9 @@ class LiveModel:
                 finished = clock.now()
             frames = warm_up(self.encoder)
             if round_:
-                network, encoding, windows = network + finished - started, encoding + clock.now() - finished, windows + frames
+                network += finished - started
+                encoding += clock.now() - finished
+                windows += frames
         rate.add(network / WARM_UP_ROUNDS, batch_size)
         rate.add_encoding(encoding, windows)
         return rate

@@ -85,9 +85,9 @@ DEFAULT_MARGIN = 0.1
 
 @dataclass
 class RenderRate:
-    """The session's own measure of its work (exponential moving averages): network batches (in its
-    turn at the model, not counting the wait for it), and the audio encoder's windows (one per
-    feature row)."""
+    """A measure of live rendering work (exponential moving averages): network batches (in a turn at
+    the model, not counting the wait for it), and the audio encoder's windows (one per feature row).
+    Real-time sessions of one LiveModel share one (LiveModel.warm_up)."""
 
     seconds_per_frame: float = 0.0
     seconds_per_batch: float = 0.0

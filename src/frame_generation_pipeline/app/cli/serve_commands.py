@@ -53,12 +53,10 @@ def listen(host: str, port: int) -> socket.socket:
     """A socket listening on host:port; ConfigurationError naming --host/--port when it cannot be had."""
     try:
         return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    except socket.gaierror as exc:
-        raise ConfigurationError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
-    except OSError as exc:
+    except OSError as exc:  # socket.gaierror too: a name that does not resolve
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigurationError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        if exc.errno == errno.EADDRNOTAVAIL:
-            raise ConfigurationError(f"--host {host}: not an address of this machine ({reason})") from None
         raise ConfigurationError(f"--port {port}: cannot listen on {host}:{port} ({reason}; "
                                  "is another server using it?)") from None
 

@@ -64,8 +64,8 @@ class Visitor:
 
 
 #: The video codecs a server can prefer (the visitor may still only take the other). VP8 is the
-#: default: aiortc's VP8 encoder costs about a third of its H.264 encoder's CPU (x264 at its
-#: default preset) per frame (docs/live.md, "Where a live frame's CPU goes").
+#: default: aiortc's VP8 encoder costs a quarter (720p) to a sixth (640x480) of its H.264 encoder's
+#: CPU (x264 at its default preset) per frame (docs/live.md, "Where a live frame's CPU goes").
 VIDEO_CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 
 
