@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from frame_generation_pipeline import __version__
 from frame_generation_pipeline.app.cli import build_parser, main
+from frame_generation_pipeline.files import MANIFEST
 
 from .helpers import cli_status
 
@@ -62,18 +64,18 @@ def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path, capsy
 
 def test_frames_into_a_folder_of_an_earlier_longer_run_leave_exactly_the_new_frames(checkpoints, features, templates_640, tmp_path):
     out = tmp_path / "f"
-    out.mkdir()
-    for i in range(500):
-        (out / f"{i:06d}.png").write_bytes(b"old")
     args = ["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
-            "--audio-features", str(features["ave"]), "--output-dir", str(out), "--max-frames", "3"]
-    assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
-    assert all(p.read_bytes().startswith(b"\x89PNG") for p in out.iterdir())
+            "--audio-features", str(features["ave"]), "--output-dir", str(out), "--max-frames"]
+    assert main([*args, "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000.png", "000001.png"]
+    assert main([*args, "1"]) == 0  # our own earlier output, as its manifest shows: replaced
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000.png"]
+    assert (out / "000000.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((out / MANIFEST).read_text())["files"] == {"000000.png": (out / "000000.png").stat().st_size}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"], "no temporary or old folder left"
     (out / "notes.txt").write_text("mine")
-    assert main(args) == 2
-    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 4
+    assert main([*args, "1"]) == 2
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 3
 
 
 @pytest.mark.parametrize(
@@ -134,7 +136,7 @@ def test_demo_renders_a_playable_video_with_audio(tmp_path):
         assert [s.type for s in container.streams] == ["video", "audio"]
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2 == 14
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["demo.mp4", "inputs"]
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [MANIFEST, "demo.mp4", "inputs"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 

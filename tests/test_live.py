@@ -15,6 +15,7 @@ from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.errors import CheckpointError, StreamError
+from frame_generation_pipeline.files import MANIFEST
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.inputs.templates import ping_pong_schedule
 from frame_generation_pipeline.live.session import StreamingSession
@@ -312,7 +313,7 @@ def test_live_command_writes_what_a_viewer_sees(world, checkpoints, encoder_path
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames"] == 9 + 5 + 9 and report["speech_frames"] == 18 and report["dropped_frames"] == 0
     assert report["first_frame_latency_s"] > 0 and report["render_fps"] > 0 and report["lookahead_s"] == 0.45
-    assert len(list((tmp_path / "frames").iterdir())) == 23
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 23 and (tmp_path / "frames" / MANIFEST).is_file()
     with av.open(str(tmp_path / "live.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
         assert sum(1 for _ in container.decode(video=0)) == 23

@@ -24,14 +24,12 @@ from .checks import missing_file
 from .contract import ModeSpec, get_mode, mode_for_audio_model
 from .devices import available_memory
 from .errors import CheckpointError, ConfigurationError
-from .files import check_output_file, check_replaceable_folder, refuse_overwriting_inputs
+from .files import check_output
 from .inputs.features import AudioFeatures, as_features, sidecar_path
 from .inputs.templates import TemplateSet, as_templates
 from .models.hubert import check_model_folder, hubert_frames
 from .options import RenderOptions
-from .outputs.frames import is_frame_file
 from .outputs.video import check_container
-from .ports.reference import is_bundle_file
 
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
@@ -287,13 +285,10 @@ def _check_outputs(
         given["--audio" if len(audio) == 1 else f"--audio #{number + 1}"] = info.path
     if model is not None:
         given[model.argument] = model.path
-    folder = kind in ("frames", "reference")
-    if not folder:
-        check_container(output)
-        check_output_file(output)
-    refuse_overwriting_inputs(output, _OUTPUT_NAMES[kind], given, folder=folder)
-    if folder:  # after the inputs: a folder holding an input is named for that first
-        check_replaceable_folder(output, is_frame_file if kind == "frames" else is_bundle_file)
-    for name, path in extra_outputs.items():
+    outputs = {_OUTPUT_NAMES[kind]: output, **extra_outputs}
+    for name, path in outputs.items():
         if path is not None:
-            refuse_overwriting_inputs(path, name, {**given, _OUTPUT_NAMES[kind]: output}, folder=name.endswith("-dir"))
+            others = {other: value for other, value in outputs.items() if other != name}
+            check_output(path, name, given, folder=name.endswith("-dir"), outputs=others)
+    if kind not in ("frames", "reference"):
+        check_container(output)
