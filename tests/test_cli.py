@@ -56,7 +56,7 @@ def test_a_command_run_in_process_leaves_the_library_logger_as_it_found_it(tmp_p
 
 
 def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path, capsys):
-    assert main(["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+    assert main(["frames", "-q", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
                  "--audio-features", str(features["ave"]), "--output-dir", str(tmp_path / "f"), "--max-frames", "1"]) == 0
     captured = capsys.readouterr()
     assert captured.out == captured.err == ""
@@ -82,7 +82,7 @@ def test_frames_into_a_folder_of_an_earlier_longer_run_leave_exactly_the_new_fra
     "change, message",
     [({"--mode": "wenet", "--audio-features": "wenet"}, "layout of mode 'ave' or 'hubert'"),
      ({"--mode": "klingon"}, "argument --mode: invalid choice: 'klingon'"),
-     ({"--start-frame": "5"}, "start_frame 5 is outside the 5 templates"),
+     ({"--start-frame": "5"}, "--start-frame 5 is outside the 5 templates"),
      ({"--audio-features": "missing.npy"}, "missing.npy: audio feature file not found")],
 )
 def test_bad_input_is_one_line_exit_2(checkpoints, features, templates_640, tmp_path, change, message, capsys):
@@ -146,3 +146,16 @@ def test_reference_loads_only_the_exact_backend(checkpoints, features, templates
                  "--output-dir", str(tmp_path / "bundle")]) == 0
     err = capsys.readouterr().err
     assert "backend torch" in err and "onnx" not in err, err
+
+
+def test_a_closed_output_pipe_ends_a_command_quietly(tmp_path, monkeypatch, capsys):
+    import os
+
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
+    read, write = os.pipe()
+    os.close(read)  # `frame-gen cache | head -1`: the reader has gone
+    with open(write, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["cache"]) == 141
+        monkeypatch.undo()
+    assert capsys.readouterr().err == ""

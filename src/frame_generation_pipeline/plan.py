@@ -21,7 +21,7 @@ from .audio.ffmpeg import AudioInfo, probe_audio
 from .audio.mel import frames_for_samples
 from .audio.speech import load_speech
 from .checks import missing_file
-from .contract import ModeSpec, get_mode, mode_for_audio_model
+from .contract import SAMPLE_RATE, ModeSpec, get_mode, mode_for_audio_model
 from .devices import available_memory
 from .errors import CheckpointError, ConfigurationError
 from .files import check_output
@@ -206,10 +206,10 @@ def plan_render(
     feats, _, speech, _, available = read_sources(kind, spec, features, infos, model)
     count = available if kind == "live" else min(available, options.max_frames or available)
     if kind == "live":
-        opened.schedule(1, options.start_frame)  # the start frame is one of the templates
+        opened.schedule(1, options.start_frame, "--start-frame")  # the start frame is one of the templates
         opened.validate(list(range(options.start_frame, len(opened))))
     else:
-        opened.validate(opened.schedule(count, options.start_frame))
+        opened.validate(opened.schedule(count, options.start_frame, "--start-frame"))
     batch = None if batch_size is None else choose_batch(batch_size, count)
     fps = options.fps or spec.fps
     return RenderPlan(kind, output, spec, opened, feats, infos, speech, model, count, fps, batch, options)
@@ -234,6 +234,9 @@ def read_sources(
         feats = as_features(features, mode)
         return feats, infos, None, None, len(feats)
     if kind == "live":
+        if model is not None and model.mode == "ave":  # as a video refuses it: too short for one encoder window
+            for info in infos:
+                frames_for_samples(round((info.duration or 0) * SAMPLE_RATE), str(info.path))
         return None, infos, None, model, sum(round((info.duration or 0) * mode.fps) for info in infos)
     if model is not None and infos:
         hubert = model.mode == "hubert"

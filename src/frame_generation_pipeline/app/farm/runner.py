@@ -25,7 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ...devices import usable_cpus
-from ...errors import BackendUnavailableError, FrameGenerationError, first_line
+from ...errors import BackendUnavailableError, FrameGenerationError, first_line, install_hint
 from ...files import atomic_file, check_output_file
 from ...outputs.video import join_segments
 from .jobs import Job, check_outputs, job_from
@@ -80,7 +80,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise BackendUnavailableError("batch needs ray: pip install 'frame-generation-pipeline[farm]'") from None
+        raise BackendUnavailableError(f"batch needs ray: {install_hint('farm')}") from None
     return ray
 
 
