@@ -191,7 +191,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     frames = subcommand(
         commands, "frames", run_frames, "render frames as image files",
         "Render one lossless image per frame into a folder, which is replaced as a whole:\n"
-        "afterwards it holds exactly these frames (a folder with other files is refused).",
+        "afterwards it holds exactly these frames and .frame-gen-output.json, the list of them. Only an\n"
+        "empty folder or one frame-gen wrote (that list says so) is replaced; any other is refused.",
         "frame-gen frames --checkpoint checkpoint/May/5.pth --mode ave \\\n"
         "    --template-dir dataset/May --audio-features speech_ave.npy --output-dir out/frames",
     )
