@@ -15,7 +15,7 @@ import pytest
 
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
-from frame_generation_pipeline.files import file_sha256
+from frame_generation_pipeline.files import MANIFEST, file_sha256
 
 from .helpers import WITHOUT_TORCH, cli_status
 
@@ -329,7 +329,7 @@ def test_the_api_probes_the_speech_once_and_loads_the_encoder_once(work, monkeyp
     checked = pipeline.plan("frames", work / "fr", work / "tpl", audio=work / "talk.wav", audio_encoder=work / "enc.pth")
     assert checked.needs_features and checked.frame_count == 9 and checked.batch_size is None
     assert pipeline.render(checked).frames == 9 and len(loads) == 1
-    assert sorted(p.name for p in (work / "fr").iterdir()) == [f"{k:06d}.png" for k in range(9)]
+    assert sorted(p.name for p in (work / "fr").iterdir()) == [MANIFEST] + [f"{k:06d}.png" for k in range(9)]
 
 
 @pytest.mark.parametrize("command", ["frames", "reference"])

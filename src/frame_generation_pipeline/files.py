@@ -110,7 +110,7 @@ def check_output(
             relation = _overlap(target, path) if path is not None else None
             if path is not None and relation is not None:
                 raise OutputError(output, f"{name} {relation} the {kind} {label} ({os.fspath(path)}): writing it "
-                                          f"would change or destroy that {kind}; give a {name} outside every {kind}")
+                                          f"would change or destroy that {kind}; give {name} a path outside every {kind}")
     if folder:
         check_replaceable_folder(target, name)
     else:

@@ -118,7 +118,7 @@ def check_outputs(jobs: list[Job], source: str, report: str | os.PathLike[str] |
         raise ConfigurationError(f"{source}: holds no jobs")
     inputs = {f"{name} of job {number}": getattr(job, name) for number, job in enumerate(jobs, start=1)
               for name in sorted(_PATHS - {"output"})}
-    inputs["the job file"] = job_file
+    inputs["job file"] = job_file
     outputs = {f"of job {number}": job.output for number, job in enumerate(jobs, start=1)}
     for number, job in enumerate(jobs, start=1):
         others = {label: output for label, output in outputs.items() if label != f"of job {number}"}
