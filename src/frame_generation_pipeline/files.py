@@ -1,7 +1,9 @@
-"""Writing outputs safely (a temporary sibling moved into place only on success) and file hashes.
+"""Writing outputs safely: the one check every output goes through (check_output), a temporary
+sibling moved into place only on success, and file hashes.
 
 On any failure, Ctrl-C or termination signal the temporary sibling is removed and whatever was at
-the target before is left exactly as it was.
+the target before is left exactly as it was. A folder output is replaced only when it is empty or
+holds the manifest our writer leaves, listing everything in it.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _overlap(target: Path, path: str | os.PathLike[str]) -> str | None:
     real, other = Path(os.path.realpath(target)), Path(os.path.realpath(path))
     if real == other or _same_file(target, Path(path)):
         return "is"
-    if real.is_relative_to(other):
+    if real.is_relative_to(other) and other.is_dir():
         return "is inside"
     return "holds" if other.is_relative_to(real) else None
 
