@@ -10,6 +10,7 @@ the output was allowed without rendering anything."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("outputs")
     synthetic.make_templates(root / "tpl", 2, 64, 48, parsing=True)
     np.save(root / "f.npy", synthetic.random_features("ave", 2, seed=0))
-    write_speech_like_wav(root / "s.wav", 2 / 25)
+    write_speech_like_wav(root / "s.wav", 0.24)  # long enough for one encoder window
     for name in ("ckpt.pth", "enc.pth"):
         (root / name).write_bytes(BROKEN)
     (root / "hub").mkdir()
@@ -43,6 +44,9 @@ def world(tmp_path_factory) -> Path:
     for name in ("1.jpg", "2.jpg", "000000.png"):
         (root / "mine" / name).write_bytes(b"\xff\xd8 the user's frame " + name.encode())
     earlier_output(root / "ours", {"000000.png": b"an earlier frame", "000001.png": b"another"})
+    (root / "link.mp4").symlink_to(root / "s.wav")
+    os.link(root / "s.wav", root / "hard.mp4")
+    (root / "frames-link").symlink_to(root / "tpl" / "full_body_img")
     for suffix in (".mp4", ".npy", ".onnx", ".json", ".jsonl"):
         (root / f"old{suffix}").write_bytes(b"an earlier output")
     return root
@@ -100,6 +104,10 @@ def _rows():
     yield pytest.param("frames", "--output-dir", True, INSIDE, "tpl/full_body_img", id="frames-template-images")
     yield pytest.param("live --frames-dir", "--frames-dir", True, INSIDE, "tpl/full_body_img", id="live-template-images")
     yield pytest.param("batch --report", "--report", False, EQUAL, "JOBS", id="batch-report-over-its-job-file")
+    # through links
+    yield pytest.param("video", "--output", False, EQUAL, "link.mp4", id="video-symbolic-link-to-the-speech")
+    yield pytest.param("live --report", "--report", False, EQUAL, "hard.mp4", id="live-report-hard-link-of-the-speech")
+    yield pytest.param("frames", "--output-dir", True, INSIDE, "frames-link", id="frames-symbolic-link-into-the-templates")
 
 
 def _tree(*roots: Path) -> dict[str, bytes | None]:
