@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...checks import require_number
-from ...errors import OutputError
 from ...files import atomic_directory
 from ...options import RenderOptions, RenderResult
 from ...pipeline import FrameGenerationPipeline
@@ -47,7 +46,6 @@ def make_demo_inputs(folder: str | os.PathLike[str], seconds: float = 3.0) -> De
 
 #: Shortest demo: the audio encoder needs 16 mel frames (0.2 s) of speech.
 MIN_SECONDS = 0.2
-DEMO_FILES = ("inputs", "demo.mp4")
 
 
 def run_demo(output_dir: str | os.PathLike[str], seconds: float = 3.0, show_progress: bool = False) -> RenderResult:
@@ -59,9 +57,7 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float = 3.0, show_prog
     """
     require_number(seconds, "seconds", MIN_SECONDS, low_inclusive=True)
     output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(output_dir, "exists and is not a folder: give a folder for the demo's inputs and video")
-    with atomic_directory(output_dir, lambda entry: entry.name in DEMO_FILES) as staging:
+    with atomic_directory(output_dir, "demo") as staging:
         logger.info("generating demo inputs (templates, speech, random-weight checkpoints) in %s, "
                     "renamed to %s when the video is done", staging, output_dir)
         inputs = make_demo_inputs(staging / "inputs", seconds)
