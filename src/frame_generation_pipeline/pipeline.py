@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -16,19 +17,20 @@ from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo
 from .contract import get_mode
-from .devices import check_precision, resolve_device
+from .devices import check_precision, device_type, resolve_device
 from .errors import ConfigurationError
 from .files import atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
 from .inputs.templates import TemplateSet
-from .models.backends import EXACT_BACKEND, load_backend
+from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import is_frame_file, write_frames
 from .outputs.video import encode_frames
 from .plan import AudioModel, RenderPlan, describe_audio_model, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
+from .render.fidelity import MIN_FIDELITY_DB, measured_fidelity
 from .render.generator import FrameRenderer
-from .render.template_cache import TemplateCache
+from .render.template_cache import TemplateCache, templates_key
 
 if TYPE_CHECKING:
     from .models.audio_encoder import AudioEncoder
@@ -58,13 +60,16 @@ class FrameGenerationPipeline:
         checkpoint_path: a SyncTalk_2D 328 checkpoint (state_dict, `module.` prefix accepted).
         mode: "ave", "hubert" or "wenet".
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
-        backend: "auto" (the fastest installed for the device; frames within 2 per value of the
-            exact path), "torch" (bit-exact on the CPU), "onnxruntime" or "openvino".
+        backend: "auto" (the fastest installed for the device and precision), "torch" (bit-exact
+            on the CPU), "onnxruntime" or "openvino".
         batch_size: frames per network call; None picks the backend's measured default. Each render's
             plan caps it by the frames rendered and the free memory.
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
-        precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
+        precision: "auto" (bf16 where the CPU has it natively and the fidelity check on the
+            templates rendered measures at least 45 dB against the exact path, else fp32), "fp32"
+            (within 2 per value of the exact path), "bf16" (OpenVINO on CPUs with bf16, torch on
+            CUDA), "fp16" (CUDA).
         template_cache: where the network's template half is kept per template, shared with whatever
             else is given it (live sessions, other pipelines); None: one of its default size.
 
@@ -94,11 +99,58 @@ class FrameGenerationPipeline:
         self.device = self.model.device
         #: The batch asked for (capped per render by its plan); None: the backend's default.
         self.batch_request = batch_size
-        if batch_size is None:
-            batch_size = type(self.model).default_batch(self.device.split(":")[0])
         self.template_cache = TemplateCache() if template_cache is None else template_cache
-        self.generator = FrameRenderer(self.model, batch_size=batch_size, template_cache=self.template_cache)
+        self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
         self._audio_models: dict[tuple[str, str], SpeechModel] = {}
+        self._backend_request = backend
+        #: bf16 chosen by precision "auto": checked per template set before it renders it (render/fidelity.py).
+        self._checked = precision == "auto" and self.model.precision == "bf16"
+        self._fidelity: dict[Hashable, float] = {}
+        self._fp32: InferenceBackend | None = None
+        self._model_lock = threading.Lock()
+
+    def batch_of(self, model: InferenceBackend) -> int:
+        """The batch asked for, or `model`'s default (before a plan caps it)."""
+        return self.batch_request or type(model).default_batch(device_type(model.device))
+
+    def fidelity_db(self, templates: TemplateSet) -> float | None:
+        """dB of the precision `auto` chose against the exact path on `templates` (measured once per
+        checkpoint and template set, render/fidelity.py); None where no check applies (fp32, or a
+        precision asked for)."""
+        if not self._checked:
+            return None
+        key = templates_key(templates)
+        with self._model_lock:
+            if key not in self._fidelity:
+                value = measured_fidelity(self.model, self._exact_model, templates)
+                self._fidelity[key] = value
+                if value < MIN_FIDELITY_DB:
+                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in fp32",
+                                   self.model.describe(), value, templates.image_dir.parent, MIN_FIDELITY_DB)
+                else:
+                    logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
+                                templates.image_dir.parent)
+            return self._fidelity[key]
+
+    def model_for(self, templates: TemplateSet) -> InferenceBackend:
+        """The model that renders `templates`: the loaded one, or, where precision `auto` chose bf16 and
+        the fidelity check measures it below 45 dB on these templates, the fp32 one (loaded once)."""
+        db = self.fidelity_db(templates)
+        if db is None or db >= MIN_FIDELITY_DB:
+            return self.model
+        with self._model_lock:
+            if self._fp32 is None:
+                self._fp32 = load_backend(self.checkpoint_path, self.mode, self.device, self._backend_request, "fp32",
+                                          self.onnx_path)
+            return self._fp32
+
+    def renderer(self, templates: TemplateSet, batch_size: int | None = None) -> FrameRenderer:
+        """The FrameRenderer of `templates` (on `model_for(templates)`), at `batch_size` (None: `batch_of` it)."""
+        model = self.model_for(templates)
+        batch = batch_size or self.batch_of(model)
+        if model is self.model and batch == self.generator.batch_size:
+            return self.generator
+        return FrameRenderer(model, batch_size=batch, template_cache=self.template_cache)
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -185,15 +237,14 @@ class FrameGenerationPipeline:
             return plan
         return plan.encoded(self._loaded(plan.audio_model))
 
-    def _result(self, plan: RenderPlan, fps: float, batch: int, started: float) -> RenderResult:
-        return RenderResult(str(plan.output), plan.frame_count, fps, self.backend, self.device, batch,
-                            time.perf_counter() - started, plan.options)
+    def _result(self, plan: RenderPlan, fps: float, generator: FrameRenderer, started: float) -> RenderResult:
+        model = generator.model
+        return RenderResult(str(plan.output), plan.frame_count, fps, getattr(model, "name", self.backend), self.device,
+                            generator.batch_size, time.perf_counter() - started, plan.options,
+                            getattr(model, "precision", "fp32"), self.fidelity_db(plan.templates))
 
     def _generator(self, plan: RenderPlan) -> FrameRenderer:
-        batch = plan.batch_for(self.generator.batch_size)
-        if batch == self.generator.batch_size:
-            return self.generator
-        return FrameRenderer(self.model, batch_size=batch, template_cache=self.template_cache)
+        return self.renderer(plan.templates, plan.batch_for(self.batch_of(self.model_for(plan.templates))))
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
@@ -218,7 +269,7 @@ class FrameGenerationPipeline:
         with closing(frames), atomic_file(plan.output) as temporary:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
                           options.preset, count, plan.output)
-        return self._result(plan, fps, generator.batch_size, started)
+        return self._result(plan, fps, generator, started)
 
     def frames(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
@@ -239,7 +290,7 @@ class FrameGenerationPipeline:
         with closing(frames), atomic_directory(plan.output, is_frame_file) as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
-        return self._result(plan, self.mode.fps, generator.batch_size, started)
+        return self._result(plan, self.mode.fps, generator, started)
 
     def reference(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
@@ -260,7 +311,7 @@ class FrameGenerationPipeline:
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
                      exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.paste)
-        return replace(self._result(plan, self.mode.fps, 1, started), backend=exact.name, device="cpu")
+        return replace(self._result(plan, self.mode.fps, generator, started), device="cpu", fidelity_db=None)
 
     def generate_video(
         self, audio_features_path: Path_ | None, template_dir: Templates, audio_path: Path_, output_path: Path_,

@@ -107,12 +107,17 @@ class StreamingSession:
         cls, pipeline: FrameGenerationPipeline, templates: TemplateSet | str | os.PathLike[str],
         audio_encoder: AudioEncoder | HubertEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
     ) -> StreamingSession:
-        """A session on a loaded pipeline's model and batch size (options as for the class)."""
+        """A session on a loaded pipeline's model for `templates` (`model_for`) and its batch size (options
+        as for the class)."""
         if isinstance(audio_encoder, (str, os.PathLike)):
             audio_encoder = pipeline.audio_model(audio_encoder)
-        options.setdefault("batch_size", pipeline.generator.batch_size)
+        templates = as_templates(templates, use_parsing)
+        model = pipeline.model_for(templates)  # precision auto: bf16 checked on these templates first
+        options.setdefault("batch_size", pipeline.batch_of(model))
         options.setdefault("template_cache", pipeline.template_cache)
-        return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
+        session = cls(model, templates, audio_encoder, **options)
+        session.live.fidelity_db = pipeline.fidelity_db(templates)
+        return session
 
     @classmethod
     def on(cls, shared: LiveModel, **options: Any) -> StreamingSession:

@@ -132,6 +132,8 @@ def report(session: StreamingSession, realtime: bool, policy: str) -> dict:
         "realtime": realtime,
         "policy": policy,
         "backend": getattr(session.model, "name", type(session.model).__name__),
+        "precision": getattr(session.model, "precision", "fp32"),
+        "fidelity_db": session.live.fidelity_db,
         "batch_size": session.batch_size,
         "utterances": [asdict(utterance) for utterance in stats.utterances],
     }

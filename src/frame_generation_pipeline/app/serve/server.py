@@ -35,6 +35,8 @@ from ...live.session import StreamingSession
 from ...live.shared import LiveModel
 from ...live.timeline import DEFAULT_MARGIN
 from ...models.audio_encoder import AudioEncoder
+from ...models.backends.base import InferenceBackend
+from ...options import describe_precision
 from ...pipeline import FrameGenerationPipeline
 from ...render.blend import NO_BLEND, Blend
 from .ice import CONSENT_INTERVAL, configure_ice
@@ -94,6 +96,7 @@ class AvatarServer:
         self.visitors: dict[str, Visitor] = {}
         self.metrics = ServerMetrics(lambda: len(self.visitors))
         self.live: LiveModel | None = None
+        self.model: InferenceBackend = pipeline.model  # the one for these templates once started (model_for)
         self._lock = asyncio.Lock()  # guards the count of visitors (and of those joining), nothing slow
         self._joining = 0
 
@@ -121,13 +124,17 @@ class AvatarServer:
         self.live = await asyncio.to_thread(self._warmed_up)
 
     def _warmed_up(self) -> LiveModel:
-        live = LiveModel(self.pipeline.model, self.templates, self.encoder, on_batch=self.metrics.batch,
+        self.model = model = self.pipeline.model_for(self.templates)  # precision auto: bf16 checked on these templates
+        live = LiveModel(model, self.templates, self.encoder, on_batch=self.metrics.batch,
                          template_cache=self.pipeline.template_cache)
-        live.warm_up(self._batch_size())
+        live.fidelity_db = self.pipeline.fidelity_db(self.templates)
+        self.metrics.arithmetic(model.name, model.precision, live.fidelity_db)
+        logger.info("serving with %s", describe_precision(model.name, model.precision, live.fidelity_db))
+        live.warm_up(self._batch_size(model))
         return live
 
-    def _batch_size(self) -> int:
-        return max(self.pipeline.generator.batch_size, self.pipeline.model.streams)
+    def _batch_size(self, model: InferenceBackend) -> int:
+        return max(self.pipeline.batch_of(model), model.streams)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
@@ -175,7 +182,7 @@ class AvatarServer:
                 return _reason(503, f"all {self.settings.max_sessions} sessions are in use: try again later")
             self._joining += 1
         try:
-            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self._batch_size(),
+            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self._batch_size(self.model),
                                               realtime=True, margin=self.settings.start_margin,
                                               blend=self.settings.blend)
         finally:
@@ -255,7 +262,9 @@ class AvatarServer:
         session = self._visitor(request).session
         stats = session.stats
         return web.json_response({"first_frame_latency_s": stats.first_frame_latency_s, "render_fps": session.rate.frames_per_second
-                                  if session.rate.seconds_per_frame else None, "slots": stats.slots,
+                                  if session.rate.seconds_per_frame else None, "backend": self.model.name,
+                                  "precision": self.model.precision, "fidelity_db": session.live.fidelity_db,
+                                  "slots": stats.slots,
                                   "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
                                   "utterances": [{"start_slot": u.start_slot, "start_delay_s": u.start_delay_s,
                                                   "frames": u.frames, "dropped": u.dropped} for u in list(stats.utterances)[-8:]]})
