@@ -151,9 +151,12 @@ class RealtimeDriver(Driver):
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """Its policy's start delay after its first sample, from the session's measured speed shared
-        with the sessions speaking now."""
+        with the sessions speaking now, and its rate: every slot, or every other one where that speed
+        is below real time (Renderer.stride)."""
+        if utterance.start_slot is None:
+            utterance.stride = self.renderer.stride()
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
-                            self.renderer.batch_size)
+                            self.renderer.batch_size, utterance.stride)
         delay += utterance.features.extra_lookahead_seconds
         self.timeline.place(utterance, delay, not_before)
 

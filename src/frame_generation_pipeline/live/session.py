@@ -64,6 +64,8 @@ class StreamingSession:
         hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
         template_cache: where the network's template half is kept per template, when the session
             has its own LiveModel (a shared one brings its own; None: the whole network every frame).
+        half_rate: in real time, render every other slot of an utterance (each image shown twice)
+            where the measured speed is below real time (False: every slot, dropping what is late).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class StreamingSession:
         blend: Blend = NO_BLEND,
         hubert: HubertWindows | None = None,
         template_cache: TemplateCache | None = None,
+        half_rate: bool = True,
     ) -> None:
         if shared is not None and (shared.model is not model or shared.templates is not templates
                                    or shared.encoder is not encoder):
@@ -96,7 +99,7 @@ class StreamingSession:
         self.timeline = Timeline(self.clock, len(templates), start_frame)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
         self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate,
-                                 lambda: self.live.speakers(self.timeline))
+                                 lambda: self.live.speakers(self.timeline), half_rate)
         self.live.join(self.timeline)
         self.driver: RealtimeDriver | SimulatedDriver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)

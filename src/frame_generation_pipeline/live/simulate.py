@@ -127,6 +127,7 @@ def report(session: StreamingSession, realtime: bool, policy: str) -> dict:
         "speech_frames": stats.speech_frames,
         "idle_frames": stats.idle_frames,
         "dropped_frames": stats.dropped_frames,
+        "repeated_frames": stats.repeated_frames,
         "render_fps": session.rate.frames_per_second,
         "realtime_factor": session.rate.frames_per_second / FPS,
         "realtime": realtime,
