@@ -70,6 +70,12 @@ class OpenVinoBackend(ExportedBackend):
 
         return run, metadata
 
+    def halves_pay(self) -> bool:
+        """Not in bf16: there its template half costs 32 core-ms a frame against 44 for the whole
+        network and the rest alone 37 (2-core AVX-512 EPYC, docs/performance.md), so a template's first
+        frame costs 1.6x and later ones save 15%: clips and live sessions run the whole network."""
+        return self.precision != "bf16"
+
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
         """"auto" -> bf16 where the CPU has it natively (AVX-512 BF16 or AMX, read now), else fp32."""
