@@ -197,7 +197,7 @@ def test_known_length_speech_is_delayed_so_playback_never_stalls(world):
     model = Recorder(clock, seconds_per_frame=0.1)  # 10 frames/s: 2.5x slower than real time
     encoder = SlowEncoder(world["encoder"], clock, 0.03)  # the whole clip is encoded before its first frame
     session = StreamingSession(model, world["templates"], encoder, batch_size=2, realtime=True, clock=clock,
-                               threaded=False, half_rate=False)
+                               threaded=False)
     started = session.due(0)
     session.say(world["speech"]["long"])
     session.close()
@@ -235,8 +235,7 @@ def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(worl
     assert report.start_delay_s == pytest.approx(LOOKAHEAD_SECONDS + 0.1 + session.margin, abs=1 / FPS + 0.01)
 
 
-@pytest.mark.parametrize("policy", ["drop", "delay"])
-def test_below_real_time_every_other_slot_is_rendered_and_shown_twice_with_the_audio_unbroken(world, policy, caplog):
+def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_with_the_audio_unbroken(world, caplog):
     import logging
 
     from frame_generation_pipeline.live.shared import WARM_UP_ROUNDS
@@ -249,11 +248,9 @@ def test_below_real_time_every_other_slot_is_rendered_and_shown_twice_with_the_a
     samples = world["speech"]["long"]
     with caplog.at_level(logging.INFO, logger="frame_generation_pipeline"):
         for _ in range(2):  # two utterances: the half rate is said once
-            if policy == "drop":
-                session.push_audio(samples)
-                session.end_of_speech()
-            else:
-                session.say(samples)
+            session.push_audio(samples)
+            session.end_of_speech()
+        session.say(samples)  # known length: it waits for every frame instead (tested above)
         session.close()
         slots = _drive(session, clock)
     said = [r for r in caplog.records if "every other slot" in r.getMessage()]
@@ -270,6 +267,8 @@ def test_below_real_time_every_other_slot_is_rendered_and_shown_twice_with_the_a
         assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
         report = session.stats.utterances[number]
         assert report.half_rate and report.repeated == len(speech) // 2 and report.dropped == 0
+    known = [s for s in slots if s.utterance == 2]
+    assert not session.stats.utterances[2].half_rate and not any(s.repeated for s in known)
     warm_up = 1 + WARM_UP_ROUNDS  # batches of one
     assert len(model.calls) - warm_up == sum(s.utterance is not None and not s.repeated for s in slots), "half rendered"
     assert session.stats.repeated_frames == sum(s.repeated for s in slots)
@@ -478,8 +477,7 @@ def test_sessions_speaking_at_once_each_plan_with_their_share_of_the_model(world
     samples = world["speech"]["long"]
     delays = {}
     for count in (1, 2, 3):
-        sessions = [StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False, margin=0,
-                                        half_rate=False)
+        sessions = [StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False, margin=0)
                     for _ in range(count)]
         for session in sessions:
             session.due(0)
@@ -532,7 +530,7 @@ def test_a_session_measures_its_turns_at_the_model_not_its_wait_for_them(world):
     from frame_generation_pipeline.live.shared import LiveModel
 
     live = LiveModel(Recorder(), world["templates"], world["encoder"])
-    session = StreamingSession.on(live, batch_size=1, realtime=True, threaded=False, half_rate=False)
+    session = StreamingSession.on(live, batch_size=1, realtime=True, threaded=False)
     session.due(0)
     session.say(world["speech"]["b"])
     with live.turn():  # another session's batch holds the model
@@ -555,7 +553,7 @@ def test_a_session_already_speaking_keeps_its_pace_when_another_starts(world):
 
     model = Recorder(RealClock(), seconds_per_frame=0.03)  # 33 frames/s: real time for one, not for two
     live = LiveModel(model, world["templates"], world["encoder"])
-    sessions = [StreamingSession.on(live, batch_size=1, realtime=True, half_rate=False) for _ in range(2)]
+    sessions = [StreamingSession.on(live, batch_size=1, realtime=True) for _ in range(2)]
     viewers = [threading.Thread(target=lambda s=session: list(s)) for session in sessions]
     for viewer in viewers:
         viewer.start()
