@@ -8,8 +8,9 @@ of its own on 127.0.0.1 and visits it with aiortc clients from this process (ICE
 - Sharing the model: for each size and N in --counts, N visitors speak the same --seconds clip at
   once, for each of --speech: `file` uploads it through /speak (known length: the delay policy, its
   start waits for the visitor's share of the model), `mic` sends it as the visitor's microphone
-  track (open speech: the drop policy). Reported per visitor: frames shown and dropped and the start
-  delay (from /stats once every utterance is over).
+  track (open speech: the drop policy). Reported per visitor: frames shown and dropped, those shown
+  as a repeat of the one before (half rate, below real time) and the start delay (from /stats once
+  every utterance is over).
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ async def sharing(data: dict, templates: str, backend: str, count: int, settle: 
     return {"speech": speech, "visitors": count, "frames": data["frames"],
             "shown": [sum(u["frames"] for u in s["utterances"]) for s in stats],
             "dropped": [sum(u["dropped"] for u in s["utterances"]) for s in stats],
+            "repeated": [sum(u.get("repeated", 0) for u in s["utterances"]) for s in stats],
             "start_delay_s": [[round(u["start_delay_s"], 2) for u in s["utterances"]] for s in stats]}
 
 

@@ -266,8 +266,10 @@ class AvatarServer:
                                   "precision": self.model.precision, "fidelity_db": session.live.fidelity_db,
                                   "slots": stats.slots,
                                   "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
+                                  "repeated_frames": stats.repeated_frames,
                                   "utterances": [{"start_slot": u.start_slot, "start_delay_s": u.start_delay_s,
-                                                  "frames": u.frames, "dropped": u.dropped} for u in list(stats.utterances)[-8:]]})
+                                                  "frames": u.frames, "dropped": u.dropped, "repeated": u.repeated}
+                                                 for u in list(stats.utterances)[-8:]]})
 
     async def delete(self, request: web.Request) -> web.Response:
         """End a session."""
