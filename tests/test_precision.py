@@ -48,7 +48,7 @@ def test_the_fidelity_check_sends_auto_to_fp32_below_45_db_once_per_avatar(nativ
     templates = TemplateSet.from_folder(templates_640)
     pipeline = FrameGenerationPipeline(hurt_checkpoint, device="cpu")
     assert (pipeline.backend, pipeline.model.precision) == ("openvino", "bf16"), "auto takes bf16 where the CPU has it"
-    assert not pipeline.model.splits, "in bf16 the template cache does not pay: the whole network runs"
+    assert not pipeline.model.splits, "OpenVINO's halves do not pay: the whole network runs"
     with caplog.at_level(logging.INFO, logger="frame_generation_pipeline"):
         result = pipeline.frames(tmp_path / "f", templates, features["ave"])
     below = [r for r in caplog.records if "rendering in fp32" in r.getMessage()]

@@ -71,10 +71,11 @@ class OpenVinoBackend(ExportedBackend):
         return run, metadata
 
     def halves_pay(self) -> bool:
-        """Not in bf16: there its template half costs 32 core-ms a frame against 44 for the whole
-        network and the rest alone 37 (2-core AVX-512 EPYC, docs/performance.md), so a template's first
-        frame costs 1.6x and later ones save 15%: clips and live sessions run the whole network."""
-        return self.precision != "bf16"
+        """No: OpenVINO's template half costs half the whole network (bf16: 21 core-ms a frame against
+        41, the rest 36; fp32: 29 against 80, the rest 64; 2-core AVX-512 EPYC, docs/performance.md),
+        and end to end a 100-frame clip over 50 templates ran at 0.84x in fp32 with the halves: clips
+        and live sessions run the whole network."""
+        return False
 
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
