@@ -33,7 +33,7 @@ from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
 from ...live.shared import LiveModel
-from ...live.timeline import DEFAULT_MARGIN
+from ...live.timeline import SERVE_MARGIN
 from ...models.audio_encoder import AudioEncoder
 from ...models.backends.base import InferenceBackend
 from ...options import describe_precision
@@ -81,7 +81,7 @@ class ServerSettings:
     video_width: int | None = None
     video_codec: str = "vp8"
     use_parsing: bool = False
-    start_margin: float = DEFAULT_MARGIN
+    start_margin: float = SERVE_MARGIN
     blend: Blend = NO_BLEND
     consent_interval: float = CONSENT_INTERVAL
 
