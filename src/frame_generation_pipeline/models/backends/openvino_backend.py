@@ -1,7 +1,7 @@
 """The OpenVINO backend: the exported graph compiled by OpenVINO for the CPU, in fp32 or bf16.
 
 bf16 runs where the CPU has bf16 instructions (AVX-512 BF16 or AMX): precision `auto` takes it
-there (2.4x onnxruntime's fp32 network on a 2-core AVX-512 EPYC, docs/performance.md). It moves
+there (2.1x onnxruntime's fp32 network on a 2-core AVX-512 EPYC, docs/performance.md). It moves
 frames by more than 2 per value (about 50 dB against the exact path), so a pipeline running it for
 `auto` checks it on the user's own checkpoint and templates first (render/fidelity.py). The compiled
 model is cached beside the ONNX exports, so a second start skips compilation.
@@ -90,7 +90,7 @@ class OpenVinoBackend(ExportedBackend):
 
     @classmethod
     def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
-        """In bf16 the fastest on the CPU (2.4x onnxruntime's network); in fp32 about onnxruntime's
+        """In bf16 the fastest on the CPU (2.1x onnxruntime's network); in fp32 about onnxruntime's
         speed, so ranked just below it; no CUDA."""
         if device_type != "cpu":
             return None
