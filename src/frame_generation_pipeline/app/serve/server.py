@@ -19,7 +19,7 @@ import json
 import logging
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -36,7 +36,6 @@ from ...live.shared import LiveModel
 from ...live.timeline import SERVE_MARGIN
 from ...models.audio_encoder import AudioEncoder
 from ...models.backends.base import InferenceBackend
-from ...options import describe_precision
 from ...pipeline import FrameGenerationPipeline
 from ...render.blend import NO_BLEND, Blend
 from .ice import CONSENT_INTERVAL, configure_ice
@@ -129,7 +128,6 @@ class AvatarServer:
                          template_cache=self.pipeline.template_cache)
         live.fidelity_db = self.pipeline.fidelity_db(self.templates)
         self.metrics.arithmetic(model.name, model.precision, live.fidelity_db)
-        logger.info("serving with %s", describe_precision(model.name, model.precision, live.fidelity_db))
         live.warm_up(self._batch_size(model))
         return live
 
@@ -267,9 +265,7 @@ class AvatarServer:
                                   "slots": stats.slots,
                                   "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
                                   "repeated_frames": stats.repeated_frames,
-                                  "utterances": [{"start_slot": u.start_slot, "start_delay_s": u.start_delay_s,
-                                                  "frames": u.frames, "dropped": u.dropped, "repeated": u.repeated}
-                                                 for u in list(stats.utterances)[-8:]]})
+                                  "utterances": [asdict(u) for u in list(stats.utterances)[-8:]]})
 
     async def delete(self, request: web.Request) -> web.Response:
         """End a session."""
