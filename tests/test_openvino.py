@@ -53,8 +53,8 @@ def test_bf16_where_the_cpu_has_it(native_bf16, exports, templates_640, features
     ours = _frames(model, templates_640, features, batch_size=4)
     errors = np.stack([a.astype(np.float64) - b for a, b in zip(ours, exact_frames, strict=True)])
     psnr = 10 * np.log10(255**2 / np.mean(errors**2))
-    # whole 640x480 frames of a random checkpoint: 51.5 dB on a 2-core Xeon with AMX, about 48 on an EPYC with
-    # AVX-512 BF16 (over the generated square alone about 40: render/fidelity.py then sends auto to fp32)
+    # whole 640x480 frames of a random checkpoint: 51.5 dB on a 2-core Xeon with AMX; over the generated square
+    # alone random checkpoints measure 38.7-47.7 dB on an EPYC with AVX-512 BF16 (docs/performance.md): auto checks
     assert np.abs(errors).max() > 0 and psnr >= 40, f"bf16 frames at {psnr:.1f} dB of the exact path"
 
 
