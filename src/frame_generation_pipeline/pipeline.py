@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +27,9 @@ from .outputs.frames import is_frame_file, write_frames
 from .outputs.video import encode_frames
 from .plan import AudioModel, RenderPlan, describe_audio_model, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
-from .render.fidelity import MIN_FIDELITY_DB, measured_fidelity
+from .render.fidelity import CheckedPrecision
 from .render.generator import FrameRenderer
-from .render.template_cache import TemplateCache, templates_key
+from .render.template_cache import TemplateCache
 
 if TYPE_CHECKING:
     from .models.audio_encoder import AudioEncoder
@@ -60,16 +59,12 @@ class FrameGenerationPipeline:
         checkpoint_path: a SyncTalk_2D 328 checkpoint (state_dict, `module.` prefix accepted).
         mode: "ave", "hubert" or "wenet".
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
-        backend: "auto" (the fastest installed for the device and precision), "torch" (bit-exact
-            on the CPU), "onnxruntime" or "openvino".
+        backend: "auto" (the fastest installed for the device and precision), "torch" (bit-exact on the CPU), "onnxruntime", "openvino".
         batch_size: frames per network call; None picks the backend's measured default. Each render's
             plan caps it by the frames rendered and the free memory.
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
-        precision: "auto" (bf16 where the CPU has it natively and the fidelity check on the
-            templates rendered measures at least 45 dB against the exact path, else fp32), "fp32"
-            (within 2 per value of the exact path), "bf16" (OpenVINO on CPUs with bf16, torch on
-            CUDA), "fp16" (CUDA).
+        precision: "auto" (bf16 where the CPU has it and its check passes, else fp32; docs/contract.md), "fp32", "bf16", "fp16" (CUDA).
         template_cache: where the network's template half is kept per template, shared with whatever
             else is given it (live sessions, other pipelines); None: one of its default size.
 
@@ -102,55 +97,22 @@ class FrameGenerationPipeline:
         self.template_cache = TemplateCache() if template_cache is None else template_cache
         self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
         self._audio_models: dict[tuple[str, str], SpeechModel] = {}
-        self._backend_request = backend
-        #: bf16 chosen by precision "auto": checked per template set before it renders it (render/fidelity.py).
-        self._checked = precision == "auto" and self.model.precision == "bf16"
-        self._fidelity: dict[Hashable, float] = {}
-        self._fp32: InferenceBackend | None = None
-        self._model_lock = threading.Lock()
+        #: precision auto's bf16 checked per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
+        self.precision_check = CheckedPrecision(
+            self.model, precision == "auto" and self.model.precision == "bf16", lambda: self._exact_model(),
+            lambda: load_backend(checkpoint_path, self.mode, self.device, backend, "fp32", onnx_path))
+        self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
 
     def batch_of(self, model: InferenceBackend) -> int:
         """The batch asked for, or `model`'s default (before a plan caps it)."""
         return self.batch_request or type(model).default_batch(device_type(model.device))
 
-    def fidelity_db(self, templates: TemplateSet) -> float | None:
-        """dB of the precision `auto` chose against the exact path on `templates` (measured once per
-        checkpoint and template set, render/fidelity.py); None where no check applies (fp32, or a
-        precision asked for)."""
-        if not self._checked:
-            return None
-        key = templates_key(templates)
-        with self._model_lock:
-            if key not in self._fidelity:
-                value = measured_fidelity(self.model, self._exact_model, templates)
-                self._fidelity[key] = value
-                if value < MIN_FIDELITY_DB:
-                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in fp32",
-                                   self.model.describe(), value, templates.image_dir.parent, MIN_FIDELITY_DB)
-                else:
-                    logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
-                                templates.image_dir.parent)
-            return self._fidelity[key]
-
-    def model_for(self, templates: TemplateSet) -> InferenceBackend:
-        """The model that renders `templates`: the loaded one, or, where precision `auto` chose bf16 and
-        the fidelity check measures it below 45 dB on these templates, the fp32 one (loaded once)."""
-        db = self.fidelity_db(templates)
-        if db is None or db >= MIN_FIDELITY_DB:
-            return self.model
-        with self._model_lock:
-            if self._fp32 is None:
-                self._fp32 = load_backend(self.checkpoint_path, self.mode, self.device, self._backend_request, "fp32",
-                                          self.onnx_path)
-            return self._fp32
-
-    def renderer(self, templates: TemplateSet, batch_size: int | None = None) -> FrameRenderer:
-        """The FrameRenderer of `templates` (on `model_for(templates)`), at `batch_size` (None: `batch_of` it)."""
+    def renderer(self, templates: TemplateSet, plan: RenderPlan | None = None) -> FrameRenderer:
+        """The FrameRenderer of `templates` (on `model_for(templates)`) at its batch, capped by `plan` where given."""
         model = self.model_for(templates)
-        batch = batch_size or self.batch_of(model)
-        if model is self.model and batch == self.generator.batch_size:
-            return self.generator
-        return FrameRenderer(model, batch_size=batch, template_cache=self.template_cache)
+        batch = self.batch_of(model) if plan is None else plan.batch_for(self.batch_of(model))
+        same = model is self.model and batch == self.generator.batch_size
+        return self.generator if same else FrameRenderer(model, batch_size=batch, template_cache=self.template_cache)
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -238,13 +200,9 @@ class FrameGenerationPipeline:
         return plan.encoded(self._loaded(plan.audio_model))
 
     def _result(self, plan: RenderPlan, fps: float, generator: FrameRenderer, started: float) -> RenderResult:
-        model = generator.model
-        return RenderResult(str(plan.output), plan.frame_count, fps, getattr(model, "name", self.backend), self.device,
+        return RenderResult(str(plan.output), plan.frame_count, fps, getattr(generator.model, "name", self.backend), self.device,
                             generator.batch_size, time.perf_counter() - started, plan.options,
-                            getattr(model, "precision", "fp32"), self.fidelity_db(plan.templates))
-
-    def _generator(self, plan: RenderPlan) -> FrameRenderer:
-        return self.renderer(plan.templates, plan.batch_for(self.batch_of(self.model_for(plan.templates))))
+                            getattr(generator.model, "precision", "fp32"), self.fidelity_db(plan.templates))
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
@@ -263,7 +221,7 @@ class FrameGenerationPipeline:
         options, count, fps, info = plan.options, plan.frame_count, plan.fps, plan.audio[0]
         plan.warn_about_timing()
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
-        generator = self._generator(plan)
+        generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.paste)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(plan.output) as temporary:
@@ -284,7 +242,7 @@ class FrameGenerationPipeline:
         return self.render(self.plan("frames", output_dir, templates, features, audio, audio_encoder, options, hubert_model))
 
     def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
-        generator = self._generator(plan)
+        generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
                                        blend=plan.options.paste)
         with closing(frames), atomic_directory(plan.output, is_frame_file) as staging:

@@ -9,7 +9,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..inputs.templates import TemplateSet
 from ..models.cache import cache_dir, entry_name
 from .arithmetic import to_pixels
 from .prepared import prepare
+from .template_cache import templates_key
 
 logger = logging.getLogger(__name__)
 
@@ -77,3 +79,41 @@ def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateS
         reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
         logger.warning("cannot keep the fidelity check in %s (%s): it runs again next time", path, reason)
     return value
+
+
+class CheckedPrecision:
+    """The model precision auto renders each template set with: `model` where `checked` is False (no
+    check applies), else `model` where its check on the set passes, or the fp32 model `fp32()` loads
+    (once) where it measures below MIN_FIDELITY_DB (one warning line). `exact()` loads the exact path."""
+
+    def __init__(self, model: Any, checked: bool, exact: Callable[[], Any], fp32: Callable[[], Any]) -> None:
+        self.model, self.checked, self._exact, self._load_fp32 = model, checked, exact, fp32
+        self._measured: dict[Hashable, float] = {}
+        self._fp32: Any = None
+        self._lock = threading.Lock()
+
+    def fidelity_db(self, templates: TemplateSet) -> float | None:
+        """The check's dB on `templates` (measured once per checkpoint and set); None where none applies."""
+        if not self.checked:
+            return None
+        key = templates_key(templates)
+        with self._lock:
+            if key not in self._measured:
+                value = self._measured[key] = measured_fidelity(self.model, self._exact, templates)
+                if value < MIN_FIDELITY_DB:
+                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in fp32",
+                                   self.model.describe(), value, templates.image_dir.parent, MIN_FIDELITY_DB)
+                else:
+                    logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
+                                templates.image_dir.parent)
+            return self._measured[key]
+
+    def model_for(self, templates: TemplateSet) -> Any:
+        """`model`, or the fp32 one where the check on `templates` measures below MIN_FIDELITY_DB."""
+        db = self.fidelity_db(templates)
+        if db is None or db >= MIN_FIDELITY_DB:
+            return self.model
+        with self._lock:
+            if self._fp32 is None:
+                self._fp32 = self._load_fp32()
+            return self._fp32
