@@ -9,7 +9,11 @@ lookahead included), the start delay the policy chose, the steady render rate an
 factor (render rate / 25), and the frames the real-time run dropped. Each backend runs with the
 template cache (the sessions' default: the network's template half once per template; 50 templates,
 so a 4 s utterance comes back to each) and without it, beside the network alone at the session's
-batch (the whole network, and the rest with the template half cached).
+batch (the whole network, and the rest with the template half cached). The first row is the
+default (backend auto, precision auto: bf16 where the CPU has it and the fidelity check on the
+checkpoint passes), whose sessions render every other slot (half rate, each image shown twice) where
+the measured speed is below real time: "repeated" counts those slots. `--checkpoint` measures a
+given (e.g. trained) ave checkpoint instead of a random one.
 """
 
 from __future__ import annotations
@@ -31,14 +35,16 @@ def measure(data: dict, backend: str, precision: str, seconds: float, template_c
     from run import network_rate
 
     from frame_generation_pipeline import FrameGenerationPipeline
+    from frame_generation_pipeline.inputs.templates import TemplateSet
     from frame_generation_pipeline.live.session import StreamingSession
     from frame_generation_pipeline.live.simulate import push_speech, report
     from frame_generation_pipeline.render.template_cache import TemplateCache
 
     pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=backend, precision=precision,
                                        template_cache=None if template_cache else TemplateCache(0))
-    if template_cache and pipeline.model.splits:  # the halves' one-time export and loading, outside the timings
-        pipeline.model.template_half(np.zeros((1, 6, 320, 320), np.float32))
+    model = pipeline.model_for(TemplateSet.from_folder(data["templates"]))  # precision auto's check, untimed
+    if template_cache and model.splits:  # the halves' one-time export and loading, outside the timings
+        model.template_half(np.zeros((1, 6, 320, 320), np.float32))
     rows = {}
     for realtime in (True, False):
         session = StreamingSession.from_pipeline(pipeline, data["templates"], data["encoder"], realtime=realtime)
@@ -49,8 +55,12 @@ def measure(data: dict, backend: str, precision: str, seconds: float, template_c
         producer.join()
         rows["realtime" if realtime else "simulated"] = report(session, realtime, "drop")
     realtime, simulated = rows["realtime"], rows["simulated"]
-    network = network_rate(pipeline.model, realtime["batch_size"], 16, "rest" if template_cache else "full")
-    return {"backend": backend, "precision": precision, "template_cache": template_cache, "batch": realtime["batch_size"],
+    network = network_rate(model, realtime["batch_size"], 16, "rest" if template_cache and model.splits else "full")
+    return {"run": "default" if backend == "auto" else backend, "backend": realtime["backend"],
+            "precision": realtime["precision"], "fidelity_db": realtime["fidelity_db"],
+            "template_cache": template_cache and bool(model.splits), "batch": realtime["batch_size"],
+            "realtime_repeated": realtime["repeated_frames"],
+            "half_rate": any(utterance["half_rate"] for utterance in realtime["utterances"]),
             "network_fps": network["fps"],
             "first_frame_latency_s": realtime["first_frame_latency_s"] or float("nan"), "lookahead_s": realtime["lookahead_s"],
             "render_fps": simulated["render_fps"], "realtime_factor": simulated["realtime_factor"],
@@ -66,6 +76,7 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=50, help="template frames")
     parser.add_argument("--backends", default="torch,onnxruntime,openvino")
     parser.add_argument("--json", default=str(HERE / "live_results.json"))
+    parser.add_argument("--checkpoint", default=None, help="an ave checkpoint to measure (default: a random one)")
     args = parser.parse_args()
     import torch
 
@@ -80,28 +91,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fgp-live-") as tmp:
         os.environ["FRAME_GEN_CACHE_DIR"] = str(Path(tmp) / "cache")
         folder = Path(tmp)
-        data = {"folder": str(folder), "checkpoint": str(synthetic.save_random_checkpoint(folder / "ave.pth", "ave")),
+        checkpoint = args.checkpoint or str(synthetic.save_random_checkpoint(folder / "ave.pth", "ave"))
+        data = {"folder": str(folder), "checkpoint": checkpoint,
                 "encoder": str(synthetic.save_random_audio_encoder(folder / "enc.pth")),
                 "templates": str(synthetic.make_templates(folder / "tpl", args.templates, width, height, parsing=False)),
                 "speech": str(write_speech_like_wav(folder / "speech.wav", args.seconds))}
-        runs = [(backend, "fp32") for backend in args.backends.split(",")]
+        runs = [("auto", "auto")] + [(backend, "fp32") for backend in args.backends.split(",") if backend]
         if cpu_summary()["bf16"] and "openvino" in args.backends.split(","):
             runs.append(("openvino", "bf16"))
         for backend, precision in runs:
-            for template_cache in (True, False):
-                if backend_class(backend).installed():
+            for template_cache in (True, False) if backend != "auto" else (True,):
+                if backend == "auto" or backend_class(backend).installed():
                     results.append(measure(data, backend, precision, args.seconds, template_cache))
                     print(json.dumps(results[-1]), flush=True)
-    report = {"size": args.size, "cpu": cpu_summary(), "cpus": os.cpu_count(), "seconds": args.seconds, "runs": results}
+    report = {"size": args.size, "cpu": cpu_summary(), "cpus": os.cpu_count(), "seconds": args.seconds,
+              "checkpoint": args.checkpoint or "random", "runs": results}
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\n{args.size}, {report['cpus']} CPUs, flags {report['cpu']}; {args.seconds:g} s utterance pushed in 20 ms chunks")
-    print(f"{'backend':<20}{'template cache':>15}{'batch':>6}{'first frame s':>15}{'render fps':>12}{'network fps':>13}"
-          f"{'x real time':>13}{'dropped (real time)':>22}")
+    print(f"checkpoint: {report['checkpoint']}")
+    print(f"{'run':<12}{'ran as':<28}{'template cache':>15}{'batch':>6}{'first frame s':>15}{'render fps':>12}"
+          f"{'network fps':>13}{'x real time':>13}{'dropped (real time)':>22}{'repeated':>10}")
     for row in results:
-        print(f"{row['backend'] + ' ' + row['precision']:<20}{'yes' if row['template_cache'] else 'no':>15}{row['batch']:>6}"
+        checked = f" {row['fidelity_db']:.1f} dB" if row["fidelity_db"] is not None else ""
+        print(f"{row['run']:<12}{row['backend'] + ' ' + row['precision'] + checked:<28}"
+              f"{'yes' if row['template_cache'] else 'no':>15}{row['batch']:>6}"
               f"{row['first_frame_latency_s']:>15.2f}{row['render_fps']:>12.1f}{row['network_fps']:>13.1f}"
               f"{row['realtime_factor']:>13.2f}"
-              f"{row['realtime_dropped']:>12} of {row['realtime_dropped'] + row['realtime_speech']}")
+              f"{row['realtime_dropped']:>12} of {row['realtime_dropped'] + row['realtime_speech']:<6}"
+              f"{row['realtime_repeated']:>10}")
     print(f"\nwritten to {args.json}")
 
 

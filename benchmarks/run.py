@@ -42,8 +42,9 @@ NETWORK_FRAMES = 64
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "medium")
 
 
-def make_data(folder: Path, width: int, height: int, frames: int, templates: int) -> dict[str, str]:
-    """Templates, checkpoint, features, speech and the checkpoint's ONNX export for one frame size."""
+def make_data(folder: Path, width: int, height: int, frames: int, templates: int, checkpoint: str | None = None) -> dict[str, str]:
+    """Templates, checkpoint (a random one unless `checkpoint` is given), features, speech and the
+    checkpoint's ONNX export for one frame size."""
     import numpy as np
 
     from frame_generation_pipeline import UNetModel
@@ -58,7 +59,10 @@ def make_data(folder: Path, width: int, height: int, frames: int, templates: int
         "audio": str(write_speech_like_wav(folder / "speech.wav", frames / 25)),
         "onnx": str(folder / "ave.onnx"),
     }
-    synthetic.save_random_checkpoint(data["checkpoint"], "ave", seed=0)
+    if checkpoint is None:
+        synthetic.save_random_checkpoint(data["checkpoint"], "ave", seed=0)
+    else:
+        data["checkpoint"] = checkpoint
     np.save(data["features"], synthetic.random_features("ave", frames, seed=0))
     UNetModel(data["checkpoint"], "ave", device="cpu").export_to_onnx(data["onnx"])
     return data
@@ -114,7 +118,9 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
 
         return {"stages": measure_stages(data, workdir, min(frames, 48))}
     pipeline = _pipeline(data, spec)
-    model = pipeline.model
+    from frame_generation_pipeline.inputs.templates import TemplateSet
+
+    model = pipeline.model_for(TemplateSet.from_folder(data["templates"]))  # precision auto's check, untimed
     if model.splits and not spec.get("no_template_cache"):  # the halves' one-time export and loading, untimed
         import numpy as np
 
@@ -122,9 +128,10 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
     if spec["kind"] == "network":
         return network_rate(model, pipeline.generator.batch_size, min(frames, NETWORK_FRAMES), spec.get("part", "full"))
     with Clock() as clock:
-        pipeline.video(out, data["templates"], data["audio"], data["features"])
-    return clock.result(frames, backend=pipeline.backend, precision=model.precision, batch=pipeline.generator.batch_size,
-                        streams=model.streams)
+        result = pipeline.video(out, data["templates"], data["audio"], data["features"])
+    return clock.result(frames, backend=result.backend, precision=result.precision, fidelity_db=result.fidelity_db,
+                        batch=result.batch_size, streams=model.streams,
+                        split=bool(model.splits) and not spec.get("no_template_cache"))
 
 
 #: What a network row runs: the whole network, the rest after a cached template half, the template half.
@@ -215,7 +222,7 @@ def best_of(rounds: list[dict]) -> dict:
 
 def measure_size(size: str, data: dict, args: argparse.Namespace, workdir: Path) -> dict:
     """Every run for one frame size, taking turns for `args.repeat` rounds; ratios added."""
-    specs = runs(args.backends.split(","))
+    specs = runs([name for name in args.backends.split(",") if name])
     for spec in specs:  # compile caches (OpenVINO) and warm files outside the timings
         if spec["kind"] == "network":
             run_child(spec, data, workdir, 2)
@@ -256,7 +263,8 @@ def print_report(report: dict, json_path: str) -> None:
     print(f"\n{report['machine']['cpus']} CPUs ({report['machine']['cpu']}; {flags}), {report['frames']} frames per run over "
           f"{report.get('templates', report['frames'])} templates, "
           f"best of {report['repeat']} rounds")
-    print(f"{'size':<10}{'run':<46}{'batch':>6}{'streams':>8}{'frames/s':>10}{'x upstream':>12}{'of network':>12}"
+    print(f"checkpoint: {report.get('checkpoint', 'random')}")
+    print(f"{'size':<10}{'run':<46}{'ran as':<24}{'batch':>6}{'streams':>8}{'frames/s':>10}{'x upstream':>12}{'of network':>12}"
           f"{'core-ms/f':>11}{'ffmpeg':>8}{'peak MB':>9}")
     for size, rows in report["sizes"].items():
         for name, row in rows.items():
@@ -264,7 +272,9 @@ def print_report(report: dict, json_path: str) -> None:
                 continue
             ratio = f"{row['vs_upstream']:.2f}x" if "vs_upstream" in row else ""
             efficiency = f"{row['efficiency']:.0%}" if "efficiency" in row else ""
-            print(f"{size:<10}{name:<46}{row['batch']:>6}{row['streams']:>8}{row['fps']:>10.2f}{ratio:>12}{efficiency:>12}"
+            checked = f" {row['fidelity_db']:.1f} dB" if row.get("fidelity_db") is not None else ""
+            ran = f"{row['backend']} {row['precision']}{checked}{', split' if row.get('split') else ''}"
+            print(f"{size:<10}{name:<46}{ran:<24}{row['batch']:>6}{row['streams']:>8}{row['fps']:>10.2f}{ratio:>12}{efficiency:>12}"
                   f"{row['cpu_ms']:>11.0f}{row['ffmpeg_cpu_ms']:>8.0f}{row['peak_rss_mb']:>9.0f}")
     print("\ncore-ms per frame of the stages around the network:")
     for size, rows in report["sizes"].items():
@@ -284,7 +294,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200, help="frames per end-to-end run (an 8 s clip)")
     parser.add_argument("--templates", type=int, default=50, help="template frames (the schedule ping-pongs over them)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of every measurement; the best counts")
-    parser.add_argument("--backends", default="torch,onnxruntime,openvino")
+    parser.add_argument("--backends", default="torch,onnxruntime,openvino", help="\"\": the default path and upstream only")
+    parser.add_argument("--checkpoint", default=None,
+                        help="measure this ave checkpoint (e.g. a trained one: precision auto's check depends on it); "
+                             "default: a random one")
     parser.add_argument("--presets", action=argparse.BooleanOptionalAction, default=True, help="the x264 preset table")
     parser.add_argument("--json", default=str(HERE / "results.json"), help="where to write results")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -295,14 +308,15 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    report = {"machine": machine(), "frames": args.frames, "templates": args.templates, "repeat": args.repeat, "sizes": {}}
+    report = {"machine": machine(), "frames": args.frames, "templates": args.templates, "repeat": args.repeat,
+              "checkpoint": args.checkpoint or "random", "sizes": {}}
     sizes = args.sizes.split(",")
     with tempfile.TemporaryDirectory(prefix="fgp-bench-") as tmp:
         os.environ["FRAME_GEN_CACHE_DIR"] = str(Path(tmp) / "cache")
         for size in sizes:
             workdir = Path(tmp) / size
             width, height = map(int, size.split("x"))
-            data = make_data(workdir, width, height, args.frames, args.templates)
+            data = make_data(workdir, width, height, args.frames, args.templates, args.checkpoint)
             report["sizes"][size] = measure_size(size, data, args, workdir)
             report["sizes"][size]["stages"] = run_child({"name": "stages", "kind": "stages"}, data, workdir, args.frames)["stages"]
             if size == sizes[0] and args.presets:

@@ -8,8 +8,9 @@ of its own on 127.0.0.1 and visits it with aiortc clients from this process (ICE
 - Sharing the model: for each size and N in --counts, N visitors speak the same --seconds clip at
   once, for each of --speech: `file` uploads it through /speak (known length: the delay policy, its
   start waits for the visitor's share of the model), `mic` sends it as the visitor's microphone
-  track (open speech: the drop policy). Reported per visitor: frames shown and dropped and the start
-  delay (from /stats once every utterance is over).
+  track (open speech: the drop policy). Reported per visitor: frames shown and dropped, those shown
+  as a repeat of the one before (half rate, below real time) and the start delay (from /stats once
+  every utterance is over).
 """
 
 from __future__ import annotations
@@ -91,11 +92,12 @@ class Visitor:
 class Server:
     """`frame-gen serve` in a child process, on a free loopback port."""
 
-    def __init__(self, data: dict, templates: str, backend: str, max_sessions: int) -> None:
+    def __init__(self, data: dict, templates: str, backend: str, max_sessions: int, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", "frame_generation_pipeline", "serve", "--checkpoint", data["checkpoint"],
                    "--backend", backend, "--template-dir", templates, "--audio-encoder", data["encoder"],
-                   "--port", str(self.port), "--max-sessions", str(max_sessions), "--ice-address", "127.0.0.1", "--quiet"]
+                   "--port", str(self.port), "--max-sessions", str(max_sessions), "--ice-address", "127.0.0.1", "--quiet",
+                   *extra]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -117,11 +119,11 @@ class Server:
         self.process.communicate(timeout=60)
 
 
-async def memory(data: dict, templates: str, backend: str, count: int, settle: float) -> dict:
+async def memory(data: dict, templates: str, backend: str, count: int, settle: float, extra: tuple[str, ...] = ()) -> dict:
     """Server RSS with 1 and with `count` visitors connected and idle."""
     import aiohttp
 
-    server = Server(data, templates, backend, count)
+    server = Server(data, templates, backend, count, extra)
     visitors = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -142,12 +144,13 @@ async def memory(data: dict, templates: str, backend: str, count: int, settle: f
             "per_additional_visitor_mib": round((many - one) / max(count - 1, 1), 2)}
 
 
-async def sharing(data: dict, templates: str, backend: str, count: int, settle: float, speech: str) -> dict:
+async def sharing(data: dict, templates: str, backend: str, count: int, settle: float, speech: str,
+                  extra: tuple[str, ...] = ()) -> dict:
     """`count` visitors speak the clip at once (`speech`: "file" through /speak, "mic" as their
     microphone): frames shown and dropped per visitor."""
     import aiohttp
 
-    server = Server(data, templates, backend, count)
+    server = Server(data, templates, backend, count, extra)
     try:
         async with aiohttp.ClientSession() as http:
             await server.ready(http)
@@ -175,6 +178,7 @@ async def sharing(data: dict, templates: str, backend: str, count: int, settle: 
     return {"speech": speech, "visitors": count, "frames": data["frames"],
             "shown": [sum(u["frames"] for u in s["utterances"]) for s in stats],
             "dropped": [sum(u["dropped"] for u in s["utterances"]) for s in stats],
+            "repeated": [sum(u.get("repeated", 0) for u in s["utterances"]) for s in stats],
             "start_delay_s": [[round(u["start_delay_s"], 2) for u in s["utterances"]] for s in stats]}
 
 
@@ -188,6 +192,7 @@ def main() -> None:
     parser.add_argument("--speech", default="file,mic", help="how visitors speak: file (/speak), mic (their microphone)")
     parser.add_argument("--templates", type=int, default=50, help="template frames")
     parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--serve-args", default="", help="more options for frame-gen serve, e.g. '--batch-size 2'")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait after connecting")
     parser.add_argument("--json", default=str(HERE / "serve_results.json"))
     args = parser.parse_args()
@@ -200,7 +205,9 @@ def main() -> None:
     from frame_generation_pipeline.live.utterance import frames_for_samples
 
     limit_ice_addresses(("127.0.0.1",))
-    results: dict = {"cpu": cpu_summary(), "cpus": os.cpu_count(), "backend": args.backend, "seconds": args.seconds,
+    extra = tuple(args.serve_args.split())
+    results: dict = {"cpu": cpu_summary(), "cpus": os.cpu_count(), "backend": args.backend, "serve_args": args.serve_args,
+                     "seconds": args.seconds,
                      "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="fgp-serve-bench-") as tmp:
         os.environ["FRAME_GEN_CACHE_DIR"] = str(Path(tmp) / "cache")
@@ -214,11 +221,12 @@ def main() -> None:
             templates = str(synthetic.make_templates(folder / f"tpl-{size}", args.templates, width, height, parsing=False))
             runs: dict = {"sharing": []}
             if number == 0:
-                runs["memory"] = asyncio.run(memory(data, templates, args.backend, args.max_sessions, args.settle))
+                runs["memory"] = asyncio.run(memory(data, templates, args.backend, args.max_sessions, args.settle, extra))
                 print(json.dumps({"size": size, **runs["memory"]}), flush=True)
             for speech in args.speech.split(","):
                 for count in map(int, args.counts.split(",")):
-                    runs["sharing"].append(asyncio.run(sharing(data, templates, args.backend, count, args.settle, speech)))
+                    runs["sharing"].append(asyncio.run(sharing(data, templates, args.backend, count, args.settle, speech,
+                                                               extra)))
                     print(json.dumps({"size": size, **runs["sharing"][-1]}), flush=True)
             results["sizes"][size] = runs
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -17,24 +17,46 @@ import pytest
 import torch
 
 from frame_generation_pipeline.app.demo import synthetic
-from frame_generation_pipeline.devices import tune_allocator
+from frame_generation_pipeline.devices import HIDE_FLAGS_ENV, cpu_flags, cpu_summary, tune_allocator
 
 DATA = Path(__file__).resolve().parent / "data"
 MODES = ("ave", "hubert", "wenet")
 
 
+#: The CPU flags every test runs without, unless it asks for the CPU's own (`native_bf16`): precision
+#: auto is then fp32 on every machine (AVX2-only, AVX-512 bf16, AMX), in this process and its children.
+BF16_FLAGS = "avx512_bf16 amx_bf16 amx_tile"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _session_settings(tmp_path_factory):
-    """Two torch threads, the allocator setting the CLI makes, and a private export cache."""
+    """Two torch threads, the allocator setting the CLI makes, a private export cache, and a CPU seen
+    without bf16 (precision auto runs fp32 everywhere but in the tests that ask for bf16)."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     tune_allocator()
-    previous = os.environ.get("FRAME_GEN_CACHE_DIR")
+    previous = {name: os.environ.get(name) for name in ("FRAME_GEN_CACHE_DIR", HIDE_FLAGS_ENV)}
     os.environ["FRAME_GEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ[HIDE_FLAGS_ENV] = BF16_FLAGS
+    cpu_flags.cache_clear()
     yield
-    if previous is None:
-        os.environ.pop("FRAME_GEN_CACHE_DIR", None)
-    else:
-        os.environ["FRAME_GEN_CACHE_DIR"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    cpu_flags.cache_clear()
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """The CPU's own flags for this test; skipped where the CPU has no native bf16 (AVX-512 BF16 or AMX)."""
+    monkeypatch.delenv(HIDE_FLAGS_ENV)
+    cpu_flags.cache_clear()
+    if not cpu_summary()["bf16"]:
+        cpu_flags.cache_clear()
+        pytest.skip("this CPU has no native bf16 (AVX-512 BF16 or AMX)")
+    yield
+    cpu_flags.cache_clear()  # the next call reads the flags again, hidden once monkeypatch restores the setting
 
 
 @pytest.fixture(scope="session")

@@ -114,7 +114,7 @@ def test_a_job_renders_with_its_options_and_the_render_defaults():
 
 
 class _Frames:
-    """Stands in for a pipeline's generator: flat frames, optionally failing after a few; records its calls."""
+    """Stands in for a pipeline's renderer of the job's templates: flat frames, optionally failing after a few; records its calls."""
 
     def __init__(self, fail_after=None):
         self.calls, self.closed, self.fail_after = [], False, fail_after
@@ -134,14 +134,15 @@ def test_a_segment_is_encoded_with_the_jobs_settings_and_a_failure_ends_ffmpeg(t
     folder = synthetic.make_templates(tmp_path / "tpl", 3, 64, 48, parsing=False)
     job = job_from({**_BASE, "template_dir": str(folder), "start_frame": 1, "fps": 20, "preset": "ultrafast"}, "job 1")
     frames = _Frames()
-    pipeline = SimpleNamespace(generator=frames, mode=get_mode("ave"))
+    pipeline = SimpleNamespace(renderer=lambda templates: frames, mode=get_mode("ave"))
     assert render_segment(pipeline, job, "f.npy", 4, 3, tmp_path / "piece.mp4") == 3
     assert frames.calls == [(1, 3, 4, "none")] and frames.closed
     with av.open(str(tmp_path / "piece.mp4")) as container:
         stream = container.streams.video[0]
         assert float(stream.average_rate) == 20 and not container.streams.audio
         assert [round(f.to_ndarray(format="bgr24").mean() / 60) for f in container.decode(stream)] == [1, 2, 3]
-    failing = SimpleNamespace(generator=_Frames(fail_after=2), mode=get_mode("ave"))
+    broken = _Frames(fail_after=2)
+    failing = SimpleNamespace(renderer=lambda templates: broken, mode=get_mode("ave"))
     with pytest.raises(KeyboardInterrupt):
         render_segment(failing, job, "f.npy", 0, 3, tmp_path / "broken.mp4")
-    assert failing.generator.closed and _children() == [], "ffmpeg and the render must stop with the segment"
+    assert broken.closed and _children() == [], "ffmpeg and the render must stop with the segment"

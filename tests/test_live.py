@@ -219,7 +219,7 @@ def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(worl
     clock = FakeClock()
     model = Recorder(clock, seconds_per_frame=0.1)
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
-                               threaded=False)
+                               threaded=False, half_rate=False)
     session.due(0)
     samples = world["speech"]["long"]
     session.push_audio(samples)
@@ -235,6 +235,45 @@ def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(worl
     assert [s.slot for s in slots] == list(range(len(slots)))
     report = session.stats.utterances[0]
     assert report.start_delay_s == pytest.approx(LOOKAHEAD_SECONDS + 0.1 + session.margin, abs=1 / FPS + 0.01)
+
+
+def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_with_the_audio_unbroken(world, caplog):
+    import logging
+
+    from frame_generation_pipeline.live.shared import WARM_UP_ROUNDS
+
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.06)  # 16.7 frames/s: below real time, above half of it
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
+                               threaded=False)
+    session.due(0)
+    samples = world["speech"]["long"]
+    with caplog.at_level(logging.INFO, logger="frame_generation_pipeline"):
+        for _ in range(2):  # two utterances: the half rate is said once
+            session.push_audio(samples)
+            session.end_of_speech()
+        session.say(samples)  # known length: it waits for every frame instead (tested above)
+        session.close()
+        slots = _drive(session, clock)
+    said = [r for r in caplog.records if "every other slot" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    for number in (0, 1):
+        speech = [s for s in slots if s.utterance == number]
+        assert speech and all(s.kind == "speech" for s in speech), "nothing dropped at half rate"
+        firsts, seconds = speech[0::2], speech[1::2]
+        assert all(a.image is b.image and not a.repeated and b.repeated for a, b in zip(firsts, seconds)), \
+            "every rendered image is shown twice, in its slot and the next"
+        assert [s.frame for s in firsts] == list(range(0, len(speech), 2))
+        assert len({id(s.image) for s in firsts}) == len(firsts), "each pair its own image"
+        heard = np.concatenate([s.audio for s in speech])
+        assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
+        report = session.stats.utterances[number]
+        assert report.half_rate and report.repeated == len(speech) // 2 and report.dropped == 0
+    known = [s for s in slots if s.utterance == 2]
+    assert not session.stats.utterances[2].half_rate and not any(s.repeated for s in known)
+    warm_up = 1 + WARM_UP_ROUNDS  # batches of one
+    assert len(model.calls) - warm_up == sum(s.utterance is not None and not s.repeated for s in slots), "half rendered"
+    assert session.stats.repeated_frames == sum(s.repeated for s in slots)
 
 
 def test_state_stays_bounded_over_a_simulated_hour(world):
@@ -498,7 +537,8 @@ def test_open_speech_of_two_sessions_gets_about_half_of_the_model_each(world):
     samples = world["speech"]["long"]
     alone = StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False)
     model.seconds_per_frame = 0.06  # now 2/3 of real time for one, a third for each of two
-    pair = [StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False) for _ in range(2)]
+    pair = [StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False, half_rate=False)
+            for _ in range(2)]
     for session in pair:
         session.due(0)
         session.push_audio(samples)

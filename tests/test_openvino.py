@@ -1,5 +1,5 @@
 """The OpenVINO backend: fp32 frames within 2 per value of the exact path, its compiled-model cache,
-bf16 only when asked and where the CPU has it, and how `auto` chooses among the backends."""
+bf16 only where the CPU has it (what precision auto takes there), and how `auto` chooses among the backends."""
 
 from __future__ import annotations
 
@@ -37,18 +37,25 @@ def test_fp32_frames_within_2_of_the_exact_path(checkpoints, exports, templates_
     assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
 
 
-def test_bf16_only_when_asked_and_only_where_the_cpu_has_it(exports, templates_640, features, exact_frames):
-    assert OpenVinoBackend.resolve_precision("auto", "cpu") == "fp32", "auto never trades exactness for speed"
-    if not cpu_summary()["bf16"]:
-        with pytest.raises(ConfigurationError, match="precision 'bf16' needs a CPU with AVX-512 BF16 or AMX"):
-            OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="bf16")
-        return
+def test_a_cpu_without_bf16_runs_fp32():
+    assert not cpu_summary()["bf16"], "the tests see the CPU without bf16 (conftest) unless they ask for it"
+    assert OpenVinoBackend.resolve_precision("auto", "cpu") == "fp32"
+    assert backends.choose_backend("auto", "cpu") == "onnxruntime"
+    with pytest.raises(ConfigurationError, match="precision 'bf16' needs a CPU with AVX-512 BF16 or AMX"):
+        OpenVinoBackend.resolve_precision("bf16", "cpu")
+
+
+def test_bf16_where_the_cpu_has_it(native_bf16, exports, templates_640, features, exact_frames):
+    assert OpenVinoBackend.resolve_precision("auto", "cpu") == "bf16"
+    assert backends.choose_backend("auto", "cpu") == "openvino", "auto takes the fastest arithmetic the CPU has"
+    assert backends.choose_backend("auto", "cpu", "fp32") == "onnxruntime", "in fp32 onnxruntime is the fastest"
     model = OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="bf16")
     ours = _frames(model, templates_640, features, batch_size=4)
     errors = np.stack([a.astype(np.float64) - b for a, b in zip(ours, exact_frames, strict=True)])
     psnr = 10 * np.log10(255**2 / np.mean(errors**2))
-    # measured on a 2-core Xeon with AMX (random checkpoint, 640x480 frames): 51.5 dB, at most 18 per value
-    assert np.abs(errors).max() > 0 and psnr >= 45, f"bf16 frames at {psnr:.1f} dB of the exact path"
+    # whole 640x480 frames of a random checkpoint: 51.5 dB on a 2-core Xeon with AMX; over the generated square
+    # alone random checkpoints measure 38.7-47.7 dB on an EPYC with AVX-512 BF16 (docs/performance.md): auto checks
+    assert np.abs(errors).max() > 0 and psnr >= 40, f"bf16 frames at {psnr:.1f} dB of the exact path"
 
 
 def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
@@ -64,7 +71,7 @@ def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
 
 
 def test_auto_picks_by_measured_rank_for_the_cpu(monkeypatch):
-    assert backends.choose_backend("auto", "cpu") == "onnxruntime", "bf16 is opt-in, so fp32 ranks decide on every CPU"
+    assert backends.choose_backend("auto", "cpu") == "onnxruntime", "without bf16, fp32 ranks decide"
     monkeypatch.setattr(backends.backend_class("onnxruntime"), "installed", classmethod(lambda cls: False))
     assert backends.choose_backend("auto", "cpu") == "openvino"
     monkeypatch.setattr(backends.backend_class("openvino"), "installed", classmethod(lambda cls: False))

@@ -78,14 +78,21 @@ def usable_cpus() -> int:
     return cpus if _cpu_budget is None else max(1, min(cpus, _cpu_budget))
 
 
+#: Flags to leave out of `cpu_flags` (comma-separated): a run as on a CPU without them (tests that must
+#: not depend on the machine, a benchmark of what a CPU without bf16 gets).
+HIDE_FLAGS_ENV = "FRAME_GEN_HIDE_CPU_FLAGS"
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """Instruction-set flags of the CPU as Linux reports them (empty where it cannot be read)."""
+    """Instruction-set flags of the CPU as Linux reports them (empty where it cannot be read), less
+    those named in $FRAME_GEN_HIDE_CPU_FLAGS."""
+    hidden = frozenset(os.environ.get(HIDE_FLAGS_ENV, "").replace(",", " ").split())
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             for line in handle:
                 if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split()) - hidden
     except OSError:
         pass
     return frozenset()

@@ -16,17 +16,18 @@ from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo
 from .contract import get_mode
-from .devices import check_precision, resolve_device
+from .devices import check_precision, device_type, resolve_device
 from .errors import ConfigurationError
 from .files import MANIFEST, atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
 from .inputs.templates import TemplateSet
-from .models.backends import EXACT_BACKEND, load_backend
+from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import write_frames
 from .outputs.video import encode_frames
 from .plan import AudioModel, RenderPlan, describe_audio_model, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
+from .render.fidelity import CheckedPrecision
 from .render.generator import FrameRenderer
 from .render.template_cache import TemplateCache
 
@@ -58,13 +59,12 @@ class FrameGenerationPipeline:
         checkpoint_path: a SyncTalk_2D 328 checkpoint (state_dict, `module.` prefix accepted).
         mode: "ave", "hubert" or "wenet".
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
-        backend: "auto" (the fastest installed for the device; frames within 2 per value of the
-            exact path), "torch" (bit-exact on the CPU), "onnxruntime" or "openvino".
+        backend: "auto" (the fastest installed for the device and precision), "torch" (bit-exact on the CPU), "onnxruntime", "openvino".
         batch_size: frames per network call; None picks the backend's measured default. Each render's
             plan caps it by the frames rendered and the free memory.
         onnx_path: an exported graph for onnxruntime / openvino (it must come from this
             checkpoint; no torch weights are loaded then). None uses the export cache.
-        precision: "auto", "fp32", "bf16" (OpenVINO on CPUs with bf16, torch on CUDA), "fp16" (CUDA).
+        precision: "auto" (bf16 where the CPU has it and its check passes, else fp32; docs/contract.md), "fp32", "bf16", "fp16" (CUDA).
         template_cache: where the network's template half is kept per template, shared with whatever
             else is given it (live sessions, other pipelines); None: one of its default size.
 
@@ -94,11 +94,25 @@ class FrameGenerationPipeline:
         self.device = self.model.device
         #: The batch asked for (capped per render by its plan); None: the backend's default.
         self.batch_request = batch_size
-        if batch_size is None:
-            batch_size = type(self.model).default_batch(self.device.split(":")[0])
         self.template_cache = TemplateCache() if template_cache is None else template_cache
-        self.generator = FrameRenderer(self.model, batch_size=batch_size, template_cache=self.template_cache)
+        self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
         self._audio_models: dict[tuple[str, str], SpeechModel] = {}
+        #: precision auto's bf16 checked per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
+        self.precision_check = CheckedPrecision(
+            self.model, precision == "auto" and self.model.precision == "bf16", lambda: self._exact_model(),
+            lambda: load_backend(checkpoint_path, self.mode, self.device, backend, "fp32", onnx_path))
+        self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
+
+    def batch_of(self, model: InferenceBackend) -> int:
+        """The batch asked for, or `model`'s default (before a plan caps it)."""
+        return self.batch_request or type(model).default_batch(device_type(model.device))
+
+    def renderer(self, templates: TemplateSet, plan: RenderPlan | None = None) -> FrameRenderer:
+        """The FrameRenderer of `templates` (on `model_for(templates)`) at its batch, capped by `plan` where given."""
+        model = self.model_for(templates)
+        batch = self.batch_of(model) if plan is None else plan.batch_for(self.batch_of(model))
+        same = model is self.model and batch == self.generator.batch_size
+        return self.generator if same else FrameRenderer(model, batch_size=batch, template_cache=self.template_cache)
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
@@ -185,15 +199,10 @@ class FrameGenerationPipeline:
             return plan
         return plan.encoded(self._loaded(plan.audio_model))
 
-    def _result(self, plan: RenderPlan, fps: float, batch: int, started: float) -> RenderResult:
-        return RenderResult(str(plan.output), plan.frame_count, fps, self.backend, self.device, batch,
-                            time.perf_counter() - started, plan.options)
-
-    def _generator(self, plan: RenderPlan) -> FrameRenderer:
-        batch = plan.batch_for(self.generator.batch_size)
-        if batch == self.generator.batch_size:
-            return self.generator
-        return FrameRenderer(self.model, batch_size=batch, template_cache=self.template_cache)
+    def _result(self, plan: RenderPlan, fps: float, generator: FrameRenderer, started: float) -> RenderResult:
+        return RenderResult(str(plan.output), plan.frame_count, fps, getattr(generator.model, "name", self.backend), self.device,
+                            generator.batch_size, time.perf_counter() - started, plan.options,
+                            getattr(generator.model, "precision", "fp32"), self.fidelity_db(plan.templates))
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,
@@ -212,13 +221,13 @@ class FrameGenerationPipeline:
         options, count, fps, info = plan.options, plan.frame_count, plan.fps, plan.audio[0]
         plan.warn_about_timing()
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
-        generator = self._generator(plan)
+        generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.paste)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(plan.output) as temporary:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
                           options.preset, count, plan.output)
-        return self._result(plan, fps, generator.batch_size, started)
+        return self._result(plan, fps, generator, started)
 
     def frames(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
@@ -233,13 +242,13 @@ class FrameGenerationPipeline:
         return self.render(self.plan("frames", output_dir, templates, features, audio, audio_encoder, options, hubert_model))
 
     def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
-        generator = self._generator(plan)
+        generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
                                        blend=plan.options.paste)
         with closing(frames), atomic_directory(plan.output, "frames") as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
-        return self._result(plan, self.mode.fps, generator.batch_size, started)
+        return self._result(plan, self.mode.fps, generator, started)
 
     def reference(
         self, output_dir: Path_, templates: Templates, features: Features = None, audio: Path_ | None = None,
@@ -260,7 +269,7 @@ class FrameGenerationPipeline:
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
                      exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.paste)
-        return replace(self._result(plan, self.mode.fps, 1, started), backend=exact.name, device="cpu")
+        return replace(self._result(plan, self.mode.fps, generator, started), device="cpu", fidelity_db=None)
 
     def generate_video(
         self, audio_features_path: Path_ | None, template_dir: Templates, audio_path: Path_, output_path: Path_,

@@ -15,7 +15,7 @@ from ..render.blend import NO_BLEND, Blend
 from .renderer import Renderer
 from .shared import LiveModel
 from .slots import IdleRun, Segment, Timeline
-from .timeline import SLOT_SAMPLES, LiveFrame, start_delay
+from .timeline import DROP, SLOT_SAMPLES, LiveFrame, start_delay
 from .utterance import Utterance
 
 logger = logging.getLogger(__name__)
@@ -151,9 +151,12 @@ class RealtimeDriver(Driver):
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """Its policy's start delay after its first sample, from the session's measured speed shared
-        with the sessions speaking now."""
+        with the sessions speaking now; open speech (drop) also its rate: every slot, or every other
+        one where that speed is below real time (Renderer.stride)."""
+        if utterance.start_slot is None and utterance.policy == DROP:  # known-length speech waits instead
+            utterance.stride = self.renderer.stride()
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
-                            self.renderer.batch_size)
+                            self.renderer.batch_size, utterance.stride)
         delay += utterance.features.extra_lookahead_seconds
         self.timeline.place(utterance, delay, not_before)
 

@@ -4,6 +4,7 @@ ahead of their slots on the shared model, frames that cannot be on time skipped,
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -13,6 +14,13 @@ from ..render.arithmetic import to_pixels
 from .shared import LiveModel
 from .timeline import FPS, Clock, RenderRate
 from .utterance import Utterance
+
+logger = logging.getLogger(__name__)
+
+#: A real-time session renders every slot where its expected speed (a frame's network share and its
+#: audio encoder window) is at least this many times real time; below, every other slot (half rate:
+#: 12.5 frames/s, each image shown twice, the lips on time) rather than dropping at random.
+FULL_RATE_HEADROOM = 1.1
 
 
 class Renderer:
@@ -25,16 +33,33 @@ class Renderer:
         batch_size: speech frames per network call.
         rate: the measure it updates and plans with (its LiveModel's shared one, or an empty one).
         speakers: how many sessions share the model now, this one included (None: it is alone).
+        half_rate: whether `stride` may choose every other slot.
     """
 
     def __init__(self, live: LiveModel, template_of: Callable[[int], int], clock: Clock, batch_size: int,
-                 rate: RenderRate, speakers: Callable[[], int] | None = None) -> None:
+                 rate: RenderRate, speakers: Callable[[], int] | None = None, half_rate: bool = True) -> None:
         self.live, self.template_of, self.clock, self.batch_size, self.rate = live, template_of, clock, batch_size, rate
         self.speakers = speakers or (lambda: 1)
+        self.half_rate = half_rate
+        self._half_rate_said = False
 
     def expected(self) -> RenderRate:
         """The session's measured speed as it is now: shared with the other sessions speaking."""
         return self.rate.shared_by(self.speakers())
+
+    def stride(self) -> int:
+        """1 (render every slot) where the expected speed keeps real time with FULL_RATE_HEADROOM (or half
+        rate is off), else 2 (every other slot); the first half-rate choice of a session is said once."""
+        expected = self.expected()
+        per_slot = expected.seconds_per_frame + expected.seconds_per_window
+        if not self.half_rate or per_slot * FPS * FULL_RATE_HEADROOM <= 1:
+            return 1
+        if not self._half_rate_said:
+            self._half_rate_said = True
+            logger.info("rendering every other slot (%g frames/s, each image shown twice): a frame takes %.0f ms here "
+                        "with its audio, real time needs %.0f ms with %.0f%% to spare", FPS / 2, 1000 * per_slot,
+                        1000 / FPS, 100 * (FULL_RATE_HEADROOM - 1))
+        return 2
 
     def step(self, utterance: Utterance, due: Callable[[int], float] | None = None) -> bool:
         """Take in the utterance's pushed speech, skip the frames a batch started now would finish
@@ -61,10 +86,11 @@ class Renderer:
     def _can_wait_for_batch(self, utterance: Utterance, due: Callable[[int], float]) -> bool:
         """True when fewer frames than a batch are ready, more are coming, and waiting for them
         (at the speed of speech) still has the first one on time: a full batch uses every stream."""
-        ready = sum(utterance.features.ready(utterance.next_render + i) for i in range(self.batch_size))
+        step = utterance.stride
+        ready = sum(utterance.features.ready(utterance.next_render + i * step) for i in range(self.batch_size))
         if ready == self.batch_size or utterance.features.count is not None:
             return False
-        wait = (self.batch_size - ready) / FPS
+        wait = (self.batch_size - ready) * step / FPS
         deadline = self._next_due(utterance, due)
         return self._finish_estimate(deadline) + wait <= deadline
 
@@ -79,7 +105,7 @@ class Renderer:
             deadline = self._next_due(utterance, due)
             if self._finish_estimate(deadline) <= deadline:
                 break
-            utterance.next_render += 1
+            utterance.next_render += utterance.stride
 
     def _render(self, utterance: Utterance, due: Callable[[int], float] | None) -> None:
         assert utterance.start_slot is not None  # placed before it renders
@@ -88,7 +114,7 @@ class Renderer:
         while (len(indices) < self.batch_size and utterance.next_render < utterance.frame_limit()
                and utterance.features.ready(utterance.next_render)):
             indices.append(utterance.next_render)
-            utterance.next_render += 1
+            utterance.next_render += utterance.stride
         templates = [self.template_of(utterance.start_slot + i) for i in indices]
         images = self.live.network_inputs(templates)
         audio = np.stack([utterance.features.window(i) for i in indices])

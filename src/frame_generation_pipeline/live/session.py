@@ -64,6 +64,8 @@ class StreamingSession:
         hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
         template_cache: where the network's template half is kept per template, when the session
             has its own LiveModel (a shared one brings its own; None: the whole network every frame).
+        half_rate: in real time, render every other slot of an utterance (each image shown twice)
+            where the measured speed is below real time (False: every slot, dropping what is late).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class StreamingSession:
         blend: Blend = NO_BLEND,
         hubert: HubertWindows | None = None,
         template_cache: TemplateCache | None = None,
+        half_rate: bool = True,
     ) -> None:
         if shared is not None and (shared.model is not model or shared.templates is not templates
                                    or shared.encoder is not encoder):
@@ -96,7 +99,7 @@ class StreamingSession:
         self.timeline = Timeline(self.clock, len(templates), start_frame)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
         self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate,
-                                 lambda: self.live.speakers(self.timeline))
+                                 lambda: self.live.speakers(self.timeline), half_rate)
         self.live.join(self.timeline)
         self.driver: RealtimeDriver | SimulatedDriver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)
@@ -107,12 +110,17 @@ class StreamingSession:
         cls, pipeline: FrameGenerationPipeline, templates: TemplateSet | str | os.PathLike[str],
         audio_encoder: AudioEncoder | HubertEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
     ) -> StreamingSession:
-        """A session on a loaded pipeline's model and batch size (options as for the class)."""
+        """A session on a loaded pipeline's model for `templates` (`model_for`) and its batch size (options
+        as for the class)."""
         if isinstance(audio_encoder, (str, os.PathLike)):
             audio_encoder = pipeline.audio_model(audio_encoder)
-        options.setdefault("batch_size", pipeline.generator.batch_size)
+        templates = as_templates(templates, use_parsing)
+        model = pipeline.model_for(templates)  # precision auto: bf16 checked on these templates first
+        options.setdefault("batch_size", pipeline.batch_of(model))
         options.setdefault("template_cache", pipeline.template_cache)
-        return cls(pipeline.model, as_templates(templates, use_parsing), audio_encoder, **options)
+        session = cls(model, templates, audio_encoder, **options)
+        session.live.fidelity_db = pipeline.fidelity_db(templates)
+        return session
 
     @classmethod
     def on(cls, shared: LiveModel, **options: Any) -> StreamingSession:

@@ -143,6 +143,8 @@ class LiveModel:
             raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
         templates.validate(list(range(len(templates))))
         self.model, self.templates, self.encoder, self.on_batch = model, templates, encoder, on_batch
+        #: The fidelity check's dB of the model's precision on these templates, where one was made (reports).
+        self.fidelity_db: float | None = None
         self.template_cache = template_cache
         self.cache = PreparedCache(templates, cache_bytes)
         self.turns = Turns()

@@ -183,7 +183,7 @@ class Timeline:
     def advance(self, frame: LiveFrame) -> LiveFrame:
         """Count `frame` as shown and move on to the next slot."""
         self.slot += 1
-        self.stats.count(frame.kind)
+        self.stats.count(frame.kind, frame.repeated)
         return frame
 
     def wait(self, timeout: float | None, unless: Callable[[], bool] | None = None) -> bool:

@@ -50,7 +50,10 @@ class Utterance:
         self.start_slot: int | None = None
         self.report: UtteranceReport | None = None
         self.next_render = 0
+        #: 1: every frame rendered; 2: every other one, each image shown in its slot and the next (half rate).
+        self.stride = 1
         self._rendered: dict[int, tuple[np.ndarray, float]] = {}  # frame -> (320x320 pixels, clock time done)
+        self._composed: tuple[np.ndarray, np.ndarray] | None = None  # the last pixels pasted and their image
 
     def add(self, samples: np.ndarray) -> None:
         """Take speech from a producer."""
@@ -77,7 +80,7 @@ class Utterance:
     def start(self, slot: int, delay: float) -> None:
         """Place the utterance's first frame at `slot`, `delay` seconds after its first sample."""
         self.start_slot = slot
-        self.report = UtteranceReport(self.number, self.policy, slot, delay)
+        self.report = UtteranceReport(self.number, self.policy, slot, delay, half_rate=self.stride == 2)
 
     def ingest(self) -> bool:
         """Feed the features what producers pushed (mel and encoder work happens here); True if any."""
@@ -116,9 +119,12 @@ class Utterance:
         return self.start_slot + self.features.count
 
     def finished(self, frame: int, pixels: np.ndarray, when: float) -> None:
-        """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when` (the render thread)."""
+        """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when` (the render thread; at
+        half rate, for the next frame's slot too)."""
         with self._lock:
             self._rendered[frame] = (pixels, when)
+            if self.stride == 2 and (self.features.count is None or frame + 1 < self.features.count):
+                self._rendered[frame + 1] = (pixels, when)
 
     def has_frame(self, frame: int) -> bool:
         """True when `frame` was rendered or passed over (so its slot can be decided)."""
@@ -126,17 +132,23 @@ class Utterance:
 
     def take(self, frame: int, slot: int, template: int, due: float, compose) -> LiveFrame:
         """The slot of `frame`: its image if it was done by `due` (else a dropped slot), and its samples.
+        At half rate the slot after a rendered frame shows the same image (`repeated`).
 
         `compose(template, pixels)` pastes the generated pixels into the template frame.
         """
         assert self.report is not None  # start() made it
         with self._lock:
             pixels, when = self._rendered.pop(frame, (None, math.inf))
-        image = compose(template, pixels) if pixels is not None and when <= due else None
+        repeated = pixels is not None and self._composed is not None and pixels is self._composed[0]
+        image = None
+        if pixels is not None and when <= due:
+            image = self._composed[1] if repeated and self._composed is not None else compose(template, pixels)
+            self._composed = (pixels, image)
         if image is None:
             self.report.dropped += 1
         else:
             self.report.frames += 1
+            self.report.repeated += repeated
             if self.report.first_frame_latency_s is None:
                 self.report.first_frame_latency_s = when - self.arrived
         with self._lock:
@@ -145,7 +157,8 @@ class Utterance:
             self._audio = self._audio[max(begin + SLOT_SAMPLES, 0) :]
             self._audio_first += max(begin + SLOT_SAMPLES, 0)
         audio = np.pad(audio, (0, SLOT_SAMPLES - len(audio)))
-        return LiveFrame(slot, "speech" if image is not None else "dropped", image, audio, template, self.number, frame)
+        return LiveFrame(slot, "speech" if image is not None else "dropped", image, audio, template, self.number, frame,
+                         repeated and image is not None)
 
     def state_bytes(self) -> int:
         """Memory held: speech not yet played or ingested, features, frames rendered ahead."""

@@ -2,8 +2,9 @@
 
 Location: $FRAME_GEN_CACHE_DIR, else $XDG_CACHE_HOME/frame_generation_pipeline, else
 ~/.cache/frame_generation_pipeline. Entries are keyed by checkpoint sha256, mode and opset:
-`onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and its two halves) and
-`openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them).
+`onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and its two halves),
+`openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them) and
+`fidelity/<sha>-<mode>-opset<N>/` (the bf16 checks on template sets, render/fidelity.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ CACHE_ENV = "FRAME_GEN_CACHE_DIR"
 #: Opset of the graphs the backends export for themselves.
 CACHE_OPSET = 17
 #: The kinds of entries, one folder each.
-KINDS = ("onnx", "openvino")
+KINDS = ("onnx", "openvino", "fidelity")
 #: The graphs of one export: the whole network and its two halves (docs/contract.md, "The network").
 PARTS = ("full", "template", "rest")
 _SHA_CHARS = 24

@@ -137,14 +137,16 @@ def add_model(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument(
         "--backend", default="auto", choices=BACKEND_CHOICES,
-        help="auto: the fastest installed for the device, frames within 2 per value of the exact torch path",
+        help="auto: the fastest installed for the device and precision (docs/contract.md, what each precision promises)",
     )
     parser.add_argument("--exact", action="store_true", help="frames bit-identical to upstream: --backend torch on the CPU")
     parser.add_argument("--onnx", default=None, help="an exported .onnx of this checkpoint for onnxruntime/openvino "
                         "(default: export once into the cache)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per network call (default: per backend)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="bf16: openvino on CPUs with bf16, or torch on CUDA; fp16: torch on CUDA")
+                        help="auto: bf16 where the CPU has it natively and a check on your checkpoint and templates "
+                             "measures at least 45 dB against the exact path, else fp32 (within 2 per value); "
+                             "bf16: openvino on CPUs with bf16, or torch on CUDA; fp16: torch on CUDA")
     parser.add_argument("--template-cache-mb", type=non_negative_int, default=DEFAULT_TEMPLATE_CACHE_MB,
                         help="memory for the network's template half, 6.3 MB per template kept (0: none)")
 

@@ -23,15 +23,16 @@ def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
     from ...live.simulate import simulate_viewer, write_report
-    from ...options import RenderOptions
+    from ...options import RenderOptions, describe_precision
     from ...plan import load_audio_model
 
     options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, **blend_options(args))
     plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
     encoder = load_audio_model(plan.audio_model, settings["device"])  # before the U-Net, like every render
     pipeline = pipeline_from(args, settings)
+    batch = plan.batch_for(pipeline.batch_of(pipeline.model_for(plan.templates)))
     session = StreamingSession.from_pipeline(pipeline, plan.templates, encoder, realtime=args.realtime,
-                                             start_frame=args.start_frame, batch_size=plan.batch_for(pipeline.generator.batch_size),
+                                             start_frame=args.start_frame, batch_size=batch,
                                              blend=options.paste, hubert=HubertWindows(lookahead=args.hubert_lookahead))
     data = simulate_viewer(session, plan, args.frames_dir, args.chunk_ms, args.realtime, args.gap_seconds, args.policy)
     if args.report is not None:
@@ -39,7 +40,8 @@ def run_live(args: argparse.Namespace) -> int:
     latency = data["first_frame_latency_s"]
     report(args, f"wrote {args.output}: {data['frames']} slots ({data['speech_frames']} speech, {data['idle_frames']} idle, "
                  f"{data['dropped_frames']} dropped), first frame after {latency:.2f} s, rendering at "
-                 f"{data['render_fps']:.1f} frames/s ({data['realtime_factor']:.2f}x real time) with {data['backend']}"
+                 f"{data['render_fps']:.1f} frames/s ({data['realtime_factor']:.2f}x real time) with "
+                 f"{describe_precision(data['backend'], data['precision'], data['fidelity_db'])}"
            if latency is not None else f"wrote {args.output}: {data['frames']} slots, no speech frame shown")
     return 0
 

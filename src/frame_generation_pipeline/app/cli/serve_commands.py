@@ -8,7 +8,7 @@ import os
 import socket
 
 from ...errors import ConfigurationError
-from ...live.timeline import DEFAULT_MARGIN
+from ...live.timeline import SERVE_MARGIN
 from .arguments import (
     add_audio_model,
     add_blend,
@@ -85,6 +85,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--video-codec", choices=("vp8", "h264"), default="vp8",
                        help="the video codec offered first (default vp8: a quarter to a sixth of aiortc's H.264 "
                             "encoder CPU; docs/live.md)")
-    serve.add_argument("--start-margin", type=non_negative_float, default=DEFAULT_MARGIN, metavar="SECONDS",
-                       help=f"slack before each utterance's first frame (default {DEFAULT_MARGIN}); raise it on a busy "
+    serve.add_argument("--start-margin", type=non_negative_float, default=SERVE_MARGIN, metavar="SECONDS",
+                       help=f"slack before each utterance's first frame (default {SERVE_MARGIN}); raise it on a busy "
                             "machine whose /stats show dropped frames")

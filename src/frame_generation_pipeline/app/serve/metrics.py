@@ -1,5 +1,6 @@
 """The server's Prometheus metrics (GET /metrics): sessions, frames rendered, shown and dropped,
-latency to the first frame of each utterance, and seconds spent in network batches.
+latency to the first frame of each utterance, seconds spent in network batches, and the arithmetic
+(backend, precision, the fidelity check's dB).
 
 Each server has a CollectorRegistry of its own (not prometheus-client's global one), so several
 servers can live in one process (as in the tests).
@@ -33,6 +34,15 @@ class ServerMetrics:
                                   "first frame rendered", buckets=_LATENCY_BUCKETS, registry=self.registry)
         self._render = Histogram("fgp_render_seconds", "Seconds per network batch (waiting for the model's turn "
                                  "included)", buckets=_BATCH_BUCKETS, registry=self.registry)
+
+    def arithmetic(self, backend: str, precision: str, fidelity_db: float | None) -> None:
+        """Say which backend and precision the network runs in and, where checked, its dB against the exact path."""
+        info = Gauge("fgp_network_precision", "1 for the backend and precision the network runs in",
+                     ["backend", "precision"], registry=self.registry)
+        info.labels(backend, precision).set(1)
+        if fidelity_db is not None:
+            Gauge("fgp_fidelity_db", "PSNR in dB of the auto precision's bf16 against the exact path on the avatar's "
+                  "templates (the fidelity check)", registry=self.registry).set(fidelity_db)
 
     def batch(self, frames: int, seconds: float) -> None:
         """A network batch of `frames` took `seconds` (called from render threads)."""

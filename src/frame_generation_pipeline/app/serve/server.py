@@ -19,7 +19,7 @@ import json
 import logging
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -33,8 +33,9 @@ from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
 from ...live.session import StreamingSession
 from ...live.shared import LiveModel
-from ...live.timeline import DEFAULT_MARGIN
+from ...live.timeline import SERVE_MARGIN
 from ...models.audio_encoder import AudioEncoder
+from ...models.backends.base import InferenceBackend
 from ...pipeline import FrameGenerationPipeline
 from ...render.blend import NO_BLEND, Blend
 from .ice import CONSENT_INTERVAL, configure_ice
@@ -79,7 +80,7 @@ class ServerSettings:
     video_width: int | None = None
     video_codec: str = "vp8"
     use_parsing: bool = False
-    start_margin: float = DEFAULT_MARGIN
+    start_margin: float = SERVE_MARGIN
     blend: Blend = NO_BLEND
     consent_interval: float = CONSENT_INTERVAL
 
@@ -94,6 +95,7 @@ class AvatarServer:
         self.visitors: dict[str, Visitor] = {}
         self.metrics = ServerMetrics(lambda: len(self.visitors))
         self.live: LiveModel | None = None
+        self.model: InferenceBackend = pipeline.model  # the one for these templates once started (model_for)
         self._lock = asyncio.Lock()  # guards the count of visitors (and of those joining), nothing slow
         self._joining = 0
 
@@ -121,13 +123,16 @@ class AvatarServer:
         self.live = await asyncio.to_thread(self._warmed_up)
 
     def _warmed_up(self) -> LiveModel:
-        live = LiveModel(self.pipeline.model, self.templates, self.encoder, on_batch=self.metrics.batch,
+        self.model = model = self.pipeline.model_for(self.templates)  # precision auto: bf16 checked on these templates
+        live = LiveModel(model, self.templates, self.encoder, on_batch=self.metrics.batch,
                          template_cache=self.pipeline.template_cache)
-        live.warm_up(self._batch_size())
+        live.fidelity_db = self.pipeline.fidelity_db(self.templates)
+        self.metrics.arithmetic(model.name, model.precision, live.fidelity_db)
+        live.warm_up(self._batch_size(model))
         return live
 
-    def _batch_size(self) -> int:
-        return max(self.pipeline.generator.batch_size, self.pipeline.model.streams)
+    def _batch_size(self, model: InferenceBackend) -> int:
+        return max(self.pipeline.batch_of(model), model.streams)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
@@ -175,7 +180,7 @@ class AvatarServer:
                 return _reason(503, f"all {self.settings.max_sessions} sessions are in use: try again later")
             self._joining += 1
         try:
-            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self._batch_size(),
+            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self._batch_size(self.model),
                                               realtime=True, margin=self.settings.start_margin,
                                               blend=self.settings.blend)
         finally:
@@ -255,10 +260,12 @@ class AvatarServer:
         session = self._visitor(request).session
         stats = session.stats
         return web.json_response({"first_frame_latency_s": stats.first_frame_latency_s, "render_fps": session.rate.frames_per_second
-                                  if session.rate.seconds_per_frame else None, "slots": stats.slots,
+                                  if session.rate.seconds_per_frame else None, "backend": self.model.name,
+                                  "precision": self.model.precision, "fidelity_db": session.live.fidelity_db,
+                                  "slots": stats.slots,
                                   "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
-                                  "utterances": [{"start_slot": u.start_slot, "start_delay_s": u.start_delay_s,
-                                                  "frames": u.frames, "dropped": u.dropped} for u in list(stats.utterances)[-8:]]})
+                                  "repeated_frames": stats.repeated_frames,
+                                  "utterances": [asdict(u) for u in list(stats.utterances)[-8:]]})
 
     async def delete(self, request: web.Request) -> web.Response:
         """End a session."""

@@ -1,7 +1,9 @@
 """The inference backends and the choice among them: one file per backend, one registry line each.
 
-`auto` takes the installed backend with the highest measured rank for the device (README,
-"Backends"); every backend it may pick keeps frames within 2 per value of the exact path.
+`auto` takes the installed backend with the highest measured rank for the device and the precision
+each would run (docs/performance.md): with precision `auto` on a CPU with native bf16 (AVX512_BF16 or
+AMX) that is OpenVINO in bf16, whose frames the pipeline checks against the exact path on the user's
+own templates (render/fidelity.py); otherwise an fp32 backend within 2 per value of the exact path.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def backend_class(name: str) -> type[InferenceBackend]:
     return getattr(importlib.import_module(f".{module}", __name__), cls)
 
 
-def choose_backend(name: str, device: str) -> str:
-    """The concrete backend for `name` on a resolved `device` ("auto": the fastest installed)."""
+def choose_backend(name: str, device: str, precision: str = "auto") -> str:
+    """The concrete backend for `name` on a resolved `device` ("auto": the fastest installed in the
+    precision it would run for `precision`)."""
     if name != "auto":
         cls = backend_class(name)
         if not cls.installed():
@@ -50,9 +53,17 @@ def choose_backend(name: str, device: str) -> str:
     ranked = []
     for candidate in BACKENDS:
         cls = backend_class(candidate)
-        rank = cls.rank(device_type(device)) if cls.installed() else None
+        if not cls.installed():
+            continue
+        try:
+            runs = cls.resolve_precision(precision, device_type(device))
+        except ConfigurationError:  # a precision this backend does not run
+            continue
+        rank = cls.rank(device_type(device), runs)
         if rank is not None:
             ranked.append((rank, candidate))
+    if not ranked:
+        raise BackendUnavailableError(f"no installed backend runs precision {precision!r} on {device}")
     return max(ranked)[1]
 
 
@@ -72,7 +83,7 @@ def load_backend(
     """
     spec = get_mode(mode)
     resolved = resolve_device(device)
-    name = choose_backend(backend, resolved)
+    name = choose_backend(backend, resolved, precision)
     if model_file is not None and name == EXACT_BACKEND:
         raise ConfigurationError(
             f"an exported model file ({os.fspath(model_file)}) is for the onnxruntime or openvino backend, "

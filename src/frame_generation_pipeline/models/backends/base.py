@@ -66,8 +66,9 @@ class InferenceBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def rank(cls, device_type: str) -> int | None:
-        """Measured speed rank on "cpu" or "cuda" (higher is faster); None where it cannot run."""
+    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
+        """Measured speed rank on "cpu" or "cuda" in `precision` (a resolved one; higher is faster);
+        None where it cannot run."""
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:
@@ -114,7 +115,8 @@ class InferenceBackend(ABC):
 
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """The concrete precision for `precision` ("auto" -> "fp32"); ConfigurationError if unsupported."""
+        """The concrete precision for `precision` ("auto" -> "fp32" unless the backend says otherwise);
+        ConfigurationError if unsupported."""
         if precision == "auto":
             return "fp32"
         if precision not in cls.precisions:

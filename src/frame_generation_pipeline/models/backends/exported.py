@@ -95,14 +95,20 @@ class ExportedBackend(InferenceBackend):
         self._checkpoint = checkpoint if model_file is None or halves_cached else None
         self._halves: tuple[Graph, Graph] | None = None
         self._halves_lock = threading.Lock()
-        if halves_cached and self.splits:  # loaded with the model, so that no render pays for it
+        if halves_cached and self.halves_pay():  # loaded with the model, so that no render pays for it
             self._half_graphs()
 
     @property
     def splits(self) -> bool:
-        """True when the halves can be had: from the cache (exported there with the full graph). A
-        given graph runs whole unless the cache holds its checkpoint's halves already."""
-        return self._checkpoint is not None
+        """True when the halves can be had: from the cache (exported there with the full graph), and
+        running them pays (`halves_pay`). A given graph runs whole unless the cache holds its
+        checkpoint's halves already."""
+        return self._checkpoint is not None and self.halves_pay()
+
+    def halves_pay(self) -> bool:
+        """True when the template cache makes this backend faster end to end: a template's first
+        frame runs both halves, later ones the rest alone (measured per backend, docs/performance.md)."""
+        return True
 
     def _half_graphs(self) -> tuple[Graph, Graph]:
         """The two halves' graphs, exported into the cache first where they are not there yet."""

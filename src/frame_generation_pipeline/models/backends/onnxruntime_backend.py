@@ -56,8 +56,8 @@ class OnnxRuntimeBackend(ExportedBackend):
         return partial(session.run, None), dict(session.get_modelmeta().custom_metadata_map)
 
     @classmethod
-    def rank(cls, device_type: str) -> int | None:
-        """On the CPU ~4-6x torch eager (README, "Backends"); on CUDA unmeasured, so below torch."""
+    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
+        """On the CPU ~4-6x torch eager in fp32 (docs/performance.md); on CUDA unmeasured, so below torch."""
         return 50 if device_type == "cpu" else 40
 
     @classmethod

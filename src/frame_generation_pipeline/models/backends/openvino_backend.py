@@ -1,9 +1,10 @@
 """The OpenVINO backend: the exported graph compiled by OpenVINO for the CPU, in fp32 or bf16.
 
-bf16 runs only when asked (`--precision bf16`) and where the CPU has bf16 instructions (AVX-512
-BF16 or AMX); it is faster but moves frames by more than 2 per value (README, "Backends"), so
-`auto` runs fp32. The compiled model is cached beside the ONNX exports, so a second start skips
-compilation.
+bf16 runs where the CPU has bf16 instructions (AVX-512 BF16 or AMX): precision `auto` takes it
+there (2.1x onnxruntime's fp32 network on a 2-core AVX-512 EPYC, docs/performance.md). It moves
+frames by more than 2 per value (about 50 dB against the exact path), so a pipeline running it for
+`auto` checks it on the user's own checkpoint and templates first (render/fidelity.py). The compiled
+model is cached beside the ONNX exports, so a second start skips compilation.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 class OpenVinoBackend(ExportedBackend):
     """An exported U-Net compiled by OpenVINO for the CPU, each stream on its own infer request
-    (arguments: see ExportedBackend; precision "auto" is fp32)."""
+    (arguments: see ExportedBackend; precision "auto" is bf16 where the CPU has it, else fp32)."""
 
     name = "openvino"
     requires = ("openvino",)
@@ -69,19 +70,31 @@ class OpenVinoBackend(ExportedBackend):
 
         return run, metadata
 
+    def halves_pay(self) -> bool:
+        """No: OpenVINO's template half costs half the whole network (bf16: 21 core-ms a frame against
+        41, the rest 36; fp32: 29 against 80, the rest 64; 2-core AVX-512 EPYC, docs/performance.md),
+        and end to end a 100-frame clip over 50 templates ran at 0.84x in fp32 with the halves: clips
+        and live sessions run the whole network."""
+        return False
+
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """"auto" -> fp32 (bf16 moves frames by more than 2 per value: opt-in); bf16 only where the CPU has it."""
+        """"auto" -> bf16 where the CPU has it natively (AVX-512 BF16 or AMX, read now), else fp32."""
         has_bf16 = cpu_summary()["bf16"]
+        if precision == "auto":
+            return "bf16" if has_bf16 and device_type == "cpu" else "fp32"
         precision = super().resolve_precision(precision, device_type)
         if precision == "bf16" and not has_bf16:
             raise ConfigurationError("precision 'bf16' needs a CPU with AVX-512 BF16 or AMX; this one has neither")
         return precision
 
     @classmethod
-    def rank(cls, device_type: str) -> int | None:
-        """In fp32 (what `auto` runs) about onnxruntime's speed, so ranked just below it; no CUDA."""
-        return 45 if device_type == "cpu" else None
+    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
+        """In bf16 the fastest on the CPU (2.1x onnxruntime's network); in fp32 about onnxruntime's
+        speed, so ranked just below it; no CUDA."""
+        if device_type != "cpu":
+            return None
+        return 60 if precision == "bf16" else 45
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:

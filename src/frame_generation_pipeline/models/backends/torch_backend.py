@@ -81,9 +81,11 @@ class TorchBackend(InferenceBackend):
                     ", optimised" if self.optimized else "")
 
     @classmethod
-    def rank(cls, device_type: str) -> int | None:
-        """The fastest on CUDA (nothing else is measured there yet); the slowest on the CPU."""
-        return 100 if device_type == "cuda" else 10
+    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
+        """The fastest on CUDA (nothing else is measured there yet); the slowest on the CPU (fp32 only)."""
+        if device_type == "cuda":
+            return 100
+        return 10 if precision == "fp32" else None
 
     @property
     def exact(self) -> bool:

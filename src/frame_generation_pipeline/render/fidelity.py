@@ -1,0 +1,119 @@
+"""The fidelity check of a faster arithmetic (bf16) on the user's own checkpoint and templates: a
+few templates through it and through the exact path, the PSNR over the generated square, kept in the
+export cache (keyed by checkpoint, templates and precision) so that it runs once per avatar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputError
+from ..files import atomic_file, describe_os_error
+from ..inputs.templates import TemplateSet
+from ..models.cache import cache_dir, entry_name
+from .arithmetic import to_pixels
+from .prepared import prepare
+from .template_cache import templates_key
+
+logger = logging.getLogger(__name__)
+
+#: Below this PSNR against the exact path (over the generated square) `auto` runs fp32 instead.
+MIN_FIDELITY_DB = 45.0
+#: Templates the check runs, spread over the set (first, middle, last for three).
+CHECK_TEMPLATES = 3
+#: The audio windows of the check: seeded standard-normal rows (features have about that scale).
+_AUDIO_SEED = 31
+
+
+def psnr(ours: np.ndarray, exact: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of uint8 images `ours` against `exact` (inf where equal)."""
+    mse = float(np.mean((ours.astype(np.float64) - exact.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def check_inputs(templates: TemplateSet, audio_shape: tuple[int, ...], count: int = CHECK_TEMPLATES) -> tuple[np.ndarray, np.ndarray]:
+    """The network inputs of the check: `count` templates spread over the set, seeded audio windows."""
+    chosen = sorted({round(i * (len(templates) - 1) / max(1, count - 1)) for i in range(count)})
+    images = np.stack([prepare(templates.load(index)).network_input for index in chosen])
+    audio = np.random.default_rng(_AUDIO_SEED).standard_normal((len(chosen), *audio_shape)).astype(np.float32)
+    return images, audio
+
+
+def record_path(model: Any, images: np.ndarray, audio: np.ndarray) -> Path:
+    """Where the check of `model` on these inputs is kept: beside the checkpoint's export, named by
+    the backend, precision and a digest of the inputs (so other templates have a record of their own)."""
+    digest = hashlib.sha256(images.tobytes())
+    digest.update(audio.tobytes())
+    folder = cache_dir("fidelity") / entry_name(model.checkpoint_sha256, model.mode)
+    return folder / f"{model.name}-{model.precision}-{digest.hexdigest()[:16]}.json"
+
+
+def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateSet) -> float:
+    """dB of `model`'s generated squares against the exact path (`exact()` loads it, only when the
+    cache has no record) on a few of `templates`; measured once, then read from the cache."""
+    images, audio = check_inputs(templates, model.mode.audio_shape)
+    path = record_path(model, images, audio)
+    try:
+        return float(json.loads(path.read_text())["psnr_db"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    ours = np.stack([to_pixels(output) for output in model.run(images, audio)])
+    theirs = np.stack([to_pixels(output) for output in exact().run(images, audio)])
+    value = psnr(ours, theirs)
+    record = {"psnr_db": value, "backend": model.name, "precision": model.precision, "templates": len(images),
+              "max_difference": int(np.abs(ours.astype(np.int16) - theirs).max())}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as temporary:
+            temporary.write_text(json.dumps(record) + "\n")
+    except (OSError, OutputError) as exc:  # the check still holds for this run
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        logger.warning("cannot keep the fidelity check in %s (%s): it runs again next time", path, reason)
+    return value
+
+
+class CheckedPrecision:
+    """The model precision auto renders each template set with: `model` where `checked` is False (no
+    check applies), else `model` where its check on the set passes, or the fp32 model `fp32()` loads
+    (once) where it measures below MIN_FIDELITY_DB (one warning line). `exact()` loads the exact path."""
+
+    def __init__(self, model: Any, checked: bool, exact: Callable[[], Any], fp32: Callable[[], Any]) -> None:
+        self.model, self.checked, self._exact, self._load_fp32 = model, checked, exact, fp32
+        self._measured: dict[Hashable, float] = {}
+        self._fp32: Any = None
+        self._lock = threading.Lock()
+
+    def fidelity_db(self, templates: TemplateSet) -> float | None:
+        """The check's dB on `templates` (measured once per checkpoint and set); None where none applies."""
+        if not self.checked:
+            return None
+        key = templates_key(templates)
+        with self._lock:
+            if key not in self._measured:
+                value = self._measured[key] = measured_fidelity(self.model, self._exact, templates)
+                if value < MIN_FIDELITY_DB:
+                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in fp32",
+                                   self.model.describe(), value, templates.image_dir.parent, MIN_FIDELITY_DB)
+                else:
+                    logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
+                                templates.image_dir.parent)
+            return self._measured[key]
+
+    def model_for(self, templates: TemplateSet) -> Any:
+        """`model`, or the fp32 one where the check on `templates` measures below MIN_FIDELITY_DB."""
+        db = self.fidelity_db(templates)
+        if db is None or db >= MIN_FIDELITY_DB:
+            return self.model
+        with self._lock:
+            if self._fp32 is None:
+                self._fp32 = self._load_fp32()
+            return self._fp32
