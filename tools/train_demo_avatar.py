@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from frame_generation_pipeline.app.demo import avatar, synthetic
+from frame_generation_pipeline.app.demo.speech import write_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE
 from frame_generation_pipeline.inputs.features import AudioFeatures
@@ -76,9 +77,9 @@ SENTENCES = (
     "We measured every frame twice, before anyone looked at the video.",
     "Shall we meet at noon? I will bring the maps and some food.",
 )
-DEMO_VOICE, DEMO_SENTENCE = "en-us-nyc", "Hello! I am the demo avatar. Watch my mouth move while I talk, and rest when I stop."
+DEMO_VOICE, DEMO_SENTENCE = "en-us-nyc", "Hello, I am the demo avatar. Watch my mouth move as I speak."
 PAD_SECONDS = 0.4
-STEPS, BATCH, LR, WARMUP, FINAL_LR = 180, 4, 2e-3, 10, 2e-5
+STEPS, BATCH, LR, WARMUP, FINAL_LR = 260, 4, 2e-3, 10, 2e-5
 MOUTH_WEIGHT = 6.0
 FPS = 25
 
@@ -294,16 +295,6 @@ def main() -> None:
         write_wav(PACKAGE_DATA / avatar.SPEECH, padded(load_speech(raw)))
         return
     train(args)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    import wave
-
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(SAMPLE_RATE)
-        handle.writeframes(np.int16(np.clip(samples, -1, 1) * 32767).tobytes())
 
 
 if __name__ == "__main__":
