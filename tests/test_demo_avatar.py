@@ -16,9 +16,11 @@ from frame_generation_pipeline.models.checkpoints import load_unet_state, read_s
 from frame_generation_pipeline.models.network import SyncTalkUNet
 from frame_generation_pipeline.pipeline import FrameGenerationPipeline
 
+from .helpers import cli_status
+
 FPS = 25
-#: The first second of the demo clip: 0.4 s of silence, then "Hello, I..." (24 frames).
-SECONDS = 1.0
+#: The start of the demo clip: 0.4 s of silence, then "Hello" (19 frames).
+SECONDS = 0.8
 #: Correlation between the mouth's opening and the speech's loudness the shipped avatar must reach.
 MIN_CORRELATION = 0.7
 
@@ -89,3 +91,13 @@ def test_a_random_checkpoint_fails_the_same_bound(demo_clip):
     correlation = np.corrcoef(openings, loudness)[0, 1] if openings.std() > 0 else 0.0
     print("random", correlation, openings.round(3), loudness.round(1))
     assert correlation < MIN_CORRELATION
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--demo", "--checkpoint", "mine.pth"], "error: --demo serves the demo avatar with its own files: drop --checkpoint\n"),
+    (["--template-dir", "tpl"], "error: missing --checkpoint, --audio-encoder (or --hubert-model): "
+                                "give your avatar's files, or --demo for the demo avatar\n"),
+])
+def test_serve_takes_the_demo_avatar_or_all_of_your_own_files(argv, message, capsys):
+    assert cli_status(["serve", *argv]) == 2
+    assert capsys.readouterr().err == message

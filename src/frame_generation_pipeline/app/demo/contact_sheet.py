@@ -10,17 +10,18 @@ import numpy as np
 
 from ...contract import SAMPLE_RATE, get_mode
 from ...errors import OutputError
-from ...inputs.templates import ping_pong_schedule
+from ...inputs.templates import ping_pong_index
 from . import avatar
 
 TILE, COLUMNS, ROWS, WAVE_HEIGHT, MARGIN = 180, 6, 2, 150, 10
 INK, PAPER, WAVE, MARK = (40, 40, 40), (250, 250, 250), (150, 110, 60), (40, 40, 200)
 
 
-def _video_frames(video: Path, wanted: set[int]) -> dict[int, np.ndarray]:
-    """The frames of `video` whose indices are in `wanted`, BGR uint8."""
+def _video_frames(video: Path, count: int) -> dict[int, np.ndarray]:
+    """COLUMNS x ROWS frames spread over `video`'s `count`, by index, BGR uint8."""
     import imageio_ffmpeg
 
+    wanted = set(np.linspace(1, max(count - 2, 1), COLUMNS * ROWS).round().astype(int).tolist())
     reader = imageio_ffmpeg.read_frames(str(video))
     width, height = next(reader)["size"]
     frames = {}
@@ -30,9 +31,9 @@ def _video_frames(video: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     return frames
 
 
-def _face(frame: np.ndarray, index: int, count: int) -> np.ndarray:
-    """The avatar's face in output frame `index` of `count` (where its template put it), TILE x TILE."""
-    x0, y0, size = avatar.face_box(ping_pong_schedule(count, avatar.TEMPLATE_COUNT)[index])
+def _face(frame: np.ndarray, index: int) -> np.ndarray:
+    """The avatar's face in output frame `index` (where its template put it), TILE x TILE."""
+    x0, y0, size = avatar.face_box(ping_pong_index(index, avatar.TEMPLATE_COUNT))
     side = 0.9 * size
     left, top = int(x0 + size / 2 - side / 2), int(y0 + 0.72 * size - side / 2)
     square = frame[max(top, 0): top + int(side), max(left, 0): left + int(side)]
@@ -46,12 +47,10 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[i
 def write_contact_sheet(path: str | os.PathLike[str], video: str | os.PathLike[str], speech: np.ndarray) -> Path:
     """Write a PNG of COLUMNS x ROWS frames spread over `video` (the demo avatar's, 25 fps) below
     the waveform of its 16 kHz `speech`, each frame numbered where it falls on the waveform."""
+    import imageio_ffmpeg
+
     fps = get_mode("ave").fps
-    count = int(round(len(speech) / SAMPLE_RATE * fps))
-    picks = np.linspace(1, max(count - 2, 1), COLUMNS * ROWS).round().astype(int)
-    frames = _video_frames(Path(video), set(picks.tolist()))
-    picks = np.array([i for i in picks if i in frames])
-    count = max(count, max(frames, default=0) + 1)
+    frames = _video_frames(Path(video), imageio_ffmpeg.count_frames_and_secs(str(video))[0])
     width = COLUMNS * TILE + (COLUMNS + 1) * MARGIN
     sheet = np.full((WAVE_HEIGHT + ROWS * (TILE + 24) + 2 * MARGIN, width, 3), PAPER, np.uint8)
     # the waveform: per pixel column, the range of the samples it covers
@@ -65,14 +64,14 @@ def write_contact_sheet(path: str | os.PathLike[str], video: str | os.PathLike[s
         half = WAVE_HEIGHT // 2 - 14
         cv2.line(sheet, (MARGIN + x, middle - int(high * half)), (MARGIN + x, middle - int(low * half)), WAVE, 1)
     _text(sheet, "speech", (MARGIN, MARGIN + 4))
-    for number, index in enumerate(picks, start=1):
-        x = MARGIN + int((index + 0.5) / count * inner)
+    for number, index in enumerate(sorted(frames), start=1):
+        x = MARGIN + min(int((index + 0.5) / fps * SAMPLE_RATE / len(speech) * inner), inner - 1)
         cv2.line(sheet, (x, MARGIN + 8), (x, MARGIN + WAVE_HEIGHT - 12), MARK, 1)
         _text(sheet, str(number), (x - 4, MARGIN + WAVE_HEIGHT), MARK)
         row, column = divmod(number - 1, COLUMNS)
         left = MARGIN + column * (TILE + MARGIN)
         top = MARGIN + WAVE_HEIGHT + 14 + row * (TILE + 24)
-        sheet[top: top + TILE, left: left + TILE] = _face(frames[index], index, count)
+        sheet[top: top + TILE, left: left + TILE] = _face(frames[index], index)
         _text(sheet, f"{number}: {index / fps:.2f} s", (left + 2, top + TILE + 16))
     path = Path(path)
     if not cv2.imwrite(str(path), sheet):
