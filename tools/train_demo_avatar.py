@@ -40,7 +40,7 @@ the rounding, not the recipe.
 The shipped checkpoint: seed 0, run with --max-minutes 47, which stopped it after step 253 of
 the 260 planned (lr 2.4e-5 by then; `--stop-after 253` repeats it). On 2 Dec 2026, on the 2-core
 AMD EPYC (AVX-512 with AVX512_BF16, no AMX) shared with other engineers' tests: the data set
-(2316 frames) built in 63 s, then 253 steps in 47 min of wall time, of which about 15 min the
+(2316 frames) built in 63 s, then 253 steps in 50 min of wall time, of which about 15 min the
 process was paused (SIGSTOP) for others' benchmarks; a step took 3 s on the quiet machine and
 up to 17 s on the busy one. Loss, means of 20 steps (whole crop / mouth region L1): steps 1-20
 0.153 / 0.143, 21-40 0.068 / 0.077, 61-80 0.044 / 0.059, 121-140 0.039 / 0.056, 181-200

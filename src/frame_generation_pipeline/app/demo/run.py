@@ -84,7 +84,7 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float | None = None, s
         pipeline = FrameGenerationPipeline(inputs.checkpoint, mode="ave")
         result = pipeline.video(
             staging / "demo.mp4", inputs.template_dir, inputs.audio, audio_encoder=inputs.audio_encoder,
-            options=RenderOptions(use_parsing=True, show_progress=show_progress),
+            options=RenderOptions(use_parsing=True, show_progress=show_progress, blend=avatar.BLEND),
         )
         write_contact_sheet(staging / "contact_sheet.png", staging / "demo.mp4", np.asarray(load_speech(inputs.audio)))
     return replace(result, output=str(output_dir / "demo.mp4"))
