@@ -3,7 +3,7 @@
 The same N jobs (generated templates and features, a random-weight checkpoint) rendered on a local
 Ray instance with 1 worker and with 2, side by side in one run: wall time, frames/s, and per job its
 seconds. A job's time is its model load (once per worker and checkpoint), its frames at the
-worker's rate, and its encode; from those a cluster can be sized (see the README's Farm section).
+worker's rate, and its encode; from those a cluster can be sized (docs/farm.md, "Sizing a cluster").
 """
 
 from __future__ import annotations

@@ -60,10 +60,15 @@ def main(args: dict) -> dict:
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=ray_files,
              configure_logging=False, log_to_driver=False)
     found = {"listening": listening()}
+    # One batch (one pair of workers, each loading the model once) for three short jobs, one of them
+    # bad, and a long one cut in chunks of 15 frames (the short ones fit in one chunk each).
+    long = {**base, "output": str(out / "long.mp4"), "max_frames": 40}
     jobs = [{**base, "output": str(out / "a.mp4"), "max_frames": 6},
             {**base, "output": str(out / "bad.mp4"), "template_dir": str(out / "no-such-folder")},
-            {**base, "output": str(out / "c.mp4"), "max_frames": 8}]
-    found["three"] = render_batch(jobs, workers=2, report=str(out / "report.jsonl"))
+            {**base, "output": str(out / "c.mp4"), "max_frames": 8}, long]
+    rows = render_batch(jobs, workers=2, chunk_frames=15, report=str(out / "report.jsonl"))
+    found["three"] = [row for row in rows if row["output"] != long["output"]]  # rows come in the order jobs finish
+    found["chunked"] = [row for row in rows if row["output"] == long["output"]]
     found["report_lines"] = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
     found["frames_a"] = len(decoded(str(out / "a.mp4")))
 
@@ -73,8 +78,6 @@ def main(args: dict) -> dict:
     watcher.join()
     found["frames_retried"] = len(decoded(str(out / "retried.mp4")))
 
-    long = {**base, "output": str(out / "long.mp4"), "max_frames": 40}
-    found["chunked"] = render_batch([long], workers=2, chunk_frames=15)
     ray.shutdown()
     shutil.rmtree(ray_files, ignore_errors=True)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from frame_generation_pipeline.app.cli import main
+from frame_generation_pipeline.files import atomic_directory
 
 
 def cli_status(argv: list[str]) -> int:
@@ -22,3 +25,11 @@ class NoTorch:
             raise ImportError("torch is not to be imported here")
 sys.meta_path.insert(0, NoTorch())
 """
+
+
+def earlier_output(folder: Path, files: dict[str, bytes], writer: str = "frames") -> Path:
+    """`folder` as an earlier run of ours left it: `files` (name -> bytes) and the manifest our writer adds."""
+    with atomic_directory(folder, writer) as staging:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+    return folder

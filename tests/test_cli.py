@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 from frame_generation_pipeline import __version__
 from frame_generation_pipeline.app.cli import build_parser, main
+from frame_generation_pipeline.files import MANIFEST
 
 from .helpers import cli_status
 
@@ -55,7 +57,7 @@ def test_a_command_run_in_process_leaves_the_library_logger_as_it_found_it(tmp_p
 
 
 def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path, capsys):
-    assert main(["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+    assert main(["frames", "-q", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
                  "--audio-features", str(features["ave"]), "--output-dir", str(tmp_path / "f"), "--max-frames", "1"]) == 0
     captured = capsys.readouterr()
     assert captured.out == captured.err == ""
@@ -63,25 +65,25 @@ def test_quiet_means_quiet(checkpoints, features, templates_640, tmp_path, capsy
 
 def test_frames_into_a_folder_of_an_earlier_longer_run_leave_exactly_the_new_frames(checkpoints, features, templates_640, tmp_path):
     out = tmp_path / "f"
-    out.mkdir()
-    for i in range(500):
-        (out / f"{i:06d}.png").write_bytes(b"old")
     args = ["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
-            "--audio-features", str(features["ave"]), "--output-dir", str(out), "--max-frames", "3"]
-    assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "000002.png"]
-    assert all(p.read_bytes().startswith(b"\x89PNG") for p in out.iterdir())
+            "--audio-features", str(features["ave"]), "--output-dir", str(out), "--max-frames"]
+    assert main([*args, "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000.png", "000001.png"]
+    assert main([*args, "1"]) == 0  # our own earlier output, as its manifest shows: replaced
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000.png"]
+    assert (out / "000000.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((out / MANIFEST).read_text())["files"] == {"000000.png": (out / "000000.png").stat().st_size}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"], "no temporary or old folder left"
     (out / "notes.txt").write_text("mine")
-    assert main(args) == 2
-    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 4
+    assert main([*args, "1"]) == 2
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 3
 
 
 @pytest.mark.parametrize(
     "change, message",
     [({"--mode": "wenet", "--audio-features": "wenet"}, "layout of mode 'ave' or 'hubert'"),
      ({"--mode": "klingon"}, "argument --mode: invalid choice: 'klingon'"),
-     ({"--start-frame": "5"}, "start_frame 5 is outside the 5 templates"),
+     ({"--start-frame": "5"}, "--start-frame 5 is outside the 5 templates"),
      ({"--audio-features": "missing.npy"}, "missing.npy: audio feature file not found")],
 )
 def test_bad_input_is_one_line_exit_2(checkpoints, features, templates_640, tmp_path, change, message, capsys):
@@ -138,7 +140,7 @@ def test_demo_renders_a_playable_video_with_audio(tmp_path):
     assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2 == 14
     sheet = cv2.imread(str(tmp_path / "demo" / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[1] > sheet.shape[0] > 300
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["contact_sheet.png", "demo.mp4", "inputs"]
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [MANIFEST, "contact_sheet.png", "demo.mp4", "inputs"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
@@ -148,3 +150,16 @@ def test_reference_loads_only_the_exact_backend(checkpoints, features, templates
                  "--output-dir", str(tmp_path / "bundle")]) == 0
     err = capsys.readouterr().err
     assert "backend torch" in err and "onnx" not in err, err
+
+
+def test_a_closed_output_pipe_ends_a_command_quietly(tmp_path, monkeypatch, capsys):
+    import os
+
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
+    read, write = os.pipe()
+    os.close(read)  # `frame-gen cache | head -1`: the reader has gone
+    with open(write, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["cache"]) == 141
+        monkeypatch.undo()
+    assert capsys.readouterr().err == ""

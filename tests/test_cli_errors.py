@@ -14,8 +14,9 @@ import torch
 from frame_generation_pipeline.app.cli import main
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.files import MANIFEST
 
-from .helpers import cli_status
+from .helpers import cli_status, earlier_output
 
 OLD = b"a good video from yesterday"
 
@@ -98,7 +99,8 @@ CASES = {
     "unknown mode": (None, {"--mode": "whisper"}, "argument --mode: invalid choice: 'whisper'"),
     "missing audio": (lambda d: (d / "s.wav").unlink(), {}, "s.wav: audio file not found"),
     "non-audio audio": (lambda d: (d / "s.wav").write_text("not a sound"), {}, "s.wav: not usable as audio"),
-    "start frame past templates": (None, {"--start-frame": "4"}, "start_frame 4 is outside the 4 templates"),
+    "0-byte audio": (lambda d: (d / "s.wav").write_bytes(b""), {}, "s.wav: holds no samples (the file is empty, 0 bytes)"),
+    "start frame past templates": (None, {"--start-frame": "4"}, "--start-frame 4 is outside the 4 templates"),
     "unwritable output folder": (None, {"--output": "f.npy/out.mp4"}, "out.mp4: output folder"),
     "a folder as audio": (None, {"--audio": "tpl"}, "tpl: is a folder, expected an audio file"),
     "a folder as checkpoint": (None, {"--checkpoint": "tpl"}, "tpl: is a folder, expected a checkpoint file"),
@@ -193,7 +195,7 @@ def test_demo_refuses_a_length_it_cannot_render_before_writing_anything(tmp_path
 def test_demo_into_an_existing_file_is_a_clean_error(tmp_path, capsys):
     (tmp_path / "demo").write_text("mine")
     assert cli_status(["demo", "--output", tmp_path / "demo", "--seconds", "0.3"]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'demo'}: exists and is not a folder: give a folder for the demo's inputs and video\n"
+    assert capsys.readouterr().err == f"error: {tmp_path / 'demo'}: --output exists and is not a folder: give a new or empty folder\n"
     assert (tmp_path / "demo").read_text() == "mine"
 
 
@@ -217,8 +219,7 @@ def test_a_full_disk_while_writing_frames_names_the_file_and_the_reason(good, tm
     import subprocess
     import sys
 
-    (tmp_path / "f").mkdir()
-    (tmp_path / "f" / "000000.png").write_bytes(b"precious")
+    earlier_output(tmp_path / "f", {"000000.png": b"precious"})
     argv = ["frames", "--quiet", "--exact", "--checkpoint", good / "ave.pth", "--template-dir", good / "tpl",
             "--audio-features", good / "f.npy", "--output-dir", tmp_path / "f"]
     big = synthetic.make_templates(tmp_path / "big", 3, 640, 480, parsing=False)  # PNGs larger than the limit
@@ -226,7 +227,7 @@ def test_a_full_disk_while_writing_frames_names_the_file_and_the_reason(good, tm
     result = subprocess.run([sys.executable, "-c", DISK_FULL, *map(str, argv)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'f' / '000000.png'}: cannot write (File too large)\n"
-    assert [p.name for p in (tmp_path / "f").iterdir()] == ["000000.png"]
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [MANIFEST, "000000.png"]
     assert (tmp_path / "f" / "000000.png").read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "f"]
 

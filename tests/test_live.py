@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, T
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.errors import CheckpointError, StreamError
+from frame_generation_pipeline.files import MANIFEST
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.inputs.templates import ping_pong_schedule
 from frame_generation_pipeline.live.session import StreamingSession
@@ -246,16 +248,45 @@ def test_state_stays_bounded_over_a_simulated_hour(world):
             return np.zeros((len(images), 3, 320, 320), np.float32)
 
     session = StreamingSession(Zeros(), world["templates"], Zeros(), batch_size=4)
-    sizes = []
+    sizes, in_flight = [], []
     for _minute in range(60):  # an hour: a 2 s utterance and 58 s of idle each minute
         session.say(world["speech"]["long"])
-        session.idle(58 * FPS)
-        while session.next_frame(timeout=0) is not None:  # every slot queued so far
-            pass
+        for _slot in range(FPS):  # a second into the utterance: its speech, features and frames are held now
+            assert session.next_frame(timeout=0) is not None
         sizes.append(session.state_bytes())
+        in_flight.append(sizes[-1] - session.live.cache.nbytes)
+        session.idle(58 * FPS)
+        while session.next_frame(timeout=0) is not None:  # the rest of the minute
+            pass
     assert session.stats.slots == 60 * (58 * FPS + 49) and session.stats.speech_frames == 60 * 49
+    assert min(in_flight) >= SAMPLE_RATE * 4, "measured under way: at least the unplayed second of speech (float32)"
     assert max(sizes[5:]) <= max(sizes[:5]), f"state grew: {sizes}"
     assert max(sizes) <= 64 << 20, "the prepared-template cache's budget bounds it"
+    assert session.state_bytes() == session.live.cache.nbytes, "nothing held once every slot was played"
+
+
+def test_memory_is_counted_while_the_render_thread_adds_frames():
+    from frame_generation_pipeline.live.utterance import Utterance
+
+    class NoFeatures:
+        def state_bytes(self):
+            return 0
+
+    utterance, pixels, threads = Utterance(0, "drop", 0.0, NoFeatures()), np.zeros((320, 320, 3), np.uint8), []
+
+    class Rendered(dict):  # the render thread finishes a frame while the frames are being counted
+        def values(self):
+            for value in super().values():
+                if not threads:
+                    threads.append(threading.Thread(target=utterance.finished, args=(1, pixels, 0.0)))
+                    threads[0].start()
+                    threads[0].join(0.1)  # blocked until the count is done, or (the race) in at once
+                yield value
+
+    utterance._rendered = Rendered({0: (pixels, 0.0)})
+    assert utterance.state_bytes() == pixels.nbytes
+    threads[0].join()
+    assert utterance.state_bytes() == 2 * pixels.nbytes
 
 
 @pytest.mark.parametrize(
@@ -312,7 +343,7 @@ def test_live_command_writes_what_a_viewer_sees(world, checkpoints, encoder_path
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["frames"] == 9 + 5 + 9 and report["speech_frames"] == 18 and report["dropped_frames"] == 0
     assert report["first_frame_latency_s"] > 0 and report["render_fps"] > 0 and report["lookahead_s"] == 0.45
-    assert len(list((tmp_path / "frames").iterdir())) == 23
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 23 and (tmp_path / "frames" / MANIFEST).is_file()
     with av.open(str(tmp_path / "live.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
         assert sum(1 for _ in container.decode(video=0)) == 23

@@ -8,7 +8,10 @@ import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet
 from frame_generation_pipeline.errors import ConfigurationError, TemplateError
+from frame_generation_pipeline.files import MANIFEST
 from frame_generation_pipeline.inputs.features import AudioFeatures
+
+from .helpers import earlier_output
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +43,10 @@ def test_failure_midway_leaves_nothing_and_keeps_existing_files(pipeline, featur
         for f in (templates_640 / sub).iterdir():
             (broken / sub / f.name).write_bytes(f.read_bytes())
     (broken / "full_body_img" / "4.jpg").write_bytes(b"\xff\xd8 truncated")  # first used by frame 3
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "000000.png").write_bytes(b"precious")
+    out = earlier_output(tmp_path / "out", {"000000.png": b"precious"})
     with pytest.raises(TemplateError, match="4.jpg: not a decodable image"):
         pipeline.generate_frames_only(features["ave"], broken, out)
-    assert [p.name for p in out.iterdir()] == ["000000.png"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000.png"]
     assert (out / "000000.png").read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tpl"]
 

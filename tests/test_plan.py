@@ -15,7 +15,7 @@ import pytest
 
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
-from frame_generation_pipeline.files import file_sha256
+from frame_generation_pipeline.files import MANIFEST, file_sha256
 
 from .helpers import WITHOUT_TORCH, cli_status
 
@@ -131,6 +131,16 @@ def test_a_batch_job_writing_over_an_input_is_refused(work, capsys):
         read_jobs(work / "jobs.jsonl")
 
 
+
+def test_live_refuses_an_utterance_too_short_for_the_encoder_as_video_does(work, capsys):
+    write_speech_like_wav(work / "tiny.wav", 0.1)
+    common = ["--quiet", "--checkpoint", work / "ave.pth", "--template-dir", work / "tpl", "--audio-encoder", work / "enc.pth"]
+    assert cli_status(["live", *common, "--audio", work / "talk.wav", work / "tiny.wav", "--output", work / "l.mp4"]) == 2
+    live = _error(capsys)
+    assert cli_status(["video", *common, "--audio", work / "tiny.wav", "--output", work / "v.mp4"]) == 2
+    assert _error(capsys) == live and f"{work / 'tiny.wav'}: too short: " in live
+    assert not (work / "l.mp4").exists() and not (work / "v.mp4").exists()
+
 # --- output names ---------------------------------------------------------------------------
 
 def test_feature_format_comes_from_the_suffix(work, capsys):
@@ -186,7 +196,7 @@ def _resize(path):
 
 BEFORE_THE_MODEL = {
     "features of another mode": (None, {"--mode": "wenet"}, "does not fit mode 'wenet'"),
-    "start frame past the templates": (None, {"--start-frame": "4"}, "start_frame 4 is outside the 4 templates"),
+    "start frame past the templates": (None, {"--start-frame": "4"}, "--start-frame 4 is outside the 4 templates"),
     "template of another size": (lambda w: _resize(w / "tpl/full_body_img/2.jpg"), {},
                                  "2.jpg: is 100x80, but the templates are 200x160"),
     "hubert with the ave encoder": (None, {"--mode": "hubert", "--audio-features": False, "--audio-encoder": "enc.pth"},
@@ -216,7 +226,7 @@ def test_a_mistake_found_without_the_model_does_not_even_import_torch(work):
     argv = _video(work, **{"--start-frame": "7", "--backend": "onnxruntime"})
     result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert result.stderr == "error: start_frame 7 is outside the 4 templates (expected 0..3)\n"
+    assert result.stderr == "error: --start-frame 7 is outside the 4 templates (expected 0..3)\n"
 
 
 def test_the_audio_encoder_is_opened_before_the_unet(work, capsys):
@@ -319,7 +329,7 @@ def test_the_api_probes_the_speech_once_and_loads_the_encoder_once(work, monkeyp
     checked = pipeline.plan("frames", work / "fr", work / "tpl", audio=work / "talk.wav", audio_encoder=work / "enc.pth")
     assert checked.needs_features and checked.frame_count == 9 and checked.batch_size is None
     assert pipeline.render(checked).frames == 9 and len(loads) == 1
-    assert sorted(p.name for p in (work / "fr").iterdir()) == [f"{k:06d}.png" for k in range(9)]
+    assert sorted(p.name for p in (work / "fr").iterdir()) == [MANIFEST] + [f"{k:06d}.png" for k in range(9)]
 
 
 @pytest.mark.parametrize("command", ["frames", "reference"])

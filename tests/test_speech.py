@@ -154,5 +154,5 @@ def test_bin_features_for_ports_round_trip(encoder_path, speech, checkpoints, te
         assert main(["frames", "--quiet", "--exact", "--checkpoint", str(checkpoints["ave"]), "--template-dir",
                      str(templates_640), "--audio-features", str(tmp_path / name), "--max-frames", "2",
                      "--output-dir", str(tmp_path / f"out-{name}")]) == 0
-        frames[name] = [p.read_bytes() for p in sorted((tmp_path / f"out-{name}").iterdir())]
+        frames[name] = [p.read_bytes() for p in sorted((tmp_path / f"out-{name}").glob("*.png"))]
     assert len(frames["f.bin"]) == 2 and frames["f.bin"] == frames["f.npy"]

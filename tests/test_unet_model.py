@@ -16,14 +16,20 @@ def ave_state():
     return synthetic.random_unet_state("ave", seed=1)
 
 
-def test_plain_and_dataparallel_checkpoints_load_the_same(tmp_path, ave_state):
+def test_plain_dataparallel_and_training_loop_checkpoints_load_the_same(tmp_path, ave_state, caplog):
     torch.save(ave_state, tmp_path / "plain.pth")
     torch.save({f"module.{k}": v for k, v in ave_state.items()}, tmp_path / "dp.pth")
+    torch.save({"state_dict": ave_state, "epoch": 5, "global_step": 900}, tmp_path / "trained.pth")  # Lightning's way
     plain = UNetModel(tmp_path / "plain.pth", "ave", device="cpu")
-    parallel = UNetModel(tmp_path / "dp.pth", "ave", device="cpu")
-    for (k1, v1), (k2, v2) in zip(plain.network.state_dict().items(), parallel.network.state_dict().items()):
-        assert k1 == k2 and torch.equal(v1, v2)
+    with caplog.at_level("INFO", logger="frame_generation_pipeline"):
+        others = [UNetModel(tmp_path / name, "ave", device="cpu") for name in ("dp.pth", "trained.pth")]
+    for other in others:
+        for (k1, v1), (k2, v2) in zip(plain.network.state_dict().items(), other.network.state_dict().items()):
+            assert k1 == k2 and torch.equal(v1, v2)
     assert torch.equal(plain.network.state_dict()["outc.conv.bias"], ave_state["outc.conv.bias"])
+    lines = [record.getMessage() for record in caplog.records if record.name.endswith(".checkpoints")]
+    assert lines == [f"{tmp_path / 'trained.pth'}: a training checkpoint; using the weights under its 'state_dict' key "
+                     "(not epoch, global_step)"]
 
 
 @pytest.mark.parametrize("batch", [1, 2, 4])

@@ -74,6 +74,13 @@ class BackendUnavailableError(FrameGenerationError):
     """A backend was asked for whose library is not installed, or that cannot run on the device."""
 
 
+def install_hint(extra: str = "") -> str:
+    """How to install the package with optional part `extra` ("" for the core): from a checkout, as
+    the package is not on a package index."""
+    return f"in a checkout of frame_generation_pipeline, pip install '.[{extra}]'" if extra else \
+        "in a checkout of frame_generation_pipeline, pip install ."
+
+
 class StreamError(FrameGenerationError):
     """A live streaming session was fed audio it cannot take, or used after it was closed."""
 

@@ -1,7 +1,9 @@
-"""Writing outputs safely (a temporary sibling moved into place only on success) and file hashes.
+"""Writing outputs safely: the one check every output goes through (check_output), a temporary
+sibling moved into place only on success, and file hashes.
 
 On any failure, Ctrl-C or termination signal the temporary sibling is removed and whatever was at
-the target before is left exactly as it was.
+the target before is left exactly as it was. A folder output is replaced only when it is empty or
+holds the manifest our writer leaves, listing everything in it.
 """
 
 from __future__ import annotations
@@ -10,17 +12,21 @@ import contextlib
 import ctypes
 import ctypes.util
 import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .errors import OutputError
+from .version import __version__
 
 logger = logging.getLogger(__name__)
 
+#: The file a folder output of ours holds: what wrote it and the files it wrote (see check_replaceable_folder).
+MANIFEST = ".frame-gen-output.json"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -61,12 +67,12 @@ def _writable_parent(target: Path) -> Path:
     return parent
 
 
-def check_output_file(target: str | os.PathLike[str]) -> Path:
-    """Refuse, before any work, a file path that is a folder or whose folder is missing or read-only;
-    return the folder."""
+def check_output_file(target: str | os.PathLike[str], name: str = "the output") -> Path:
+    """Refuse, before any work, a file path (argument `name`) that is a folder or whose folder is
+    missing or read-only; return the folder."""
     target = Path(target)
     if target.is_dir():
-        raise OutputError(target, "is a folder, expected a file path")
+        raise OutputError(target, f"{name} is a folder, expected a file path")
     return _writable_parent(target)
 
 
@@ -77,22 +83,87 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def refuse_overwriting_inputs(
-    output: str | os.PathLike[str], output_name: str, inputs: Mapping[str, str | os.PathLike[str] | None],
-    folder: bool = False,
-) -> None:
-    """OutputError when output `output_name` is one of `inputs` (argument name -> path), also through
-    symbolic or hard links; for a `folder` output (replaced as a whole) also when an input lies inside it."""
-    target = Path(os.path.realpath(output))
-    for name, path in inputs.items():
-        if path is None:
-            continue
-        source = Path(os.path.realpath(path))
-        inside = folder and source.is_relative_to(target)
-        if source == target or inside or _same_file(target, source):
-            what = "holds" if inside and source != target else "is"
-            raise OutputError(output, f"{output_name} {what} the input {name} ({os.fspath(path)}): writing it would "
-                                      f"destroy that input; give another {output_name}")
+Paths = Mapping[str, str | os.PathLike[str] | None]
+
+
+def _overlap(target: Path, path: str | os.PathLike[str]) -> str | None:
+    """How output `target` meets another path: "is" it (also through links), "is inside" it, "holds" it, or None."""
+    real, other = Path(os.path.realpath(target)), Path(os.path.realpath(path))
+    if real == other or _same_file(target, Path(path)):
+        return "is"
+    if real.is_relative_to(other) and other.is_dir():
+        return "is inside"
+    return "holds" if other.is_relative_to(real) else None
+
+
+def check_output(
+    output: str | os.PathLike[str], name: str, inputs: Paths, folder: bool = False, outputs: Paths | None = None,
+) -> Path:
+    """The check every output of every command goes through, before any model loads.
+
+    OutputError when `output` (given as argument `name`) is one of `inputs` (argument name -> path),
+    lies inside an input folder, or is a folder holding an input, also through symbolic and hard links;
+    the same against the command's other `outputs`. Then a file output must have a writable folder,
+    and a `folder` output must be replaceable (see check_replaceable_folder). Returns the output's Path.
+    """
+    target = Path(output)
+    for kind, paths in (("input", inputs), ("output", outputs or {})):
+        for label, path in paths.items():
+            relation = _overlap(target, path) if path is not None else None
+            if path is not None and relation is not None:
+                raise OutputError(output, f"{name} {relation} the {kind} {label} ({os.fspath(path)}): writing it "
+                                          f"would change or destroy that {kind}; give {name} a path outside every {kind}")
+    if folder:
+        check_replaceable_folder(target, name)
+    else:
+        check_output_file(target, name)
+    return target
+
+
+def _written_files(folder: Path) -> dict[str, int]:
+    """The files (relative path -> size) the manifest of a folder we wrote lists; {} without one."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+        files = data["files"] if data.get("writer", "").startswith("frame-gen") else {}
+        return {str(key): int(value) for key, value in files.items()}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
+
+
+def _entries(folder: Path) -> Iterator[tuple[str, Path]]:
+    """Every entry under `folder` (relative posix name, path), links not followed, the manifest left out."""
+    for root, folders, files in os.walk(folder):
+        for entry in sorted(folders) + sorted(files):
+            path = Path(root, entry)
+            relative = path.relative_to(folder).as_posix()
+            if relative != MANIFEST:
+                yield relative, path
+
+
+def check_replaceable_folder(target: Path, name: str = "the output folder") -> None:
+    """OutputError unless `target` (argument `name`) is missing, empty, or provably an earlier output
+    of ours: a folder whose manifest lists every file in it (with its size), naming the first entry
+    that is not so."""
+    if target.exists() and not target.is_dir():
+        raise OutputError(target, f"{name} exists and is not a folder: give a new or empty folder")
+    if not target.is_dir():
+        return
+    written = _written_files(target)
+    for relative, path in _entries(target):
+        if path.is_dir() and not path.is_symlink():
+            ours = any(name.startswith(f"{relative}/") for name in written)
+        else:
+            ours = path.is_file() and not path.is_symlink() and written.get(relative) == path.stat().st_size
+        if not ours:
+            raise OutputError(target, f"{name} holds {relative!r}, which this command did not write (a folder is replaced only "
+                                      f"when empty or written by frame-gen, as its {MANIFEST} shows): give an empty or "
+                                      "new folder")
+
+
+def _write_manifest(staging: Path, writer: str) -> None:
+    files = {relative: path.stat().st_size for relative, path in _entries(staging) if path.is_file()}
+    write_bytes(staging / MANIFEST, json.dumps({"writer": f"frame-gen {__version__} {writer}", "files": files},
+                                               indent=1).encode() + b"\n")
 
 
 def _umask() -> int:
@@ -148,32 +219,18 @@ def _replace_directory(staging: Path, target: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def check_replaceable_folder(target: Path, replaceable: Callable[[Path], bool]) -> None:
-    """OutputError unless `target` is missing, or a folder whose every entry passes `replaceable`
-    (what the command itself writes), naming the first foreign entry."""
-    if target.exists() and not target.is_dir():
-        raise OutputError(target, "exists and is not a folder")
-    if target.is_dir():
-        foreign = next((entry for entry in sorted(target.iterdir()) if not replaceable(entry)), None)
-        if foreign is not None:
-            raise OutputError(
-                target, f"holds {foreign.name!r}, which this command did not write; give an empty or new folder"
-            )
-
-
 @contextlib.contextmanager
-def atomic_directory(
-    target: str | os.PathLike[str], replaceable: Callable[[Path], bool] = lambda _path: False
-) -> Iterator[Path]:
+def atomic_directory(target: str | os.PathLike[str], writer: str) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; on success it replaces `target` as a whole.
 
-    An existing `target` is replaced only when every entry in it passes `replaceable` (files this
-    package writes, such as numbered frames), so a folder of the user's own files is never
-    removed: OutputError names the first foreign entry instead. On Linux the swap is one
-    renameat2(RENAME_EXCHANGE); elsewhere two renames, undone if the second fails.
+    An existing `target` is replaced only when it is empty or an earlier output of ours (see
+    check_replaceable_folder), so a folder of the user's own files is never removed. The new
+    folder gets a manifest (MANIFEST: `writer`, what wrote it, and every file it holds) that
+    makes it replaceable by a later run. On Linux the swap is one renameat2(RENAME_EXCHANGE);
+    elsewhere two renames, undone if the second fails.
     """
     target = Path(target)
-    check_replaceable_folder(target, replaceable)
+    check_replaceable_folder(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -185,6 +242,7 @@ def atomic_directory(
         raise OutputError(target, f"cannot write in {parent} ({describe_os_error(exc)})") from None
     try:
         yield staging
+        _write_manifest(staging, writer)
         os.chmod(staging, 0o777 & ~_umask())
         _replace_directory(staging, target)
     except OutputError as exc:  # name the file as the user knows it, not its temporary stand-in

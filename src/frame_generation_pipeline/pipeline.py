@@ -18,12 +18,12 @@ from .audio.ffmpeg import AudioInfo
 from .contract import get_mode
 from .devices import check_precision, resolve_device
 from .errors import ConfigurationError
-from .files import atomic_directory, atomic_file
+from .files import MANIFEST, atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
 from .inputs.templates import TemplateSet
 from .models.backends import EXACT_BACKEND, load_backend
 from .options import RenderOptions, RenderResult
-from .outputs.frames import is_frame_file, write_frames
+from .outputs.frames import write_frames
 from .outputs.video import encode_frames
 from .plan import AudioModel, RenderPlan, describe_audio_model, load_audio_model, plan_render, read_sources
 from .ports.reference import write_bundle
@@ -236,7 +236,7 @@ class FrameGenerationPipeline:
         generator = self._generator(plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
                                        blend=plan.options.paste)
-        with closing(frames), atomic_directory(plan.output, is_frame_file) as staging:
+        with closing(frames), atomic_directory(plan.output, "frames") as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
         return self._result(plan, self.mode.fps, generator.batch_size, started)
@@ -280,7 +280,7 @@ class FrameGenerationPipeline:
         options = RenderOptions(start_frame=start_frame, use_parsing=use_parsing, image_format=image_format,
                                 show_progress=show_progress)
         result = self.frames(output_dir, template_dir, audio_features_path, options=options)
-        return [str(path) for path in sorted(Path(result.output).iterdir())]
+        return [str(path) for path in sorted(Path(result.output).iterdir()) if path.name != MANIFEST]
 
     def generate_reference_outputs(
         self, audio_features_path: Path_, template_dir: Templates, output_dir: Path_, num_sample_frames: int = 10,

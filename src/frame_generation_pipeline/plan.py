@@ -21,17 +21,15 @@ from .audio.ffmpeg import AudioInfo, probe_audio
 from .audio.mel import frames_for_samples
 from .audio.speech import load_speech
 from .checks import missing_file
-from .contract import ModeSpec, get_mode, mode_for_audio_model
+from .contract import SAMPLE_RATE, ModeSpec, get_mode, mode_for_audio_model
 from .devices import available_memory
 from .errors import CheckpointError, ConfigurationError
-from .files import check_output_file, check_replaceable_folder, refuse_overwriting_inputs
+from .files import check_output
 from .inputs.features import AudioFeatures, as_features, sidecar_path
 from .inputs.templates import TemplateSet, as_templates
 from .models.hubert import check_model_folder, hubert_frames
 from .options import RenderOptions
-from .outputs.frames import is_frame_file
 from .outputs.video import check_container
-from .ports.reference import is_bundle_file
 
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
@@ -208,10 +206,10 @@ def plan_render(
     feats, _, speech, _, available = read_sources(kind, spec, features, infos, model)
     count = available if kind == "live" else min(available, options.max_frames or available)
     if kind == "live":
-        opened.schedule(1, options.start_frame)  # the start frame is one of the templates
+        opened.schedule(1, options.start_frame, "--start-frame")  # the start frame is one of the templates
         opened.validate(list(range(options.start_frame, len(opened))))
     else:
-        opened.validate(opened.schedule(count, options.start_frame))
+        opened.validate(opened.schedule(count, options.start_frame, "--start-frame"))
     batch = None if batch_size is None else choose_batch(batch_size, count)
     fps = options.fps or spec.fps
     return RenderPlan(kind, output, spec, opened, feats, infos, speech, model, count, fps, batch, options)
@@ -236,6 +234,9 @@ def read_sources(
         feats = as_features(features, mode)
         return feats, infos, None, None, len(feats)
     if kind == "live":
+        if model is not None and model.mode == "ave":  # as a video refuses it: too short for one encoder window
+            for info in infos:
+                frames_for_samples(round((info.duration or 0) * SAMPLE_RATE), str(info.path))
         return None, infos, None, model, sum(round((info.duration or 0) * mode.fps) for info in infos)
     if model is not None and infos:
         hubert = model.mode == "hubert"
@@ -287,13 +288,10 @@ def _check_outputs(
         given["--audio" if len(audio) == 1 else f"--audio #{number + 1}"] = info.path
     if model is not None:
         given[model.argument] = model.path
-    folder = kind in ("frames", "reference")
-    if not folder:
-        check_container(output)
-        check_output_file(output)
-    refuse_overwriting_inputs(output, _OUTPUT_NAMES[kind], given, folder=folder)
-    if folder:  # after the inputs: a folder holding an input is named for that first
-        check_replaceable_folder(output, is_frame_file if kind == "frames" else is_bundle_file)
-    for name, path in extra_outputs.items():
+    outputs = {_OUTPUT_NAMES[kind]: output, **extra_outputs}
+    for name, path in outputs.items():
         if path is not None:
-            refuse_overwriting_inputs(path, name, {**given, _OUTPUT_NAMES[kind]: output}, folder=name.endswith("-dir"))
+            others = {other: value for other, value in outputs.items() if other != name}
+            check_output(path, name, given, folder=name.endswith("-dir"), outputs=others)
+    if kind not in ("frames", "reference"):
+        check_container(output)

@@ -81,6 +81,8 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, missing_file(path, "audio file"))
+    if path.stat().st_size == 0:
+        raise AudioError(path, "holds no samples (the file is empty, 0 bytes)")
     result = subprocess.run(
         [ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", str(path)],
         capture_output=True, text=True, errors="replace", check=False,

@@ -23,16 +23,16 @@ logger = logging.getLogger(__name__)
 IMAGE_DIR, LANDMARK_DIR, PARSING_DIR = "full_body_img", "landmarks", "parsing"
 
 
-def ping_pong_schedule(num_frames: int, template_count: int, start_frame: int = 0) -> list[int]:
+def ping_pong_schedule(num_frames: int, template_count: int, start_frame: int = 0, argument: str = "start_frame") -> list[int]:
     """Template index of each output frame (contract step 1).
 
     Bounces over templates start_frame..template_count-1 as upstream bounces over 0..N-1: frame 0
     uses start_frame + 1, then up to the last, back down to start_frame, and so on. One usable
-    template is used for every frame.
+    template is used for every frame. A start frame past the templates is refused naming `argument`.
     """
     if not 0 <= start_frame < template_count:
         raise ConfigurationError(
-            f"start_frame {start_frame} is outside the {template_count} templates "
+            f"{argument} {start_frame} is outside the {template_count} templates "
             f"(expected 0..{template_count - 1})"
         )
     usable = template_count - start_frame
@@ -174,9 +174,9 @@ class TemplateSet:
                 f"({self.image_path(0).name}); every template frame and parsing image must have one size",
             )
 
-    def schedule(self, num_frames: int, start_frame: int = 0) -> list[int]:
+    def schedule(self, num_frames: int, start_frame: int = 0, argument: str = "start_frame") -> list[int]:
         """Template index of each of `num_frames` output frames (see ping_pong_schedule)."""
-        return ping_pong_schedule(num_frames, self.count, start_frame)
+        return ping_pong_schedule(num_frames, self.count, start_frame, argument)
 
     def validate(self, schedule: list[int]) -> None:
         """Check before rendering what can be checked cheaply for the templates `schedule` uses.

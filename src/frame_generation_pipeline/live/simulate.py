@@ -21,7 +21,7 @@ from ..audio.speech import load_speech
 from ..contract import SAMPLE_RATE
 from ..errors import StreamError
 from ..files import atomic_directory, atomic_file, write_bytes
-from ..outputs.frames import encode_image, is_frame_file
+from ..outputs.frames import encode_image
 from ..outputs.video import encode_frames, mux_audio
 from ..plan import RenderPlan
 from .session import StreamingSession
@@ -77,7 +77,7 @@ def simulate_viewer(
     try:
         with contextlib.ExitStack() as stack:
             video_path = stack.enter_context(atomic_file(output))
-            folder = stack.enter_context(atomic_directory(frames_dir, is_frame_file)) if frames_dir is not None else None
+            folder = stack.enter_context(atomic_directory(frames_dir, "live --frames-dir")) if frames_dir is not None else None
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".live-", dir=output.parent)))
             slots = _record(session, producer, scratch, folder, output)
             mux_audio(scratch / "video.mp4", scratch / "audio.wav", video_path, slots / FPS)

@@ -116,8 +116,9 @@ class Utterance:
         return self.start_slot + self.features.count
 
     def finished(self, frame: int, pixels: np.ndarray, when: float) -> None:
-        """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when`."""
-        self._rendered[frame] = (pixels, when)
+        """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when` (the render thread)."""
+        with self._lock:
+            self._rendered[frame] = (pixels, when)
 
     def has_frame(self, frame: int) -> bool:
         """True when `frame` was rendered or passed over (so its slot can be decided)."""
@@ -129,7 +130,8 @@ class Utterance:
         `compose(template, pixels)` pastes the generated pixels into the template frame.
         """
         assert self.report is not None  # start() made it
-        pixels, when = self._rendered.pop(frame, (None, math.inf))
+        with self._lock:
+            pixels, when = self._rendered.pop(frame, (None, math.inf))
         image = compose(template, pixels) if pixels is not None and when <= due else None
         if image is None:
             self.report.dropped += 1
@@ -147,6 +149,7 @@ class Utterance:
 
     def state_bytes(self) -> int:
         """Memory held: speech not yet played or ingested, features, frames rendered ahead."""
-        with self._lock:
+        with self._lock:  # the render thread adds frames and the consumer takes them meanwhile
             pending = self._audio.nbytes + sum(chunk.nbytes for chunk in self._incoming)
-        return pending + self.features.state_bytes() + sum(pixels.nbytes for pixels, _ in self._rendered.values())
+            rendered = sum(pixels.nbytes for pixels, _ in self._rendered.values())
+        return pending + self.features.state_bytes() + rendered

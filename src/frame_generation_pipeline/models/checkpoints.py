@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -16,7 +17,11 @@ from ..contract import MODES, ModeSpec
 from ..errors import CheckpointError
 from .network import SyncTalkUNet
 
+logger = logging.getLogger(__name__)
+
 _PREFIXES = ("module.",)
+#: The key under which training loops (Lightning and most others) save the weights beside their state.
+_WRAPPER = "state_dict"
 _EXPECTED = "expected a state_dict saved with torch.save(net.state_dict(), path)"
 
 
@@ -40,7 +45,9 @@ def _what_the_file_is(path: Path, error: Exception) -> str:
 def read_state_dict(
     path: str | os.PathLike[str], prefixes: tuple[str, ...] = _PREFIXES
 ) -> dict[str, torch.Tensor]:
-    """Load a saved state_dict onto the CPU (weights only) with float tensors in float32, dropping a common key prefix."""
+    """Load a saved state_dict onto the CPU (weights only) with float tensors in float32, dropping a
+    common key prefix; one saved by a training loop as {"state_dict": ..., "epoch": ...} is unwrapped
+    (an info line says so)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, missing_file(path, "checkpoint file"))
@@ -50,6 +57,11 @@ def read_state_dict(
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(path, _what_the_file_is(path, exc)) from None
+    if isinstance(state, Mapping) and isinstance(state.get(_WRAPPER), Mapping):
+        others = sorted(str(key) for key in state if key != _WRAPPER)
+        logger.info("%s: a training checkpoint; using the weights under its %r key%s", path, _WRAPPER,
+                    f" (not {', '.join(others)})" if others else "")
+        state = state[_WRAPPER]
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):

@@ -22,7 +22,7 @@ from ..audio.ffmpeg import AudioInfo
 from ..audio.speech import load_speech
 from ..contract import SAMPLE_RATE
 from ..devices import resolve_device
-from ..errors import AudioError, ModelFileError
+from ..errors import AudioError, BackendUnavailableError, ModelFileError, install_hint
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,12 @@ class HubertEncoder:
         self.clip_samples = clip_samples
         self.device = resolve_device(device)
         import torch
-        from transformers import HubertModel, Wav2Vec2FeatureExtractor
-        from transformers.utils import logging as transformers_logging
+
+        try:
+            from transformers import HubertModel, Wav2Vec2FeatureExtractor
+            from transformers.utils import logging as transformers_logging
+        except ImportError:
+            raise BackendUnavailableError(f"--hubert-model needs transformers: {install_hint('hubert')}") from None
 
         transformers_logging.disable_progress_bar()  # the library logs, it draws no bars
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,13 +16,6 @@ from ..files import write_bytes
 logger = logging.getLogger(__name__)
 
 IMAGE_FORMATS = ("png", "jpg")
-_FRAME_NAME = re.compile(r"\d+\.(png|jpg)")
-
-
-def is_frame_file(path: Path) -> bool:
-    """True for a file this module writes (digits, then .png or .jpg): what a re-run may replace."""
-    return path.is_file() and _FRAME_NAME.fullmatch(path.name) is not None
-
 
 def check_image_format(image_format: str) -> str:
     """`image_format` if it is one of IMAGE_FORMATS; ConfigurationError naming the choices otherwise."""

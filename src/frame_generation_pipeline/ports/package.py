@@ -40,11 +40,6 @@ SCHEDULE_RULE = ("frame i uses template ping-pong position i over templates star
 RENDER_TOLERANCE = 2
 
 
-def _package_entry(path: Path) -> bool:
-    return path.name in {"unet.onnx", "audio_encoder.onnx", "templates", "bundle", "crop_rectangles.json",
-                         "features.bin", "features.bin.json", MANIFEST}
-
-
 class ExactPipeline(Protocol):
     """What writing a package needs of a loaded pipeline (FrameGenerationPipeline with the torch backend)."""
 
@@ -71,7 +66,7 @@ def write_package(
     spec = pipeline.mode
     templates = TemplateSet.from_folder(template_dir, use_parsing)
     rows = pipeline.features(features, audio, audio_encoder)
-    with atomic_directory(output, _package_entry) as staging:
+    with atomic_directory(output, "package") as staging:
         logger.info("writing the package in %s, renamed to %s when complete", staging, output)
         pipeline.export_model_to_onnx(staging / "unet.onnx", opset)
         if audio_encoder is not None:

@@ -61,12 +61,6 @@ def _speech_sample(staging: Path, stem: str, files: dict, frame: int, speech: Sp
     return {"encoder_windows": chosen}
 
 
-def is_bundle_file(path: Path) -> bool:
-    """True for a file a bundle holds (what writing a bundle again may replace)."""
-    return path.is_file() and (path.name in ("metadata.json", *SPEECH_FILES.values())
-                               or path.name.startswith("f") and "_" in path.name)
-
-
 def read_metadata(bundle: str | os.PathLike[str]) -> dict:
     """The parsed `metadata.json` of a bundle; BundleError if it is missing or malformed (its blend
     settings included)."""
@@ -125,7 +119,7 @@ def write_bundle(
     samples = sample_indices(frame_count, num_sample_frames)
     schedule = templates.schedule(frame_count, start_frame)
     records = []
-    with atomic_directory(output_dir, is_bundle_file) as staging:
+    with atomic_directory(output_dir, "reference bundle") as staging:
         for rendered in generator.render(templates, features, start_frame, set(samples), frame_count, blend=blend):
             if rendered.network_input is None:
                 continue

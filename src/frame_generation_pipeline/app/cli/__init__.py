@@ -2,13 +2,15 @@
 
 Exit status: 0 on success, 1 when a check found a mismatch, 2 on a user-facing error (one
 `error: ...` line on stderr, no traceback unless --debug), 130 on Ctrl-C, 128 + N on signal N
-(SIGTERM 143, SIGHUP 129). On any failure outputs are left as they were before the command.
+(SIGTERM 143, SIGHUP 129), 141 without a word when the reader of its output has gone (`| head`,
+as SIGPIPE). On any failure outputs are left as they were before the command.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,6 +26,8 @@ logger = logging.getLogger("frame_generation_pipeline")
 
 #: Signals that end a command as Ctrl-C does: outputs cleaned up, one line, exit 128 + N.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: The exit status when the reader of our output has gone, as a command killed by SIGPIPE has.
+SIGPIPE = getattr(signal, "SIGPIPE", 13)
 
 
 class Terminated(BaseException):
@@ -106,7 +110,16 @@ def _run(args: argparse.Namespace) -> int:
     tune_allocator()  # process-wide, so the application's to set, never the library's
     try:
         with signals_raise():
-            return handler(args)
+            status = handler(args)
+            sys.stdout.flush()  # a reader that has gone shows here, not as an error at exit
+            return status
+    except BrokenPipeError:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # our output's reader has gone (`frame-gen cache | head -1`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + SIGPIPE
+        raise  # another pipe (ffmpeg's): not ours to hide
     except FrameGenerationError as exc:
         if args.debug:
             logger.debug("traceback of the error below", exc_info=True)

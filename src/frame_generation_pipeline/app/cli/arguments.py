@@ -119,8 +119,8 @@ def opset_value(text: str) -> int:
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    """--quiet and --debug, which every subcommand takes."""
-    parser.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
+    """-q/--quiet and --debug, which every subcommand takes."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but warnings and errors")
     parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
 
 

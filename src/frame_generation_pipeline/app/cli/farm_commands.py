@@ -14,9 +14,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from ..farm.jobs import read_jobs
     from ..farm.runner import Farm
 
-    jobs = read_jobs(args.jobs)  # a malformed line stops everything before anything runs
-    if args.report is not None:
-        open(args.report, "w").close()
+    jobs = read_jobs(args.jobs, args.report)  # a malformed line or a bad output stops everything before anything runs
     started = time.perf_counter()
     rows = Farm(jobs, workers=args.workers, ray_address=args.ray_address, gpus_per_worker=args.gpus_per_worker,
                 report=args.report, chunk_frames=args.chunk_frames, retries=args.retries, show_progress=not args.quiet).run()
@@ -44,6 +42,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--workers", type=positive_int, default=None, help="workers (default: one per 2 CPUs, or per GPU group)")
     batch.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one on 127.0.0.1)")
     batch.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker gets (0: CPU workers)")
-    batch.add_argument("--report", default=None, help="write a JSON line per job here as it finishes")
+    batch.add_argument("--report", default=None, help="write a JSON line per job here (in place when the batch ends)")
     batch.add_argument("--chunk-frames", type=positive_int, default=None, help="split longer jobs into chunks of this many frames")
     batch.add_argument("--retries", type=int, default=2, help="times a job is tried again when its worker dies")

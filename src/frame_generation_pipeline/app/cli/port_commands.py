@@ -19,11 +19,11 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_package(args: argparse.Namespace) -> int:
     """`frame-gen package`: a self-contained package for a port or an app."""
-    from ...files import refuse_overwriting_inputs
+    from ...files import check_output
     from ...pipeline import FrameGenerationPipeline
     from ...ports.package import write_package
 
-    refuse_overwriting_inputs(args.output, "--output", {
+    check_output(args.output, "--output", {
         "--checkpoint": args.checkpoint, "--template-dir": args.template_dir, "--audio-features": args.audio_features,
         "--audio-encoder": args.audio_encoder, "--audio": args.audio}, folder=True)
     pipeline = FrameGenerationPipeline(args.checkpoint, mode=args.mode, device="cpu", backend="torch")

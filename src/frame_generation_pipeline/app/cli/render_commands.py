@@ -84,18 +84,17 @@ def feature_format(output: Path, given: str | None) -> str:
 
 def run_features(args: argparse.Namespace) -> int:
     """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json (from --output's suffix)."""
-    from ...files import atomic_file, check_output_file, refuse_overwriting_inputs
+    from ...files import atomic_file, check_output
     from ...inputs.features import sidecar_path, write_feature_array
     from ...plan import load_audio_model, read_sources
 
     output = Path(args.output)
     described = audio_model_from(args)
     inputs = {"--audio": args.audio, described.argument: described.path}
-    refuse_overwriting_inputs(output, "--output", inputs)
+    check_output(output, "--output", inputs)
     feature_format_ = feature_format(output, args.format)
-    check_output_file(output)
     if feature_format_ == "bin":
-        refuse_overwriting_inputs(sidecar_path(output), "--output's description", inputs)
+        check_output(sidecar_path(output), "--output's description", inputs)
     _, infos, speech, model, _ = read_sources("features", get_mode(described.mode), None, args.audio, described)
     assert model is not None and speech is not None  # read_sources decodes the speech for the audio model
     features = load_audio_model(model, args.device).features_from_samples(speech, str(infos[0].path))
@@ -112,12 +111,11 @@ def run_features(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """`frame-gen export-onnx`: export a U-Net checkpoint or the audio encoder, checked against torch."""
-    from ...files import check_output_file, refuse_overwriting_inputs
+    from ...files import check_output
 
-    refuse_overwriting_inputs(args.output, "--output", {"--checkpoint": args.checkpoint, "--audio-encoder": args.audio_encoder})
+    check_output(args.output, "--output", {"--checkpoint": args.checkpoint, "--audio-encoder": args.audio_encoder})
     if Path(args.output).suffix.lower() != ".onnx":
         raise ConfigurationError(f"--output {args.output} must end in .onnx (an ONNX model file)")
-    check_output_file(args.output)
     if args.audio_encoder is not None:
         from ...models.audio_encoder import AudioEncoder
 
@@ -154,8 +152,10 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """`frame-gen demo`: the demo avatar rendered into demo.mp4 and contact_sheet.png."""
+    from ...files import check_output
     from ..demo.run import run_demo
 
+    check_output(args.output, "--output", {}, folder=True)  # before anything is generated
     result = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
     report(args, result.summary())
     if not args.quiet:
@@ -192,7 +192,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     frames = subcommand(
         commands, "frames", run_frames, "render frames as image files",
         "Render one lossless image per frame into a folder, which is replaced as a whole:\n"
-        "afterwards it holds exactly these frames (a folder with other files is refused).",
+        "afterwards it holds exactly these frames and .frame-gen-output.json, the list of them. Only an\n"
+        "empty folder or one frame-gen wrote (that list says so) is replaced; any other is refused.",
         "frame-gen frames --checkpoint checkpoint/May/5.pth --mode ave \\\n"
         "    --template-dir dataset/May --audio-features speech_ave.npy --output-dir out/frames",
     )

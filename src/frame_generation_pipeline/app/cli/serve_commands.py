@@ -32,10 +32,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
         from ..serve.server import AvatarServer, ServerSettings
     except ImportError as exc:
-        from ...errors import BackendUnavailableError
+        from ...errors import BackendUnavailableError, install_hint
 
-        raise BackendUnavailableError(f"serve needs aiohttp and aiortc ({exc.name} is missing): "
-                                      "pip install 'frame-generation-pipeline[serve]'") from None
+        raise BackendUnavailableError(f"serve needs aiohttp, aiortc and prometheus-client ({exc.name} is missing): "
+                                      f"{install_hint('serve')}") from None
     from ...inputs.templates import TemplateSet
     from ...render.blend import Blend
 
@@ -95,7 +95,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "serve", run_serve, "serve the live avatar over WebRTC, with a page to talk through it",
         "Load the model once and serve the live avatar: open the page, connect, speak a file or turn the\n"
         "microphone on. Binds 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM close every\n"
-        "connection and exit 0. Needs the [serve] extra (aiohttp, aiortc).",
+        "connection and exit 0. Needs the [serve] extra (aiohttp, aiortc, prometheus-client).",
         "frame-gen serve --checkpoint 5.pth --template-dir dataset/May --audio-encoder audio_visual_encoder.pth",
         "frame-gen serve --demo",
     )

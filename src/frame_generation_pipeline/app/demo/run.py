@@ -20,7 +20,6 @@ import numpy as np
 from ...audio.speech import load_speech
 from ...checks import require_number
 from ...contract import SAMPLE_RATE
-from ...errors import OutputError
 from ...files import atomic_directory
 from ...options import RenderOptions, RenderResult
 from ...pipeline import FrameGenerationPipeline
@@ -60,7 +59,6 @@ def make_demo_inputs(folder: str | os.PathLike[str], seconds: float | None = Non
 
 #: Shortest demo: the audio encoder needs 16 mel frames (0.2 s) of speech.
 MIN_SECONDS = 0.2
-DEMO_FILES = ("inputs", "demo.mp4", "contact_sheet.png")
 
 
 def run_demo(output_dir: str | os.PathLike[str], seconds: float | None = None, show_progress: bool = False) -> RenderResult:
@@ -75,9 +73,7 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float | None = None, s
     if seconds is not None:
         require_number(seconds, "seconds", MIN_SECONDS, low_inclusive=True)
     output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(output_dir, "exists and is not a folder: give a folder for the demo's inputs and video")
-    with atomic_directory(output_dir, lambda entry: entry.name in DEMO_FILES) as staging:
+    with atomic_directory(output_dir, "demo") as staging:
         logger.info("writing the demo avatar (templates, speech, checkpoint, audio encoder) in %s, "
                     "renamed to %s when the video is done", staging, output_dir)
         inputs = make_demo_inputs(staging / "inputs", seconds)

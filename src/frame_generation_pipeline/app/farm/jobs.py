@@ -11,7 +11,7 @@ from typing import Any
 from ...checks import missing_file
 from ...contract import AUDIO_MODELS, DEFAULT_BLEND_WIDTH, mode_for_audio_model
 from ...errors import ConfigurationError, InputFileError
-from ...files import refuse_overwriting_inputs
+from ...files import check_output
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET
 
@@ -88,8 +88,9 @@ def job_from(data: object, where: str) -> Job:
 _PATHS = {"checkpoint", "template_dir", "audio", "output", "audio_features", "audio_encoder", "hubert_model", "onnx"}
 
 
-def read_jobs(path: str | os.PathLike[str]) -> list[Job]:
-    """Every job of a JSONL file (blank lines and # comments skipped); a bad line is named, none runs."""
+def read_jobs(path: str | os.PathLike[str], report: str | os.PathLike[str] | None = None) -> list[Job]:
+    """Every job of a JSONL file (blank lines and # comments skipped); a bad line is named, none runs.
+    The outputs, and the `report` to write, are checked against the job file and every job's files."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -106,21 +107,22 @@ def read_jobs(path: str | os.PathLike[str]) -> list[Job]:
         except json.JSONDecodeError as exc:
             raise InputFileError(path, f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
         jobs.append(job_from(data, f"{path}: line {number}"))
-    return check_outputs(jobs, str(path))
+    return check_outputs(jobs, str(path), report, path)
 
 
-def check_outputs(jobs: list[Job], source: str) -> list[Job]:
-    """The jobs, unless two write the same file, one writes over an input of any job (OutputError), or
-    there are none (ConfigurationError)."""
+def check_outputs(jobs: list[Job], source: str, report: str | os.PathLike[str] | None = None,
+                  job_file: str | os.PathLike[str] | None = None) -> list[Job]:
+    """The jobs, unless there are none (ConfigurationError), or an output of a job or the `report`
+    is, holds or lies inside an input of any job, the `job_file` or another output (OutputError)."""
     if not jobs:
         raise ConfigurationError(f"{source}: holds no jobs")
-    seen: dict[str, int] = {}
     inputs = {f"{name} of job {number}": getattr(job, name) for number, job in enumerate(jobs, start=1)
               for name in sorted(_PATHS - {"output"})}
+    inputs["job file"] = job_file
+    outputs = {f"of job {number}": job.output for number, job in enumerate(jobs, start=1)}
     for number, job in enumerate(jobs, start=1):
-        output = os.path.realpath(job.output)
-        if output in seen:
-            raise ConfigurationError(f"{source}: jobs {seen[output]} and {number} both write {job.output}")
-        seen[output] = number
-        refuse_overwriting_inputs(job.output, f"the output of job {number}", inputs)
+        others = {label: output for label, output in outputs.items() if label != f"of job {number}"}
+        check_output(job.output, f"the output of job {number}", inputs, outputs=others)
+    if report is not None:
+        check_output(report, "--report", inputs, outputs=outputs)
     return jobs

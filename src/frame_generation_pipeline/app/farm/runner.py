@@ -25,8 +25,8 @@ from typing import Any
 from tqdm import tqdm
 
 from ...devices import usable_cpus
-from ...errors import BackendUnavailableError, FrameGenerationError, first_line
-from ...files import check_output_file
+from ...errors import BackendUnavailableError, FrameGenerationError, first_line, install_hint
+from ...files import atomic_file, check_output_file
 from ...outputs.video import join_segments
 from .jobs import Job, check_outputs, job_from
 from .worker import RenderWorker
@@ -80,7 +80,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise BackendUnavailableError("batch needs ray: pip install 'frame-generation-pipeline[farm]'") from None
+        raise BackendUnavailableError(f"batch needs ray: {install_hint('farm')}") from None
     return ray
 
 
@@ -95,11 +95,12 @@ class Farm:
     def __init__(self, jobs: Sequence[Job | dict], workers: int | None = None, ray_address: str | None = None,
                  gpus_per_worker: float = 0.0, report: str | os.PathLike[str] | None = None,
                  chunk_frames: int | None = None, retries: int = 2, show_progress: bool = False) -> None:
-        self.jobs = check_outputs([job_from(job, f"job {n}") for n, job in enumerate(jobs, start=1)], "the job list")
+        self.jobs = check_outputs([job_from(job, f"job {n}") for n, job in enumerate(jobs, start=1)], "the job list", report)
         self.ray = _ray()
         self.ray_address, self.gpus, self.chunk_frames, self.retries = ray_address, gpus_per_worker, chunk_frames, retries
         self.workers = workers
         self.report_path = Path(report) if report is not None else None
+        self.report_lines: Path | None = None  # the report's temporary while the batch runs
         self.rows: list[dict] = []
         self.show_progress = show_progress
 
@@ -114,9 +115,12 @@ class Farm:
             ray.init(address=self.ray_address, configure_logging=False, log_to_driver=False)
         states: list[JobState] = []
         try:
-            self._start_actors()
-            states = [JobState(n, job, self._scratch(job), time.perf_counter()) for n, job in enumerate(self.jobs)]
-            self._schedule(states)
+            with contextlib.ExitStack() as stack:
+                if self.report_path is not None:  # appended to as jobs finish, moved into place at the end
+                    self.report_lines = stack.enter_context(atomic_file(self.report_path))
+                self._start_actors()
+                states = [JobState(n, job, self._scratch(job), time.perf_counter()) for n, job in enumerate(self.jobs)]
+                self._schedule(states)
         except BaseException:
             for state in states:
                 if not state.finished:
@@ -228,8 +232,6 @@ class Farm:
         return state.scratch / f"{first:09d}.mp4"
 
     def _join(self, state: JobState) -> None:
-        from ...files import atomic_file
-
         segments = [self._segment(state, first) for first, _ in state.chunks]
         with atomic_file(state.job.output) as temporary:
             join_segments(segments, Path(state.job.audio), temporary, state.frames / state.fps)
@@ -245,8 +247,8 @@ class Farm:
     def _report(self, row: dict) -> None:
         """Keep a job's report row, append it to the report file, and log it."""
         self.rows.append(row)
-        if self.report_path is not None:
-            with open(self.report_path, "a", encoding="utf-8") as handle:
+        if self.report_lines is not None:
+            with open(self.report_lines, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
         logger.log(logging.WARNING if row["error"] else logging.INFO, "farm: %s %s%s", row["output"], row["status"],
                    f": {row['error']}" if row["error"] else "")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, resolve_device
-from ...errors import BackendUnavailableError, ConfigurationError
+from ...errors import BackendUnavailableError, ConfigurationError, install_hint
 from .base import InferenceBackend
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ def choose_backend(name: str, device: str) -> str:
     if name != "auto":
         cls = backend_class(name)
         if not cls.installed():
-            package = f"frame-generation-pipeline[{cls.extra}]" if cls.extra else "frame-generation-pipeline"
-            raise BackendUnavailableError(f"the {name} backend needs {', '.join(cls.requires)}: pip install '{package}'")
+            raise BackendUnavailableError(f"the {name} backend needs {', '.join(cls.requires)}: {install_hint(cls.extra)}")
         if cls.rank(device_type(device)) is None:
             raise BackendUnavailableError(f"the {name} backend cannot run on {device}")
         return name
