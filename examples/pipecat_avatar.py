@@ -5,6 +5,8 @@ it, SmallWebRTCTransport sends video and audio to the browser page served here.
     python examples/pipecat_avatar.py --checkpoint 5.pth --template-dir dataset/May \\
         --audio-encoder audio_visual_encoder.pth --speech hello.wav
     # open http://127.0.0.1:7860/ and press Connect: the avatar says hello.wav, again after each 5 s
+    python examples/pipecat_avatar.py
+    # without a checkpoint: the demo avatar (shipped with the package) says its demo sentence
 
 Nothing is downloaded: the page is served from this file. Replace FileTTS by a real TTS service
 (with an STT and an LLM before it) for a voice agent.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 
 import numpy as np
 from aiohttp import web
@@ -26,6 +29,8 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
+from frame_generation_pipeline.app.demo.avatar import BLEND
+from frame_generation_pipeline.app.demo.run import make_demo_inputs
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE
 from frame_generation_pipeline.integrations.pipecat import SyncTalkVideoService
@@ -79,7 +84,7 @@ def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
     """The pipeline of one visitor: fake TTS -> avatar -> WebRTC output; returns (worker, tts, transport)."""
     avatar = SyncTalkVideoService(checkpoint=args.checkpoint, template_dir=args.template_dir,
                                   audio_encoder=args.audio_encoder, backend=args.backend, device=args.device,
-                                  onnx=args.onnx, start_margin=args.start_margin)
+                                  onnx=args.onnx, start_margin=args.start_margin, blend=args.blend)
     width, height = avatar.avatar.session.template_image(0).shape[1::-1]
     transport = SmallWebRTCTransport(connection, TransportParams(
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,
@@ -147,23 +152,35 @@ async def _run(worker: PipelineWorker) -> None:
 def options(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--template-dir", required=True)
-    parser.add_argument("--audio-encoder", required=True)
-    parser.add_argument("--speech", required=True, help="what the fake TTS says")
+    parser.add_argument("--checkpoint", default=None, help="your avatar's checkpoint (default: the demo avatar)")
+    parser.add_argument("--template-dir", default=None, help="with --checkpoint: its template folder")
+    parser.add_argument("--audio-encoder", default=None, help="with --checkpoint: audio_visual_encoder.pth")
+    parser.add_argument("--speech", default=None, help="what the fake TTS says (default with the demo avatar: its sentence)")
     parser.add_argument("--every", type=float, default=5.0, help="seconds of silence between two sayings")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--device", default=None)
     parser.add_argument("--onnx", default=None, help="an exported .onnx of the checkpoint (default: the export cache)")
     parser.add_argument("--start-margin", type=float, default=0.1, help="slack before each utterance's first frame")
     parser.add_argument("--port", type=int, default=7860)
-    return parser.parse_args(argv)
+    parser.set_defaults(blend="none")  # the exact paste; the demo avatar has its own (avatar.BLEND)
+    args = parser.parse_args(argv)
+    own = (args.checkpoint, args.template_dir, args.audio_encoder)
+    if any(value is not None for value in own) and (None in own or args.speech is None):
+        parser.error("your own avatar needs --checkpoint, --template-dir, --audio-encoder and --speech "
+                     "(give none of the first three for the demo avatar)")
+    return args
 
 
 def main() -> None:
-    """Serve the page and the offer endpoint on 127.0.0.1."""
+    """Serve the page and the offer endpoint on 127.0.0.1 (the demo avatar's files in a temporary folder when no checkpoint is given)."""
     args = options()
-    web.run_app(app(args), host="127.0.0.1", port=args.port)
+    with tempfile.TemporaryDirectory(prefix="pipecat-demo-") as folder:
+        if args.checkpoint is None:
+            demo = make_demo_inputs(folder)
+            args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
+            args.speech = args.speech or demo.audio
+            args.blend = BLEND
+        web.run_app(app(args), host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import cv2
 import pytest
 
 from frame_generation_pipeline import __version__
@@ -125,18 +126,21 @@ def test_demo_renders_a_playable_video_with_audio(tmp_path):
 
     result = run_cli("demo", "--output", tmp_path / "demo", "--seconds", "0.6")
     assert result.returncode == 0, result.stderr
-    video_line, inputs_line = result.stdout.strip().splitlines()
+    video_line, sheet_line, inputs_line = result.stdout.strip().splitlines()
     assert video_line == f"demo video: {tmp_path / 'demo' / 'demo.mp4'}"
-    assert inputs_line.startswith("its inputs (checkpoint.pth, template/, audio_visual_encoder.pth, speech.wav): "
+    assert sheet_line == f"contact sheet: {tmp_path / 'demo' / 'contact_sheet.png'}"
+    assert inputs_line.startswith("its inputs (avatar_ave.pth, template/, audio_visual_encoder.pth, speech.wav): "
                                   f"{tmp_path / 'demo' / 'inputs'};")
     assert all((tmp_path / "demo" / "inputs" / name).exists()
-               for name in ("checkpoint.pth", "template", "audio_visual_encoder.pth", "speech.wav"))
+               for name in ("avatar_ave.pth", "template", "audio_visual_encoder.pth", "speech.wav"))
     assert result.stderr.strip().splitlines()[-1].startswith(f"wrote {tmp_path / 'demo' / 'demo.mp4'}: 14 frames")
     with av.open(str(tmp_path / "demo" / "demo.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == int((0.6 * 80 + 1 - 16) / 80 * 25) + 2 + 2 == 14
-    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [MANIFEST, "demo.mp4", "inputs"]
+    sheet = cv2.imread(str(tmp_path / "demo" / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[1] > sheet.shape[0] > 300
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [MANIFEST, "contact_sheet.png", "demo.mp4", "inputs"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 

@@ -18,9 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "frame_generation_pipeline"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
-#: Files the README shows that another branch adds; a listed file that exists fails the test, so the
-#: list cannot outlive its reason.
-NOT_YET_IN_TREE = {"docs/demo_contact_sheet.png"}
 
 
 def _blocks(path: Path) -> list[tuple[str, int, list[str]]]:
@@ -146,17 +143,11 @@ def test_relative_links_resolve(path):
         target, _, anchor = link.partition("#")
         resolved = (path.parent / target).resolve() if target else path
         shown = str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
-        if shown in NOT_YET_IN_TREE:
-            continue
         if not resolved.exists():
             broken.append(f"{link} (no {shown})")
         elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
             broken.append(f"{link} (no heading #{anchor} in {shown})")
     assert broken == []
-
-
-def test_files_awaited_from_other_branches_are_still_missing():
-    assert [name for name in NOT_YET_IN_TREE if (ROOT / name).exists()] == []
 
 
 def _defined_names(module: Path) -> set[str]:

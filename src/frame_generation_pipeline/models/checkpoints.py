@@ -45,8 +45,9 @@ def _what_the_file_is(path: Path, error: Exception) -> str:
 def read_state_dict(
     path: str | os.PathLike[str], prefixes: tuple[str, ...] = _PREFIXES
 ) -> dict[str, torch.Tensor]:
-    """Load a saved state_dict onto the CPU (weights only), dropping a common key prefix; one saved
-    by a training loop as {"state_dict": ..., "epoch": ...} is unwrapped (an info line says so)."""
+    """Load a saved state_dict onto the CPU (weights only) with float tensors in float32, dropping a
+    common key prefix; one saved by a training loop as {"state_dict": ..., "epoch": ...} is unwrapped
+    (an info line says so)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, missing_file(path, "checkpoint file"))
@@ -68,7 +69,8 @@ def read_state_dict(
     for prefix in prefixes:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
-    return dict(state)
+    # Weights saved in half precision (fp16, bf16) are computed with in float32, as any others.
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def layout_differences(

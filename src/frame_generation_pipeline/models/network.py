@@ -193,8 +193,9 @@ class SyncTalkUNet(nn.Module):
         # In torch the audio branch runs one sample at a time: oneDNN picks another kernel for
         # its padded stride-2 conv5 when the batch is larger than one, which would make frames
         # depend on the batch size. The branch costs about 2% of the network; the image path
-        # batches exactly. An exported graph keeps the batch axis dynamic instead.
-        if torch.onnx.is_in_onnx_export() or audio.shape[0] == 1:
+        # batches exactly. An exported graph keeps the batch axis dynamic instead. Training
+        # batches it too: its BatchNorm must see the batch, not one sample's statistics.
+        if torch.onnx.is_in_onnx_export() or audio.shape[0] == 1 or self.training:
             audio_features = self.audio_model(audio)
         else:
             audio_features = torch.cat([self.audio_model(sample[None]) for sample in audio])

@@ -129,9 +129,9 @@ def add_device(parser: argparse.ArgumentParser, default_text: str = "CUDA when a
     parser.add_argument("--device", default=None, help=f"cpu, cuda, cuda:N or auto (default: {default_text})")
 
 
-def add_model(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint, --mode, --device, --backend, --exact, --onnx, --batch-size, --precision."""
-    parser.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
+def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--checkpoint (`required` or not), --mode, --device, --backend, --exact, --onnx, --batch-size, --precision."""
+    parser.add_argument("--checkpoint", required=required, help="SyncTalk_2D 328 checkpoint (.pth)")
     parser.add_argument("--mode", default=None, choices=tuple(MODES),
                         help="audio feature mode of the checkpoint (default: hubert with --hubert-model, else ave)")
     add_device(parser)
@@ -179,9 +179,9 @@ def blend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"blend": args.blend, "blend_width": args.blend_width, "color_match": args.color_match}
 
 
-def add_audio_model(parser: argparse.ArgumentParser) -> None:
-    """--audio-encoder or --hubert-model, one of them required: the model that computes features from speech."""
-    model = parser.add_mutually_exclusive_group(required=True)
+def add_audio_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--audio-encoder or --hubert-model, one of them `required`: the model that computes features from speech."""
+    model = parser.add_mutually_exclusive_group(required=required)
     model.add_argument("--audio-encoder", default=None, help="ave audio encoder (audio_visual_encoder.pth)")
     model.add_argument("--hubert-model", default=None, help=HUBERT_HELP)
 

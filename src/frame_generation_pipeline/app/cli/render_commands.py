@@ -151,7 +151,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """`frame-gen demo`: generated inputs rendered into demo.mp4."""
+    """`frame-gen demo`: the demo avatar rendered into demo.mp4 and contact_sheet.png."""
     from ...files import check_output
     from ..demo.run import run_demo
 
@@ -159,10 +159,11 @@ def run_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
     report(args, result.summary())
     if not args.quiet:
-        inputs = Path(result.output).resolve().parent / "inputs"
-        print(f"demo video: {Path(result.output).resolve()}")
-        print(f"its inputs (checkpoint.pth, template/, audio_visual_encoder.pth, speech.wav): {inputs}; "
-              "try them with `frame-gen live` or `frame-gen serve` (README)")
+        folder = Path(result.output).resolve().parent
+        print(f"demo video: {folder / 'demo.mp4'}")
+        print(f"contact sheet: {folder / 'contact_sheet.png'}")
+        print(f"its inputs (avatar_ave.pth, template/, audio_visual_encoder.pth, speech.wav): {folder / 'inputs'}; "
+              "try them with `frame-gen live`, or talk to the avatar with `frame-gen serve --demo`")
     return 0
 
 
@@ -266,11 +267,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest accepted network output difference")
 
     demo = subcommand(
-        commands, "demo", run_demo, "render a demo video from generated inputs",
-        "Generate templates, speech and random-weight checkpoints, then render a video with audio.\n"
-        "The folder is replaced as a whole (one that holds other files is refused).",
+        commands, "demo", run_demo, "render the demo avatar saying a sentence, and a contact sheet of it",
+        "Render the demo avatar (a drawn face trained with tools/train_demo_avatar.py, shipped with the\n"
+        "package) saying a sentence it was not trained on: demo.mp4 and contact_sheet.png (frames across\n"
+        "the clip under its waveform), with the avatar's files in inputs/. The folder is replaced as a\n"
+        "whole (one that holds other files is refused).",
         "frame-gen demo --output demo",
     )
-    demo.add_argument("--output", default="demo", help="folder for the inputs and demo.mp4")
-    demo.add_argument("--seconds", type=positive_float, default=3.0, help="length of the demo video (at least 0.2)")
+    demo.add_argument("--output", default="demo", help="folder for the inputs, demo.mp4 and contact_sheet.png")
+    demo.add_argument("--seconds", type=positive_float, default=None,
+                      help="say only the first SECONDS of the sentence (default: all of it, 5.3 s; at least 0.2)")
 

@@ -6,6 +6,8 @@ import argparse
 import errno
 import os
 import socket
+import tempfile
+from contextlib import nullcontext
 
 from ...errors import ConfigurationError
 from ...live.timeline import SERVE_MARGIN
@@ -37,16 +39,42 @@ def run_serve(args: argparse.Namespace) -> int:
     from ...inputs.templates import TemplateSet
     from ...render.blend import Blend
 
+    check_avatar_arguments(args)
     listener = listen(args.host, args.port)  # a port in use is one line, before anything is loaded
-    templates = TemplateSet.from_folder(args.template_dir, args.parsing)
-    blend = Blend.from_settings(blend_options(args))  # checked before the model loads
-    pipeline = pipeline_from(args)
-    encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
-    settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.video_codec,
-                              args.parsing, args.start_margin, blend)
-    server = AvatarServer(pipeline, templates, encoder, settings)
-    web.run_app(server.app(), sock=listener, print=None if args.quiet else print, handle_signals=True)
+    with tempfile.TemporaryDirectory(prefix="frame-gen-demo-") if args.demo else nullcontext() as folder:
+        if folder is not None:
+            from ..demo.avatar import BLEND
+            from ..demo.run import make_demo_inputs
+
+            demo = make_demo_inputs(folder)
+            args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
+            args.parsing = True
+            args.blend = BLEND if args.blend == "none" else args.blend
+        templates = TemplateSet.from_folder(args.template_dir, args.parsing)
+        blend = Blend.from_settings(blend_options(args))  # checked before the model loads
+        pipeline = pipeline_from(args)
+        encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
+        settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.video_codec,
+                                  args.parsing, args.start_margin, blend)
+        server = AvatarServer(pipeline, templates, encoder, settings)
+        web.run_app(server.app(), sock=listener, print=None if args.quiet else print, handle_signals=True)
     return 0
+
+
+def check_avatar_arguments(args: argparse.Namespace) -> None:
+    """--demo, or --checkpoint, --template-dir and an audio model: ConfigurationError naming what is extra or missing."""
+    given = {"--checkpoint": args.checkpoint, "--template-dir": args.template_dir,
+             "--audio-encoder": args.audio_encoder, "--hubert-model": args.hubert_model}
+    if args.demo:
+        extra = [flag for flag, value in given.items() if value is not None]
+        if extra:
+            raise ConfigurationError(f"--demo serves the demo avatar with its own files: drop {', '.join(extra)}")
+        return
+    missing = [flag for flag in ("--checkpoint", "--template-dir") if given[flag] is None]
+    if args.audio_encoder is None and args.hubert_model is None:
+        missing.append("--audio-encoder (or --hubert-model)")
+    if missing:
+        raise ConfigurationError(f"missing {', '.join(missing)}: give your avatar's files, or --demo for the demo avatar")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -69,10 +97,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "microphone on. Binds 127.0.0.1 unless --host says otherwise. Ctrl-C or SIGTERM close every\n"
         "connection and exit 0. Needs the [serve] extra (aiohttp, aiortc, prometheus-client).",
         "frame-gen serve --checkpoint 5.pth --template-dir dataset/May --audio-encoder audio_visual_encoder.pth",
+        "frame-gen serve --demo",
     )
-    add_model(serve)
-    serve.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
-    add_audio_model(serve)
+    serve.add_argument("--demo", action="store_true",
+                       help="serve the demo avatar (shipped with the package; pasted with --blend feather unless told): "
+                            "no checkpoint, templates or encoder needed")
+    add_model(serve, required=False)
+    serve.add_argument("--template-dir", default=None, help="folder with full_body_img/, landmarks/ [, parsing/]")
+    add_audio_model(serve, required=False)
     serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     add_blend(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")

@@ -1,31 +1,38 @@
-"""`frame-gen demo`: render a short video from inputs generated on the spot.
+"""`frame-gen demo`: the trained demo avatar saying a sentence it was not trained on.
 
-Everything the demo needs is made here (a drawn face in a moving scene with 110-point landmarks
-and parsing masks, a speech-like sound, random-weight checkpoints in the real layout), so it runs
-on a fresh machine with nothing downloaded. The network is untrained: the mouth region shows what
-random weights make of it, the point is the whole path from inputs to a playable mp4.
+Everything the demo needs ships with the package or is made here: the avatar's templates (the
+drawn face in its moving scene, 110-point landmarks, parsing masks) are drawn, its ave audio
+encoder is regenerated from its seed, and its trained checkpoint and speech clip are copied out
+of the package data, so it runs on a fresh machine with nothing downloaded. Beside the video it
+writes a contact sheet: frames across the clip under the speech's waveform.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
+from ...audio.speech import load_speech
 from ...checks import require_number
+from ...contract import SAMPLE_RATE
 from ...files import atomic_directory
 from ...options import RenderOptions, RenderResult
 from ...pipeline import FrameGenerationPipeline
-from . import synthetic
-from .speech import write_speech_like_wav
+from . import avatar
+from .contact_sheet import write_contact_sheet
+from .speech import write_wav
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DemoInputs:
-    """Paths of the generated demo inputs."""
+    """Paths of the demo avatar's files."""
 
     checkpoint: Path
     audio_encoder: Path
@@ -33,14 +40,20 @@ class DemoInputs:
     audio: Path
 
 
-def make_demo_inputs(folder: str | os.PathLike[str], seconds: float = 3.0) -> DemoInputs:
-    """Generate templates, ave U-Net and audio encoder checkpoints and speech for a demo."""
+def make_demo_inputs(folder: str | os.PathLike[str], seconds: float | None = None) -> DemoInputs:
+    """Write the demo avatar (checkpoint, audio encoder, templates) and its speech (the first
+    `seconds` of the shipped clip, all of it by default) into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    templates = synthetic.make_templates(folder / "template", 24, 640, 360, parsing=True)
-    checkpoint = synthetic.save_random_checkpoint(folder / "checkpoint.pth", "ave", seed=0)
-    encoder = synthetic.save_random_audio_encoder(folder / "audio_visual_encoder.pth", seed=0)
-    audio = write_speech_like_wav(folder / "speech.wav", seconds)
+    templates = avatar.make_avatar_templates(folder / "template")
+    encoder = avatar.write_demo_audio_encoder(folder / "audio_visual_encoder.pth")
+    checkpoint = folder / "avatar_ave.pth"
+    with avatar.packaged(avatar.CHECKPOINT) as shipped:
+        shutil.copyfile(shipped, checkpoint)
+    with avatar.packaged(avatar.SPEECH) as shipped:
+        speech = load_speech(shipped)
+    end = len(speech) if seconds is None else int(seconds * SAMPLE_RATE)
+    audio = write_wav(folder / "speech.wav", speech[:end])
     return DemoInputs(checkpoint, encoder, templates, audio)
 
 
@@ -48,22 +61,26 @@ def make_demo_inputs(folder: str | os.PathLike[str], seconds: float = 3.0) -> De
 MIN_SECONDS = 0.2
 
 
-def run_demo(output_dir: str | os.PathLike[str], seconds: float = 3.0, show_progress: bool = False) -> RenderResult:
-    """Generate the demo inputs into `output_dir`/inputs and render `output_dir`/demo.mp4.
+def run_demo(output_dir: str | os.PathLike[str], seconds: float | None = None, show_progress: bool = False) -> RenderResult:
+    """Write the demo avatar into `output_dir`/inputs, render `output_dir`/demo.mp4 and its
+    `output_dir`/contact_sheet.png.
 
-    The ave features are computed from the generated speech with the (random-weight) audio
-    encoder, the same path as `frame-gen video --audio-encoder`. `output_dir` is replaced as a
-    whole on success (a folder of other files is refused); nothing is left behind on failure.
+    `seconds` shortens the speech (the whole clip by default). The ave features are computed
+    from the speech with the avatar's audio encoder, the same path as `frame-gen video
+    --audio-encoder`. `output_dir` is replaced as a whole on success (a folder of other files is
+    refused); nothing is left behind on failure.
     """
-    require_number(seconds, "seconds", MIN_SECONDS, low_inclusive=True)
+    if seconds is not None:
+        require_number(seconds, "seconds", MIN_SECONDS, low_inclusive=True)
     output_dir = Path(output_dir)
     with atomic_directory(output_dir, "demo") as staging:
-        logger.info("generating demo inputs (templates, speech, random-weight checkpoints) in %s, "
+        logger.info("writing the demo avatar (templates, speech, checkpoint, audio encoder) in %s, "
                     "renamed to %s when the video is done", staging, output_dir)
         inputs = make_demo_inputs(staging / "inputs", seconds)
         pipeline = FrameGenerationPipeline(inputs.checkpoint, mode="ave")
         result = pipeline.video(
             staging / "demo.mp4", inputs.template_dir, inputs.audio, audio_encoder=inputs.audio_encoder,
-            options=RenderOptions(use_parsing=True, show_progress=show_progress),
+            options=RenderOptions(use_parsing=True, show_progress=show_progress, blend=avatar.BLEND),
         )
+        write_contact_sheet(staging / "contact_sheet.png", staging / "demo.mp4", np.asarray(load_speech(inputs.audio)))
     return replace(result, output=str(output_dir / "demo.mp4"))

@@ -1,5 +1,5 @@
-"""A speech-like sound for the demo and tests: voiced syllables with gliding pitch, moving
-formants and pauses, written as a 16 kHz mono WAV."""
+"""A speech-like sound for tests and benchmarks (voiced syllables with gliding pitch, moving
+formants and pauses), and writing 16 kHz mono WAVs."""
 
 from __future__ import annotations
 
@@ -30,11 +30,15 @@ def write_speech_like_wav(path: str | os.PathLike[str], seconds: float, seed: in
     envelope = np.sin(np.pi * np.clip(within / 0.8, 0, 1)) ** 2
     envelope *= rng.uniform(0, 1, syllable.max() + 1)[syllable] > 0.15
     signal = voiced * envelope + 0.01 * rng.normal(size=t.shape)
-    samples = np.int16(np.clip(signal / np.abs(signal).max() * 0.8, -1, 1) * 32767)
+    return write_wav(path, signal / np.abs(signal).max() * 0.8)
+
+
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray) -> Path:
+    """Write 16 kHz mono float samples (-1..1, clipped) as a 16-bit WAV."""
     path = Path(path)
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(SAMPLE_RATE)
-        handle.writeframes(samples.tobytes())
+        handle.writeframes(np.int16(np.clip(samples, -1, 1) * 32767).tobytes())
     return path

@@ -44,7 +44,31 @@ def moving_face_box(width: int, height: int, count: int) -> FaceBoxFn:
     return box
 
 
-def _draw_template(width: int, height: int, k: int, points: np.ndarray, box: tuple[float, float, float]) -> np.ndarray:
+#: A mouth as (opening, spread), each in 0..1: 0 opening is closed lips, 1 wide open; spread
+#: runs from rounded (0, as in "oo") to wide (1, as in "ee").
+Mouth = tuple[float, float]
+_SUBPIXEL = 4  # cv2 drawing shift: coordinates in 1/16 pixel, so the mouth changes smoothly
+
+
+def _ellipse(image: np.ndarray, centre: tuple[float, float], axes: tuple[float, float], colour: tuple[int, int, int]) -> None:
+    scale = 1 << _SUBPIXEL
+    cv2.ellipse(image, (round(centre[0] * scale), round(centre[1] * scale)),
+                (round(axes[0] * scale), round(axes[1] * scale)), 0, 0, 360, colour, -1, cv2.LINE_AA, _SUBPIXEL)
+
+
+def draw_mouth(image: np.ndarray, box: tuple[float, float, float], mouth: Mouth) -> None:
+    """Draw lips and a dark open interior for `mouth` on the face in `box` (x, y, size), in place."""
+    x0, y0, size = box
+    opening, spread = mouth
+    centre = (x0 + size / 2, y0 + 0.8 * size)
+    half_width = size * (0.09 + 0.07 * spread)
+    half_height = size * (0.006 + 0.075 * opening)
+    _ellipse(image, centre, (half_width + 0.02 * size, half_height + 0.022 * size), (70, 60, 185))
+    _ellipse(image, centre, (half_width, half_height), (45, 25, 60))
+
+
+def draw_frame(width: int, height: int, k: int, points: np.ndarray, box: tuple[float, float, float], mouth: Mouth) -> np.ndarray:
+    """Scene k (background phase, face box, landmarks drawn as dots, noise) with `mouth`, BGR uint8."""
     x0, y0, size = box
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     image = np.empty((height, width, 3), np.uint8)
@@ -56,12 +80,15 @@ def _draw_template(width: int, height: int, k: int, points: np.ndarray, box: tup
     cv2.ellipse(image, centre, (int(size * 0.45), int(size * 0.58)), 0, 0, 360, (120, 160, 215), -1)
     for eye in (0.33, 0.67):
         cv2.circle(image, (int(x0 + eye * size), int(y0 + 0.42 * size)), max(2, int(size * 0.05)), (40, 30, 30), -1)
-    mouth_open = int(size * (0.03 + 0.05 * abs(np.sin(k / 2.0))))
-    cv2.ellipse(image, (centre[0], int(y0 + 0.8 * size)), (int(size * 0.14), mouth_open), 0, 0, 360, (50, 40, 140), -1)
+    draw_mouth(image, box, mouth)
     for x, y in points.astype(int):
         cv2.circle(image, (int(x), int(y)), 1, (200, 220, 255), -1)
     noise = np.random.default_rng(k).integers(0, 6, image.shape, dtype=np.uint8)
     return cv2.add(image, noise)
+
+
+def _talking_mouth(k: int) -> Mouth:
+    return 0.6 * abs(np.sin(k / 2.0)), 0.5
 
 
 def _draw_parsing(width: int, height: int, box: tuple[float, float, float]) -> np.ndarray:
@@ -73,6 +100,17 @@ def _draw_parsing(width: int, height: int, box: tuple[float, float, float]) -> n
     return parsing
 
 
+def template_points(count: int, face_box: FaceBoxFn) -> list[np.ndarray]:
+    """The 110 landmarks (float64, slightly jittered) of templates 0..count-1 placed by `face_box`."""
+    layout = mean_face_layout()
+    rng = np.random.default_rng(count)
+    points = []
+    for k in range(count):
+        x0, y0, size = face_box(k)
+        points.append(np.array([x0, y0]) + layout * size + rng.normal(0, 0.4, layout.shape))
+    return points
+
+
 def make_templates(
     root: str | os.PathLike[str],
     count: int,
@@ -80,27 +118,33 @@ def make_templates(
     height: int = 480,
     parsing: bool = True,
     face_box: FaceBoxFn | None = None,
+    mouth: Callable[[int], Mouth] = _talking_mouth,
 ) -> Path:
     """Write a template folder of `count` drawn frames with 110-point landmarks (and parsing masks).
 
-    `face_box(k)` places the face of template k; by default it drifts around the centre.
+    `face_box(k)` places the face of template k (by default it drifts around the centre) and
+    `mouth(k)` shapes its mouth (by default it opens and closes from template to template).
     """
     root = Path(root)
     for name in (IMAGE_DIR, LANDMARK_DIR) + ((PARSING_DIR,) if parsing else ()):
         (root / name).mkdir(parents=True, exist_ok=True)
-    layout = mean_face_layout()
     face_box = face_box or moving_face_box(width, height, count)
-    rng = np.random.default_rng(count)
-    for k in range(count):
-        x0, y0, size = face_box(k)
-        points = np.array([x0, y0]) + layout * size + rng.normal(0, 0.4, layout.shape)
-        image = _draw_template(width, height, k, points, (x0, y0, size))
-        cv2.imwrite(str(root / IMAGE_DIR / f"{k}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        lines = "".join(f"{x:.6f} {y:.6f}\n" for x, y in points)
-        (root / LANDMARK_DIR / f"{k}.lms").write_text(lines)
+    for k, points in enumerate(template_points(count, face_box)):
+        image = draw_frame(width, height, k, points, face_box(k), mouth(k))
+        cv2.imwrite(str(root / IMAGE_DIR / f"{k}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        (root / LANDMARK_DIR / f"{k}.lms").write_text(landmark_text(points))
         if parsing:
-            cv2.imwrite(str(root / PARSING_DIR / f"{k}.png"), _draw_parsing(width, height, (x0, y0, size)))
+            cv2.imwrite(str(root / PARSING_DIR / f"{k}.png"), _draw_parsing(width, height, face_box(k)))
     return root
+
+
+#: JPEG quality of the drawn template frames.
+JPEG_QUALITY = 92
+
+
+def landmark_text(points: np.ndarray) -> str:
+    """`.lms` text of (K, 2) points, one `x y` line each."""
+    return "".join(f"{x:.6f} {y:.6f}\n" for x, y in points)
 
 
 def _calibrate_batchnorm(net: torch.nn.Module, make_inputs: Callable[[], tuple], generator: torch.Generator) -> tuple:
