@@ -143,3 +143,33 @@ def test_no_output_is_an_input_and_only_our_own_folders_are_replaced(world, tmp_
         assert f"{option} {expected}" in err, err
     assert _tree(world, tmp_path) == before, "every file byte for byte, nothing added or removed"
 
+
+
+@pytest.mark.parametrize("case", ["a user's file as the .bin's description", "a report not named .json",
+                                  "a batch report not named .json", "a batch job writing a .jpg"])
+def test_implied_and_typed_outputs_are_checked_before_anything_runs(world, tmp_path, capsys, case):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's notes\n")
+    jobs = tmp_path / "jobs.jsonl"
+    job = {"checkpoint": str(world / "ckpt.pth"), "template_dir": str(world / "tpl"), "audio": str(world / "s.wav"),
+           "audio_features": str(world / "f.npy"), "output": str(tmp_path / "new.mp4")}
+    if case == "a batch job writing a .jpg":
+        job["output"] = str(tmp_path / "holiday.jpg")
+    jobs.write_text(json.dumps(job) + "\n")
+    (tmp_path / "my.bin.json").write_text('{"a note": "of the user"}\n')
+    argv, expected = {
+        "a user's file as the .bin's description": (
+            ["features", "--audio-encoder", world / "enc.pth", "--audio", world / "s.wav", "--output", tmp_path / "my.bin"],
+            "is not a feature description this command wrote"),
+        "a report not named .json": (_command(world, jobs)["live"][0] + ["--output", tmp_path / "l.mp4", "--report", notes],
+                                     "--report is written as JSON"),
+        "a batch report not named .json": (["batch", jobs, "--report", notes], "--report is written as JSON"),
+        "a batch job writing a .jpg": (["batch", jobs], "expected a video file"),
+    }[case]
+    before = _tree(world, tmp_path)
+
+    status = cli_status([argv[0], "--quiet", *argv[1:]])
+
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and expected in err, err
+    assert _tree(world, tmp_path) == before

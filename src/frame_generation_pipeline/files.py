@@ -96,6 +96,10 @@ def _overlap(target: Path, path: str | os.PathLike[str]) -> str | None:
     return "holds" if other.is_relative_to(real) else None
 
 
+#: Outputs whose kind the argument's name tells (a report is JSON), by argument name -> accepted suffixes.
+_SUFFIXES = {"--report": (".json", ".jsonl")}
+
+
 def check_output(
     output: str | os.PathLike[str], name: str, inputs: Paths, folder: bool = False, outputs: Paths | None = None,
 ) -> Path:
@@ -111,12 +115,16 @@ def check_output(
         for label, path in paths.items():
             relation = _overlap(target, path) if path is not None else None
             if path is not None and relation is not None:
+                fix = "a path of its own" if relation == "is" else f"a path outside every {kind}"
                 raise OutputError(output, f"{name} {relation} the {kind} {label} ({os.fspath(path)}): writing it "
-                                          f"would change or destroy that {kind}; give {name} a path outside every {kind}")
+                                          f"would change or destroy that {kind}; give {name} {fix}")
     if folder:
         check_replaceable_folder(target, name)
     else:
         check_output_file(target, name)
+        suffixes = _SUFFIXES.get(name)
+        if suffixes and target.suffix.lower() not in suffixes:
+            raise OutputError(output, f"{name} is written as JSON: give it a name ending in {' or '.join(suffixes)}")
     return target
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..checks import missing_file, require_path
 from ..contract import AUDIO_WINDOW, ModeSpec, get_mode
-from ..errors import ArgumentTypeError, AudioFeatureError
+from ..errors import ArgumentTypeError, AudioFeatureError, OutputError
 
 _HALF = AUDIO_WINDOW // 2
 #: Suffixes of feature files: NumPy's format, and raw little-endian float32 rows for ports.
@@ -21,6 +21,21 @@ FEATURE_FORMATS = ("npy", "bin")
 def sidecar_path(path: Path) -> Path:
     """The JSON description beside a raw `.bin` feature file: `FILE.bin.json`."""
     return path.with_name(path.name + ".json")
+
+
+def check_description_replaceable(sidecar: Path) -> None:
+    """OutputError when `sidecar` exists and is not a feature description (num_frames, feature_size,
+    shape): a file of the user's that a `.bin` output would otherwise replace unasked."""
+    if not sidecar.exists():
+        return
+    try:
+        description = json.loads(sidecar.read_text())
+        ours = isinstance(description, dict) and {"num_frames", "feature_size", "shape"} <= description.keys()
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise OutputError(sidecar, "is not a feature description this command wrote, and a .bin output writes its description "
+                                   "there: move that file or give --output another name")
 
 
 def read_feature_array(path: str | os.PathLike[str]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -105,6 +106,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+def _stdout_reader_gone() -> bool:
+    """True when standard output is a pipe whose reader has closed it (poll reports an error on it).
+
+    Asked of the pipe itself, not of the buffer: a failed print may have dropped what it held, so a
+    second flush can succeed although the reader is gone.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll on this platform, or no real stdout
+        return False
+
+
 def _run(args: argparse.Namespace) -> int:
     handler: Handler = args.handler
     tune_allocator()  # process-wide, so the application's to set, never the library's
@@ -114,9 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()  # a reader that has gone shows here, not as an error at exit
             return status
     except BrokenPipeError:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:  # our output's reader has gone (`frame-gen cache | head -1`): stop quietly
+        if _stdout_reader_gone():  # `frame-gen cache | head -1`: stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 128 + SIGPIPE
         raise  # another pipe (ffmpeg's): not ours to hide

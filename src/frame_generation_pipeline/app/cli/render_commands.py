@@ -85,7 +85,7 @@ def feature_format(output: Path, given: str | None) -> str:
 def run_features(args: argparse.Namespace) -> int:
     """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json (from --output's suffix)."""
     from ...files import atomic_file, check_output
-    from ...inputs.features import sidecar_path, write_feature_array
+    from ...inputs.features import check_description_replaceable, sidecar_path, write_feature_array
     from ...plan import load_audio_model, read_sources
 
     output = Path(args.output)
@@ -94,7 +94,8 @@ def run_features(args: argparse.Namespace) -> int:
     check_output(output, "--output", inputs)
     feature_format_ = feature_format(output, args.format)
     if feature_format_ == "bin":
-        check_output(sidecar_path(output), "--output's description", inputs)
+        check_output(sidecar_path(output), f"--output's {sidecar_path(output).name}", inputs)
+        check_description_replaceable(sidecar_path(output))
     _, infos, speech, model, _ = read_sources("features", get_mode(described.mode), None, args.audio, described)
     assert model is not None and speech is not None  # read_sources decodes the speech for the audio model
     features = load_audio_model(model, args.device).features_from_samples(speech, str(infos[0].path))

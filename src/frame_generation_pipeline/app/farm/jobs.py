@@ -13,7 +13,7 @@ from ...contract import AUDIO_MODELS, DEFAULT_BLEND_WIDTH, mode_for_audio_model
 from ...errors import ConfigurationError, InputFileError
 from ...files import check_output
 from ...options import RenderOptions
-from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET
+from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, check_container
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ def check_outputs(jobs: list[Job], source: str, report: str | os.PathLike[str] |
     for number, job in enumerate(jobs, start=1):
         others = {label: output for label, output in outputs.items() if label != f"of job {number}"}
         check_output(job.output, f"the output of job {number}", inputs, outputs=others)
+        check_container(job.output)
     if report is not None:
         check_output(report, "--report", inputs, outputs=outputs)
     return jobs
