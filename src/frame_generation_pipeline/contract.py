@@ -26,7 +26,7 @@ OUTPUT_SHAPE = (3, MODEL_SIZE, MODEL_SIZE)
 MASK_ROWS, MASK_COLS = slice(5, 310), slice(5, 315)
 #: The optional step after the paste (render/blend.py): "none" is the exact paste, the contract's.
 BLEND_MODES = ("none", "feather")
-#: Default feather ramp, in frame pixels inward from the square's edge (README "Seamless paste").
+#: Default feather ramp, in frame pixels inward from the square's edge (docs/rendering.md, "Seamless paste").
 DEFAULT_BLEND_WIDTH = 24
 #: Speech is resampled to this rate (Hz) before the mel spectrogram.
 SAMPLE_RATE = 16000

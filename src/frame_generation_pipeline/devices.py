@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 #: glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 #: Buffers of the network's size are kept by the allocator instead of being unmapped after each
-#: layer: that halved the time of a torch forward pass on a 2-core CPU (README, "Throughput").
+#: layer: that halved the time of a torch forward pass on a 2-core CPU (docs/performance.md).
 _ALLOCATOR_KEEP_BYTES = 1 << 30
 _DEVICE_FORMS = "cpu, cuda, cuda:N or auto"
 

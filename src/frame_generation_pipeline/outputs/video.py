@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 #: x264 presets, fastest first.
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-#: The measured choice (README, "Throughput"): medium's PSNR at crf 20, 1.6-1.9x its speed.
+#: The measured choice (docs/performance.md): medium's PSNR at crf 20, 1.6-1.9x its speed.
 DEFAULT_PRESET = "veryfast"
 DEFAULT_CRF = 20
 #: Containers that hold H.264 + AAC, by file suffix; the mp4 family gets +faststart.

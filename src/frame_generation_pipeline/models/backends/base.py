@@ -72,7 +72,7 @@ class InferenceBackend(ABC):
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:
-        """Frames per network call when none is given (measured; README, "Backends")."""
+        """Frames per network call when none is given (measured; docs/rendering.md, "Backends")."""
         return 8 if device_type == "cuda" else 1
 
     @abstractmethod

@@ -1,7 +1,7 @@
 """The onnxruntime backend: the exported graph on the CPU (or CUDA with onnxruntime-gpu).
 
 Frames are within 2 per value of the exact path. On a CPU with two or more cores one session
-serves two network calls at once, its threads adding up to one per core (README, "Throughput").
+serves two network calls at once, its threads adding up to one per core (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -98,5 +98,5 @@ class OpenVinoBackend(ExportedBackend):
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:
-        """4: bf16 measured 18.7 ms/frame at batch 4 on a 2-core AVX-512 CPU (README, "Backends")."""
+        """4: bf16 measured 18.7 ms/frame at batch 4 on a 2-core AVX-512 CPU (docs/rendering.md, "Backends")."""
         return 4
