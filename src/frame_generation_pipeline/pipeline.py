@@ -108,13 +108,11 @@ class FrameGenerationPipeline:
         return self.batch_request or type(model).default_batch(device_type(model.device))
 
     def renderer(self, templates: TemplateSet, plan: RenderPlan | None = None) -> FrameRenderer:
-        """The FrameRenderer of `templates` (on `model_for(templates)`) at its batch, capped by `plan` where given
-        (the pipeline's own `generator` wherever that is the same model and batch)."""
-        model = self.model_for(templates)
-        ask = self.generator.batch_size if model is self.model else self.batch_of(model)
-        batch = ask if plan is None else plan.batch_for(ask)
-        same = model is self.model and batch == self.generator.batch_size
-        return self.generator if same else FrameRenderer(model, batch_size=batch, template_cache=self.template_cache)
+        """The FrameRenderer of `templates` (on `model_for(templates)`), capped by `plan`; `generator` where the same."""
+        own = self.generator.batch_size if (model := self.model_for(templates)) is self.model else self.batch_of(model)
+        batch = own if plan is None else plan.batch_for(own)
+        keep = model is self.model and batch == self.generator.batch_size
+        return self.generator if keep else FrameRenderer(model, batch_size=batch, template_cache=self.template_cache)
 
     def export_model_to_onnx(self, output_path: Path_, opset_version: int = 17) -> ExportReport:
         """Export the checkpoint to ONNX (see TorchBackend.export_to_onnx)."""
