@@ -19,7 +19,6 @@ PACKAGE = ROOT / "src" / "frame_generation_pipeline"
 PARTS = {
     "app/serve": ("app/cli/serve_commands.py", "serve"),
     "app/farm": ("app/farm/runner.py", "farm"),
-    "models/backends/openvino_backend.py": ("models/backends/openvino_backend.py", "openvino"),
     "models/hubert.py": ("models/hubert.py", "hubert"),
     "integrations/pipecat.py": ("integrations/pipecat.py", "pipecat"),
     "integrations/livekit.py": ("integrations/livekit.py", "livekit"),

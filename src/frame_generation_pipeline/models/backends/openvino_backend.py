@@ -32,7 +32,6 @@ class OpenVinoBackend(ExportedBackend):
 
     name = "openvino"
     requires = ("openvino",)
-    extra = "openvino"
     precisions = ("fp32", "bf16")
 
     @classmethod
