@@ -43,8 +43,8 @@ def measure(data: dict, backend: str, precision: str, seconds: float, template_c
     pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=backend, precision=precision,
                                        template_cache=None if template_cache else TemplateCache(0))
     model = pipeline.model_for(TemplateSet.from_folder(data["templates"]))  # precision auto's check, untimed
-    if template_cache and model.splits:  # the halves' one-time export and loading, outside the timings
-        model.template_half(np.zeros((1, 6, 320, 320), np.float32))
+    if template_cache and model.splits:  # the split graphs' one-time export and loading, outside the timings
+        model.first_visit(np.zeros((1, 6, 320, 320), np.float32), np.zeros((1, *model.mode.audio_shape), np.float32))
     rows = {}
     for realtime in (True, False):
         session = StreamingSession.from_pipeline(pipeline, data["templates"], data["encoder"], realtime=realtime)

@@ -11,7 +11,7 @@ in the real layout, speech-like audio), for each frame size:
               onnxruntime row with a given --onnx file loads no torch weights (see its peak MB);
               "no template cache" rows run the whole network for every frame;
   network     each backend's network alone, at the pipeline's batch size and concurrent calls:
-              the whole network, the rest with the template half cached, the template half;
+              the whole network, the rest with the template half cached, a first visit (whole, keeping the skips);
   stages      core-ms per frame of each stage outside the network (stages.py).
 
 There are --templates templates (default 50, a 2 s template video), so the ping-pong schedule
@@ -121,10 +121,10 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
     from frame_generation_pipeline.inputs.templates import TemplateSet
 
     model = pipeline.model_for(TemplateSet.from_folder(data["templates"]))  # precision auto's check, untimed
-    if model.splits and not spec.get("no_template_cache"):  # the halves' one-time export and loading, untimed
+    if model.splits and not spec.get("no_template_cache"):  # the split graphs' one-time export and loading, untimed
         import numpy as np
 
-        model.template_half(np.zeros((1, 6, 320, 320), np.float32))
+        model.first_visit(np.zeros((1, 6, 320, 320), np.float32), np.zeros((1, *model.mode.audio_shape), np.float32))
     if spec["kind"] == "network":
         return network_rate(model, pipeline.generator.batch_size, min(frames, NETWORK_FRAMES), spec.get("part", "full"))
     with Clock() as clock:
@@ -134,8 +134,8 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
                         split=bool(model.splits) and not spec.get("no_template_cache"))
 
 
-#: What a network row runs: the whole network, the rest after a cached template half, the template half.
-PARTS = {"full": "", "rest": ", template cached", "template": ", template half"}
+#: What a network row runs: the whole network, the rest after a cached template half, a template's first visit.
+PARTS = {"full": "", "rest": ", template cached", "first": ", first visit"}
 
 
 def network_rate(model, batch: int, frames: int, part: str = "full") -> dict:
@@ -147,9 +147,9 @@ def network_rate(model, batch: int, frames: int, part: str = "full") -> dict:
     rng = np.random.default_rng(0)
     images = rng.random((batch, 6, 320, 320), dtype=np.float32)
     audio = rng.standard_normal((batch, 32, 16, 16), dtype=np.float32)
-    skips = model.template_half(images) if part == "rest" else None
+    skips = model.first_visit(images, audio)[1] if part == "rest" else None
     call = {"full": lambda: model.run(images, audio), "rest": lambda: model.rest(images, skips, audio),
-            "template": lambda: model.template_half(images)}[part]
+            "first": lambda: model.first_visit(images, audio)}[part]
     calls = max(model.streams, frames // batch)
     with ThreadPoolExecutor(model.streams) as pool:
         list(pool.map(lambda _: call(), range(model.streams)))

@@ -49,7 +49,7 @@ def test_export_matches_torch(checkpoints, exports, mode):
 
 
 def test_export_over_tolerance_is_refused_and_writes_nothing(checkpoints, tmp_path, monkeypatch):
-    monkeypatch.setattr(export_module, "_compare_with_torch", lambda *args: (2e-4, 1.0))
+    monkeypatch.setattr(export_module, "_compare_with_torch", lambda *args: [(2e-4, 1.0)])
     with pytest.raises(ExportError, match="differs from torch by 2.00e-04 \\(limit 1e-04\\)"):
         UNetModel(checkpoints["ave"], "ave", device="cpu").export_to_onnx(tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []

@@ -45,7 +45,7 @@ def test_cache_hits_when_ping_pong_returns_and_stays_bounded(three_templates):
     small = PreparedCache(templates, max_bytes=entry.nbytes * 2)
     for k in (0, 1, 2, 0):
         small.get(k)
-    assert small._bytes <= entry.nbytes * 2 and small.misses == 4
+    assert small.nbytes <= entry.nbytes * 2 and small.misses == 4
 
 
 def test_stopping_early_ends_the_worker_threads(model, three_templates):

@@ -2,7 +2,7 @@
 
 Location: $FRAME_GEN_CACHE_DIR, else $XDG_CACHE_HOME/frame_generation_pipeline, else
 ~/.cache/frame_generation_pipeline. Entries are keyed by checkpoint sha256, mode and opset:
-`onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and its two halves),
+`onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and those of the template cache),
 `openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them) and
 `fidelity/<sha>-<mode>-opset<N>/` (the bf16 checks on template sets, render/fidelity.py).
 """
@@ -24,10 +24,11 @@ CACHE_ENV = "FRAME_GEN_CACHE_DIR"
 CACHE_OPSET = 17
 #: The kinds of entries, one folder each.
 KINDS = ("onnx", "openvino", "fidelity")
-#: The graphs of one export: the whole network and its two halves (docs/contract.md, "The network").
-PARTS = ("full", "template", "rest")
+#: The graphs of one export: the whole network; the same also giving the template half's skips (a
+#: template's first visit); the rest of the network from those (docs/contract.md, "The network").
+PARTS = ("full", "first", "rest")
 _SHA_CHARS = 24
-_NAME = re.compile(rf"(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})-(?P<mode>[a-z]+)-opset(?P<opset>\d+)(?:-(?P<part>template|rest))?")
+_NAME = re.compile(rf"(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})-(?P<mode>[a-z]+)-opset(?P<opset>\d+)(?:-(?P<part>[a-z]+))?")
 
 
 def cache_root() -> Path:

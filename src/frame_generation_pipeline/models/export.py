@@ -25,7 +25,7 @@ from ..errors import ConfigurationError, ExportError, OutputError
 from ..files import atomic_file, describe_os_error
 from ..version import __version__
 from .cache import PARTS
-from .network import SKIP_SHAPES, RestHalf, SyncTalkUNet, TemplateHalf
+from .network import SKIP_SHAPES, FirstVisit, RestHalf, SyncTalkUNet
 from .onnx_files import SKIP_NAMES, onnx_module
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def export_graph(
 
     `check_inputs(generator, batch)` makes the random inputs of the check; a difference above
     `tolerance` (default EXPORT_TOLERANCE; with `relative`, times the largest output magnitude
-    when that is above 1) at batch 1 or 3 fails the export (ExportError) and nothing is written.
+    when that is above 1, output by output) at batch 1 or 3 fails the export (ExportError) and nothing
+    is written.
     """
     onnx = onnx_module()
     if opset_version not in OPSETS:
@@ -84,10 +85,13 @@ def export_graph(
             entry.key, entry.value = key, value
         onnx.checker.check_model(model)
         onnx.save(model, str(temporary))
-        difference, scale = _compare_with_torch(network, temporary, check_inputs)
-        limit = (EXPORT_TOLERANCE if tolerance is None else tolerance) * (max(scale, 1.0) if relative else 1.0)
-        if difference > limit:
-            raise ExportError(f"{output_path}: exported graph differs from torch by {difference:.2e} (limit {limit:.0e})")
+        compared = _compare_with_torch(network, temporary, check_inputs)
+        base = EXPORT_TOLERANCE if tolerance is None else tolerance
+        difference = max(worst for worst, _ in compared)
+        for index, (worst, scale) in enumerate(compared):
+            limit = base * (max(scale, 1.0) if relative else 1.0)
+            if worst > limit:
+                raise ExportError(f"{output_path}: exported graph's {output_names[index]} differs from torch by {worst:.2e} (limit {limit:.0e})")
     logger.info("exported %s (opset %d), max difference to torch %.2e", output_path, opset_version, difference)
     return ExportReport(Path(output_path), opset_version, difference)
 
@@ -101,23 +105,23 @@ def _write_errors_named(path: str | os.PathLike[str]) -> Iterator[None]:
         raise OutputError(path, f"cannot write the ONNX model ({describe_os_error(exc)})") from None
 
 
-def _compare_with_torch(network: torch.nn.Module, path: Path, make_inputs: Callable) -> tuple[float, float]:
-    """(largest difference to torch, largest output magnitude) over the check's batches."""
+def _compare_with_torch(network: torch.nn.Module, path: Path, make_inputs: Callable) -> list[tuple[float, float]]:
+    """Per output: (largest difference to torch, largest magnitude) over the check's batches."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
-    worst = scale = 0.0
+    compared: list[tuple[float, float]] = []
     for batch in _CHECK_BATCHES:
         inputs = make_inputs(generator, batch)
         with torch.inference_mode():
             expected = network(*inputs.values())
         expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run(None, {name: value.numpy() for name, value in inputs.items()})
-        for ours, theirs in zip(got, expected, strict=True):
-            worst = max(worst, float(np.abs(ours - theirs.numpy()).max()))
-            scale = max(scale, float(np.abs(theirs.numpy()).max()))
-    return worst, scale
+        found = [(float(np.abs(ours - theirs.numpy()).max()), float(np.abs(theirs.numpy()).max()))
+                 for ours, theirs in zip(got, expected, strict=True)]
+        compared = [(max(a[0], b[0]), max(a[1], b[1])) for a, b in zip(compared, found)] if compared else found
+    return compared
 
 
 def export_unet(
@@ -129,15 +133,13 @@ def export_unet(
     part: str = "full",
 ) -> ExportReport:
     """Export the U-Net (inputs `input`, `audio`; output `output`) with its mode and checkpoint in the
-    metadata; `part` "template" (`input` -> `skip2`..`skip6`) or "rest" (`input`, `skip2`..`skip6`,
-    `audio` -> `output`) exports that half of it instead."""
+    metadata; `part` "first" (`input`, `audio` -> `output`, `skip2`..`skip6`) or "rest" (`input`,
+    `skip2`..`skip6`, `audio` -> `output`) exports that graph of the template cache instead."""
     if part not in PARTS:
         raise ConfigurationError(f"unknown part {part!r}: expected one of {', '.join(PARTS)}")
 
     def inputs(generator: torch.Generator, batch: int) -> dict[str, torch.Tensor]:
         images = {"input": torch.rand((batch, *INPUT_SHAPE), generator=generator)}
-        if part == "template":
-            return images
         skips = {name: torch.rand((batch, channels, side, side), generator=generator)
                  for name, (channels, side) in zip(SKIP_NAMES, SKIP_SHAPES, strict=True)}
         return {**images, **(skips if part == "rest" else {}),
@@ -147,15 +149,15 @@ def export_unet(
         "mode": mode.name,
         "audio_shape": json.dumps(list(mode.audio_shape)),
         "input_layout": INPUT_LAYOUT,
-        "output_layout": OUTPUT_LAYOUT if part != "template" else "skips x2..x6 of the network, float32 (B, C, H, W)",
+        "output_layout": OUTPUT_LAYOUT + (", then the skips x2..x6, float32 (B, C, H, W)" if part == "first" else ""),
         "checkpoint_sha256": checkpoint_sha256,
         "part": part,
     }
-    module = {"full": network, "template": TemplateHalf(network), "rest": RestHalf(network)}[part]
-    outputs = list(SKIP_NAMES) if part == "template" else ["output"]
-    # the skips are unbounded activations: their bound is relative to the largest, as for the audio encoder
+    module = {"full": network, "first": FirstVisit(network), "rest": RestHalf(network)}[part]
+    outputs = ["output", *(SKIP_NAMES if part == "first" else ())]
+    # the skips are unbounded activations: their bound is relative to their largest, as for the audio encoder
     return export_graph(module, inputs(torch.Generator().manual_seed(1), 1), outputs, output_path, opset_version,
-                        metadata, inputs, relative=part == "template")
+                        metadata, inputs, relative=part == "first")
 
 
 #: Largest difference to torch an audio encoder export may show, relative to its largest output when

@@ -170,15 +170,18 @@ class SyncTalkUNet(nn.Module):
         x1 = self.inc(images)
         return self._decode(x1, *self._down(x1), audio)
 
-    def template_half(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The half that reads only the template's input: the skips x2..x5 and x6 (`inc`'s x1 is
-        not kept: it is two thirds of the bytes and cheap to compute again in `rest`)."""
-        return self._down(self.inc(images))
+    def first_visit(self, images: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`forward`'s output followed by the template half's skips x2..x5 and x6 (the encoder stages
+        that read only the template's input), to keep for the template's later frames. `inc`'s x1
+        is not kept: it is two thirds of the bytes and cheap to compute again in `rest`."""
+        x1 = self.inc(images)
+        skips = self._down(x1)
+        return (self._decode(x1, *skips, audio), *skips)
 
     def rest(self, images: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
              x6: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """The other half: `inc` again, the audio branch, fuse_conv and the decoder, from the
-        template half's outputs; equal to `forward` bit for bit."""
+        """The rest of the network: `inc` again, the audio branch, fuse_conv and the decoder, from the
+        template half's skips (as `first_visit` gives them); equal to `forward` bit for bit."""
         return self._decode(self.inc(images), x2, x3, x4, x5, x6, audio)
 
     def _down(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -208,15 +211,15 @@ class SyncTalkUNet(nn.Module):
         return torch.sigmoid(self.outc(x))
 
 
-class TemplateHalf(nn.Module):
-    """`SyncTalkUNet.template_half` as a module of its own (what is exported as the template graph)."""
+class FirstVisit(nn.Module):
+    """`SyncTalkUNet.first_visit` as a module of its own (what is exported as the first-visit graph)."""
 
     def __init__(self, network: SyncTalkUNet) -> None:
         super().__init__()
         self.network = network
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.network.template_half(images)
+    def forward(self, images: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.network.first_visit(images, audio)
 
 
 class RestHalf(nn.Module):
@@ -231,7 +234,7 @@ class RestHalf(nn.Module):
         return self.network.rest(images, x2, x3, x4, x5, x6, audio)
 
 
-#: (channels, side) of the template half's outputs x2..x6 for a 320x320 input.
+#: (channels, side) of the template half's skips x2..x6 for a 320x320 input.
 SKIP_SHAPES = ((32, 160), (64, 80), (128, 40), (256, 20), (512, 10))
 
 

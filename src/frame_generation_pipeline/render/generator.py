@@ -36,8 +36,8 @@ logger = logging.getLogger(__name__)
 
 class InferenceModel(Protocol):
     """What the generator needs of a model: its mode, batched inference on host arrays, and how
-    many calls to `run` it takes at once (from as many threads); with a template cache also its
-    two halves (models.backends.base.InferenceBackend)."""
+    many calls to `run` it takes at once (from as many threads); with a template cache also
+    `first_visit` and `rest` (models.backends.base.InferenceBackend)."""
 
     mode: ModeSpec
     streams: int

@@ -3,8 +3,6 @@ network outputs (steps 10-13)."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +10,7 @@ import numpy as np
 from ..inputs.templates import TemplateFrame, TemplateSet
 from .arithmetic import crop_region, inner_region, network_input, paste_generated_region, resize_crop, to_pixels
 from .blend import NO_BLEND, Blend
+from .lru import ByteLRU
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def compose(prepared: PreparedTemplate, output: np.ndarray, blend: Blend = NO_BL
     )
 
 
-class PreparedCache:
+class PreparedCache(ByteLRU[PreparedTemplate]):
     """A thread-safe LRU of PreparedTemplate by template index, bounded in bytes.
 
     Ping-pong order comes back to the templates near each turning point a few frames later;
@@ -52,33 +51,13 @@ class PreparedCache:
     """
 
     def __init__(self, templates: TemplateSet, max_bytes: int) -> None:
+        super().__init__(max_bytes, lambda entry: entry.nbytes)
         self.templates = templates
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[int, PreparedTemplate] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the cached entries."""
-        return self._bytes
 
     def get(self, index: int) -> PreparedTemplate:
         """The prepared template `index`, from the cache or freshly decoded and prepared."""
-        with self._lock:
-            entry = self._entries.get(index)
-            if entry is not None:
-                self._entries.move_to_end(index)
-                self.hits += 1
-                return entry
-            self.misses += 1
-        entry = prepare(self.templates.load(index))
-        with self._lock:
-            if index not in self._entries and entry.nbytes <= self.max_bytes:
-                self._entries[index] = entry
-                self._bytes += entry.nbytes
-                while self._bytes > self.max_bytes:
-                    _, dropped = self._entries.popitem(last=False)
-                    self._bytes -= dropped.nbytes
+        entry = self.find(index)
+        if entry is None:
+            entry = prepare(self.templates.load(index))
+            self.put(index, entry)
         return entry

@@ -1,5 +1,5 @@
-"""The template cache: the network's template half (which reads only a template's input) computed
-once per template and kept, in a thread-safe LRU bounded in bytes, for every render that shares it.
+"""The template cache: the network's template half (which reads only a template's input) kept per
+template from its first frame on, in a thread-safe LRU bounded in bytes, for every render that shares it.
 
 One cache may serve every session of a server and every job of a farm worker: entries are keyed by
 the model (backend, checkpoint, mode, precision, device), the template set (its folders and size),
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from .lru import ByteLRU
 
 if TYPE_CHECKING:  # OpenCV stays unloaded for the CLI's arguments, which read the default budget here
     from ..inputs.templates import TemplateSet
@@ -44,88 +43,70 @@ def templates_key(templates: TemplateSet) -> Hashable:
             None if templates.parsing_dir is None else str(templates.parsing_dir.resolve()))
 
 
-class TemplateCache:
+class TemplateCache(ByteLRU[Skips]):
     """Template-half outputs per template, an LRU that never holds more than `max_bytes`.
 
-    Counters: `computed` (templates whose half was computed), `hits`, `evicted`. A template asked
-    for by two threads at once is computed once (the second waits for the first).
+    A batch whose templates are all kept runs the rest of the network alone; one with a template not
+    kept yet runs the whole network, which also gives the skips to keep (so a first visit costs what
+    an uncached frame does). Counters: `computed` (templates whose half was kept), `hits`, `evicted`.
+    A template asked for by two threads at once is computed once (the second waits for the first).
     """
 
     def __init__(self, max_bytes: int = DEFAULT_TEMPLATE_CACHE_MB << 20) -> None:
-        if max_bytes < 0:
-            raise ConfigurationError(f"the template cache's budget must be 0 or more bytes, got {max_bytes}")
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, Skips] = OrderedDict()
+        super().__init__(max_bytes, lambda entry: sum(level.nbytes for level in entry))
         self._pending: dict[Hashable, Future[Skips]] = {}
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.computed = self.hits = self.evicted = 0
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the cached entries (never above `max_bytes`)."""
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        self._claims = threading.Lock()
+        self.computed = 0
 
     def run(self, model: Any, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
-        """The network on a batch (`keys[i]` says which template `images[i]` is), its template half
-        taken from the cache or computed once and kept; the model run whole where it cannot split."""
+        """The network on a batch (`keys[i]` says which template `images[i]` is): the rest alone from
+        the kept skips, or whole (keeping the skips) where a template is new; whole where it cannot split."""
         if self.max_bytes == 0 or not getattr(model, "splits", False):
             return model.run(images, audio)
-        skips = self.skips(model, images, keys)
+        full_keys = [(model_key(model), key) for key in keys]
+        found, mine = self._claim(full_keys)
+        if mine:
+            return self._first_visit(model, images, audio, full_keys, mine)
+        skips = [_result(found[key]) for key in full_keys]
         return model.rest(images, [np.stack(level) for level in zip(*skips, strict=True)], audio)
 
-    def skips(self, model: Any, images: np.ndarray, keys: Sequence[Hashable]) -> list[Skips]:
-        """The template half of each of `images` (one batch, unbatched results), cached by `keys`."""
-        full_keys = [(model_key(model), key) for key in keys]
+    def _claim(self, keys: Sequence[Hashable]) -> tuple[dict[Hashable, Skips | Future[Skips]], dict[Hashable, Future[Skips]]]:
+        """Each key's kept skips or the future of another thread computing them; the keys left to this one."""
         found: dict[Hashable, Skips | Future[Skips]] = {}
         mine: dict[Hashable, Future[Skips]] = {}
-        with self._lock:
-            for key in full_keys:
+        with self._claims:
+            for key in keys:
                 if key in found:
                     continue
-                if key in self._entries:
-                    self._entries.move_to_end(key)
-                    found[key], self.hits = self._entries[key], self.hits + 1
+                kept = self.find(key)
+                if kept is not None:
+                    found[key] = kept
                 elif key in self._pending:
                     found[key] = self._pending[key]
                 else:
                     found[key] = mine[key] = self._pending[key] = Future()
-        if mine:
-            self._compute(model, images, full_keys, mine)
-        return [_result(found[key]) for key in full_keys]
+        return found, mine
 
-    def _compute(self, model: Any, images: np.ndarray, keys: Sequence[Hashable], mine: dict[Hashable, Future[Skips]]) -> None:
-        rows = [keys.index(key) for key in mine]
+    def _first_visit(self, model: Any, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable],
+                     mine: dict[Hashable, Future[Skips]]) -> np.ndarray:
+        """The whole network on the batch; the skips of the templates in `mine` kept."""
         try:
-            levels = model.template_half(images[rows])
+            output, levels = model.first_visit(images, audio)
         except BaseException as exc:
-            with self._lock:
+            with self._claims:
                 for key, future in mine.items():
                     del self._pending[key]
                     future.set_exception(exc)
             raise
-        with self._lock:
-            for i, (key, future) in enumerate(mine.items()):
-                entry = tuple(level[i].copy() for level in levels)  # a copy: a view would keep the batch
+        with self._claims:
+            for key, future in mine.items():
+                row = keys.index(key)
+                entry = tuple(level[row].copy() for level in levels)  # a copy: a view would keep the batch
                 self.computed += 1
                 del self._pending[key]
-                self._keep(key, entry)
+                self.put(key, entry)
                 future.set_result(entry)
-
-    def _keep(self, key: Hashable, entry: Skips) -> None:
-        """Insert `entry`, first evicting the least recently used until it fits (under the lock)."""
-        size = sum(level.nbytes for level in entry)
-        if size > self.max_bytes:
-            return
-        while self._bytes + size > self.max_bytes:
-            _, dropped = self._entries.popitem(last=False)
-            self._bytes -= sum(level.nbytes for level in dropped)
-            self.evicted += 1
-        self._entries[key] = entry
-        self._bytes += size
+        return output
 
 
 def _result(item: Skips | Future[Skips]) -> Skips:

@@ -33,7 +33,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cache = subcommand(
         commands, "cache", run_cache, "list or clear the export cache",
         "List the cache's entries: the checkpoint's sha256 (first 24 hex digits), mode, opset, which graph\n"
-        "(full network, template half, rest), kind (onnx: an export; openvino: what OpenVINO compiled\n"
+        "(full network; first and rest: the template cache's), kind (onnx: an export; openvino: what OpenVINO compiled\n"
         "from it) and size. With --clear remove them. WHICH (a checkpoint file or a sha256 prefix) keeps\n"
         "it to one checkpoint's entries. The cache is $FRAME_GEN_CACHE_DIR, else\n"
         "$XDG_CACHE_HOME/frame_generation_pipeline, else ~/.cache/frame_generation_pipeline.",

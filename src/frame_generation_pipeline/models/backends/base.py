@@ -81,17 +81,17 @@ class InferenceBackend(ABC):
 
     @property
     def splits(self) -> bool:
-        """True when `template_half` and `rest` can be run (what the template cache needs)."""
+        """True when `first_visit` and `rest` can be run (what the template cache needs)."""
         return True
 
     @abstractmethod
-    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The half that reads only the template's input: float32 (B, 6, 320, 320) -> the skips
-        x2..x6, float32 (B, C, H, W) each (network.SKIP_SHAPES)."""
+    def first_visit(self, images: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """What `run` gives, and the template half's skips x2..x6 of the same images, float32
+        (B, C, H, W) each (network.SKIP_SHAPES): what the template cache keeps of a template."""
 
     @abstractmethod
     def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
-        """The other half: the images, their `template_half` skips and the audio -> what `run` gives."""
+        """The rest of the network: the images, their `first_visit` skips and the audio -> what `run` gives."""
 
     @property
     def exact(self) -> bool:

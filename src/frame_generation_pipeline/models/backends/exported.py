@@ -1,5 +1,5 @@
 """The base of the backends that run an exported graph: which graphs (given, or the cached export of a
-checkpoint and its two halves, exported on a miss), their provenance check, and running them."""
+checkpoint and the template cache's two, exported on a miss), their provenance check, and running them."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from .base import InferenceBackend, checkpoint_digest
 logger = logging.getLogger(__name__)
 
 
+#: The graphs the template cache runs: a template's first visit, then the rest of the network.
+_SPLIT = ("first", "rest")
 #: Runs one compiled graph: input name -> array, to the graph's outputs in order (thread-safe).
 Graph = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -51,7 +53,7 @@ class ExportedBackend(InferenceBackend):
         mode: the audio mode; must match the graph's metadata.
         device: "cpu" or, where the backend can, "cuda".
         precision: one of the backend's precisions, or "auto".
-        model_file: an exported graph; None takes the cached export of `checkpoint` and its halves
+        model_file: an exported graph; None takes the cached export of `checkpoint` and the template cache's graphs
             (exported together on first use, which loads torch weights once).
         streams: network calls that may run at once, from as many threads. None: 2 on a CPU with
             2 or more cores, 1 on CUDA. Frames do not depend on it.
@@ -80,7 +82,7 @@ class ExportedBackend(InferenceBackend):
         sha256 = "" if checkpoint is None else checkpoint_digest(checkpoint)
         if model_file is not None:
             self.path = Path(model_file)
-        elif checkpoint is not None:  # the graph and its halves, exported together on a miss: torch weights load once
+        elif checkpoint is not None:  # the graphs, exported together on a miss: torch weights load once
             self.path = cached_export(checkpoint, spec, sha256)
         else:
             raise ConfigurationError(f"the {self.name} backend needs a checkpoint or an exported model file")
@@ -90,58 +92,61 @@ class ExportedBackend(InferenceBackend):
         else:
             check_model_file(self.path, self.metadata, spec, checkpoint, sha256)
         super().__init__(spec, device, precision, streams, sha256 or self.metadata.get("checkpoint_sha256", ""))
-        # with a given file no torch weights load: its halves are used only when the cache has them
-        halves_cached = bool(sha256) and all(export_path(sha256, spec, part).is_file() for part in ("template", "rest"))
-        self._checkpoint = checkpoint if model_file is None or halves_cached else None
-        self._halves: tuple[Graph, Graph] | None = None
-        self._halves_lock = threading.Lock()
-        if halves_cached and self.halves_pay():  # loaded with the model, so that no render pays for it
-            self._half_graphs()
+        # with a given file no torch weights load: the template cache's graphs are used only when the cache has them
+        split_cached = bool(sha256) and all(export_path(sha256, spec, part).is_file() for part in _SPLIT)
+        self._checkpoint = checkpoint if model_file is None or split_cached else None
+        self._split: tuple[Graph, Graph] | None = None
+        self._split_lock = threading.Lock()
+        if split_cached and self.split_pays():  # loaded with the model, so that no render pays for it
+            self._split_graphs()
 
     @property
     def splits(self) -> bool:
-        """True when the halves can be had: from the cache (exported there with the full graph), and
-        running them pays (`halves_pay`). A given graph runs whole unless the cache holds its
-        checkpoint's halves already."""
-        return self._checkpoint is not None and self.halves_pay()
+        """True when the template cache's graphs can be had: from the cache (exported there with the
+        full graph), and running them pays (`split_pays`). A given graph runs whole unless the cache
+        holds its checkpoint's split graphs already."""
+        return self._checkpoint is not None and self.split_pays()
 
-    def halves_pay(self) -> bool:
+    def split_pays(self) -> bool:
         """True when the template cache makes this backend faster end to end: a template's first
-        frame runs both halves, later ones the rest alone (measured per backend, docs/performance.md)."""
+        frame runs the whole network keeping its skips, later ones the rest alone (measured per
+        backend, docs/performance.md)."""
         return True
 
-    def _half_graphs(self) -> tuple[Graph, Graph]:
-        """The two halves' graphs, exported into the cache first where they are not there yet."""
+    def _split_graphs(self) -> tuple[Graph, Graph]:
+        """The first-visit and rest graphs, exported into the cache first where they are not there yet."""
         checkpoint = self._checkpoint
         if checkpoint is None:
-            raise ConfigurationError(f"{self.path} runs whole here: its checkpoint's halves are not in the cache")
-        with self._halves_lock:
-            if self._halves is None:
-                cached_export(checkpoint, self.mode, self.checkpoint_sha256, ("template", "rest"))
+            raise ConfigurationError(f"{self.path} runs whole here: its checkpoint's split graphs are not in the cache")
+        with self._split_lock:
+            if self._split is None:
+                cached_export(checkpoint, self.mode, self.checkpoint_sha256, _SPLIT)
                 graphs = []
-                for part in ("template", "rest"):
+                for part in _SPLIT:
                     path = export_path(self.checkpoint_sha256, self.mode, part)
                     graph, metadata = self.compile_graph(path, self.device, self.precision, self.streams)
                     check_model_file(path, metadata, self.mode, checkpoint, self.checkpoint_sha256)
                     graphs.append(graph)
-                self._halves = (graphs[0], graphs[1])
-            return self._halves
+                self._split = (graphs[0], graphs[1])
+            return self._split
 
     def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320); thread-safe."""
         self.check_inputs(images, audio)
         return self._graph({"input": _float32(images), "audio": _float32(audio)})[0]
 
-    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
-        """float32 (B, 6, 320, 320) -> the skips x2..x6, float32 (B, C, H, W) each; thread-safe."""
-        return tuple(self._half_graphs()[0]({"input": _float32(images)}))
+    def first_visit(self, images: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """What `run` gives and the template half's skips x2..x6, float32 (B, C, H, W) each; thread-safe."""
+        self.check_inputs(images, audio)
+        output, *skips = self._split_graphs()[0]({"input": _float32(images), "audio": _float32(audio)})
+        return output, tuple(skips)
 
     def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
         """The network's output from its input, the template half's skips and the audio; thread-safe."""
         self.check_inputs(images, audio)
         feeds = {"input": _float32(images), "audio": _float32(audio)}
         feeds.update((name, _float32(skip)) for name, skip in zip(SKIP_NAMES, skips, strict=True))
-        return self._half_graphs()[1](feeds)[0]
+        return self._split_graphs()[1](feeds)[0]
 
     @classmethod
     def check_device(cls, device: str) -> None:

@@ -69,7 +69,7 @@ class OpenVinoBackend(ExportedBackend):
 
         return run, metadata
 
-    def halves_pay(self) -> bool:
+    def split_pays(self) -> bool:
         """No: OpenVINO's template half costs half the whole network (bf16: 21 core-ms a frame against
         41, the rest 36; fp32: 29 against 80, the rest 64; 2-core AVX-512 EPYC, docs/performance.md),
         and end to end a 100-frame clip over 50 templates ran at 0.84x in fp32 with the halves: clips

@@ -97,9 +97,11 @@ class TorchBackend(InferenceBackend):
         self.check_inputs(images, audio)
         return self._call(self._runtime, [images], audio)[0]
 
-    def template_half(self, images: np.ndarray) -> tuple[np.ndarray, ...]:
-        """float32 (B, 6, 320, 320) -> the skips x2..x6 as float32 host arrays."""
-        return self._call(self._runtime.template_half, [images])
+    def first_visit(self, images: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """What `run` gives (bit for bit) and the template half's skips x2..x6 as float32 host arrays."""
+        self.check_inputs(images, audio)
+        output, *skips = self._call(self._runtime.first_visit, [images], audio)
+        return output, tuple(skips)
 
     def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
         """The network's output from its input, the template half's skips and the audio (equal to `run`)."""
@@ -128,7 +130,7 @@ class TorchBackend(InferenceBackend):
 
     def export_to_onnx(self, output_path: str | os.PathLike[str], opset_version: int = 17, part: str = "full") -> ExportReport:
         """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch;
-        `part` "template" or "rest" exports that half instead (docs/contract.md, "The network").
+        `part` "first" or "rest" exports that graph of the template cache instead (docs/contract.md, "The network").
 
         The export is run in onnxruntime on random inputs at batch sizes 1 and 3 and refused
         (ExportError, nothing written) if it differs from torch by more than 1e-4. The mode, audio
