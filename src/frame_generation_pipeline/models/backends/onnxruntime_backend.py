@@ -6,6 +6,7 @@ serves two network calls at once, its threads adding up to one per core (docs/pe
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,15 @@ def _providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+@functools.cache
+def _share_cpu_arena() -> None:
+    """Register one CPU arena with onnxruntime's environment, once per process, for sessions to share."""
+    import onnxruntime
+
+    memory = onnxruntime.OrtMemoryInfo("Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT)
+    onnxruntime.create_and_register_allocator(memory, None)
+
+
 class OnnxRuntimeBackend(ExportedBackend):
     """An exported U-Net run with onnxruntime (arguments: see ExportedBackend)."""
 
@@ -46,6 +56,13 @@ class OnnxRuntimeBackend(ExportedBackend):
         if device_type(device) == "cpu":
             # Each call computes on its own thread and shares the pool's workers: one thread per CPU.
             options.intra_op_num_threads = max(1, usable_cpus() - streams + 1)
+            # One arena for every session of the process: the template cache's graphs and the full one
+            # take half the memory, and a session's first run no longer pays for growing its own (about
+            # a frame's network time each); no memory pattern, whose planning made each session's second
+            # run cost twice a frame and later runs nothing less (docs/performance.md, "The template cache").
+            _share_cpu_arena()
+            options.add_session_config_entry("session.use_env_allocators", "1")
+            options.enable_mem_pattern = False
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=_providers(device))
         except BackendUnavailableError:
