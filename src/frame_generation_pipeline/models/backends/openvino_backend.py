@@ -70,10 +70,9 @@ class OpenVinoBackend(ExportedBackend):
         return run, metadata
 
     def split_pays(self) -> bool:
-        """No: OpenVINO's template half costs half the whole network (bf16: 21 core-ms a frame against
-        41, the rest 36; fp32: 29 against 80, the rest 64; 2-core AVX-512 EPYC, docs/performance.md),
-        and end to end a 100-frame clip over 50 templates ran at 0.84x in fp32 with the halves: clips
-        and live sessions run the whole network."""
+        """No: with OpenVINO a first visit (the whole network also giving the skips) costs more than the
+        whole network (bf16: 42 core-ms a frame against 33, the rest 30; fp32: 76 against 67, the rest
+        59; 2-core AVX-512 EPYC, docs/performance.md), so clips and live sessions run it whole."""
         return False
 
     @classmethod
