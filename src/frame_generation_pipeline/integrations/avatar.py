@@ -19,11 +19,9 @@ import numpy as np
 
 from ..contract import DEFAULT_BLEND_WIDTH, SAMPLE_RATE, mode_for_audio_model
 from ..errors import AudioError, ConfigurationError, StreamError
-from ..live.features import encoder_mode
 from ..live.session import StreamingSession
 from ..live.timeline import DEFAULT_MARGIN, SLOT_SAMPLES
-from ..live.utterance import frames_for_samples
-from ..models.hubert import hubert_frames
+from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import Blend
 
@@ -38,9 +36,13 @@ POLICIES = ("drop", "delay")
 _TAIL = 4096
 
 
+#: An audio model as open_session takes it: a path, or a loaded one.
+AudioModelGiven = SpeechEncoder[Any] | str | os.PathLike[str] | None
+
+
 def open_session(
     *, pipeline: FrameGenerationPipeline | None = None, checkpoint: str | os.PathLike[str] | None = None,
-    template_dir: str | os.PathLike[str], audio_encoder: object = None, hubert_model: object = None,
+    template_dir: str | os.PathLike[str], audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None,
     mode: str | None = None, backend: str = "auto", device: str | None = None, batch_size: int | None = None,
     precision: str = "auto", onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
     start_margin: float = DEFAULT_MARGIN, blend: str = "none", blend_width: int = DEFAULT_BLEND_WIDTH,
@@ -170,9 +172,7 @@ class Avatar:
         if utterance.resampler is not None:
             self._take(utterance, utterance.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         try:
-            utterance.frames = frames_for_samples(utterance.samples, "<tts>")
-            if encoder_mode(self.session.encoder) == "hubert":
-                utterance.frames = hubert_frames(utterance.samples)
+            utterance.frames = self.session.encoder.frame_count(utterance.samples, "<tts>")
         except AudioError:
             utterance.frames = 0
         if not utterance.frames:

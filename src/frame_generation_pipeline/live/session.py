@@ -24,8 +24,7 @@ from ..checks import require_int
 from ..contract import SAMPLE_RATE
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet, as_templates, ping_pong_schedule
-from ..models.audio_encoder import AudioEncoder
-from ..models.hubert import HubertEncoder
+from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
@@ -72,7 +71,7 @@ class StreamingSession:
         self,
         model: InferenceModel,
         templates: TemplateSet,
-        encoder: AudioEncoder | HubertEncoder,
+        encoder: SpeechEncoder[Any],
         batch_size: int | None = None,
         realtime: bool = False,
         threaded: bool = True,
@@ -108,7 +107,7 @@ class StreamingSession:
     @classmethod
     def from_pipeline(
         cls, pipeline: FrameGenerationPipeline, templates: TemplateSet | str | os.PathLike[str],
-        audio_encoder: AudioEncoder | HubertEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
+        audio_encoder: SpeechEncoder[Any] | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
     ) -> StreamingSession:
         """A session on a loaded pipeline's model for `templates` (`model_for`) and its batch size (options
         as for the class)."""
