@@ -48,11 +48,6 @@ def expected_rows(samples: int) -> int:
     return max(0, (samples - (KERNEL - STRIDE)) // STRIDE)
 
 
-def hubert_frames(samples: int) -> int:
-    """Video frames (25 fps) of hubert features of `samples` samples: two rows each, an odd last row dropped."""
-    return expected_rows(samples) // ROWS_PER_FRAME
-
-
 def clip_bounds(samples: int, clip_samples: int = CLIP_SAMPLES) -> list[tuple[int, int]]:
     """[start, end) of each clip: clip k from k * clip, one clip plus the 80-sample overlap long,
     then the remainder when it holds at least one kernel."""
@@ -174,10 +169,10 @@ class HubertEncoder(SpeechEncoder[HubertStages]):
 
     @staticmethod
     def frame_count(samples: int, source: str = "<audio>") -> int:
-        """Frames of hubert features of `samples` samples (hubert_frames); speech shorter than the
-        ave path's 0.2 s is refused (AudioError) as a render refuses it."""
+        """Frames (25 fps) of hubert features of `samples` samples: two rows each, an odd last row
+        dropped; speech shorter than the ave path's 0.2 s is refused (AudioError) as a render refuses it."""
         frames_for_samples(samples, source)
-        return hubert_frames(samples)
+        return expected_rows(samples) // ROWS_PER_FRAME
 
     def stream(self, known_length: bool, windows: OpenSpeechWindows | None = None,
                source: str = "<stream>") -> HubertStream:
@@ -294,6 +289,10 @@ class HubertStream:
         drop = max(0, (before_frame - _HALF) * ROWS_PER_FRAME) - self._hidden_first
         if drop > 0:
             self._hidden, self._hidden_first = self._hidden[drop:], self._hidden_first + drop
+
+    def held_rows(self) -> np.ndarray:
+        """The hidden rows still held, (rows, 1024): all of them until `release` forgets some."""
+        return self._hidden
 
     def state_bytes(self) -> int:
         """Memory held by the stream's arrays (open speech: bounded by the context and the lookahead)."""
