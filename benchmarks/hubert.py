@@ -38,7 +38,7 @@ def speed(encoder, samples: np.ndarray, checkpoint: Path, backend: str, repeats:
         encoder.features_from_samples(samples)
     per_second = (time.perf_counter() - started) / repeats / (len(samples) / 16000)
     pipeline = FrameGenerationPipeline(checkpoint, mode="hubert", device="cpu", backend=backend)
-    batch = pipeline.generator.batch_size
+    batch = pipeline.batch_size
     images = np.zeros((batch, *INPUT_SHAPE), np.float32)
     audio = np.zeros((batch, *pipeline.mode.audio_shape), np.float32)
     pipeline.model.run(images, audio)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo
@@ -20,7 +21,7 @@ from .devices import check_precision, device_type, resolve_device
 from .errors import ConfigurationError
 from .files import MANIFEST, atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
-from .inputs.templates import TemplateSet
+from .inputs.templates import TemplateSet, as_templates
 from .models.audio_models import AudioModels
 from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
@@ -28,6 +29,7 @@ from .outputs.frames import write_frames
 from .outputs.video import encode_frames
 from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
+from .render.blend import NO_BLEND, Blend
 from .render.fidelity import CheckedPrecision
 from .render.generator import FrameRenderer
 from .render.template_cache import TemplateCache
@@ -102,6 +104,18 @@ class FrameGenerationPipeline:
             self.model, precision == "auto" and self.model.precision == "bf16", lambda: self._exact_model(),
             lambda: load_backend(checkpoint_path, self.mode, self.device, backend, "fp32", onnx_path))
         self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per network call of this pipeline's renders (a render's plan may cap it)."""
+        return self.generator.batch_size
+
+    def iter_frames(self, templates: Templates, features: AudioFeatures | np.ndarray | Path_, start_frame: int = 0,
+                    frame_count: int | None = None, blend: Blend = NO_BLEND) -> Iterator[np.ndarray]:
+        """Lazily yield the finished frames (HxWx3 uint8 BGR) of `features` on `templates`, one per
+        feature row (`frame_count` of them), rendered as `video` renders them (`renderer`)."""
+        opened = as_templates(templates)
+        yield from self.renderer(opened).iter_frames(opened, features, start_frame, frame_count, blend=blend)
 
     def batch_of(self, model: InferenceBackend) -> int:
         """The batch asked for, or `model`'s default (before a plan caps it)."""

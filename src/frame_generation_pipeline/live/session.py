@@ -40,6 +40,11 @@ from .utterance import Utterance, check_samples, frames_for_samples
 logger = logging.getLogger(__name__)
 
 
+def live_batch_size(batch_size: int | None, model: InferenceModel) -> int:
+    """A session's frames per network call: `batch_size` (None: 1), at least one per stream of `model`."""
+    return max(batch_size or 1, model.streams)
+
+
 class StreamingSession:
     """A live avatar: one model and template set, one timeline of slots, utterances pushed as they come.
 
@@ -92,7 +97,7 @@ class StreamingSession:
         self._owns_live = shared is None
         self.live = shared or LiveModel(model, templates, encoder, cache_bytes, template_cache=template_cache)
         self.model, self.templates, self.encoder = model, templates, encoder
-        self.batch_size = max(batch_size or 1, model.streams)
+        self.batch_size = live_batch_size(batch_size, model)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
         self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
         self.timeline = Timeline(self.clock, len(templates), start_frame)
