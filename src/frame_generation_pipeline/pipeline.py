@@ -219,7 +219,7 @@ class FrameGenerationPipeline:
         plan.warn_about_timing()
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
         generator = self.renderer(plan.templates, plan)
-        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.paste)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.blend)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(plan.output) as temporary:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
@@ -241,7 +241,7 @@ class FrameGenerationPipeline:
     def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
         generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
-                                       blend=plan.options.paste)
+                                       blend=plan.options.blend)
         with closing(frames), atomic_directory(plan.output, "frames") as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
@@ -265,7 +265,7 @@ class FrameGenerationPipeline:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
-                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.paste)
+                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.blend)
         return replace(self._result(plan, self.mode.fps, generator, started), device="cpu", fidelity_db=None)
 
     def generate_video(

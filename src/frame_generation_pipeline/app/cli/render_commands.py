@@ -16,7 +16,7 @@ from .arguments import (
     add_encoding,
     add_model,
     add_render_inputs,
-    blend_options,
+    blend_from,
     opset_value,
     positive_float,
     positive_int,
@@ -36,7 +36,7 @@ def render_options(args: argparse.Namespace, **extra):
     from ...options import RenderOptions
 
     return RenderOptions(start_frame=args.start_frame, max_frames=args.max_frames, use_parsing=args.parsing,
-                         show_progress=not args.quiet, **blend_options(args), **extra)
+                         show_progress=not args.quiet, blend=blend_from(args), **extra)
 
 
 def report(args: argparse.Namespace, line: str) -> None:
