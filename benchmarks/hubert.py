@@ -38,7 +38,7 @@ def speed(encoder, samples: np.ndarray, checkpoint: Path, backend: str, repeats:
         encoder.features_from_samples(samples)
     per_second = (time.perf_counter() - started) / repeats / (len(samples) / 16000)
     pipeline = FrameGenerationPipeline(checkpoint, mode="hubert", device="cpu", backend=backend)
-    batch = pipeline.generator.batch_size
+    batch = pipeline.batch_size
     images = np.zeros((batch, *INPUT_SHAPE), np.float32)
     audio = np.zeros((batch, *pipeline.mode.audio_shape), np.float32)
     pipeline.model.run(images, audio)
@@ -52,7 +52,7 @@ def speed(encoder, samples: np.ndarray, checkpoint: Path, backend: str, repeats:
 
 def live_windows(encoder, samples: np.ndarray) -> list[dict]:
     """Each setting's rows against the offline rows."""
-    from frame_generation_pipeline.live.features import HubertStream, HubertWindows
+    from frame_generation_pipeline.models.hubert import HubertStream, HubertWindows
 
     offline = encoder.stages(samples).hidden
     scale = float(offline.std())
@@ -88,10 +88,10 @@ def main() -> None:
     from frame_generation_pipeline.app.demo import synthetic
     from frame_generation_pipeline.audio.speech import load_speech
     from frame_generation_pipeline.devices import cpu_summary
-    from frame_generation_pipeline.models.hubert import HubertEncoder, save_random_model
+    from frame_generation_pipeline.models.hubert import HubertEncoder
 
     with tempfile.TemporaryDirectory() as scratch:
-        model = Path(args.hubert_model or save_random_model(Path(scratch) / "hubert-tiny"))
+        model = Path(args.hubert_model or synthetic.save_random_hubert_model(Path(scratch) / "hubert-tiny"))
         checkpoint = Path(args.checkpoint or synthetic.save_random_checkpoint(Path(scratch) / "hubert.pth", "hubert"))
         speech = Path(args.speech or HERE.parent / "tests" / "data" / "talk_hb_6s.wav")
         encoder = HubertEncoder(model, device="cpu")

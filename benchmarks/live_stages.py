@@ -54,10 +54,10 @@ def measure_size(width: int, height: int, folder: Path, frames: int) -> dict[str
     from frame_generation_pipeline.app.serve.media import audio_frames, video_frame
     from frame_generation_pipeline.audio.speech import load_speech
     from frame_generation_pipeline.inputs.templates import TemplateSet
-    from frame_generation_pipeline.live.features import FeatureStream
     from frame_generation_pipeline.live.shared import LiveModel
     from frame_generation_pipeline.live.timeline import SLOT_SAMPLES
     from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+    from frame_generation_pipeline.models.ave_stream import FeatureStream
     from frame_generation_pipeline.render.arithmetic import to_pixels
 
     checkpoint = synthetic.save_random_checkpoint(folder / "ave.pth", "ave")

@@ -126,7 +126,7 @@ def measure(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
 
         model.first_visit(np.zeros((1, 6, 320, 320), np.float32), np.zeros((1, *model.mode.audio_shape), np.float32))
     if spec["kind"] == "network":
-        return network_rate(model, pipeline.generator.batch_size, min(frames, NETWORK_FRAMES), spec.get("part", "full"))
+        return network_rate(model, pipeline.batch_size, min(frames, NETWORK_FRAMES), spec.get("part", "full"))
     with Clock() as clock:
         result = pipeline.video(out, data["templates"], data["audio"], data["features"])
     return clock.result(frames, backend=result.backend, precision=result.precision, fidelity_db=result.fidelity_db,

@@ -34,6 +34,7 @@ from frame_generation_pipeline.app.demo.run import make_demo_inputs
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE
 from frame_generation_pipeline.integrations.pipecat import SyncTalkVideoService
+from frame_generation_pipeline.render.blend import Blend
 
 PAGE = """<!doctype html><title>avatar</title><video id=v autoplay playsinline></video><br>
 <button id=b>Connect</button><script>
@@ -84,7 +85,7 @@ def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
     """The pipeline of one visitor: fake TTS -> avatar -> WebRTC output; returns (worker, tts, transport)."""
     avatar = SyncTalkVideoService(checkpoint=args.checkpoint, template_dir=args.template_dir,
                                   audio_encoder=args.audio_encoder, backend=args.backend, device=args.device,
-                                  onnx=args.onnx, start_margin=args.start_margin, blend=args.blend)
+                                  onnx=args.onnx, start_margin=args.start_margin, blend=Blend(args.blend))
     width, height = avatar.avatar.session.template_image(0).shape[1::-1]
     transport = SmallWebRTCTransport(connection, TransportParams(
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,

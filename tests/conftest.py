@@ -108,9 +108,9 @@ def encoder_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def hubert_model(tmp_path_factory) -> Path:
     """A random-weight hubert model folder (hubert-large's front end and width, one small layer)."""
-    from frame_generation_pipeline.models.hubert import save_random_model
+    from frame_generation_pipeline.app.demo.synthetic import save_random_hubert_model
 
-    return save_random_model(tmp_path_factory.mktemp("hubert") / "hubert-tiny", layers=1, seed=4)
+    return save_random_hubert_model(tmp_path_factory.mktemp("hubert") / "hubert-tiny", layers=1, seed=4)
 
 
 @pytest.fixture(scope="session")

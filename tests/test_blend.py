@@ -10,7 +10,7 @@ import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.app.cli import main
-from frame_generation_pipeline.errors import BundleError, ConfigurationError
+from frame_generation_pipeline.errors import ArgumentTypeError, BundleError, ConfigurationError
 from frame_generation_pipeline.inputs.landmarks import CropBox
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.options import RenderOptions
@@ -190,7 +190,7 @@ def test_feather_hides_the_square_and_leaves_its_middle(rendered):
 
 def test_a_feathered_bundle_records_its_settings_and_verifies(checkpoints, features, templates_640, tmp_path):
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu")
-    options = RenderOptions(max_frames=1, samples=1, blend="feather", blend_width=10, color_match=True)
+    options = RenderOptions(max_frames=1, samples=1, blend=Blend("feather", 10, color_match=True))
     bundle = pipeline.reference(tmp_path / "bundle", templates_640, features["ave"], options=options).output
     metadata = json.loads((tmp_path / "bundle" / "metadata.json").read_text())
     assert (metadata["blend"], metadata["blend_width"], metadata["color_match"]) == ("feather", 10, True)
@@ -206,12 +206,16 @@ def test_a_feathered_bundle_records_its_settings_and_verifies(checkpoints, featu
 
 
 def test_settings_are_checked():
-    assert RenderOptions().paste == NO_BLEND and NO_BLEND.record() == {"blend": "none"}
+    assert RenderOptions().blend == NO_BLEND and NO_BLEND.record() == {"blend": "none"}
     assert Blend.from_settings({}) == NO_BLEND
+    feathered = Blend("feather", 10, color_match=True)
+    assert Blend.from_settings(feathered.settings()) == feathered == Blend.from_settings(feathered.record())
     with pytest.raises(ConfigurationError, match="blend must be one of none, feather"):
-        RenderOptions(blend="soft")
+        Blend("soft")
+    with pytest.raises(ArgumentTypeError, match="blend must be a Blend"):
+        RenderOptions(blend="feather")
     with pytest.raises(ConfigurationError, match="color_match needs blend 'feather'"):
-        RenderOptions(color_match=True)
+        Blend(color_match=True)
     with pytest.raises(ConfigurationError, match="blend_width"):
         Blend("feather", 0)
 

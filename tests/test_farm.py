@@ -15,8 +15,9 @@ from frame_generation_pipeline.app.farm.jobs import Job, job_from
 from frame_generation_pipeline.app.farm.runner import _message, chunks
 from frame_generation_pipeline.app.farm.worker import render_segment, render_whole
 from frame_generation_pipeline.contract import get_mode
-from frame_generation_pipeline.errors import TemplateError
+from frame_generation_pipeline.errors import ConfigurationError, TemplateError
 from frame_generation_pipeline.options import RenderOptions
+from frame_generation_pipeline.render.blend import NO_BLEND, Blend
 
 from .helpers import cli_status
 from .test_serve import in_namespace
@@ -111,6 +112,16 @@ def test_a_job_renders_with_its_options_and_the_render_defaults():
     assert render_whole(pipeline, job, "planned.npy", 3) == 3
     assert asked == [(("o.mp4", "tpl", "a.wav", "planned.npy"),
                       RenderOptions(start_frame=1, max_frames=3, use_parsing=True, fps=20, crf=30, preset="ultrafast"))]
+
+
+def test_a_jobs_blend_keys_are_one_blend_and_go_back_to_json_as_they_came():
+    job = job_from({**_BASE, "blend": "feather", "blend_width": 8, "color_match": True}, "job 1")
+    assert job.blend == Blend("feather", 8, color_match=True) == job.options().blend
+    assert {key: job.as_dict()[key] for key in ("blend", "blend_width", "color_match")} == {
+        "blend": "feather", "blend_width": 8, "color_match": True}
+    assert job_from(job, "again") == job and Job(**_BASE).options().blend == NO_BLEND
+    with pytest.raises(ConfigurationError, match="job 2: color_match needs blend 'feather'"):
+        job_from({**_BASE, "color_match": True}, "job 2")
 
 
 class _Frames:

@@ -15,9 +15,10 @@ from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.errors import ConfigurationError
+from frame_generation_pipeline.errors import ArgumentTypeError, ConfigurationError
 from frame_generation_pipeline.inputs.templates import ping_pong_index
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.render.blend import Blend
 
 from .test_serve import in_namespace, offset_of
 
@@ -291,13 +292,13 @@ def test_livekit_clear_buffer_stops_the_utterance_within_a_frame(agent_world):
 
 
 
-def test_the_adapters_take_a_hubert_model_and_the_paste_options_by_the_clis_names(agent_world, checkpoints, hubert_model):
+def test_the_adapters_take_a_hubert_model_and_the_paste_as_a_blend(agent_world, checkpoints, hubert_model):
     from frame_generation_pipeline.integrations.avatar import open_session
     from frame_generation_pipeline.integrations.livekit import SyncTalkVideoGenerator
     from frame_generation_pipeline.models.hubert import HubertEncoder
 
     session = open_session(checkpoint=checkpoints["hubert"], template_dir=agent_world["one_template"],
-                           hubert_model=hubert_model, backend="torch", device="cpu", blend="feather", blend_width=6)
+                           hubert_model=hubert_model, backend="torch", device="cpu", blend=Blend("feather", 6))
     try:
         assert session.model.mode.name == "hubert", "the mode follows the audio model"
         assert isinstance(session.encoder, HubertEncoder)
@@ -307,6 +308,6 @@ def test_the_adapters_take_a_hubert_model_and_the_paste_options_by_the_clis_name
     with pytest.raises(ConfigurationError, match="--hubert-model computes hubert features"):
         SyncTalkVideoGenerator(pipeline=agent_world["pipeline"], template_dir=agent_world["one_template"],
                                hubert_model=hubert_model)
-    with pytest.raises(ConfigurationError, match="color_match needs blend 'feather'"):
+    with pytest.raises(ArgumentTypeError, match="blend must be a Blend"):
         open_session(pipeline=agent_world["pipeline"], template_dir=agent_world["one_template"],
-                     audio_encoder=agent_world["encoder"], color_match=True)
+                     audio_encoder=agent_world["encoder"], blend="feather")

@@ -176,3 +176,12 @@ def test_only_the_applications_change_process_wide_state():
                     "tune_allocator", "set_cpu_budget", "set_num_threads"):
                 callers.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert callers == []
+
+
+def test_audio_models_are_told_apart_by_their_interface_not_by_hasattr():
+    """SpeechEncoder (models/speech_encoder.py) says what an audio model is: no hasattr(...encoder...) in src."""
+    probes = [f"{path.relative_to(PACKAGE)}:{node.lineno}" for path in _modules()
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "hasattr" and node.args
+              and any(word in ast.unparse(node).lower() for word in ("encoder", "hubert", "audio_model", "encode"))]
+    assert probes == []

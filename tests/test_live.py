@@ -183,10 +183,10 @@ def test_the_last_frames_wait_for_the_end_of_speech(world):
     assert len(early) + len(list(session)) == count
 
 
-class SlowEncoder:
+class SlowEncoder(AudioEncoder):
     """The audio encoder, taking `seconds` of a fake clock per window."""
 
-    def __init__(self, encoder, clock, seconds):
+    def __init__(self, encoder, clock, seconds):  # wraps a loaded encoder: loads nothing itself
         self.encoder, self.clock, self.seconds = encoder, clock, seconds
 
     def encode_windows(self, windows):
@@ -277,8 +277,11 @@ def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_w
 
 
 def test_state_stays_bounded_over_a_simulated_hour(world):
-    class Zeros:  # encoder and network stand-ins: state, not arithmetic, is measured here
+    class Zeros(AudioEncoder):  # encoder and network stand-ins: state, not arithmetic, is measured here
         mode, streams = get_mode("ave"), 1
+
+        def __init__(self):  # loads nothing
+            pass
 
         def encode_windows(self, windows):
             return np.zeros((len(windows), 512), np.float32)

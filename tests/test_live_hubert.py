@@ -15,9 +15,8 @@ from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.errors import StreamError
 from frame_generation_pipeline.inputs.features import AudioFeatures
-from frame_generation_pipeline.live.features import HubertStream, HubertWindows
 from frame_generation_pipeline.live.session import StreamingSession
-from frame_generation_pipeline.models.hubert import HubertEncoder
+from frame_generation_pipeline.models.hubert import HubertEncoder, HubertStream, HubertWindows
 
 from .helpers import cli_status
 from .test_live import Recorder

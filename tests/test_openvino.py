@@ -32,7 +32,7 @@ def _frames(model, templates_640, features, batch_size):
 def test_fp32_frames_within_2_of_the_exact_path(checkpoints, exports, templates_640, features, exact_frames):
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="openvino", precision="fp32",
                                        onnx_path=exports["ave"])
-    assert pipeline.backend == "openvino" and pipeline.model.precision == "fp32" and pipeline.generator.batch_size == 4
+    assert pipeline.backend == "openvino" and pipeline.model.precision == "fp32" and pipeline.batch_size == 4
     ours = _frames(pipeline.model, templates_640, features, batch_size=3)
     assert max(max_difference(a, b) for a, b in zip(ours, exact_frames, strict=True)) <= 2
 

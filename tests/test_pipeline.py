@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet
-from frame_generation_pipeline.errors import ConfigurationError, TemplateError
+from frame_generation_pipeline.errors import ConfigurationError, FrameGenerationError, TemplateError
 from frame_generation_pipeline.files import MANIFEST
 from frame_generation_pipeline.inputs.features import AudioFeatures
 
@@ -23,10 +23,20 @@ def test_frames_are_lossless_and_in_order(pipeline, features, templates_640, tmp
     paths = pipeline.generate_frames_only(features["ave"], templates_640, tmp_path / "out")
     assert [p.rsplit("/", 1)[1] for p in paths] == [f"{i:06d}.png" for i in range(7)]
     templates = TemplateSet.from_folder(templates_640)
-    expected = list(pipeline.generator.iter_frames(templates, AudioFeatures.load(features["ave"], "ave")))
+    expected = list(pipeline.iter_frames(templates, AudioFeatures.load(features["ave"], "ave")))
     for path, frame in zip(paths, expected, strict=True):
         assert np.array_equal(cv2.imread(path), frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no temporary folder left behind"
+
+
+def test_the_pipeline_renders_frames_lazily_with_its_own_batch(pipeline, features, templates_640, tmp_path):
+    assert pipeline.batch_size == 2 == pipeline.generator.batch_size
+    frames = pipeline.iter_frames(tmp_path / "no-templates", features["ave"])  # nothing is opened before the first frame
+    with pytest.raises(FrameGenerationError, match="no-templates"):
+        next(frames)
+    first = list(pipeline.iter_frames(templates_640, features["ave"], start_frame=1, frame_count=3))
+    whole = list(pipeline.generator.iter_frames(templates_640, features["ave"], start_frame=1))
+    assert len(first) == 3 and all(np.array_equal(a, b) for a, b in zip(first, whole[:3], strict=True))
 
 
 def test_jpg_on_request(pipeline, features, templates_640, tmp_path):

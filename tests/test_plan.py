@@ -332,6 +332,20 @@ def test_the_api_probes_the_speech_once_and_loads_the_encoder_once(work, monkeyp
     assert sorted(p.name for p in (work / "fr").iterdir()) == [MANIFEST] + [f"{k:06d}.png" for k in range(9)]
 
 
+def test_a_plan_checks_its_audio_model_once_and_reads_its_sources_into_a_record(work, monkeypatch):
+    from frame_generation_pipeline.models.audio_models import AudioModel
+    from frame_generation_pipeline.plan import plan_render, read_sources
+
+    checks, real = [], AudioModel.check
+    monkeypatch.setattr(AudioModel, "check", lambda self, mode: checks.append(self.path) or real(self, mode))
+    planned = plan_render("frames", work / "fr", work / "tpl", "ave", None, work / "talk.wav", work / "enc.pth")
+    assert checks == [work / "enc.pth"] and planned.needs_features and planned.frame_count == 9
+    sources = read_sources("features", planned.mode, None, work / "talk.wav", planned.audio_model)
+    assert len(checks) == 2, "read_sources on its own checks the model it is given, once"
+    assert (sources.features, sources.audio_model, sources.frames) == (None, planned.audio_model, 9)
+    assert np.array_equal(sources.speech, planned.speech) and sources.audio[0].path == planned.audio[0].path
+
+
 @pytest.mark.parametrize("command", ["frames", "reference"])
 def test_an_output_folder_of_the_users_files_is_refused_before_any_model_loads(work, capsys, command):
     mine = work / "mine"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .checks import require_int, require_number
-from .contract import DEFAULT_BLEND_WIDTH
 from .errors import ArgumentTypeError, ConfigurationError
 from .outputs.frames import check_image_format
 from .outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
-from .render.blend import Blend
+from .render.blend import NO_BLEND, Blend, checked_blend
 
 
 @dataclass(frozen=True)
@@ -26,8 +25,8 @@ class RenderOptions:
         image_format: "png" (lossless) or "jpg", for frame folders.
         samples: sample frames of a reference bundle, first and last included.
         show_progress: draw a progress bar on stderr when it is a terminal.
-        blend, blend_width, color_match: how the generated square joins the template ("none": the
-            exact paste; "feather": see render/blend.py Blend).
+        blend: how the generated square joins the template (NO_BLEND: the exact paste; see
+            render/blend.py Blend).
     """
 
     start_frame: int = 0
@@ -39,9 +38,7 @@ class RenderOptions:
     image_format: str = "png"
     samples: int = 10
     show_progress: bool = False
-    blend: str = "none"
-    blend_width: int = DEFAULT_BLEND_WIDTH
-    color_match: bool = False
+    blend: Blend = NO_BLEND
 
     def __post_init__(self) -> None:
         require_int(self.start_frame, "start_frame", 0)
@@ -58,12 +55,7 @@ class RenderOptions:
         for name in ("use_parsing", "show_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ArgumentTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        _ = self.paste  # Blend checks its settings when made
-
-    @property
-    def paste(self) -> Blend:
-        """The blend settings as the renderer takes them."""
-        return Blend(self.blend, self.blend_width, self.color_match)
+        checked_blend(self.blend)
 
 
 @dataclass(frozen=True)

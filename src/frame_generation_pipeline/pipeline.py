@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo
@@ -20,24 +21,25 @@ from .devices import check_precision, device_type, resolve_device
 from .errors import ConfigurationError
 from .files import MANIFEST, atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
-from .inputs.templates import TemplateSet
+from .inputs.templates import TemplateSet, as_templates
+from .models.audio_models import AudioModels
 from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import write_frames
 from .outputs.video import encode_frames
-from .plan import AudioModel, RenderPlan, describe_audio_model, load_audio_model, plan_render, read_sources
+from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
+from .render.blend import NO_BLEND, Blend
 from .render.fidelity import CheckedPrecision
 from .render.generator import FrameRenderer
 from .render.template_cache import TemplateCache
 
 if TYPE_CHECKING:
-    from .models.audio_encoder import AudioEncoder
     from .models.backends.torch_backend import TorchBackend
     from .models.export import ExportReport
-    from .models.hubert import HubertEncoder
+    from .models.speech_encoder import SpeechEncoder
 
-    SpeechModel = AudioEncoder | HubertEncoder
+    AudioModelGiven = SpeechEncoder[Any] | str | os.PathLike[str] | None
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +98,24 @@ class FrameGenerationPipeline:
         self.batch_request = batch_size
         self.template_cache = TemplateCache() if template_cache is None else template_cache
         self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
-        self._audio_models: dict[tuple[str, str], SpeechModel] = {}
+        self.audio_models = AudioModels(self.device)
         #: precision auto's bf16 checked per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
         self.precision_check = CheckedPrecision(
             self.model, precision == "auto" and self.model.precision == "bf16", lambda: self._exact_model(),
             lambda: load_backend(checkpoint_path, self.mode, self.device, backend, "fp32", onnx_path))
         self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per network call of this pipeline's renders (a render's plan may cap it)."""
+        return self.generator.batch_size
+
+    def iter_frames(self, templates: Templates, features: AudioFeatures | np.ndarray | Path_, start_frame: int = 0,
+                    frame_count: int | None = None, blend: Blend = NO_BLEND) -> Iterator[np.ndarray]:
+        """Lazily yield the finished frames (HxWx3 uint8 BGR) of `features` on `templates`, one per
+        feature row (`frame_count` of them), rendered as `video` renders them (`renderer`)."""
+        opened = as_templates(templates)
+        yield from self.renderer(opened).iter_frames(opened, features, start_frame, frame_count, blend=blend)
 
     def batch_of(self, model: InferenceBackend) -> int:
         """The batch asked for, or `model`'s default (before a plan caps it)."""
@@ -126,7 +140,7 @@ class FrameGenerationPipeline:
             return self.model
         return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
 
-    def audio_model(self, audio_encoder=None, hubert_model=None) -> SpeechModel:
+    def audio_model(self, audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None) -> SpeechEncoder[Any]:
         """The loaded audio model of this checkpoint's mode: one of `audio_encoder` (ave) and
         `hubert_model` (hubert), as given, or loaded from its path once per pipeline."""
         if (audio_encoder is None) == (hubert_model is None):
@@ -134,43 +148,26 @@ class FrameGenerationPipeline:
                 "both an ave audio encoder and a hubert model were given: give one" if audio_encoder is not None else
                 "no audio model: give the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
             )
-        model = self._described(audio_encoder, hubert_model)
+        model = self.audio_models.describe(audio_encoder, hubert_model)
         assert model is not None
         model.check_mode(self.mode.name)
-        return self._loaded(model)
+        return self.audio_models.get(model)
 
-    def _loaded(self, model: AudioModel) -> SpeechModel:
-        key = (model.mode, os.path.realpath(model.path))
-        if key not in self._audio_models:
-            self._audio_models[key] = load_audio_model(model, self.device)
-        return self._audio_models[key]
-
-    def _described(self, audio_encoder, hubert_model) -> AudioModel | None:
-        """The AudioModel of `audio_encoder` or `hubert_model` (a path, or a loaded model that is then kept for reuse)."""
-        loaded = next((m for m in (audio_encoder, hubert_model) if m is not None and not isinstance(m, (str, os.PathLike))), None)
-        if loaded is None:
-            return describe_audio_model(audio_encoder, hubert_model)
-        is_ave = loaded is audio_encoder
-        model = describe_audio_model(loaded.checkpoint_path, None) if is_ave else describe_audio_model(None, loaded.model_dir)
-        assert model is not None
-        self._audio_models[(model.mode, os.path.realpath(model.path))] = loaded
-        return model
-
-    def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None, audio_encoder=None,
-                 hubert_model=None) -> AudioFeatures:
+    def features(self, features: Features = None, audio: Path_ | AudioInfo | None = None,
+                 audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None) -> AudioFeatures:
         """The features to render: given (file, array, AudioFeatures), or computed from speech.
 
         With `audio_encoder` (a path to `audio_visual_encoder.pth` or a loaded AudioEncoder) ave
         features are computed from `audio`, with `hubert_model` (a local model folder or a loaded
         HubertEncoder) hubert features; giving features and an audio model together is refused.
         """
-        feats, infos, speech, model, _ = read_sources("features", self.mode, features, audio,
-                                                      self._described(audio_encoder, hubert_model))
-        if feats is not None:
-            return feats
-        assert model is not None and speech is not None  # read_sources gives features or speech and its model
-        source = str(infos[0].path)
-        return AudioFeatures(self._loaded(model).features_from_samples(speech, source), self.mode, source=source)
+        sources = read_sources("features", self.mode, features, audio, self.audio_models.describe(audio_encoder, hubert_model))
+        if sources.features is not None:
+            return sources.features
+        assert sources.audio_model is not None and sources.speech is not None  # features, or speech and its model
+        source = str(sources.audio[0].path)
+        encoder = self.audio_models.get(sources.audio_model)
+        return AudioFeatures(encoder.features_from_samples(sources.speech, source), self.mode, source=source)
 
     def plan(
         self, kind: str, output: Path_, templates: Templates, features: Features = None,
@@ -178,7 +175,7 @@ class FrameGenerationPipeline:
         hubert_model=None,
     ) -> RenderPlan:
         """The checked plan of a render of `kind` with this pipeline's mode and batch (see plan_render)."""
-        return plan_render(kind, output, templates, self.mode, features, audio, self._described(audio_encoder, hubert_model),
+        return plan_render(kind, output, templates, self.mode, features, audio, self.audio_models.describe(audio_encoder, hubert_model),
                            options, self.batch_request, inputs={"--checkpoint": self.checkpoint_path, "--onnx": self.onnx_path})
 
     def render(self, plan: RenderPlan) -> RenderResult:
@@ -197,7 +194,7 @@ class FrameGenerationPipeline:
         """`plan` with its features computed from its speech (by the audio model this pipeline keeps) where needed."""
         if plan.audio_model is None or not plan.needs_features:
             return plan
-        return plan.encoded(self._loaded(plan.audio_model))
+        return plan.encoded(self.audio_models.get(plan.audio_model))
 
     def _result(self, plan: RenderPlan, fps: float, generator: FrameRenderer, started: float) -> RenderResult:
         return RenderResult(str(plan.output), plan.frame_count, fps, getattr(generator.model, "name", self.backend), self.device,
@@ -222,7 +219,7 @@ class FrameGenerationPipeline:
         plan.warn_about_timing()
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
         generator = self.renderer(plan.templates, plan)
-        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.paste)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.blend)
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(plan.output) as temporary:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
@@ -244,7 +241,7 @@ class FrameGenerationPipeline:
     def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
         generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
-                                       blend=plan.options.paste)
+                                       blend=plan.options.blend)
         with closing(frames), atomic_directory(plan.output, "frames") as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
@@ -268,7 +265,7 @@ class FrameGenerationPipeline:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
-                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.paste)
+                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.blend)
         return replace(self._result(plan, self.mode.fps, generator, started), device="cpu", fidelity_db=None)
 
     def generate_video(

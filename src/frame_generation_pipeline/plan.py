@@ -20,21 +20,20 @@ import numpy as np
 from .audio.ffmpeg import AudioInfo, probe_audio
 from .audio.mel import frames_for_samples
 from .audio.speech import load_speech
-from .checks import missing_file
-from .contract import SAMPLE_RATE, ModeSpec, get_mode, mode_for_audio_model
+from .contract import SAMPLE_RATE, ModeSpec, get_mode
 from .devices import available_memory
-from .errors import CheckpointError, ConfigurationError
+from .errors import ConfigurationError
 from .files import check_output
 from .inputs.features import AudioFeatures, as_features, sidecar_path
 from .inputs.templates import TemplateSet, as_templates
-from .models.hubert import check_model_folder, hubert_frames
+from .models.audio_models import AudioModel
 from .options import RenderOptions
 from .outputs.video import check_container
 
 if TYPE_CHECKING:
     from .audio.mel import SpeechStages
-    from .models.audio_encoder import AudioEncoder
-    from .models.hubert import HubertEncoder, HubertStages
+    from .models.hubert import HubertStages
+    from .models.speech_encoder import SpeechEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -46,39 +45,6 @@ BYTES_PER_FRAME_IN_FLIGHT = 200 << 20
 _OUTPUT_NAMES = {"video": "--output", "frames": "--output-dir", "reference": "--output-dir", "live": "--output"}
 
 Path_ = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class AudioModel:
-    """A model that computes features from speech: `mode` names the features it makes (the ave
-    audio encoder makes "ave", a hubert model folder "hubert"), `path` its checkpoint or folder,
-    `argument` the option that gave it."""
-
-    mode: str
-    path: Path
-    argument: str = "--audio-encoder"
-
-    def check_mode(self, mode: str) -> None:
-        """ConfigurationError unless this model computes features of `mode` (naming its option)."""
-        mode_for_audio_model(mode, self.argument.removeprefix("--").replace("-", "_"))
-
-
-def describe_audio_model(audio_encoder: Path_ | None = None, hubert_model: Path_ | None = None) -> AudioModel | None:
-    """The AudioModel of the ave encoder's checkpoint `audio_encoder` or the hubert folder `hubert_model` (None: neither)."""
-    if audio_encoder is not None:
-        return AudioModel("ave", Path(audio_encoder), "--audio-encoder")
-    return None if hubert_model is None else AudioModel("hubert", Path(hubert_model), "--hubert-model")
-
-
-def load_audio_model(model: AudioModel, device: str | None = None) -> AudioEncoder | HubertEncoder:
-    """The audio model `model` describes, loaded on `device` (the ave encoder, or a hubert folder)."""
-    if model.mode == "hubert":
-        from .models.hubert import HubertEncoder
-
-        return HubertEncoder(model.path, device=device)
-    from .models.audio_encoder import AudioEncoder
-
-    return AudioEncoder(model.path, device=device)
 
 
 @dataclass(frozen=True)
@@ -128,7 +94,7 @@ class RenderPlan:
         """True while the features are still to be computed from the speech by `audio_model`."""
         return self.features is None and self.speech is not None
 
-    def encoded(self, encoder: AudioEncoder | HubertEncoder) -> RenderPlan:
+    def encoded(self, encoder: SpeechEncoder[SpeechStages] | SpeechEncoder[HubertStages]) -> RenderPlan:
         """This plan with its features computed from its speech by a loaded audio model."""
         if self.speech is None or self.features is not None:
             return self
@@ -198,13 +164,13 @@ def plan_render(
         raise ConfigurationError(f"unknown render kind {kind!r}: expected one of {', '.join(KINDS)}")
     options = options or RenderOptions()
     spec = get_mode(mode)
-    model = _audio_model(audio_model, spec, features)
+    model = check_audio_model(audio_model, spec, features)
     infos = _probe(audio, kind)
     output = Path(output)
     _check_outputs(kind, output, templates, features, infos, model, inputs or {}, extra_outputs or {})
     opened = as_templates(templates, options.use_parsing)
-    feats, _, speech, _, available = read_sources(kind, spec, features, infos, model)
-    count = available if kind == "live" else min(available, options.max_frames or available)
+    sources = _read(kind, spec, features, infos, model)
+    count = sources.frames if kind == "live" else min(sources.frames, options.max_frames or sources.frames)
     if kind == "live":
         opened.schedule(1, options.start_frame, "--start-frame")  # the start frame is one of the templates
         opened.validate(list(range(options.start_frame, len(opened))))
@@ -212,55 +178,65 @@ def plan_render(
         opened.validate(opened.schedule(count, options.start_frame, "--start-frame"))
     batch = None if batch_size is None else choose_batch(batch_size, count)
     fps = options.fps or spec.fps
-    return RenderPlan(kind, output, spec, opened, feats, infos, speech, model, count, fps, batch, options)
+    return RenderPlan(kind, output, spec, opened, sources.features, infos, sources.speech, model, count, fps, batch, options)
 
 
-Sources = tuple[AudioFeatures | None, tuple[AudioInfo, ...], np.ndarray | None, AudioModel | None, int]
+@dataclass(frozen=True)
+class Sources:
+    """What a render's features come from (read_sources): the features read and checked against the
+    mode, or the speech probed (`audio`) and decoded once (`speech`) for `audio_model` to compute
+    them from; `frames` available (live: from the speech's durations)."""
+
+    features: AudioFeatures | None
+    audio: tuple[AudioInfo, ...]
+    speech: np.ndarray | None = field(repr=False)
+    audio_model: AudioModel | None
+    frames: int
 
 
 def read_sources(
     kind: str, mode: ModeSpec, features: AudioFeatures | np.ndarray | Path_ | None,
     audio: Path_ | AudioInfo | Sequence[Path_] | tuple[AudioInfo, ...] | None, audio_model: AudioModel | Path_ | None,
 ) -> Sources:
-    """(features, probed speech, decoded speech, audio model, frames available) of a render of `kind`
-    ("features": features alone): the features read and checked against `mode`, or the speech probed
-    and decoded once for the audio model to compute them from."""
-    model = _audio_model(audio_model, mode, features)
+    """The Sources of a render of `kind` ("features": features alone), the audio model checked first."""
+    return _read(kind, mode, features, audio, check_audio_model(audio_model, mode, features))
+
+
+def _read(
+    kind: str, mode: ModeSpec, features: AudioFeatures | np.ndarray | Path_ | None,
+    audio: Path_ | AudioInfo | Sequence[Path_] | tuple[AudioInfo, ...] | None, model: AudioModel | None,
+) -> Sources:
     if isinstance(audio, tuple) and all(isinstance(item, AudioInfo) for item in audio):
         infos = tuple(item for item in audio if isinstance(item, AudioInfo))
     else:
         infos = _probe(audio, kind)
     if features is not None:
         feats = as_features(features, mode)
-        return feats, infos, None, None, len(feats)
+        return Sources(feats, infos, None, None, len(feats))
     if kind == "live":
         if model is not None and model.mode == "ave":  # as a video refuses it: too short for one encoder window
             for info in infos:
                 frames_for_samples(round((info.duration or 0) * SAMPLE_RATE), str(info.path))
-        return None, infos, None, model, sum(round((info.duration or 0) * mode.fps) for info in infos)
+        return Sources(None, infos, None, model, sum(round((info.duration or 0) * mode.fps) for info in infos))
     if model is not None and infos:
-        hubert = model.mode == "hubert"
-        speech = load_speech(infos[0], first_channel=hubert)  # upstream's hubert path reads the first channel
-        frames = frames_for_samples(len(speech), str(infos[0].path))
-        return None, infos, speech, model, hubert_frames(len(speech)) if hubert else frames
+        speech = load_speech(infos[0], first_channel=model.first_channel)  # upstream's hubert path reads the first channel
+        return Sources(None, infos, speech, model, model.frame_count(len(speech), str(infos[0].path)))
     raise ConfigurationError(
         "no audio features: give a feature file (--audio-features), or the speech (--audio) and an audio model "
         "to compute them: the ave audio encoder (--audio-encoder) or a hubert model folder (--hubert-model)"
     )
 
 
-def _audio_model(audio_model: AudioModel | Path_ | None, mode: ModeSpec, features: object) -> AudioModel | None:
+def check_audio_model(audio_model: AudioModel | Path_ | None, mode: ModeSpec, features: object) -> AudioModel | None:
+    """The audio model (a bare path: the ave encoder's checkpoint) checked against `mode`, its file,
+    and `features` (given features and a model together are refused)."""
     if audio_model is None:
         return None
     model = audio_model if isinstance(audio_model, AudioModel) else AudioModel("ave", Path(audio_model))
     if features is not None:
         raise ConfigurationError(f"both audio features and an audio model ({model.argument}) were given: give one of them "
                                  "(the model computes features from the speech)")
-    model.check_mode(mode.name)
-    if model.mode == "hubert":
-        check_model_folder(model.path)
-    elif not model.path.is_file():
-        raise CheckpointError(model.path, missing_file(model.path, "checkpoint file"))
+    model.check(mode.name)
     return model
 
 

@@ -17,15 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from ..contract import DEFAULT_BLEND_WIDTH, SAMPLE_RATE, mode_for_audio_model
+from ..contract import SAMPLE_RATE, mode_for_audio_model
 from ..errors import AudioError, ConfigurationError, StreamError
-from ..live.features import encoder_mode
 from ..live.session import StreamingSession
 from ..live.timeline import DEFAULT_MARGIN, SLOT_SAMPLES
-from ..live.utterance import frames_for_samples
-from ..models.hubert import hubert_frames
+from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
-from ..render.blend import Blend
+from ..render.blend import NO_BLEND, Blend, checked_blend
 
 logger = logging.getLogger(__name__)
 
@@ -38,29 +36,31 @@ POLICIES = ("drop", "delay")
 _TAIL = 4096
 
 
+#: An audio model as open_session takes it: a path, or a loaded one.
+AudioModelGiven = SpeechEncoder[Any] | str | os.PathLike[str] | None
+
+
 def open_session(
     *, pipeline: FrameGenerationPipeline | None = None, checkpoint: str | os.PathLike[str] | None = None,
-    template_dir: str | os.PathLike[str], audio_encoder: object = None, hubert_model: object = None,
+    template_dir: str | os.PathLike[str], audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None,
     mode: str | None = None, backend: str = "auto", device: str | None = None, batch_size: int | None = None,
     precision: str = "auto", onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-    start_margin: float = DEFAULT_MARGIN, blend: str = "none", blend_width: int = DEFAULT_BLEND_WIDTH,
-    color_match: bool = False,
+    start_margin: float = DEFAULT_MARGIN, blend: Blend = NO_BLEND,
 ) -> StreamingSession:
     """A real-time session on `pipeline`, or on one loaded from `checkpoint`, with the options named
     as the CLI's: the audio model (`audio_encoder` for ave, `hubert_model` for hubert, a path or a
     loaded model; `mode` follows it), the model options, the template folder and its `parsing`,
-    `start_frame`, `start_margin` and the paste (`blend`, `blend_width`, `color_match`)."""
+    `start_frame`, `start_margin` and the paste (`blend`, a render/blend.py Blend)."""
     if (pipeline is None) == (checkpoint is None):
         raise ConfigurationError("give either checkpoint= (and the model options) or pipeline= (a loaded one)")
     given = "audio_encoder" if audio_encoder is not None else "hubert_model" if hubert_model is not None else None
-    paste = Blend.from_settings({"blend": blend, "blend_width": blend_width, "color_match": color_match})
     if pipeline is None:
         assert checkpoint is not None  # one of the two was given
         pipeline = FrameGenerationPipeline(checkpoint, mode=mode_for_audio_model(mode, given), device=device,
                                            backend=backend, batch_size=batch_size, onnx_path=onnx, precision=precision)
     encoder = pipeline.audio_model(audio_encoder, hubert_model)
     return StreamingSession.from_pipeline(pipeline, template_dir, encoder, use_parsing=parsing, realtime=True,
-                                          margin=start_margin, start_frame=start_frame, blend=paste)
+                                          margin=start_margin, start_frame=start_frame, blend=checked_blend(blend))
 
 
 #: The keyword arguments of open_session, which both adapters take.
@@ -170,9 +170,7 @@ class Avatar:
         if utterance.resampler is not None:
             self._take(utterance, utterance.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         try:
-            utterance.frames = frames_for_samples(utterance.samples, "<tts>")
-            if encoder_mode(self.session.encoder) == "hubert":
-                utterance.frames = hubert_frames(utterance.samples)
+            utterance.frames = self.session.encoder.frame_count(utterance.samples, "<tts>")
         except AudioError:
             utterance.frames = 0
         if not utterance.frames:

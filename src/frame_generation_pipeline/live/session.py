@@ -24,8 +24,7 @@ from ..checks import require_int
 from ..contract import SAMPLE_RATE
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet, as_templates, ping_pong_schedule
-from ..models.audio_encoder import AudioEncoder
-from ..models.hubert import HubertEncoder
+from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
@@ -39,6 +38,11 @@ from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, S
 from .utterance import Utterance, check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
+
+
+def live_batch_size(batch_size: int | None, model: InferenceModel) -> int:
+    """A session's frames per network call: `batch_size` (None: 1), at least one per stream of `model`."""
+    return max(batch_size or 1, model.streams)
 
 
 class StreamingSession:
@@ -72,7 +76,7 @@ class StreamingSession:
         self,
         model: InferenceModel,
         templates: TemplateSet,
-        encoder: AudioEncoder | HubertEncoder,
+        encoder: SpeechEncoder[Any],
         batch_size: int | None = None,
         realtime: bool = False,
         threaded: bool = True,
@@ -93,7 +97,7 @@ class StreamingSession:
         self._owns_live = shared is None
         self.live = shared or LiveModel(model, templates, encoder, cache_bytes, template_cache=template_cache)
         self.model, self.templates, self.encoder = model, templates, encoder
-        self.batch_size = max(batch_size or 1, model.streams)
+        self.batch_size = live_batch_size(batch_size, model)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
         self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
         self.timeline = Timeline(self.clock, len(templates), start_frame)
@@ -108,7 +112,7 @@ class StreamingSession:
     @classmethod
     def from_pipeline(
         cls, pipeline: FrameGenerationPipeline, templates: TemplateSet | str | os.PathLike[str],
-        audio_encoder: AudioEncoder | HubertEncoder | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
+        audio_encoder: SpeechEncoder[Any] | str | os.PathLike[str], use_parsing: bool = False, **options: Any,
     ) -> StreamingSession:
         """A session on a loaded pipeline's model for `templates` (`model_for`) and its batch size (options
         as for the class)."""

@@ -20,13 +20,13 @@ import time
 import weakref
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet
-from ..models.audio_encoder import AudioEncoder
+from ..models.speech_encoder import SpeechEncoder
 from ..render.arithmetic import paste_generated_region
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
@@ -36,7 +36,6 @@ from .features import encoder_mode, warm_up
 from .timeline import Clock, RealClock, RenderRate
 
 if TYPE_CHECKING:
-    from ..models.hubert import HubertEncoder
     from .slots import Timeline
 
 #: Timed batches (and encoder windows) of the warm-up: one alone varies by tens of per cent.
@@ -134,7 +133,7 @@ class LiveModel:
         on_batch: called with (frames, seconds) after every network batch (a server's metrics).
     """
 
-    def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: AudioEncoder | HubertEncoder,
+    def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: SpeechEncoder[Any],
                  cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None,
                  template_cache: TemplateCache | None = None) -> None:
         if model.mode.name != encoder_mode(encoder):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import StreamError
 from ..inputs.templates import ping_pong_index
-from .features import FeatureStream, HubertStream
+from .features import FeatureRows
 from .timeline import DELAY, DROP, FPS, Clock, LiveFrame, SessionStats
 from .utterance import Utterance
 
@@ -47,7 +47,7 @@ class Timeline:
 
     # --- producers --------------------------------------------------------------------------
 
-    def push(self, samples: np.ndarray, features: Callable[[], FeatureStream | HubertStream]) -> None:
+    def push(self, samples: np.ndarray, features: Callable[[], FeatureRows]) -> None:
         """Add speech to the open utterance (opening one, under the drop policy)."""
         with self.changed:
             self._check_open()
@@ -56,7 +56,7 @@ class Timeline:
             self._open.add(samples)
             self.changed.notify_all()
 
-    def say(self, samples: np.ndarray, features: FeatureStream | HubertStream) -> None:
+    def say(self, samples: np.ndarray, features: FeatureRows) -> None:
         """Queue a whole utterance (the delay policy) after ending the open one."""
         with self.changed:
             self._check_open()
@@ -96,7 +96,7 @@ class Timeline:
         if self.closed:
             raise StreamError("the session is closed: no more audio can be pushed")
 
-    def _new_utterance(self, policy: str, features: FeatureStream | HubertStream) -> Utterance:
+    def _new_utterance(self, policy: str, features: FeatureRows) -> Utterance:
         utterance = Utterance(self._next_id, policy, self.clock.now(), features)
         self._next_id += 1
         self._segments.append(utterance)

@@ -11,7 +11,7 @@ import numpy as np
 from ..audio.mel import frames_for_samples
 from ..contract import SAMPLE_RATE
 from ..errors import AudioError, StreamError
-from .features import FeatureStream, HubertStream
+from .features import FeatureRows
 from .timeline import SLOT_SAMPLES, LiveFrame, UtteranceReport
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def check_samples(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.nda
 class Utterance:
     """Speech in (from producers, under its own lock), frames and slot audio out (to the consumer)."""
 
-    def __init__(self, number: int, policy: str, arrived: float, features: FeatureStream | HubertStream) -> None:
+    def __init__(self, number: int, policy: str, arrived: float, features: FeatureRows) -> None:
         self.number, self.policy, self.arrived, self.features = number, policy, arrived, features
         self._lock = threading.Lock()
         self._incoming: list[np.ndarray] = []

@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio.ffmpeg import AudioInfo
-from ..audio.mel import SpeechStages, log_mel_spectrogram, mel_windows
-from ..audio.speech import load_speech
+from ..audio.mel import MEL_WINDOW, N_MELS, SpeechStages, frames_for_samples, log_mel_spectrogram, mel_windows
+from ..contract import get_mode
 from ..devices import resolve_device
 from ..errors import CheckpointError
 from ..files import file_sha256
+from .ave_stream import FeatureStream
 from .checkpoints import SWAPPED, describe_differences, layout_differences, looks_like_unet, read_state_dict
+from .speech_encoder import OpenSpeechWindows, SpeechEncoder
 
 if TYPE_CHECKING:
     from .export import ExportReport
@@ -65,13 +66,15 @@ class AudioEncoderNet(nn.Sequential):
         return super().forward(mel).flatten(1)
 
 
-class AudioEncoder:
-    """A loaded `audio_visual_encoder.pth` that turns speech into ave features.
+class AudioEncoder(SpeechEncoder[SpeechStages]):
+    """A loaded `audio_visual_encoder.pth` that turns speech into (F, 512) ave features.
 
     Args:
         checkpoint_path: the encoder's state_dict (`module.` / `audio_encoder.` prefixes accepted).
         device: "cpu", "cuda", "cuda:N", or None / "auto".
     """
+
+    mode = get_mode("ave")
 
     def __init__(self, checkpoint_path: str | os.PathLike[str], device: str | None = None) -> None:
         self.checkpoint_path = Path(checkpoint_path)
@@ -113,13 +116,22 @@ class AudioEncoder:
         encodings = self.encode_windows(windows)
         return SpeechStages(np.asarray(samples, np.float32), mel, windows, encodings)
 
-    def features_from_samples(self, samples: np.ndarray, source: str = "<audio>") -> np.ndarray:
-        """16 kHz mono samples -> (F, 512) float32 ave features, F = windows + 2."""
-        return self.stages(samples, source).features
+    @property
+    def path(self) -> Path:
+        """The checkpoint file."""
+        return self.checkpoint_path
 
-    def features_from_audio(self, audio: str | os.PathLike[str] | AudioInfo) -> np.ndarray:
-        """Decode a speech file (wav, mp3, m4a, flac...; a path or its AudioInfo) into (F, 512) ave features."""
-        source = str(audio.path if isinstance(audio, AudioInfo) else audio)
-        features = self.features_from_samples(load_speech(audio), source)
-        logger.info("%s: %d ave feature rows", source, len(features))
-        return features
+    @staticmethod
+    def frame_count(samples: int, source: str = "<audio>") -> int:
+        """Frames of ave features of `samples` samples (windows + 2); AudioError below 0.2 s."""
+        return frames_for_samples(samples, source)
+
+    def stream(self, known_length: bool, windows: OpenSpeechWindows | None = None,
+               source: str = "<stream>") -> FeatureStream:
+        """A FeatureStream, encoding each window as soon as it is final (the same rows either way)."""
+        return FeatureStream(self, source)
+
+    def warm_up(self) -> int:
+        """Encode one window of silence; the frames it stands for."""
+        self.encode_windows(np.zeros((1, 1, N_MELS, MEL_WINDOW), np.float32))
+        return 1

@@ -46,21 +46,31 @@ class Blend:
         """True when the paste is feathered (anything but the contract's exact paste)."""
         return self.mode == "feather"
 
+    def settings(self) -> dict[str, object]:
+        """The settings under the CLI's names without dashes (a farm job's keys): blend, blend_width, color_match."""
+        return {"blend": self.mode, "blend_width": self.width, "color_match": self.color_match}
+
     def record(self) -> dict[str, object]:
         """The settings as a reference bundle records them: {"blend": "none"} for the exact paste."""
-        if not self.feathered:
-            return {"blend": self.mode}
-        return {"blend": self.mode, "blend_width": self.width, "color_match": self.color_match}
+        return self.settings() if self.feathered else {"blend": self.mode}
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Blend:
-        """The settings under the keys `record` writes (a bundle's metadata, the CLI's options); a
-        missing key takes its default (a bundle older than the feather records nothing: "none")."""
+        """The settings under the keys `settings` writes (a bundle's metadata, a farm job); a missing
+        key takes its default (a bundle older than the feather records nothing: "none")."""
         return cls(settings.get("blend", "none"), settings.get("blend_width", DEFAULT_BLEND_WIDTH),
                    settings.get("color_match", False))
 
 
 NO_BLEND = Blend()
+
+
+def checked_blend(blend: object) -> Blend:
+    """`blend` when it is a Blend; ArgumentTypeError otherwise (the three settings travel as one)."""
+    if not isinstance(blend, Blend):
+        raise ArgumentTypeError(f"blend must be a Blend (render/blend.py; none, feather with its width and colour match), "
+                                f"got {blend!r}")
+    return blend
 
 
 def _ramp(size: int, width: int) -> np.ndarray:

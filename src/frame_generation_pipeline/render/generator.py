@@ -28,7 +28,8 @@ from ..inputs.features import AudioFeatures, as_features
 from ..inputs.landmarks import CropBox
 from ..inputs.templates import TemplateSet, as_templates
 from .blend import NO_BLEND, Blend
-from .prepared import PreparedCache, PreparedTemplate, compose
+from .prepared import PreparedCache, PreparedTemplate
+from .prepared import compose as compose_frame
 from .template_cache import TemplateCache, run_network
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,64 @@ class RenderedFrame:
     network_input: np.ndarray | None = None
     audio: np.ndarray | None = None
     network_output: np.ndarray | None = None
+
+
+class _InFlight:
+    """The frames of one render between its three steps: prepare (templates decoded and cropped in
+    worker threads), infer (a batch's network call, `streams` at once) and compose (pasted back in
+    worker threads), each a queue of futures in schedule order."""
+
+    def __init__(self, renderer: FrameRenderer, templates: TemplateSet, features: AudioFeatures, schedule: list[int],
+                 first: int, keep_tensors: Container[int], blend: Blend) -> None:
+        self.model, self.template_cache, self.templates, self.features = (renderer.model, renderer.template_cache,
+                                                                          templates, features)
+        self.schedule, self.first, self.keep_tensors, self.blend = schedule, first, keep_tensors, blend
+        self.cache = PreparedCache(templates, renderer.cache_bytes)
+        self.workers = ThreadPoolExecutor(renderer.workers, thread_name_prefix="frame-worker")
+        self.network = ThreadPoolExecutor(renderer.model.streams, thread_name_prefix="frame-network")
+        self.preparing: deque[Future[PreparedTemplate]] = deque()
+        self.inferring: deque[tuple[range, list[PreparedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
+        self.composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
+        self.queued = 0
+
+    def prepare(self, until: int) -> None:
+        """Queue the preparation of the templates of positions up to `until`."""
+        while self.queued < until:
+            self.preparing.append(self.workers.submit(self.cache.get, self.schedule[self.queued]))
+            self.queued += 1
+
+    def infer(self, positions: range) -> None:
+        """Start the network call of the batch at `positions`; compose the oldest batch once `streams` are running."""
+        prepared = [self.preparing.popleft().result() for _ in positions]
+        indices = range(self.first + positions.start, self.first + positions.stop)
+        audio = self.features.windows(indices)
+        inputs = np.stack([item.network_input for item in prepared])
+        call = self.network.submit(run_network, self.model, inputs, audio, self.template_cache, self.templates,
+                                   [item.template.index for item in prepared])
+        self.inferring.append((indices, prepared, audio, call))
+        if len(self.inferring) == self.model.streams:
+            self.compose()
+
+    def compose(self) -> None:
+        """Queue the paste of each frame of the oldest batch in the network, once its call returns."""
+        indices, prepared, audio, outputs = self.inferring.popleft()
+        for index, item, window, output in zip(indices, prepared, audio, outputs.result()):
+            keep = index in self.keep_tensors
+            record = partial(RenderedFrame, index, item.template.index, item.template.box,
+                             network_input=item.network_input if keep else None, audio=window if keep else None,
+                             network_output=output if keep else None)
+            self.composing.append((record, self.workers.submit(compose_frame, item, output, self.blend)))
+
+    def finished(self, keep: int) -> Iterator[RenderedFrame]:
+        """The oldest composed frames, in order, until `keep` are left composing."""
+        while len(self.composing) > keep:
+            record, image = self.composing.popleft()
+            yield record(image=image.result())
+
+    def close(self) -> None:
+        """Stop the threads (what is queued and not started is cancelled)."""
+        self.network.shutdown(wait=True, cancel_futures=True)
+        self.workers.shutdown(wait=True, cancel_futures=True)
 
 
 class FrameRenderer:
@@ -127,58 +186,25 @@ class FrameRenderer:
         total = available if frame_count is None else min(require_int(frame_count, "frame_count", 1), available)
         schedule = templates.schedule(first + total, start_frame)[first:]
         templates.validate(schedule)
-        cache = PreparedCache(templates, self.cache_bytes)
-        streams = self.model.streams
-        ahead = (streams + 1) * self.batch_size
-        workers = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
-        network = ThreadPoolExecutor(streams, thread_name_prefix="frame-network")
-        preparing: deque[Future[PreparedTemplate]] = deque()
-        inferring: deque[tuple[range, list[PreparedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
-        composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
+        yield from self._frames(templates, features, schedule, first, keep_tensors, blend)
 
-        def compose_oldest_batch() -> None:
-            indices, prepared, audio, outputs = inferring.popleft()
-            for index, item, window, output in zip(indices, prepared, audio, outputs.result()):
-                keep = index in keep_tensors
-                record = partial(
-                    RenderedFrame,
-                    index,
-                    item.template.index,
-                    item.template.box,
-                    network_input=item.network_input if keep else None,
-                    audio=window if keep else None,
-                    network_output=output if keep else None,
-                )
-                composing.append((record, workers.submit(compose, item, output, blend)))
-
-        queued = 0
+    def _frames(self, templates: TemplateSet, features: AudioFeatures, schedule: list[int], first: int,
+                keep_tensors: Container[int], blend: Blend) -> Iterator[RenderedFrame]:
+        """Prepare ahead, infer a batch, compose behind, with at most `ahead` frames composing."""
+        total, ahead = len(schedule), (self.model.streams + 1) * self.batch_size
+        flight = _InFlight(self, templates, features, schedule, first, keep_tensors, blend)
         try:
             for batch_start in range(0, total, self.batch_size):
                 positions = range(batch_start, min(batch_start + self.batch_size, total))
-                while queued < min(positions.stop + ahead, total):
-                    preparing.append(workers.submit(cache.get, schedule[queued]))
-                    queued += 1
-                prepared = [preparing.popleft().result() for _ in positions]
-                indices = range(first + positions.start, first + positions.stop)
-                audio = features.windows(indices)
-                inputs = np.stack([item.network_input for item in prepared])
-                call = network.submit(run_network, self.model, inputs, audio, self.template_cache, templates,
-                                      [item.template.index for item in prepared])
-                inferring.append((indices, prepared, audio, call))
-                if len(inferring) == streams:
-                    compose_oldest_batch()
-                while len(composing) > ahead:
-                    record, image = composing.popleft()
-                    yield record(image=image.result())
-            while inferring:
-                compose_oldest_batch()
-            while composing:
-                record, image = composing.popleft()
-                yield record(image=image.result())
-            logger.debug("template cache: %d hits, %d misses", cache.hits, cache.misses)
+                flight.prepare(min(positions.stop + ahead, total))
+                flight.infer(positions)
+                yield from flight.finished(keep=ahead)
+            while flight.inferring:
+                flight.compose()
+            yield from flight.finished(keep=0)
+            logger.debug("template cache: %d hits, %d misses", flight.cache.hits, flight.cache.misses)
         finally:
-            network.shutdown(wait=True, cancel_futures=True)
-            workers.shutdown(wait=True, cancel_futures=True)
+            flight.close()
 
     def iter_frames(
         self,

@@ -6,11 +6,12 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES, ONNX_OPSETS
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+from ...render.blend import Blend
 from ...render.template_cache import DEFAULT_TEMPLATE_CACHE_MB
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
@@ -174,9 +175,9 @@ def add_blend(parser: argparse.ArgumentParser) -> None:
                         help="feather: first match the square's colours to the template's near its edge")
 
 
-def blend_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The blend flags under RenderOptions' names (Blend.from_settings takes them too)."""
-    return {"blend": args.blend, "blend_width": args.blend_width, "color_match": args.color_match}
+def blend_from(args: argparse.Namespace) -> Blend:
+    """The blend flags as one Blend (a combination it refuses raises ConfigurationError)."""
+    return Blend(args.blend, args.blend_width, args.color_match)
 
 
 def add_audio_model(parser: argparse.ArgumentParser, required: bool = True) -> None:

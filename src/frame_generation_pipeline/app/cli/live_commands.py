@@ -9,7 +9,7 @@ from .arguments import (
     add_audio_model,
     add_blend,
     add_model,
-    blend_options,
+    blend_from,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -23,17 +23,17 @@ def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
     from ...live.simulate import simulate_viewer, write_report
+    from ...models.audio_models import load_audio_model
     from ...options import RenderOptions, describe_precision
-    from ...plan import load_audio_model
 
-    options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, **blend_options(args))
+    options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, blend=blend_from(args))
     plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
     encoder = load_audio_model(plan.audio_model, settings["device"])  # before the U-Net, like every render
     pipeline = pipeline_from(args, settings)
     batch = plan.batch_for(pipeline.batch_of(pipeline.model_for(plan.templates)))
     session = StreamingSession.from_pipeline(pipeline, plan.templates, encoder, realtime=args.realtime,
                                              start_frame=args.start_frame, batch_size=batch,
-                                             blend=options.paste, hubert=HubertWindows(lookahead=args.hubert_lookahead))
+                                             blend=options.blend, hubert=HubertWindows(lookahead=args.hubert_lookahead))
     data = simulate_viewer(session, plan, args.frames_dir, args.chunk_ms, args.realtime, args.gap_seconds, args.policy)
     if args.report is not None:
         write_report(data, args.report)

@@ -42,7 +42,7 @@ def pipeline_from(args: argparse.Namespace, settings: dict | None = None):
 
 def audio_model_from(args: argparse.Namespace):
     """The AudioModel the arguments give (--audio-encoder or --hubert-model), or None."""
-    from ...plan import describe_audio_model
+    from ...models.audio_models import describe_audio_model
 
     return describe_audio_model(getattr(args, "audio_encoder", None), getattr(args, "hubert_model", None))
 
@@ -50,7 +50,8 @@ def audio_model_from(args: argparse.Namespace):
 def plan_from(args: argparse.Namespace, kind: str, output: str, options, **outputs: str | None):
     """The render's plan (everything checked that needs no model), with the features computed by the
     audio model where asked: all of it before the U-Net loads. Returns (plan, model settings)."""
-    from ...plan import load_audio_model, plan_render
+    from ...models.audio_models import load_audio_model
+    from ...plan import plan_render
 
     settings = model_settings(args)
     plan = plan_render(kind, output, args.template_dir, settings["mode"], getattr(args, "audio_features", None), args.audio,

@@ -16,7 +16,7 @@ from .arguments import (
     add_encoding,
     add_model,
     add_render_inputs,
-    blend_options,
+    blend_from,
     opset_value,
     positive_float,
     positive_int,
@@ -36,7 +36,7 @@ def render_options(args: argparse.Namespace, **extra):
     from ...options import RenderOptions
 
     return RenderOptions(start_frame=args.start_frame, max_frames=args.max_frames, use_parsing=args.parsing,
-                         show_progress=not args.quiet, **blend_options(args), **extra)
+                         show_progress=not args.quiet, blend=blend_from(args), **extra)
 
 
 def report(args: argparse.Namespace, line: str) -> None:
@@ -86,7 +86,8 @@ def run_features(args: argparse.Namespace) -> int:
     """`frame-gen features`: ave or hubert features from speech, as .npy or .bin + .json (from --output's suffix)."""
     from ...files import atomic_file, check_output
     from ...inputs.features import check_description_replaceable, sidecar_path, write_feature_array
-    from ...plan import load_audio_model, read_sources
+    from ...models.audio_models import load_audio_model
+    from ...plan import read_sources
 
     output = Path(args.output)
     described = audio_model_from(args)
@@ -96,9 +97,10 @@ def run_features(args: argparse.Namespace) -> int:
     if feature_format_ == "bin":
         check_output(sidecar_path(output), f"--output's {sidecar_path(output).name}", inputs)
         check_description_replaceable(sidecar_path(output))
-    _, infos, speech, model, _ = read_sources("features", get_mode(described.mode), None, args.audio, described)
-    assert model is not None and speech is not None  # read_sources decodes the speech for the audio model
-    features = load_audio_model(model, args.device).features_from_samples(speech, str(infos[0].path))
+    sources = read_sources("features", get_mode(described.mode), None, args.audio, described)
+    assert sources.audio_model is not None and sources.speech is not None  # the speech decoded for the audio model
+    features = load_audio_model(sources.audio_model, args.device).features_from_samples(sources.speech,
+                                                                                        str(sources.audio[0].path))
     with atomic_file(output) as temporary:
         if feature_format_ == "bin":
             with atomic_file(sidecar_path(output)) as sidecar:

@@ -15,7 +15,7 @@ from .arguments import (
     add_audio_model,
     add_blend,
     add_model,
-    blend_options,
+    blend_from,
     ip_address,
     non_negative_float,
     port_number,
@@ -37,7 +37,6 @@ def run_serve(args: argparse.Namespace) -> int:
         raise BackendUnavailableError(f"serve needs aiohttp, aiortc and prometheus-client ({exc.name} is missing): "
                                       f"{install_hint('serve')}") from None
     from ...inputs.templates import TemplateSet
-    from ...render.blend import Blend
 
     check_avatar_arguments(args)
     listener = listen(args.host, args.port)  # a port in use is one line, before anything is loaded
@@ -51,7 +50,7 @@ def run_serve(args: argparse.Namespace) -> int:
             args.parsing = True
             args.blend = BLEND if args.blend == "none" else args.blend
         templates = TemplateSet.from_folder(args.template_dir, args.parsing)
-        blend = Blend.from_settings(blend_options(args))  # checked before the model loads
+        blend = blend_from(args)  # checked before the model loads
         pipeline = pipeline_from(args)
         encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
         settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.video_codec,

@@ -15,10 +15,11 @@ import cv2
 import numpy as np
 import torch
 
-from ...contract import get_mode
+from ...contract import SAMPLE_RATE, get_mode
 from ...devices import tune_allocator
 from ...inputs.templates import IMAGE_DIR, LANDMARK_DIR, PARSING_DIR
 from ...models.audio_encoder import AudioEncoderNet
+from ...models.hubert import HIDDEN
 from ...models.network import SyncTalkUNet
 
 #: A face box (x, y, size) in pixels for template k.
@@ -231,3 +232,19 @@ def save_random_audio_encoder(path: str | os.PathLike[str], seed: int = 0, prefi
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({prefix + k: v for k, v in random_audio_encoder_state(seed).items()}, path)
     return path
+
+
+def save_random_hubert_model(folder: str | os.PathLike[str], layers: int = 1, seed: int = 0) -> Path:
+    """Write a random-weight hubert model (hubert-large's front end and width, `layers` small
+    transformer layers) with its feature extractor into `folder`, as `save_pretrained` does."""
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    folder = Path(folder)
+    config = HubertConfig(hidden_size=HIDDEN, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=64,
+                          feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
+                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=16)
+    torch.manual_seed(seed)
+    HubertModel(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(folder)
+    return folder

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ...checks import missing_file
-from ...contract import AUDIO_MODELS, DEFAULT_BLEND_WIDTH, mode_for_audio_model
+from ...contract import AUDIO_MODELS, mode_for_audio_model
 from ...errors import ConfigurationError, InputFileError
 from ...files import check_output
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, check_container
+from ...render.blend import NO_BLEND, Blend
 
 
 @dataclass(frozen=True)
 class Job:
-    """One video to render: the `video` subcommand's long options, without the dashes."""
+    """One video to render: the `video` subcommand's long options, without the dashes; the three
+    --blend options are one Blend (as JSON: its `settings`)."""
 
     checkpoint: str
     template_dir: str
@@ -38,22 +40,21 @@ class Job:
     start_frame: int = 0
     max_frames: int | None = None
     parsing: bool = False
-    blend: str = "none"
-    blend_width: int = DEFAULT_BLEND_WIDTH
-    color_match: bool = False
+    blend: Blend = NO_BLEND
 
     def options(self) -> RenderOptions:
         """The RenderOptions of this job (checked: wrong types and values raise)."""
         return RenderOptions(start_frame=self.start_frame, max_frames=self.max_frames, use_parsing=self.parsing,
-                             fps=self.fps, crf=self.crf, preset=self.preset, blend=self.blend,
-                             blend_width=self.blend_width, color_match=self.color_match)
+                             fps=self.fps, crf=self.crf, preset=self.preset, blend=self.blend)
 
     def as_dict(self) -> dict:
         """The job as the JSON object it came from (defaults filled in)."""
-        return asdict(self)
+        return {**{field.name: getattr(self, field.name) for field in fields(self) if field.name != "blend"},
+                **self.blend.settings()}
 
 
-_KEYS = {field.name for field in fields(Job)}
+_BLEND_KEYS = tuple(NO_BLEND.settings())
+_KEYS = {field.name for field in fields(Job)} | set(_BLEND_KEYS)
 _REQUIRED = ("checkpoint", "template_dir", "audio", "output")
 
 
@@ -76,9 +77,11 @@ def job_from(data: object, where: str) -> Job:
         raise ConfigurationError(f"{where}: give audio_features, or audio_encoder (ave) or hubert_model (hubert) "
                                  "to compute them from the audio")
     fields_: dict[str, Any] = {key: os.fspath(value) if key in _PATHS and value is not None else value for key, value in data.items()}
+    blend = {key: fields_.pop(key) for key in _BLEND_KEYS if key in fields_}
     job = Job(**fields_)
     try:
-        job = replace(job, mode=mode_for_audio_model(job.mode, next((s for s in sources if s in AUDIO_MODELS), None)))
+        job = replace(job, blend=Blend.from_settings(blend),
+                      mode=mode_for_audio_model(job.mode, next((s for s in sources if s in AUDIO_MODELS), None)))
         job.options()
     except (ConfigurationError, TypeError) as exc:
         raise ConfigurationError(f"{where}: {exc}") from None

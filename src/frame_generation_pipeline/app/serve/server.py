@@ -31,7 +31,7 @@ from ...contract import SAMPLE_RATE
 from ...devices import tune_allocator
 from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
-from ...live.session import StreamingSession
+from ...live.session import StreamingSession, live_batch_size
 from ...live.shared import LiveModel
 from ...live.timeline import SERVE_MARGIN
 from ...models.audio_encoder import AudioEncoder
@@ -128,11 +128,8 @@ class AvatarServer:
                          template_cache=self.pipeline.template_cache)
         live.fidelity_db = self.pipeline.fidelity_db(self.templates)
         self.metrics.arithmetic(model.name, model.precision, live.fidelity_db)
-        live.warm_up(self._batch_size(model))
+        live.warm_up(live_batch_size(self.pipeline.batch_of(model), model))
         return live
-
-    def _batch_size(self, model: InferenceBackend) -> int:
-        return max(self.pipeline.batch_of(model), model.streams)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
@@ -180,7 +177,7 @@ class AvatarServer:
                 return _reason(503, f"all {self.settings.max_sessions} sessions are in use: try again later")
             self._joining += 1
         try:
-            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self._batch_size(self.model),
+            session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self.pipeline.batch_of(self.model),
                                               realtime=True, margin=self.settings.start_margin,
                                               blend=self.settings.blend)
         finally:
