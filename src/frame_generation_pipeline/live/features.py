@@ -164,16 +164,6 @@ class HubertStream:
             self.extra_lookahead_seconds = max(0.0, self.settings.lookahead_seconds - LOOKAHEAD_SECONDS)
 
     @property
-    def finished(self) -> bool:
-        """True once `finish` was called."""
-        return self.count is not None
-
-    @property
-    def samples(self) -> int:
-        """Samples pushed so far."""
-        return self._total
-
-    @property
     def windows(self) -> int:
         """Frames encoded so far (what the session times the encoder by)."""
         return self.rows // ROWS_PER_FRAME

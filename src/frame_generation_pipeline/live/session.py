@@ -5,9 +5,10 @@ Producers (any thread) push 16 kHz audio: `push_audio` (open-ended speech; late 
 takes slots with `next_frame`, iteration or `async for`. For one utterance from slot 0 the frames
 equal the offline render of the same speech (the exact backend bit for bit).
 
-A session is composed of a Timeline (slots.py: what is queued and shown), a Renderer (renderer.py:
+A session is composed of a Timeline (timeline.py: what is queued and shown), a Renderer (renderer.py:
 its utterances' features and frames), a driver (drivers.py: real time or simulation) and a LiveModel
-(shared.py: model, encoder, templates and their cache, possibly shared with other sessions).
+(shared.py: model, encoder, templates and their cache, possibly shared with other sessions), whose
+Scheduler (scheduler.py) the session joins with its timeline: its Seat gives the renderer its turns.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from ..render.generator import InferenceModel
 from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
 from .features import HubertWindows, stream_for
+from .pacing import DEFAULT_MARGIN, RenderRate
 from .renderer import Renderer
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
-from .slots import Timeline
-from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
+from .slot import Clock, LiveFrame, RealClock
+from .stats import SessionStats
+from .timeline import Timeline
 from .utterance import Utterance, check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
@@ -98,9 +101,8 @@ class StreamingSession:
         self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
         self.timeline = Timeline(self.clock, len(templates), start_frame)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
-        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate,
-                                 lambda: self.live.speakers(self.timeline), half_rate)
-        self.live.join(self.timeline)
+        self.seat = self.live.scheduler.join(self.timeline)
+        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate, self.seat, half_rate)
         self.driver: RealtimeDriver | SimulatedDriver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)
             if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend))
@@ -184,7 +186,7 @@ class StreamingSession:
 
     def _release(self) -> None:
         """Nothing renders any more: the session leaves the model (a LiveModel of its own lets its threads go)."""
-        self.live.leave(self.timeline)
+        self.seat.leave()
         if self._owns_live:
             self.live.close()
 

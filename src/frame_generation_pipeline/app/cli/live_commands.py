@@ -22,9 +22,9 @@ from .render_commands import report
 def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
-    from ...live.simulate import simulate_viewer, write_report
     from ...options import RenderOptions, describe_precision
     from ...plan import load_audio_model
+    from ..live.simulate import simulate_viewer, write_report
 
     options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, **blend_options(args))
     plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
