@@ -193,3 +193,34 @@ def test_a_turn_kept_for_its_holder_goes_to_it_first_and_lapses_if_not_taken():
         waited = time.monotonic() - started
     assert waited >= 0.15, "it waited for the kept place to lapse"
     assert turns.ahead() == 0
+
+
+def test_a_seat_counts_the_sessions_that_reported_speech_to_render():
+    from frame_generation_pipeline.live.scheduler import Scheduler
+
+    scheduler = Scheduler()
+    first, second, third = (scheduler.join() for _ in range(3))
+    assert first.speakers() == 1, "no need reported yet"
+    second.report_need(True)
+    third.report_need(True)
+    assert [first.speakers(), second.speakers(), third.speakers()] == [3, 2, 2], "each counts itself, and the others in need"
+    third.report_need(False)
+    assert [first.speakers(), third.speakers()] == [2, 2]
+    second.leave()
+    assert [first.speakers(), third.speakers()] == [1, 1], "a session that left is not counted"
+
+
+def test_a_session_reports_its_need_when_speech_is_queued_interrupted_and_rendered(world):
+    from frame_generation_pipeline.live.shared import LiveModel
+
+    live = LiveModel(Recorder(), world["templates"], world["encoder"])
+    listener, speaker = (StreamingSession.on(live, batch_size=2) for _ in range(2))
+    speaker.push_audio(world["speech"]["b"])
+    assert listener.seat.speakers() == 2, "open speech has frames to render"
+    speaker.interrupt()
+    assert listener.seat.speakers() == 1, "interrupted: nothing left to render"
+    speaker.say(world["speech"]["b"])
+    assert listener.seat.speakers() == 2
+    shown = [speaker.next_frame(timeout=0) for _ in range(9)]
+    assert [s.kind for s in shown] == ["speech"] * 9 and not speaker.closed
+    assert listener.seat.speakers() == 1, "every frame rendered: the session no longer needs turns"

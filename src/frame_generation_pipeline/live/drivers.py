@@ -57,7 +57,9 @@ class Driver:
         if utterance is None:
             return False
         self.place(utterance)
-        return self.renderer.step(utterance, self.skip_after())
+        worked = self.renderer.step(utterance, self.skip_after())
+        self.timeline.report_need()  # the step may have rendered, skipped or ingested its last frames
+        return worked
 
     def _to_render(self) -> Utterance | None:
         """The first utterance with frames left to render, placed on the timeline."""

@@ -1,6 +1,6 @@
 """Turns at a model that live sessions share: a session joins the model's Scheduler and gets a Seat,
-asks for turns through it (the earliest deadline first), and each session reports its need (whether
-it has speech to render), so that a session plans with its share of the model.
+through which it asks for turns (the earliest deadline first) and reports its need (whether it has
+speech to render), so that a session plans with its share of the model: the sessions in need.
 
 Each of N sessions speaking at once gets about 1/N of the render rate, one already speaking keeps
 its pace when another starts (its deadlines are earlier), and an idle session asks for no turn.
@@ -15,15 +15,6 @@ import threading
 import time
 import weakref
 from collections.abc import Hashable, Iterator
-from typing import Protocol
-
-
-class Speaker(Protocol):
-    """A session as the scheduler sees it."""
-
-    def has_speech_to_render(self) -> bool:
-        """Its need: True while it has speech to render (frames left, or speech still coming)."""
-        ...
 
 
 class Turns:
@@ -108,8 +99,9 @@ class Seat:
     """One session's place at a Scheduler: its turns at the model, the turns ahead of a batch of
     its, and how many sessions share the model with it."""
 
-    def __init__(self, scheduler: Scheduler, speaker: Speaker) -> None:
-        self._scheduler, self.speaker = scheduler, speaker
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        self.speaking = False  # its need as last reported (read and written under the scheduler's lock)
 
     def turn(self, deadline: float = math.inf) -> contextlib.AbstractContextManager[Turn]:
         """Wait for this session's turn for a batch due at `deadline` (its kept place if it has one)."""
@@ -118,6 +110,10 @@ class Seat:
     def ahead(self, deadline: float = math.inf) -> int:
         """Turns a batch of this session due at `deadline` would wait for (Turns.ahead)."""
         return self._scheduler.turns.ahead(deadline, self)
+
+    def report_need(self, speaking: bool) -> None:
+        """The session has speech to render (`speaking`: frames left, or speech still coming), or not."""
+        self._scheduler.report(self, speaking)
 
     def speakers(self) -> int:
         """Sessions with speech to render, this one counted whatever its need (so at least 1)."""
@@ -131,8 +127,8 @@ class Seat:
 class Scheduler:
     """The sessions sharing one model and their turns at it.
 
-    A session joins with the object that reports its need (`join` gives it a Seat), asks for turns
-    and counts the speakers through the Seat, and leaves when it no longer renders.
+    A session joins (`join` gives it a Seat), reports its need whenever it may have changed, asks
+    for turns and counts the speakers through its Seat, and leaves when it no longer renders.
     """
 
     def __init__(self, hold: float = 0.02) -> None:
@@ -140,9 +136,9 @@ class Scheduler:
         self._seats: weakref.WeakSet[Seat] = weakref.WeakSet()  # a session dropped without leaving goes too
         self._lock = threading.Lock()
 
-    def join(self, speaker: Speaker) -> Seat:
-        """A Seat for the session whose need `speaker` reports, counted among those sharing the model."""
-        seat = Seat(self, speaker)
+    def join(self) -> Seat:
+        """A Seat for a session, counted among those sharing the model (with no need until it reports one)."""
+        seat = Seat(self)
         with self._lock:
             self._seats.add(seat)
         return seat
@@ -152,12 +148,16 @@ class Scheduler:
         with self._lock:
             self._seats.discard(seat)
 
-    def speakers(self, seat: Seat) -> int:
-        """Sessions with speech to render, counting `seat`'s (so at least 1): how many ways the
-        model's render rate is shared."""
+    def report(self, seat: Seat, speaking: bool) -> None:
+        """`seat`'s session has speech to render, or not."""
         with self._lock:
-            others = [other for other in self._seats if other is not seat]
-        return 1 + sum(other.speaker.has_speech_to_render() for other in others)
+            seat.speaking = speaking
+
+    def speakers(self, seat: Seat) -> int:
+        """Sessions that reported speech to render, counting `seat`'s (so at least 1): how many ways
+        the model's render rate is shared."""
+        with self._lock:
+            return 1 + sum(other.speaking for other in self._seats if other is not seat)
 
     def turn(self, deadline: float = math.inf) -> contextlib.AbstractContextManager[Turn]:
         """A turn for work of no session (the warm-up): the earliest deadline first, as any."""

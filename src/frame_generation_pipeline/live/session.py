@@ -8,7 +8,8 @@ equal the offline render of the same speech (the exact backend bit for bit).
 A session is composed of a Timeline (timeline.py: what is queued and shown), a Renderer (renderer.py:
 its utterances' features and frames), a driver (drivers.py: real time or simulation) and a LiveModel
 (shared.py: model, encoder, templates and their cache, possibly shared with other sessions), whose
-Scheduler (scheduler.py) the session joins with its timeline: its Seat gives the renderer its turns.
+Scheduler (scheduler.py) the session joins: through its Seat the timeline reports the session's need
+and the renderer asks for turns.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ class StreamingSession:
         self.batch_size = max(batch_size or 1, model.streams)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
         self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
-        self.timeline = Timeline(self.clock, len(templates), start_frame)
+        self.seat = self.live.scheduler.join()
+        self.timeline = Timeline(self.clock, len(templates), start_frame, self.seat)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
-        self.seat = self.live.scheduler.join(self.timeline)
         self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate, self.seat, half_rate)
         self.driver: RealtimeDriver | SimulatedDriver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)

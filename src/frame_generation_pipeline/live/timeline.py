@@ -20,6 +20,7 @@ from ..errors import StreamError
 from ..inputs.templates import ping_pong_index
 from .features import FeatureStream, HubertStream
 from .pacing import DELAY, DROP
+from .scheduler import Seat
 from .slot import FPS, Clock, LiveFrame
 from .stats import SessionStats
 from .utterance import Utterance
@@ -38,11 +39,12 @@ Segment = Utterance | IdleRun
 class Timeline:
     """Segments in slot order, filled by producers and emptied by the consumer, under one lock.
 
-    `changed` is that lock; it is notified whenever something is queued, ended or closed.
+    `changed` is that lock; it is notified whenever something is queued, ended or closed. The
+    session's need (speech to render) is reported to its `seat` under it, whenever it may change.
     """
 
-    def __init__(self, clock: Clock, template_count: int, start_frame: int) -> None:
-        self.clock, self.template_count, self.start_frame = clock, template_count, start_frame
+    def __init__(self, clock: Clock, template_count: int, start_frame: int, seat: Seat) -> None:
+        self.clock, self.template_count, self.start_frame, self.seat = clock, template_count, start_frame, seat
         self.changed = threading.Condition()
         self.stats = SessionStats()
         self.slot = 0
@@ -61,6 +63,7 @@ class Timeline:
             if self._open is None:
                 self._open = self._new_utterance(DROP, features())
             self._open.add(samples)
+            self._report_need()
             self.changed.notify_all()
 
     def say(self, samples: np.ndarray, features: FeatureStream | HubertStream) -> None:
@@ -71,6 +74,7 @@ class Timeline:
             utterance = self._new_utterance(DELAY, features)
             utterance.add(samples)
             utterance.end()
+            self._report_need()
             self.changed.notify_all()
 
     def idle(self, frames: int) -> None:
@@ -96,6 +100,7 @@ class Timeline:
             self.end_open()
             if not drain:
                 self._segments.clear()
+                self._report_need()
             self.closed = True
             self.changed.notify_all()
 
@@ -121,12 +126,14 @@ class Timeline:
         with self.changed:
             if self._segments and self._segments[0] is segment:
                 self._segments.popleft()
+                self._report_need()
 
     def interrupt(self) -> None:
         """Drop every utterance queued or being pushed: the next slot is idle."""
         with self.changed:
             self._open = None
             self._segments.clear()
+            self._report_need()
             self.changed.notify_all()
 
     def drained(self) -> bool:
@@ -139,10 +146,15 @@ class Timeline:
         with self.changed:
             return [segment for segment in self._segments if isinstance(segment, Utterance)]
 
-    def has_speech_to_render(self) -> bool:
-        """True while a queued utterance has frames left to render (or speech still coming)."""
+    def report_need(self) -> None:
+        """Report to the seat whether a queued utterance has frames left to render (or speech still
+        coming): after each step of rendering, and whenever the queue changes."""
         with self.changed:
-            return any(isinstance(segment, Utterance) and segment.has_frames_to_render() for segment in self._segments)
+            self._report_need()
+
+    def _report_need(self) -> None:
+        speaking = any(isinstance(segment, Utterance) and segment.has_frames_to_render() for segment in self._segments)
+        self.seat.report_need(speaking)
 
     def take_idle(self, run: IdleRun) -> None:
         """One slot of an idle run is shown (the run ends with its last)."""
