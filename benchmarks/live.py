@@ -35,9 +35,9 @@ def measure(data: dict, backend: str, precision: str, seconds: float, template_c
     from run import network_rate
 
     from frame_generation_pipeline import FrameGenerationPipeline
+    from frame_generation_pipeline.app.live.simulate import push_speech, report
     from frame_generation_pipeline.inputs.templates import TemplateSet
     from frame_generation_pipeline.live.session import StreamingSession
-    from frame_generation_pipeline.live.simulate import push_speech, report
     from frame_generation_pipeline.render.template_cache import TemplateCache
 
     pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu", backend=backend, precision=precision,

@@ -55,7 +55,7 @@ def measure_size(width: int, height: int, folder: Path, frames: int) -> dict[str
     from frame_generation_pipeline.audio.speech import load_speech
     from frame_generation_pipeline.inputs.templates import TemplateSet
     from frame_generation_pipeline.live.shared import LiveModel
-    from frame_generation_pipeline.live.timeline import SLOT_SAMPLES
+    from frame_generation_pipeline.live.slot import SLOT_SAMPLES
     from frame_generation_pipeline.models.audio_encoder import AudioEncoder
     from frame_generation_pipeline.models.ave_stream import FeatureStream
     from frame_generation_pipeline.render.arithmetic import to_pixels

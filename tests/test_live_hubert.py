@@ -19,7 +19,7 @@ from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.hubert import HubertEncoder, HubertStream, HubertWindows
 
 from .helpers import cli_status
-from .test_live import Recorder
+from .live_helpers import Recorder
 
 #: The tiny model's measured row differences with the default windows on this speech (0.162, 0.0122)
 #: (benchmarks/hubert.py measures a real model; docs/live.md), with room for other CPUs' rounding.

@@ -41,7 +41,7 @@ def in_namespace(script: str, scenario: str, args: dict, timeout: int = 240) -> 
 def served(tmp_path_factory, checkpoints, exports, encoder_path):
     root = tmp_path_factory.mktemp("serve")
     # One template: every schedule position shows it, so a live utterance wherever it starts is
-    # comparable with the offline render (the schedule itself is tested in test_live.py).
+    # comparable with the offline render (the schedule itself is tested in test_live_session.py).
     templates = synthetic.make_templates(root / "tpl", 1, TEMPLATE_SIZE[1], TEMPLATE_SIZE[0], parsing=False)
     clip = write_speech_like_wav(root / "clip.wav", 3.0, seed=5)
     short_clip = write_speech_like_wav(root / "short.wav", 0.6, seed=6)

@@ -18,7 +18,7 @@ from frame_generation_pipeline.render.generator import FrameRenderer
 from frame_generation_pipeline.render.lru import ByteLRU
 from frame_generation_pipeline.render.template_cache import TemplateCache
 
-from .test_live import world  # noqa: F401 (the live tests' templates, speech and encoder)
+from .test_live_session import world  # noqa: F401 (the live tests' templates, speech and encoder)
 
 ENTRY_BYTES = 4 * (32 * 160**2 + 64 * 80**2 + 128 * 40**2 + 256 * 20**2 + 512 * 10**2)
 

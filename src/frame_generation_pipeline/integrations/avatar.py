@@ -19,8 +19,10 @@ import numpy as np
 
 from ..contract import SAMPLE_RATE, mode_for_audio_model
 from ..errors import AudioError, ConfigurationError, StreamError
+from ..live.pacing import DEFAULT_MARGIN
+from ..live.screen import INT16_SCALE, Screen, to_int16
 from ..live.session import StreamingSession
-from ..live.timeline import DEFAULT_MARGIN, SLOT_SAMPLES
+from ..live.slot import SLOT_SAMPLES
 from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend, checked_blend
@@ -117,7 +119,7 @@ class Avatar:
         self.session, self.policy = session, policy
         self._queue: deque[_Utterance] = deque()  # utterances not yet over, oldest first
         self._open: _Utterance | None = None
-        self._previous: np.ndarray | None = None
+        self._screen = Screen(session.template_image)
         self._opened = 0
 
     def push(self, samples: np.ndarray, sample_rate: int, channels: int = 1) -> bool:
@@ -204,15 +206,11 @@ class Avatar:
                 yield ended
             utterance = next((u for u in self._queue if u.number is not None and u.number == live.utterance), None)
             if utterance is None:  # idle, or a frame of speech interrupted meanwhile
-                image = self.session.template_image(live.template)
-                self._previous = image
-                yield Shown(live.slot, "idle", image, None)
+                yield Shown(live.slot, "idle", self._screen.show_template(live.template), None)
                 continue
-            shown = live.image if live.image is not None else self._previous
-            self._previous = shown if shown is not None else self.session.template_image(live.template)
             utterance.shown += 1
             utterance.dropped += live.kind == "dropped"
-            yield Shown(live.slot, live.kind, self._previous, _int16(live.audio), utterance.shown == 1)
+            yield Shown(live.slot, live.kind, self._screen.show(live), to_int16(live.audio), utterance.shown == 1)
             for ended in self._over():
                 yield ended
 
@@ -223,7 +221,7 @@ class Avatar:
             utterance = self._queue.popleft()
             left = utterance.samples - frames * SLOT_SAMPLES
             tail = utterance.tail[len(utterance.tail) - left :] if left > 0 else utterance.tail[:0]
-            ended.append(Ended(_int16(tail), utterance.marker, utterance.shown - utterance.dropped, utterance.dropped))
+            ended.append(Ended(to_int16(tail), utterance.marker, utterance.shown - utterance.dropped, utterance.dropped))
         return ended
 
 
@@ -231,13 +229,8 @@ def _mono(samples: np.ndarray, channels: int) -> np.ndarray:
     """Interleaved int16 or float32 samples as mono float32 in [-1, 1]."""
     array = np.asarray(samples)
     if array.dtype == np.int16:
-        array = array.astype(np.float32) / np.float32(32768)
+        array = array.astype(np.float32) / np.float32(INT16_SCALE)
     elif array.dtype != np.float32:
         raise StreamError(f"expected int16 or float32 samples, got {array.dtype}")
     array = array.reshape(-1, channels)
     return array[:, 0] if channels == 1 else array.mean(axis=1, dtype=np.float32)
-
-
-def _int16(samples: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] as int16 (int16 input comes back unchanged)."""
-    return np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)

@@ -25,7 +25,7 @@ from livekit.agents.voice.avatar import (
 )
 
 from ..contract import SAMPLE_RATE
-from ..live.timeline import FPS
+from ..live.slot import FPS
 from .avatar import Avatar, Shown, open_session
 
 

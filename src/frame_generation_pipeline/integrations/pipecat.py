@@ -33,7 +33,7 @@ from pipecat.services.ai_service import AIService
 from pipecat.services.settings import ServiceSettings
 
 from ..contract import SAMPLE_RATE
-from ..live.timeline import FPS
+from ..live.slot import FPS
 from .avatar import SESSION_OPTIONS, Avatar, Ended, Shown, open_session
 
 _NS_PER_SLOT = 1_000_000_000 // FPS

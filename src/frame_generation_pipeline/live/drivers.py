@@ -12,10 +12,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ..render.blend import NO_BLEND, Blend
+from .pacing import DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
-from .slots import IdleRun, Segment, Timeline
-from .timeline import DROP, SLOT_SAMPLES, LiveFrame, start_delay
+from .slot import SLOT_SAMPLES, LiveFrame
+from .timeline import IdleRun, Segment, Timeline
 from .utterance import Utterance
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class Driver:
         if utterance is None:
             return False
         self.place(utterance)
-        return self.renderer.step(utterance, self.skip_after())
+        worked = self.renderer.step(utterance, self.skip_after())
+        self.timeline.report_need()  # the step may have rendered, skipped or ingested its last frames
+        return worked
 
     def _to_render(self) -> Utterance | None:
         """The first utterance with frames left to render, placed on the timeline."""
@@ -67,7 +70,7 @@ class Driver:
                 if utterance is not utterances[0] and previous_end is None:
                     return None  # the one before is still open: its end, and this start, are unknown
                 self.place(utterance, previous_end)
-            if utterance.features.count is None or utterance.next_render < utterance.features.count:
+            if utterance.has_frames_to_render():
                 return utterance
             previous_end = utterance.end_slot()
         return None
@@ -154,10 +157,10 @@ class RealtimeDriver(Driver):
         with the sessions speaking now; open speech (drop) also its rate: every slot, or every other
         one where that speed is below real time (Renderer.stride)."""
         if utterance.start_slot is None and utterance.policy == DROP:  # known-length speech waits instead
-            utterance.stride = self.renderer.stride()
+            utterance.set_stride(self.renderer.stride())
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
                             self.renderer.batch_size, utterance.stride)
-        delay += utterance.features.extra_lookahead_seconds
+        delay += utterance.extra_lookahead_seconds
         self.timeline.place(utterance, delay, not_before)
 
     def skip_after(self) -> Callable[[int], float]:

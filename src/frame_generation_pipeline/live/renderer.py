@@ -8,11 +8,11 @@ import logging
 import math
 from collections.abc import Callable
 
-import numpy as np
-
 from ..render.arithmetic import to_pixels
+from .pacing import RenderRate
+from .scheduler import Seat
 from .shared import LiveModel
-from .timeline import FPS, Clock, RenderRate
+from .slot import FPS, Clock
 from .utterance import Utterance
 
 logger = logging.getLogger(__name__)
@@ -32,20 +32,19 @@ class Renderer:
         clock: the session's clock (batches and encoder windows are timed on it).
         batch_size: speech frames per network call.
         rate: the measure it updates and plans with (its LiveModel's shared one, or an empty one).
-        speakers: how many sessions share the model now, this one included (None: it is alone).
+        seat: the session's place at the model's scheduler (its turns, and how many share the model).
         half_rate: whether `stride` may choose every other slot.
     """
 
     def __init__(self, live: LiveModel, template_of: Callable[[int], int], clock: Clock, batch_size: int,
-                 rate: RenderRate, speakers: Callable[[], int] | None = None, half_rate: bool = True) -> None:
+                 rate: RenderRate, seat: Seat, half_rate: bool = True) -> None:
         self.live, self.template_of, self.clock, self.batch_size, self.rate = live, template_of, clock, batch_size, rate
-        self.speakers = speakers or (lambda: 1)
-        self.half_rate = half_rate
+        self.seat, self.half_rate = seat, half_rate
         self._half_rate_said = False
 
     def expected(self) -> RenderRate:
         """The session's measured speed as it is now: shared with the other sessions speaking."""
-        return self.rate.shared_by(self.speakers())
+        return self.rate.shared_by(self.seat.speakers())
 
     def stride(self) -> int:
         """1 (render every slot) where the expected speed keeps real time with FULL_RATE_HEADROOM (or half
@@ -66,68 +65,57 @@ class Renderer:
         after `due(slot)` (real time; None skips nothing), render the next batch whose audio is
         complete (in real time, open speech waits for a full batch while its first frame can still
         be on time). False when there was nothing to do."""
-        windows, started = utterance.features.windows, self.clock.now()
-        ingested = utterance.ingest()
-        if utterance.features.windows > windows:
-            self.rate.add_encoding(self.clock.now() - started, utterance.features.windows - windows)
+        started = self.clock.now()
+        intake = utterance.ingest()
+        if intake.windows:
+            self.rate.add_encoding(self.clock.now() - started, intake.windows)
         if due is not None:
-            self._skip_late(utterance, due)
-        if utterance.next_render < utterance.frame_limit() and utterance.features.ready(utterance.next_render):
+            utterance.skip_late(lambda slot: self._late(due(slot)))
+        if utterance.next_ready():
             if due is not None and self._can_wait_for_batch(utterance, due):
-                return ingested
+                return intake.taken
             self._render(utterance, due)
             return True
-        return ingested
+        return intake.taken
 
     def _finish_estimate(self, deadline: float) -> float:
         """When a batch due at `deadline` started now would be done: after the turns before it, then its own."""
-        return self.clock.now() + (self.live.turns.ahead(deadline, self) + 1) * self.rate.seconds_per_batch
+        return self.clock.now() + (self.seat.ahead(deadline) + 1) * self.rate.seconds_per_batch
+
+    def _late(self, deadline: float) -> bool:
+        """True when a batch due at `deadline` started now would be done after it."""
+        return self._finish_estimate(deadline) > deadline
 
     def _can_wait_for_batch(self, utterance: Utterance, due: Callable[[int], float]) -> bool:
         """True when fewer frames than a batch are ready, more are coming, and waiting for them
         (at the speed of speech) still has the first one on time: a full batch uses every stream."""
-        step = utterance.stride
-        ready = sum(utterance.features.ready(utterance.next_render + i * step) for i in range(self.batch_size))
-        if ready == self.batch_size or utterance.features.count is not None:
+        ready = utterance.ready_ahead(self.batch_size)
+        if ready == self.batch_size or utterance.frames() is not None:
             return False
-        wait = (self.batch_size - ready) * step / FPS
+        wait = (self.batch_size - ready) * utterance.stride / FPS
         deadline = self._next_due(utterance, due)
         return self._finish_estimate(deadline) + wait <= deadline
 
     @staticmethod
     def _next_due(utterance: Utterance, due: Callable[[int], float] | None) -> float:
         """When the utterance's next frame to render is due (no deadline in a simulation)."""
-        assert utterance.start_slot is not None  # placed before it renders
-        return math.inf if due is None else due(utterance.start_slot + utterance.next_render)
-
-    def _skip_late(self, utterance: Utterance, due: Callable[[int], float]) -> None:
-        while utterance.next_render < utterance.frame_limit():
-            deadline = self._next_due(utterance, due)
-            if self._finish_estimate(deadline) <= deadline:
-                break
-            utterance.next_render += utterance.stride
+        return math.inf if due is None else due(utterance.next_slot())
 
     def _render(self, utterance: Utterance, due: Callable[[int], float] | None) -> None:
-        assert utterance.start_slot is not None  # placed before it renders
+        start_slot = utterance.start_slot
+        assert start_slot is not None  # placed before it renders
         first_due = self._next_due(utterance, due)
-        indices: list[int] = []
-        while (len(indices) < self.batch_size and utterance.next_render < utterance.frame_limit()
-               and utterance.features.ready(utterance.next_render)):
-            indices.append(utterance.next_render)
-            utterance.next_render += utterance.stride
-        templates = [self.template_of(utterance.start_slot + i) for i in indices]
+        indices, audio = utterance.next_batch(self.batch_size)
+        templates = [self.template_of(start_slot + i) for i in indices]
         images = self.live.network_inputs(templates)
-        audio = np.stack([utterance.features.window(i) for i in indices])
-        with self.live.turn(first_due, self) as turn:
+        with self.seat.turn(first_due) as turn:
             started = self.clock.now()
             outputs = self.live.infer(images, audio, templates)
-            if due is not None and utterance.next_render < utterance.frame_limit() \
-                    and utterance.features.ready(utterance.next_render):
+            if due is not None and utterance.next_ready():
                 turn.again(self._next_due(utterance, due))  # the next batch is ready: keep its place
         pixels = [to_pixels(output) for output in outputs]
         finished = self.clock.now()
         for i, frame in zip(indices, pixels):
-            utterance.finished(i, frame, finished)
-        utterance.features.release(min(indices))
+            utterance.record(i, frame, finished)
         self.rate.add(finished - started, len(indices))
         self.live.batch_done(len(indices), finished - started)

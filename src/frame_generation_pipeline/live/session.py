@@ -5,9 +5,11 @@ Producers (any thread) push 16 kHz audio: `push_audio` (open-ended speech; late 
 takes slots with `next_frame`, iteration or `async for`. For one utterance from slot 0 the frames
 equal the offline render of the same speech (the exact backend bit for bit).
 
-A session is composed of a Timeline (slots.py: what is queued and shown), a Renderer (renderer.py:
+A session is composed of a Timeline (timeline.py: what is queued and shown), a Renderer (renderer.py:
 its utterances' features and frames), a driver (drivers.py: real time or simulation) and a LiveModel
-(shared.py: model, encoder, templates and their cache, possibly shared with other sessions).
+(shared.py: model, encoder, templates and their cache, possibly shared with other sessions), whose
+Scheduler (scheduler.py) the session joins: through its Seat the timeline reports the session's need
+and the renderer asks for turns.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
 from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
-from .features import HubertWindows, stream_for
+from ..models.hubert import HubertWindows
+from .pacing import DEFAULT_MARGIN, RenderRate
 from .renderer import Renderer
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
-from .slots import Timeline
-from .timeline import DEFAULT_MARGIN, Clock, LiveFrame, RealClock, RenderRate, SessionStats
+from .slot import Clock, LiveFrame, RealClock
+from .stats import SessionStats
+from .timeline import Timeline
 from .utterance import Utterance, check_samples, frames_for_samples
 
 logger = logging.getLogger(__name__)
@@ -100,11 +104,10 @@ class StreamingSession:
         self.batch_size = live_batch_size(batch_size, model)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
         self.margin, self.start_frame, self.hubert = margin, start_frame, hubert
-        self.timeline = Timeline(self.clock, len(templates), start_frame)
+        self.seat = self.live.scheduler.join()
+        self.timeline = Timeline(self.clock, len(templates), start_frame, self.seat)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
-        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate,
-                                 lambda: self.live.speakers(self.timeline), half_rate)
-        self.live.join(self.timeline)
+        self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate, self.seat, half_rate)
         self.driver: RealtimeDriver | SimulatedDriver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)
             if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend))
@@ -151,7 +154,7 @@ class StreamingSession:
 
     def push_audio(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
         """Add speech to the open utterance (opening one): 16 kHz mono float32 in [-1, 1] or int16."""
-        self.timeline.push(check_samples(samples, sample_rate), lambda: stream_for(self.encoder, False, self.hubert))
+        self.timeline.push(check_samples(samples, sample_rate), lambda: self.encoder.stream(False, self.hubert))
 
     def end_of_speech(self) -> None:
         """Close the open utterance: its last frames are rendered with the end's padding."""
@@ -161,7 +164,7 @@ class StreamingSession:
         """Queue a whole utterance (known length); return its duration in seconds."""
         data = check_samples(samples, sample_rate)
         frames_for_samples(len(data), "<speech>")  # refuses speech shorter than 0.2 s now, not later
-        self.timeline.say(data, stream_for(self.encoder, True, self.hubert))
+        self.timeline.say(data, self.encoder.stream(True, self.hubert))
         return len(data) / SAMPLE_RATE
 
     def idle(self, frames: int) -> None:
@@ -188,7 +191,7 @@ class StreamingSession:
 
     def _release(self) -> None:
         """Nothing renders any more: the session leaves the model (a LiveModel of its own lets its threads go)."""
-        self.live.leave(self.timeline)
+        self.seat.leave()
         if self._owns_live:
             self.live.close()
 

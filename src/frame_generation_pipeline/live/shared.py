@@ -1,26 +1,20 @@
-"""What every live session of one model shares: the model (its turns handed out fairly), the audio
-encoder, the template set with its one bounded cache of prepared templates, and one warm-up.
+"""What every live session of one model shares: the model (its turns handed out fairly by a
+Scheduler), the audio encoder, the template set with its one bounded cache of prepared templates,
+and one warm-up.
 
 A server builds one `LiveModel` and gives it to each visitor's session, so that N visitors hold one
 copy of the prepared templates, the model warms up once, and sessions that have speech to render
-take turns at the network, the most urgent first (the one whose next frame is due soonest: each of
-N sessions speaking at once gets about 1/N of the render rate, one already speaking keeps its pace
-when another starts, and an idle session asks for no turn at all). The LiveModel knows its sessions, so each
-can plan with its share: a session placing an utterance while N sessions have speech to render
-expects 1/N of the model (`speakers`).
+take turns at the network, the most urgent first (scheduler.py). Each session joins the LiveModel's
+scheduler, so that a session placing an utterance while N sessions have speech to render expects
+1/N of the model.
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import math
 import threading
-import time
-import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,94 +26,14 @@ from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
 from ..render.prepared import PreparedCache
 from ..render.template_cache import TemplateCache, run_network
-from .features import encoder_mode, warm_up
-from .timeline import Clock, RealClock, RenderRate
-
-if TYPE_CHECKING:
-    from .slots import Timeline
+from .pacing import RenderRate
+from .scheduler import Scheduler
+from .slot import Clock, RealClock
 
 #: Timed batches (and encoder windows) of the warm-up: one alone varies by tens of per cent.
 WARM_UP_ROUNDS = 3
 #: Default budget of the prepared-template cache (shared by every session of a LiveModel).
 DEFAULT_CACHE_BYTES = 64 << 20
-
-
-class Turns:
-    """Turns at a shared resource: the waiting caller whose deadline is earliest goes first (in
-    order of asking among equal deadlines, and among callers without one).
-
-    A caller that will ask again at once (the next batch of its speech) says so at the end of its
-    turn (`Turn.again`): its next turn is kept for it, by its deadline, for up to `hold` seconds,
-    so that a later deadline cannot take the model in the moment between its two asks.
-    """
-
-    def __init__(self, hold: float = 0.02) -> None:
-        self.hold = hold
-        self._changed = threading.Condition()
-        self._waiting: list[tuple[float, int]] = []  # a heap of (deadline, ticket)
-        self._kept: dict[Hashable, tuple[tuple[float, int], float]] = {}  # caller -> (its place, kept until)
-        self._issued = 0
-        self._held = False
-
-    @contextlib.contextmanager
-    def turn(self, deadline: float = math.inf, caller: Hashable = None) -> Iterator[Turn]:
-        """Wait for this caller's turn (`caller`'s kept place if it has one) and hold it for the `with` block."""
-        with self._changed:
-            kept = self._kept.pop(caller, None) if caller is not None else None
-            mine = kept[0] if kept is not None and kept[0][0] <= deadline else self._ask(deadline)
-            if kept is not None and kept[0] is not mine:
-                self._waiting.remove(kept[0])
-                heapq.heapify(self._waiting)
-            while True:
-                expiry = self._forget_expired()
-                if not self._held and self._waiting[0] == mine:
-                    break
-                self._changed.wait(expiry)
-            heapq.heappop(self._waiting)
-            self._held = True
-        handle = Turn()
-        try:
-            yield handle
-        finally:
-            with self._changed:
-                self._held = False
-                if handle.next_deadline is not None and caller is not None:
-                    self._kept[caller] = (self._ask(handle.next_deadline), time.monotonic() + self.hold)
-                self._changed.notify_all()
-
-    def _ask(self, deadline: float) -> tuple[float, int]:
-        place = (deadline, self._issued)
-        self._issued += 1
-        heapq.heappush(self._waiting, place)
-        return place
-
-    def _forget_expired(self) -> float | None:
-        """Let kept places that were not taken up in time go; seconds until the next one expires."""
-        now = time.monotonic()
-        for caller, (place, until) in list(self._kept.items()):
-            if until <= now:
-                del self._kept[caller]
-                self._waiting.remove(place)
-                heapq.heapify(self._waiting)
-        return min((until - now for _, until in self._kept.values()), default=None)
-
-    def ahead(self, deadline: float = math.inf, caller: Hashable = None) -> int:
-        """Turns `caller` asking now with `deadline` would wait for: the one held and the waiting
-        (or kept) ones due no later, its own kept place not counted."""
-        with self._changed:
-            own = self._kept[caller][0] if caller is not None and caller in self._kept else None
-            return self._held + sum(place[0] <= deadline for place in self._waiting if place != own)
-
-
-class Turn:
-    """A turn being held: `again(deadline)` keeps the holder's next one."""
-
-    def __init__(self) -> None:
-        self.next_deadline: float | None = None
-
-    def again(self, deadline: float) -> None:
-        """The holder asks again at once, for a batch due at `deadline`."""
-        self.next_deadline = deadline
 
 
 class LiveModel:
@@ -136,8 +50,8 @@ class LiveModel:
     def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: SpeechEncoder[Any],
                  cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None,
                  template_cache: TemplateCache | None = None) -> None:
-        if model.mode.name != encoder_mode(encoder):
-            kind = "an ave checkpoint (its features come from the audio encoder)" if encoder_mode(encoder) == "ave" else \
+        if model.mode.name != encoder.mode.name:
+            kind = "an ave checkpoint (its features come from the audio encoder)" if encoder.mode.name == "ave" else \
                 "a hubert checkpoint (its features come from the hubert model)"
             raise StreamError(f"live speech needs {kind}, this model is {model.mode.name!r}")
         templates.validate(list(range(len(templates))))
@@ -146,33 +60,10 @@ class LiveModel:
         self.fidelity_db: float | None = None
         self.template_cache = template_cache
         self.cache = PreparedCache(templates, cache_bytes)
-        self.turns = Turns()
+        self.scheduler = Scheduler()
         self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
         self._warm_up_lock = threading.Lock()
         self._measured: dict[int, RenderRate] = {}
-        self._sessions: weakref.WeakSet[Timeline] = weakref.WeakSet()
-        self._sessions_lock = threading.Lock()
-
-    def join(self, timeline: Timeline) -> None:
-        """Count the session of `timeline` among those that share the model (until `leave`)."""
-        with self._sessions_lock:
-            self._sessions.add(timeline)
-
-    def leave(self, timeline: Timeline) -> None:
-        """The session of `timeline` no longer renders."""
-        with self._sessions_lock:
-            self._sessions.discard(timeline)
-
-    def speakers(self, timeline: Timeline) -> int:
-        """Sessions with speech to render, counting the one of `timeline` (so at least 1): how many
-        ways the model's render rate is shared."""
-        with self._sessions_lock:
-            others = [session for session in self._sessions if session is not timeline]
-        return 1 + sum(session.has_speech_to_render() for session in others)
-
-    def turn(self, deadline: float = math.inf, caller: Hashable = None) -> contextlib.AbstractContextManager[Turn]:
-        """The caller's turn at the network (the earliest `deadline` first; see Turns): `infer` runs inside one."""
-        return self.turns.turn(deadline, caller)
 
     def template_image(self, template: int) -> np.ndarray:
         """The decoded image of template `template` (what an idle slot shows)."""
@@ -191,7 +82,7 @@ class LiveModel:
     def infer(self, images: np.ndarray, audio: np.ndarray, templates: list[int] | None = None) -> np.ndarray:
         """The network on a batch of `templates` (through the template cache; None: not templates,
         run whole), split over the model's streams, which run at once from their own threads (as in
-        the offline generator). Call it in a `turn()`, so that sessions take turns."""
+        the offline generator). Call it in a turn (`scheduler`), so that sessions take turns."""
         cache = self.template_cache if templates is not None else None
         keys = np.asarray(templates if templates is not None else range(len(images)))
         parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
@@ -226,11 +117,11 @@ class LiveModel:
             # speech's own path, on templates not yet in the template cache: what a first cycle costs
             templates = [(round_ * batch_size + index) % len(self.templates) for index in range(batch_size)]
             images = self.network_inputs(templates)
-            with self.turn():
+            with self.scheduler.turn():
                 started = clock.now()
                 self.infer(images, audio, templates)
                 finished = clock.now()
-            frames = warm_up(self.encoder)
+            frames = self.encoder.warm_up()
             if round_:
                 network += finished - started
                 encoding += clock.now() - finished

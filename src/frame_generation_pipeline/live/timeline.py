@@ -1,5 +1,5 @@
-"""The live timeline: slots of one frame and 1/fps of audio each, the clock they are due by, and the
-two pacing policies for speech rendered slower than real time.
+"""The timeline of one live session: what is queued (utterances and idle runs), the slot shown next,
+the clock's anchor, where each utterance starts, and the counts of what was shown.
 
 Slot k is due at anchor + k / fps. Idle slots show the template of schedule position k and carry
 silence; speech slots show frame i of an utterance that starts at slot s (k = s + i) and carry its
@@ -8,188 +8,204 @@ samples [i * hop, (i + 1) * hop). Audio and video come from the same slots, so t
 
 from __future__ import annotations
 
-import time
+import math
+import threading
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..contract import SAMPLE_RATE, get_mode
-from .features import LOOKAHEAD_SECONDS
-
-#: Live speech is ave (the only mode with an audio encoder): 25 frames per second.
-FPS = get_mode("ave").fps
-#: Audio samples per slot (640 at 16 kHz).
-SLOT_SAMPLES = SAMPLE_RATE // FPS
-#: Policies for an utterance rendered slower than real time.
-DELAY, DROP = "delay", "drop"
-
-
-class Clock(Protocol):
-    """Where the session gets the time and waits (a real clock, or a fake one in tests)."""
-
-    def now(self) -> float:
-        """Seconds on a monotonic clock."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Wait `seconds` (no-op for zero or less)."""
-        ...
+from ..errors import StreamError
+from ..inputs.templates import ping_pong_index
+from ..models.speech_encoder import FeatureRows
+from .pacing import DELAY, DROP
+from .scheduler import Seat
+from .slot import FPS, Clock, LiveFrame
+from .stats import SessionStats
+from .utterance import Utterance
 
 
-class RealClock:
-    """time.monotonic and time.sleep."""
+@dataclass
+class IdleRun:
+    """Idle slots queued by a simulation (`remaining` of them still to show)."""
 
-    def now(self) -> float:
-        """Seconds on the monotonic clock."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep `seconds` when positive."""
-        if seconds > 0:
-            time.sleep(seconds)
+    remaining: int
 
 
-@dataclass(frozen=True)
-class LiveFrame:
-    """One slot of the timeline: what a viewer sees and hears for 1/fps seconds.
+Segment = Utterance | IdleRun
 
-    Attributes:
-        slot: index on the session's timeline; pts = slot / fps seconds.
-        kind: "speech", "idle" (the template itself) or "dropped" (not rendered in time: keep
-            showing the previous image).
-        image: HxWx3 uint8 BGR, None for a dropped slot.
-        audio: the slot's float32 samples at 16 kHz (SLOT_SAMPLES of them; silence when idle).
-        utterance, frame: which utterance and which of its frames (None when idle).
-        template: the template index shown (or that would have been, when dropped).
-        repeated: a speech slot showing the image of the slot before (half rate: every other frame rendered).
+
+class Timeline:
+    """Segments in slot order, filled by producers and emptied by the consumer, under one lock.
+
+    `changed` is that lock; it is notified whenever something is queued, ended or closed. The
+    session's need (speech to render) is reported to its `seat` under it, whenever it may change.
     """
 
-    slot: int
-    kind: str
-    image: np.ndarray | None
-    audio: np.ndarray
-    template: int
-    utterance: int | None = None
-    frame: int | None = None
-    repeated: bool = False
+    def __init__(self, clock: Clock, template_count: int, start_frame: int, seat: Seat) -> None:
+        self.clock, self.template_count, self.start_frame, self.seat = clock, template_count, start_frame, seat
+        self.changed = threading.Condition()
+        self.stats = SessionStats()
+        self.slot = 0
+        self.anchor: float | None = None
+        self.closed = False
+        self._segments: deque[Segment] = deque()
+        self._open: Utterance | None = None
+        self._next_id = 0
 
-    @property
-    def pts(self) -> float:
-        """Presentation time in seconds on the session's clock."""
-        return self.slot / FPS
+    # --- producers --------------------------------------------------------------------------
 
+    def push(self, samples: np.ndarray, features: Callable[[], FeatureRows]) -> None:
+        """Add speech to the open utterance (opening one, under the drop policy)."""
+        with self.changed:
+            self._check_open()
+            if self._open is None:
+                self._open = self._new_utterance(DROP, features())
+            self._open.add(samples)
+            self._report_need()
+            self.changed.notify_all()
 
-#: Seconds of slack a real-time session adds to every start delay, by default.
-DEFAULT_MARGIN = 0.1
-#: A server's default start margin: each visitor's media (the video encoder, the microphone's decoding)
-#: take CPU that the plan made from the model's speed does not count. Measured at 1280x720 on a 2-core
-#: EPYC with bf16, one visitor's microphone speech showed 75 of 96 frames with 0.1 s and 94 with 0.3 s.
-SERVE_MARGIN = 0.3
+    def say(self, samples: np.ndarray, features: FeatureRows) -> None:
+        """Queue a whole utterance (the delay policy) after ending the open one."""
+        with self.changed:
+            self._check_open()
+            self.end_open()
+            utterance = self._new_utterance(DELAY, features)
+            utterance.add(samples)
+            utterance.end()
+            self._report_need()
+            self.changed.notify_all()
 
+    def idle(self, frames: int) -> None:
+        """End the open utterance, then queue `frames` idle slots (none for 0)."""
+        with self.changed:
+            self._check_open()
+            self.end_open()
+            if frames:
+                self._segments.append(IdleRun(frames))
+            self.changed.notify_all()
 
-@dataclass
-class RenderRate:
-    """A measure of live rendering work (exponential moving averages): network batches (in a turn at
-    the model, not counting the wait for it), and the audio encoder's windows (one per feature row).
-    Real-time sessions of one LiveModel share one (LiveModel.warm_up)."""
+    def end_open(self) -> None:
+        """End the utterance producers are pushing into, if there is one."""
+        with self.changed:
+            if self._open is not None:
+                self._open.end()
+                self._open = None
+                self.changed.notify_all()
 
-    seconds_per_frame: float = 0.0
-    seconds_per_batch: float = 0.0
-    seconds_per_window: float = 0.0
-    weight: float = 0.3
+    def close(self, drain: bool) -> None:
+        """No more speech: queued slots can still be taken (`drain`), or are dropped."""
+        with self.changed:
+            self.end_open()
+            if not drain:
+                self._segments.clear()
+                self._report_need()
+            self.closed = True
+            self.changed.notify_all()
 
-    def _mix(self, old: float, new: float) -> float:
-        return new if old == 0 else (1 - self.weight) * old + self.weight * new
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StreamError("the session is closed: no more audio can be pushed")
 
-    def add(self, seconds: float, frames: int) -> None:
-        """Account one batch of `frames` that took `seconds`."""
-        self.seconds_per_frame = self._mix(self.seconds_per_frame, seconds / max(frames, 1))
-        self.seconds_per_batch = self._mix(self.seconds_per_batch, seconds)
+    def _new_utterance(self, policy: str, features: FeatureRows) -> Utterance:
+        utterance = Utterance(self._next_id, policy, self.clock.now(), features)
+        self._next_id += 1
+        self._segments.append(utterance)
+        return utterance
 
-    def add_encoding(self, seconds: float, windows: int) -> None:
-        """Account `windows` audio encoder windows (and their mel frames) that took `seconds`."""
-        self.seconds_per_window = self._mix(self.seconds_per_window, seconds / max(windows, 1))
+    # --- the consumer and the renderer ------------------------------------------------------
 
-    def shared_by(self, speakers: int) -> RenderRate:
-        """What this measure becomes when the model (and the machine) is shared by `speakers`
-        sessions taking turns: each step takes `speakers` times as long."""
-        return replace(self, seconds_per_frame=self.seconds_per_frame * speakers,
-                       seconds_per_batch=self.seconds_per_batch * speakers,
-                       seconds_per_window=self.seconds_per_window * speakers)
+    def head(self) -> Segment | None:
+        """The segment the next slot belongs to (None when nothing is queued)."""
+        with self.changed:
+            return self._segments[0] if self._segments else None
 
-    @property
-    def frames_per_second(self) -> float:
-        """Frames per second at the current estimate (infinite before any measurement)."""
-        return 1 / self.seconds_per_frame if self.seconds_per_frame > 0 else float("inf")
+    def pop_head(self, segment: Segment) -> None:
+        """`segment`, the head, is over (unless `interrupt` dropped it meanwhile)."""
+        with self.changed:
+            if self._segments and self._segments[0] is segment:
+                self._segments.popleft()
+                self._report_need()
 
+    def interrupt(self) -> None:
+        """Drop every utterance queued or being pushed: the next slot is idle."""
+        with self.changed:
+            self._open = None
+            self._segments.clear()
+            self._report_need()
+            self.changed.notify_all()
 
-def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float, batch: int = 1, stride: int = 1) -> float:
-    """Seconds between an utterance's first sample and its first slot.
+    def drained(self) -> bool:
+        """True once the session is closed and nothing is left to show."""
+        with self.changed:
+            return self.closed and not self._segments
 
-    Both policies wait for the lookahead and one batch. DROP (open speech, whose frames become
-    renderable one per slot as it arrives) also waits for the rest of a batch's speech: (batch - 1)
-    slots. DELAY (speech whose length is known) is encoded whole before its first frame renders, so
-    it also waits for that encoding, and until the slower rendering can no longer catch up with
-    playback: frame i is rendered by E + (i + 1) / r after the start and shown at delay + i / fps,
-    for every i < frames. At half rate (`stride` 2) a batch spans twice the slots and each slot
-    costs half a frame.
-    """
-    known = frames if policy == DELAY else None
-    encoding = known * rate.seconds_per_window if known is not None else 0.0
-    gathering = stride * (batch - 1) / FPS if known is None else 0.0
-    rate = replace(rate, seconds_per_frame=rate.seconds_per_frame / stride)
-    base = LOOKAHEAD_SECONDS + gathering + rate.seconds_per_batch + margin + encoding
-    if known is None or rate.frames_per_second >= FPS:
-        return base
-    catch_up = encoding + known * rate.seconds_per_frame - (known - 1) / FPS
-    return max(base, catch_up + margin)
+    def utterances(self) -> list[Utterance]:
+        """The queued utterances, in order."""
+        with self.changed:
+            return [segment for segment in self._segments if isinstance(segment, Utterance)]
 
+    def report_need(self) -> None:
+        """Report to the seat whether a queued utterance has frames left to render (or speech still
+        coming): after each step of rendering, and whenever the queue changes."""
+        with self.changed:
+            self._report_need()
 
-@dataclass
-class UtteranceReport:
-    """What happened to one utterance: when it started, how it was paced, what was dropped; at half
-    rate (`half_rate`) how many of its `frames` repeated the image before (`repeated`)."""
+    def _report_need(self) -> None:
+        speaking = any(isinstance(segment, Utterance) and segment.has_frames_to_render() for segment in self._segments)
+        self.seat.report_need(speaking)
 
-    utterance: int
-    policy: str
-    start_slot: int
-    start_delay_s: float
-    frames: int = 0
-    dropped: int = 0
-    first_frame_latency_s: float | None = None
-    half_rate: bool = False
-    repeated: int = 0
+    def take_idle(self, run: IdleRun) -> None:
+        """One slot of an idle run is shown (the run ends with its last)."""
+        with self.changed:
+            run.remaining -= 1
+            if run.remaining <= 0 and self._segments and self._segments[0] is run:
+                self._segments.popleft()
 
+    def start_clock(self) -> bool:
+        """Anchor slot 0 at the clock's now, once; True the first time."""
+        with self.changed:
+            if self.anchor is not None:
+                return False
+            self.anchor = self.clock.now()
+            return True
 
-#: Utterance reports a session keeps (the latest ones): its state must not grow with its length.
-KEPT_REPORTS = 100
+    def due(self, slot: int) -> float:
+        """Clock time at which slot `slot` is shown."""
+        assert self.anchor is not None  # start() set it
+        return self.anchor + slot / FPS
 
+    def template(self, slot: int) -> int:
+        """The template of slot `slot` (the ping-pong schedule runs on across idle and speech)."""
+        return ping_pong_index(slot, self.template_count, self.start_frame)
 
-@dataclass
-class SessionStats:
-    """Counts and timings of a session so far (reports of the latest KEPT_REPORTS utterances)."""
+    def place(self, utterance: Utterance, delay: float | None, not_before: int | None = None) -> None:
+        """Give the utterance its first slot, once: the next free one (and never before
+        `not_before`, the previous utterance's end), or in real time `delay` seconds after its first
+        sample; a simulation (delay None) counts its latency from its turn instead."""
+        with self.changed:
+            if utterance.start_slot is not None:
+                return
+            first = max(self.slot, not_before or 0)
+            if delay is not None:
+                assert self.anchor is not None  # a real-time timeline starts before its first utterance
+                start = max(first, math.ceil((utterance.arrived + delay - self.anchor) * FPS))
+                report = utterance.start(start, self.due(start) - utterance.arrived)
+            else:
+                report = utterance.start(first, 0.0, turn=self.clock.now())
+            self.stats.utterances.append(report)
 
-    slots: int = 0
-    speech_frames: int = 0
-    idle_frames: int = 0
-    dropped_frames: int = 0
-    repeated_frames: int = 0
-    utterances: deque[UtteranceReport] = field(default_factory=lambda: deque(maxlen=KEPT_REPORTS))
+    def advance(self, frame: LiveFrame) -> LiveFrame:
+        """Count `frame` as shown and move on to the next slot."""
+        self.slot += 1
+        self.stats.count(frame.kind, frame.repeated)
+        return frame
 
-    @property
-    def first_frame_latency_s(self) -> float | None:
-        """The first speech frame's latency of the earliest kept utterance that showed one (None before)."""
-        return next((u.first_frame_latency_s for u in self.utterances if u.first_frame_latency_s is not None), None)
-
-    def count(self, kind: str, repeated: bool = False) -> None:
-        """Count one slot of `kind` ("speech", "idle" or "dropped"), `repeated` at half rate."""
-        self.slots += 1
-        self.repeated_frames += repeated
-        if kind == "speech":
-            self.speech_frames += 1
-        elif kind == "idle":
-            self.idle_frames += 1
-        else:
-            self.dropped_frames += 1
+    def wait(self, timeout: float | None, unless: Callable[[], bool] | None = None) -> bool:
+        """Wait until something changes (at once if `unless()` holds, checked under the lock);
+        False if `timeout` seconds passed first."""
+        with self.changed:
+            if unless is not None and unless():
+                return True
+            return self.changed.wait(timeout)

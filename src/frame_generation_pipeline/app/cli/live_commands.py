@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...live.features import HubertWindows
+from ...models.hubert import HubertWindows
 from .arguments import (
     add_audio_model,
     add_blend,
@@ -22,9 +22,9 @@ from .render_commands import report
 def run_live(args: argparse.Namespace) -> int:
     """`frame-gen live`: push speech files into a live session and record what a viewer gets."""
     from ...live.session import StreamingSession
-    from ...live.simulate import simulate_viewer, write_report
     from ...models.audio_models import load_audio_model
     from ...options import RenderOptions, describe_precision
+    from ..live.simulate import simulate_viewer, write_report
 
     options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, blend=blend_from(args))
     plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})

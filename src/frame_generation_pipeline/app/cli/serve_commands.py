@@ -10,7 +10,7 @@ import tempfile
 from contextlib import nullcontext
 
 from ...errors import ConfigurationError
-from ...live.timeline import SERVE_MARGIN
+from ...live.pacing import SERVE_MARGIN
 from .arguments import (
     add_audio_model,
     add_blend,

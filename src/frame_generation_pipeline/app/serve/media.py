@@ -16,8 +16,9 @@ from aiortc.mediastreams import MediaStreamError
 
 from ...contract import SAMPLE_RATE
 from ...errors import StreamError
+from ...live.screen import Screen, to_int16
 from ...live.session import StreamingSession
-from ...live.timeline import FPS, SLOT_SAMPLES
+from ...live.slot import FPS, SLOT_SAMPLES
 from .metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def audio_frames(samples: np.ndarray, slot: int) -> list[av.AudioFrame]:
     20 ms, not the slot's 40: aiortc sends all the Opus packets of one frame under one RTP
     timestamp, and a receiver keeps only one of them.
     """
-    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    pcm = to_int16(samples)
     frames = []
     for offset in range(0, SLOT_SAMPLES, AUDIO_FRAME_SAMPLES):
         frame = av.AudioFrame.from_ndarray(pcm[None, offset : offset + AUDIO_FRAME_SAMPLES], format="s16", layout="mono")
@@ -101,14 +102,11 @@ class SessionMedia:
             self._pump.start()
 
     def _run(self) -> None:
-        previous: np.ndarray | None = None
+        screen = Screen(self.session.template_image)
         latest_utterance: int | None = None
         try:
             for slot in self.session:
-                image = slot.image if slot.image is not None else previous
-                if image is None:
-                    image = self.session.template_image(slot.template)
-                previous = image
+                image = screen.show(slot)
                 frames: list[av.VideoFrame | av.AudioFrame] = [video_frame(image, slot.slot, self.width),
                                                                *audio_frames(slot.audio, slot.slot)]
                 if not self._send(frames):

@@ -31,9 +31,9 @@ from ...contract import SAMPLE_RATE
 from ...devices import tune_allocator
 from ...errors import FrameGenerationError, first_line
 from ...inputs.templates import TemplateSet
+from ...live.pacing import SERVE_MARGIN
 from ...live.session import StreamingSession, live_batch_size
 from ...live.shared import LiveModel
-from ...live.timeline import SERVE_MARGIN
 from ...models.audio_encoder import AudioEncoder
 from ...models.backends.base import InferenceBackend
 from ...pipeline import FrameGenerationPipeline

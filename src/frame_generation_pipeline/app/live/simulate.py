@@ -16,16 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.ffmpeg import AudioInfo
-from ..audio.speech import load_speech
-from ..contract import SAMPLE_RATE
-from ..errors import StreamError
-from ..files import atomic_directory, atomic_file, write_bytes
-from ..outputs.frames import encode_image
-from ..outputs.video import encode_frames, mux_audio
-from ..plan import RenderPlan
-from .session import StreamingSession
-from .timeline import DELAY, FPS, LOOKAHEAD_SECONDS
+from ...audio.ffmpeg import AudioInfo
+from ...audio.speech import load_speech
+from ...contract import SAMPLE_RATE
+from ...errors import StreamError
+from ...files import atomic_directory, atomic_file, write_bytes
+from ...models.ave_stream import LOOKAHEAD_SECONDS
+from ...live.pacing import DELAY
+from ...live.screen import Screen, to_int16
+from ...live.session import StreamingSession
+from ...live.slot import FPS
+from ...outputs.frames import encode_image
+from ...outputs.video import encode_frames, mux_audio
+from ...plan import RenderPlan
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +107,13 @@ def _record(session: StreamingSession, producer: threading.Thread, scratch: Path
 def _shown(session: StreamingSession, audio: wave.Wave_write, folder: Path | None) -> Iterator[np.ndarray]:
     """Each slot's image as a viewer sees it (a dropped slot repeats the last one), its audio written
     to `audio` and its image, losslessly, into `folder`."""
-    previous = None
+    screen = Screen(session.template_image)
     for frame in session:
-        image = frame.image if frame.image is not None else previous
-        if image is None:  # a first slot dropped: nothing shown yet, show the template
-            image = session.template_image(frame.template)
-        audio.writeframes((np.clip(frame.audio, -1, 1) * 32767).astype("<i2").tobytes())
+        image = screen.show(frame)
+        audio.writeframes(to_int16(frame.audio).astype("<i2").tobytes())
         if folder is not None:
             path = folder / f"{frame.slot:06d}.png"
             write_bytes(path, encode_image(image, path))
-        previous = image
         yield image
 
 

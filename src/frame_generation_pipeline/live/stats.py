@@ -1,0 +1,54 @@
+"""What a live session reports: per utterance (UtteranceReport) and in all (SessionStats)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class UtteranceReport:
+    """What happened to one utterance: when it started, how it was paced, what was dropped; at half
+    rate (`half_rate`) how many of its `frames` repeated the image before (`repeated`)."""
+
+    utterance: int
+    policy: str
+    start_slot: int
+    start_delay_s: float
+    frames: int = 0
+    dropped: int = 0
+    first_frame_latency_s: float | None = None
+    half_rate: bool = False
+    repeated: int = 0
+
+
+#: Utterance reports a session keeps (the latest ones): its state must not grow with its length.
+KEPT_REPORTS = 100
+
+
+@dataclass
+class SessionStats:
+    """Counts and timings of a session so far (reports of the latest KEPT_REPORTS utterances)."""
+
+    slots: int = 0
+    speech_frames: int = 0
+    idle_frames: int = 0
+    dropped_frames: int = 0
+    repeated_frames: int = 0
+    utterances: deque[UtteranceReport] = field(default_factory=lambda: deque(maxlen=KEPT_REPORTS))
+
+    @property
+    def first_frame_latency_s(self) -> float | None:
+        """The first speech frame's latency of the earliest kept utterance that showed one (None before)."""
+        return next((u.first_frame_latency_s for u in self.utterances if u.first_frame_latency_s is not None), None)
+
+    def count(self, kind: str, repeated: bool = False) -> None:
+        """Count one slot of `kind` ("speech", "idle" or "dropped"), `repeated` at half rate."""
+        self.slots += 1
+        self.repeated_frames += repeated
+        if kind == "speech":
+            self.speech_frames += 1
+        elif kind == "idle":
+            self.idle_frames += 1
+        else:
+            self.dropped_frames += 1

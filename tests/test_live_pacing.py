@@ -1,0 +1,110 @@
+"""Live pacing on a fake clock: known-length speech delayed so playback never stalls, open speech
+dropping what cannot be on time, half rate below real time, and what the session reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from frame_generation_pipeline.live.session import StreamingSession
+from frame_generation_pipeline.live.slot import FPS
+from frame_generation_pipeline.live.stats import SessionStats, UtteranceReport
+from frame_generation_pipeline.models.ave_stream import LOOKAHEAD_SECONDS
+
+from .live_helpers import FakeClock, Recorder, SlowEncoder, drive, make_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, encoder_path):
+    """The live tests' templates, speech and encoder."""
+    return make_world(tmp_path_factory.mktemp("live"), encoder_path)
+
+
+def test_known_length_speech_is_delayed_so_playback_never_stalls(world):
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.1)  # 10 frames/s: 2.5x slower than real time
+    encoder = SlowEncoder(world["encoder"], clock, 0.03)  # the whole clip is encoded before its first frame
+    session = StreamingSession(model, world["templates"], encoder, batch_size=2, realtime=True, clock=clock,
+                               threaded=False)
+    started = session.due(0)
+    session.say(world["speech"]["long"])
+    session.close()
+    slots = drive(session, clock)
+    speech = [s for s in slots if s.kind != "idle"]
+    report = session.stats.utterances[0]
+    assert session.stats.dropped_frames == 0 and all(s.kind == "speech" for s in speech)
+    frames = len(speech)
+    encoding = (frames - 2) * 0.03  # one window per feature row but the first and last
+    catch_up = encoding + frames * 0.1 - (frames - 1) / FPS
+    assert report.start_delay_s >= catch_up, "the start waits until encoding and rendering cannot fall behind"
+    assert report.start_delay_s <= catch_up + 0.3
+    assert clock.now() - started == pytest.approx(slots[-1].slot / FPS, abs=0.2), "every slot shown at its time"
+
+
+def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(world):
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.1)
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
+                               threaded=False, half_rate=False)
+    session.due(0)
+    samples = world["speech"]["long"]
+    session.push_audio(samples)
+    session.end_of_speech()
+    session.close()
+    slots = drive(session, clock)
+    speech = [s for s in slots if s.kind != "idle"]
+    dropped = [s for s in speech if s.kind == "dropped"]
+    assert 0.4 * len(speech) < len(dropped) < 0.8 * len(speech), "about 60% cannot be rendered in time"
+    assert session.stats.dropped_frames == len(dropped) and len(model.calls) <= len(speech) - len(dropped) + 3 + 1
+    heard = np.concatenate([s.audio for s in speech])
+    assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "audio plays on, frames dropped or not"
+    assert [s.slot for s in slots] == list(range(len(slots)))
+    report = session.stats.utterances[0]
+    assert report.start_delay_s == pytest.approx(LOOKAHEAD_SECONDS + 0.1 + session.margin, abs=1 / FPS + 0.01)
+
+
+def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_with_the_audio_unbroken(world, caplog):
+    import logging
+
+    from frame_generation_pipeline.live.shared import WARM_UP_ROUNDS
+
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.06)  # 16.7 frames/s: below real time, above half of it
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
+                               threaded=False)
+    session.due(0)
+    samples = world["speech"]["long"]
+    with caplog.at_level(logging.INFO, logger="frame_generation_pipeline"):
+        for _ in range(2):  # two utterances: the half rate is said once
+            session.push_audio(samples)
+            session.end_of_speech()
+        session.say(samples)  # known length: it waits for every frame instead (tested above)
+        session.close()
+        slots = drive(session, clock)
+    said = [r for r in caplog.records if "every other slot" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    for number in (0, 1):
+        speech = [s for s in slots if s.utterance == number]
+        assert speech and all(s.kind == "speech" for s in speech), "nothing dropped at half rate"
+        firsts, seconds = speech[0::2], speech[1::2]
+        assert all(a.image is b.image and not a.repeated and b.repeated for a, b in zip(firsts, seconds)), \
+            "every rendered image is shown twice, in its slot and the next"
+        assert [s.frame for s in firsts] == list(range(0, len(speech), 2))
+        assert len({id(s.image) for s in firsts}) == len(firsts), "each pair its own image"
+        heard = np.concatenate([s.audio for s in speech])
+        assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
+        report = session.stats.utterances[number]
+        assert report.half_rate and report.repeated == len(speech) // 2 and report.dropped == 0
+    known = [s for s in slots if s.utterance == 2]
+    assert not session.stats.utterances[2].half_rate and not any(s.repeated for s in known)
+    warm_up = 1 + WARM_UP_ROUNDS  # batches of one
+    assert len(model.calls) - warm_up == sum(s.utterance is not None and not s.repeated for s in slots), "half rendered"
+    assert session.stats.repeated_frames == sum(s.repeated for s in slots)
+
+
+def test_the_first_frame_latency_is_the_first_utterances_that_showed_a_frame():
+    stats = SessionStats()
+    assert stats.first_frame_latency_s is None
+    stats.utterances.extend([UtteranceReport(0, "drop", 0, 0.5), UtteranceReport(1, "drop", 30, 0.5, first_frame_latency_s=0.7),
+                             UtteranceReport(2, "delay", 60, 0.9, first_frame_latency_s=0.4)])
+    assert stats.first_frame_latency_s == 0.7
