@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the CLI imports torch only in the commands that need it
     from ...models.audio_encoder import AudioEncoder
     from ...models.backends.torch_backend import TorchBackend
 
+
 def render_options(args: argparse.Namespace, **extra):
     """RenderOptions from the parsed arguments."""
     from ...options import RenderOptions
