@@ -14,7 +14,7 @@ status=0
 "$PYTHON" -c "import json, torch; print(json.dumps({'torch': torch.__version__, 'cuda': torch.cuda.is_available(),
   'devices': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}))" > "$OUT/torch.json" || status=1
 # 1. the CUDA tests (about 1 minute)
-timeout 180 "$PYTHON" -m pytest -q -rs tests/test_throughput.py tests/test_unet_model.py \
+timeout 180 "$PYTHON" -m pytest -q -rs tests/test_determinism.py tests/test_unet_model.py \
     --junitxml "$OUT/cuda_tests.xml" > "$OUT/cuda_tests.txt" 2>&1 || status=1
 tail -3 "$OUT/cuda_tests.txt"
 # 2. the default path at 720p and 1080p, one round each, beside upstream's loop (about 5 minutes)

@@ -33,3 +33,15 @@ def earlier_output(folder: Path, files: dict[str, bytes], writer: str = "frames"
         for name, data in files.items():
             (staging / name).write_bytes(data)
     return folder
+
+
+def lms_text(points) -> str:
+    """`.lms` text: one `x y` line per point."""
+    return "".join(f"{x} {y}\n" for x, y in points)
+
+
+def face_points(n=110, left=(100.7, 50.0), right=(260.2, 50.0), top=(180.0, 120.9)) -> list[tuple[float, float]]:
+    """`n` landmark points, all at (150, 150) but 1, 31 and 52, the three the crop box reads."""
+    points = [(150.0, 150.0)] * n
+    points[1], points[31], points[52] = left, right, top
+    return points

@@ -61,6 +61,65 @@ def audio_window(features, i, mode):
     return np.array(rows, dtype=np.float32).reshape(shape)
 
 
+def landmarks_from_text(text):
+    """SPEC step 2: float32 rows, then int32 (truncation toward zero)."""
+    lms_list = []
+    for line in text.splitlines():
+        arr = line.split(" ")
+        arr = np.array(arr, dtype=np.float32)
+        lms_list.append(arr)
+    return np.array(lms_list, dtype=np.int32)
+
+
+def crop_box(lms):
+    """SPEC step 3: (xmin, ymin, xmax, ymax)."""
+    xmin = lms[1][0]
+    ymin = lms[52][1]
+    xmax = lms[31][0]
+    width = xmax - xmin
+    ymax = ymin + width
+    return xmin, ymin, xmax, ymax
+
+
+def image_input(crop_img):
+    """SPEC steps 4-7 on the crop: (the 328 square, the (1, 6, 320, 320) float32 input tensor)."""
+    crop_img = cv2.resize(crop_img, (328, 328), interpolation=cv2.INTER_CUBIC)
+    crop_img_ori = crop_img.copy()
+    img_real_ex = crop_img[4:324, 4:324].copy()
+    img_real_ex_ori = img_real_ex.copy()
+    img_masked = cv2.rectangle(img_real_ex_ori, (5, 5, 310, 305), (0, 0, 0), -1)
+    img_masked = img_masked.transpose(2, 0, 1).astype(np.float32)
+    img_real_ex = img_real_ex.transpose(2, 0, 1).astype(np.float32)
+    img_real_ex_T = torch.from_numpy(img_real_ex / 255.0)
+    img_masked_T = torch.from_numpy(img_masked / 255.0)
+    img_concat_T = torch.cat([img_real_ex_T, img_masked_T], axis=0)[None]
+    return crop_img_ori, img_concat_T
+
+
+def to_pixels(pred):
+    """SPEC step 10: a (3, 320, 320) network output as 320 x 320 x 3 uint8, truncated."""
+    pred = pred.transpose(1, 2, 0) * 255
+    return np.array(pred, dtype=np.uint8)
+
+
+def paste(img, box, crop_img_ori, pixels, parsing=None):
+    """SPEC steps 11-13: the frame `img` (changed in place) with `pixels` pasted into the 328 square
+    `crop_img_ori` of step 4, kept where the `parsing` image is red or white."""
+    xmin, ymin, xmax, ymax = box
+    crop_img_par = img[ymin:ymax, xmin:xmax].copy()
+    h, w = crop_img_par.shape[:2]
+    crop_img_ori = crop_img_ori.copy()
+    crop_img_ori[4:324, 4:324] = pixels
+    crop_img_ori = cv2.resize(crop_img_ori, (w, h), interpolation=cv2.INTER_CUBIC)
+    if parsing is not None:
+        par = parsing[ymin:ymax, xmin:xmax]
+        red = (par[:, :, 0] == 0) & (par[:, :, 1] == 0) & (par[:, :, 2] == 255)
+        white = (par[:, :, 0] == 255) & (par[:, :, 1] == 255) & (par[:, :, 2] == 255)
+        crop_img_ori[red | white] = crop_img_par[red | white]
+    img[ymin:ymax, xmin:xmax] = crop_img_ori
+    return img
+
+
 def render(checkpoint_path, mode, template_dir, features, start_frame=0, use_parsing=False, keep=None):
     """Yield the frames of SPEC.md for per-frame or windowed `features` (a float32 array)."""
     net = load_net(checkpoint_path, mode)
@@ -70,46 +129,16 @@ def render(checkpoint_path, mode, template_dir, features, start_frame=0, use_par
     for i in range(features.shape[0]):
         k = indices[i]
         img = cv2.imread(os.path.join(img_dir, str(k) + ".jpg"))
-        lms_list = []
         with open(os.path.join(template_dir, "landmarks", str(k) + ".lms")) as f:
-            for line in f.read().splitlines():
-                arr = line.split(" ")
-                arr = np.array(arr, dtype=np.float32)
-                lms_list.append(arr)
-        lms = np.array(lms_list, dtype=np.int32)
-        xmin = lms[1][0]
-        ymin = lms[52][1]
-        xmax = lms[31][0]
-        width = xmax - xmin
-        ymax = ymin + width
-        crop_img = img[ymin:ymax, xmin:xmax]
-        crop_img_par = crop_img.copy()
-        h, w = crop_img.shape[:2]
-        crop_img = cv2.resize(crop_img, (328, 328), interpolation=cv2.INTER_CUBIC)
-        crop_img_ori = crop_img.copy()
-        img_real_ex = crop_img[4:324, 4:324].copy()
-        img_real_ex_ori = img_real_ex.copy()
-        img_masked = cv2.rectangle(img_real_ex_ori, (5, 5, 310, 305), (0, 0, 0), -1)
-        img_masked = img_masked.transpose(2, 0, 1).astype(np.float32)
-        img_real_ex = img_real_ex.transpose(2, 0, 1).astype(np.float32)
-        img_real_ex_T = torch.from_numpy(img_real_ex / 255.0)
-        img_masked_T = torch.from_numpy(img_masked / 255.0)
-        img_concat_T = torch.cat([img_real_ex_T, img_masked_T], axis=0)[None]
+            lms = landmarks_from_text(f.read())
+        xmin, ymin, xmax, ymax = box = crop_box(lms)
+        crop_img_ori, img_concat_T = image_input(img[ymin:ymax, xmin:xmax])
         audio_feat = torch.from_numpy(audio_window(features, i, mode))[None]
         with torch.no_grad():
             pred = net(img_concat_T, audio_feat)[0]
         raw = pred.numpy()
-        pred = pred.cpu().numpy().transpose(1, 2, 0) * 255
-        pred = np.array(pred, dtype=np.uint8)
-        crop_img_ori[4:324, 4:324] = pred
-        crop_img_ori = cv2.resize(crop_img_ori, (w, h), interpolation=cv2.INTER_CUBIC)
-        if use_parsing:
-            parsing = cv2.imread(os.path.join(template_dir, "parsing", str(k) + ".png"))
-            par = parsing[ymin:ymax, xmin:xmax]
-            red = (par[:, :, 0] == 0) & (par[:, :, 1] == 0) & (par[:, :, 2] == 255)
-            white = (par[:, :, 0] == 255) & (par[:, :, 1] == 255) & (par[:, :, 2] == 255)
-            crop_img_ori[red | white] = crop_img_par[red | white]
-        img[ymin:ymax, xmin:xmax] = crop_img_ori
+        parsing = cv2.imread(os.path.join(template_dir, "parsing", str(k) + ".png")) if use_parsing else None
+        img = paste(img, box, crop_img_ori, to_pixels(raw), parsing)
         if keep is not None:
             keep.append({"input": img_concat_T.numpy(), "audio": audio_feat.numpy(), "output": raw[None],
                          "template": k, "box": [int(xmin), int(ymin), int(xmax), int(ymax)]})

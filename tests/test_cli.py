@@ -121,6 +121,19 @@ def test_help_lists_choices_and_shows_each_default_once(capsys):
     assert "No video is written" in capsys.readouterr().out
 
 
+def test_help_lists_the_subcommands_in_order_and_every_mode_choice(capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    listed = re.findall(r"^    (\S+)", capsys.readouterr().out, flags=re.MULTILINE)
+    assert listed == ["video", "frames", "reference", "features", "export-onnx", "verify-reference", "demo", "live",
+                      "serve", "batch", "package", "verify-package", "compare", "cache"]
+    for command in ("export-onnx", "package", "live", "serve"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        assert "--mode {ave,hubert,wenet}" in capsys.readouterr().out, command
+
+
 def test_demo_renders_a_playable_video_with_audio(tmp_path):
     import av
 

@@ -206,6 +206,17 @@ def test_reference_refuses_zero_samples(good, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--retries", "-1", "must be at least 0, got -1"), ("--retries", "1.5", "expected an integer, got '1.5'"),
+    ("--gpus-per-worker", "-0.5", "must be a finite number at least 0, got '-0.5'"),
+    ("--gpus-per-worker", "nan", "must be a finite number at least 0, got 'nan'"),
+])
+def test_batch_bounds_its_retries_and_gpus_before_reading_the_jobs(tmp_path, capsys, option, value, message):
+    status = cli_status(["batch", tmp_path / "missing.jsonl", option, value])
+    assert status == 2
+    assert capsys.readouterr().err == f"error: argument {option}: {message} (see `frame-gen batch --help`)\n"
+
+
 DISK_FULL = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -25,7 +25,8 @@ LAYERS = {
     "live": 8,
     "app": 9, "__main__": 9, "integrations": 9,
 }
-MAX_LINES = 300
+#: Size bounds: a module in src/, a function or method in src/ (from `def` to its last line), a file in tests/.
+MAX_LINES, MAX_FUNCTION_LINES, MAX_TEST_FILE_LINES = 300, 60, 450
 
 
 def _modules() -> list[Path]:
@@ -84,12 +85,36 @@ def test_integrations_use_the_live_engine_not_the_app():
     assert offenders == []
 
 
-def test_every_module_says_what_it_owns_and_stays_small():
+def test_every_module_says_what_it_owns_in_its_first_line():
     for path in _modules():
         text = path.read_text()
         docstring = ast.get_docstring(ast.parse(text))
         assert docstring and text.lstrip().startswith('"""'), f"{path} has no docstring on its first line"
-        assert len(text.splitlines()) <= MAX_LINES, f"{path} has {len(text.splitlines())} lines"
+
+
+def _oversized(paths: list[Path], limit: int, what: str) -> list[str]:
+    """'path: N lines (a `what` over `limit`)' for each of `paths` longer than `limit` lines."""
+    sizes = {path: len(path.read_text().splitlines()) for path in paths}
+    return [f"{path.relative_to(ROOT)}: {lines} lines (a {what} over {limit})" for path, lines in sizes.items() if lines > limit]
+
+
+def _long_functions(path: Path) -> list[str]:
+    """'path:line name: N lines' for every function or method of `path` (nested ones too) over the bound."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1 if node.end_lineno else 0
+            if lines > MAX_FUNCTION_LINES:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines} lines "
+                             f"(a function over {MAX_FUNCTION_LINES})")
+    return found
+
+
+def test_modules_functions_and_test_files_stay_small():
+    offenders = [*_oversized(_modules(), MAX_LINES, "module"),
+                 *(found for path in _modules() for found in _long_functions(path)),
+                 *_oversized(sorted((ROOT / "tests").rglob("*.py")), MAX_TEST_FILE_LINES, "test file")]
+    assert not offenders, "split these:\n" + "\n".join(offenders)
 
 
 def _public_definitions(tree: ast.Module):

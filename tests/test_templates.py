@@ -1,4 +1,4 @@
-"""The template folder: layout checks, the ping-pong schedule, up-front validation."""
+"""The template folder: layout checks, the ping-pong schedule, up-front validation; its images' decoding."""
 
 from __future__ import annotations
 
@@ -128,6 +128,16 @@ def test_exif_rotation_counts_in_the_size(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees when displayed, as OpenCV decodes it
     Image.new("RGB", (40, 30)).save(tmp_path / "r.jpg", exif=exif)
     assert image_size(tmp_path / "r.jpg") == (30, 40) == read_image(tmp_path / "r.jpg").shape[1::-1]
+
+
+def test_unreadable_images_are_named(tmp_path):
+    from frame_generation_pipeline.inputs.images import read_image
+
+    with pytest.raises(TemplateError, match="image file not found"):
+        read_image(tmp_path / "0.jpg")
+    (tmp_path / "1.jpg").write_bytes(b"\xff\xd8 garbage")
+    with pytest.raises(TemplateError, match="1.jpg: not a decodable image"):
+        read_image(tmp_path / "1.jpg")
 
 
 def test_images_numbered_from_one_are_named_with_the_fix(folder):

@@ -26,13 +26,13 @@ from ..checks import require_int
 from ..contract import SAMPLE_RATE
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet, as_templates, ping_pong_schedule
+from ..models.hubert import HubertWindows
 from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import NO_BLEND, Blend
 from ..render.generator import InferenceModel
 from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
-from ..models.hubert import HubertWindows
 from .pacing import DEFAULT_MARGIN, RenderRate
 from .renderer import Renderer
 from .shared import DEFAULT_CACHE_BYTES, LiveModel

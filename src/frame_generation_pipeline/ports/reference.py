@@ -35,7 +35,7 @@ from ..inputs.templates import TemplateSet
 from ..models.hubert import HubertStages
 from ..outputs.frames import encode_image
 from ..render.blend import NO_BLEND, Blend
-from ..render.generator import FrameRenderer
+from ..render.generator import FrameRenderer, RenderedFrame
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -121,33 +121,8 @@ def write_bundle(
     records = []
     with atomic_directory(output_dir, "reference bundle") as staging:
         for rendered in generator.render(templates, features, start_frame, set(samples), frame_count, blend=blend):
-            if rendered.network_input is None:
-                continue
-            stem = f"f{rendered.index:06d}"
-            files = {
-                "template": f"{stem}_template.png", "landmarks": f"{stem}_landmarks.lms",
-                "input": f"{stem}_input.npy", "audio": f"{stem}_audio.npy",
-                "output": f"{stem}_output.npy", "frame": f"{stem}_frame.png",
-            }
-            template = templates.load(rendered.template_index)
-            _write_png(staging / files["template"], template.image)
-            shutil.copyfile(templates.landmark_path(rendered.template_index), staging / files["landmarks"])
-            if template.parsing is not None:
-                files["parsing"] = f"{stem}_parsing.png"
-                _write_png(staging / files["parsing"], template.parsing)
-            assert rendered.audio is not None and rendered.network_output is not None  # kept with the input
-            np.save(staging / files["input"], rendered.network_input[None])
-            np.save(staging / files["audio"], rendered.audio[None])
-            np.save(staging / files["output"], rendered.network_output[None])
-            _write_png(staging / files["frame"], rendered.image)
-            extra = _speech_sample(staging, stem, files, rendered.index, speech) if isinstance(speech, SpeechStages) else {}
-            records.append({**extra,
-                "frame_index": rendered.index,
-                "template_index": rendered.template_index,
-                "crop_box": list(rendered.box),
-                "files": files,
-                "sha256": {key: file_sha256(staging / name) for key, name in files.items()},
-            })
+            if rendered.network_input is not None:
+                records.append(_write_sample(staging, templates, rendered, speech))
         metadata = {
             "format_version": FORMAT_VERSION,
             "producer": f"frame-generation-pipeline {__version__}",
@@ -165,16 +140,49 @@ def write_bundle(
             "checkpoint_sha256": checkpoint_sha256,
             "samples": records,
         }
-        if isinstance(speech, HubertStages):
-            for key, name in HUBERT_FILES.items():
-                np.save(staging / name, getattr(speech, "samples" if key == "pcm" else key))
-            metadata["speech"] = {**HUBERT_FILES, "kind": "hubert", "sample_rate": SAMPLE_RATE, "rows": len(speech.hidden),
-                                  "clip_samples": speech.clip_samples}
-        elif speech is not None:
-            np.save(staging / SPEECH_FILES["pcm"], speech.pcm)
-            np.save(staging / SPEECH_FILES["mel"], speech.mel)
-            metadata["speech"] = {**SPEECH_FILES, "sample_rate": SAMPLE_RATE, "mel_frames": len(speech.mel),
-                                  "windows": len(speech.windows)}
+        if speech is not None:
+            metadata["speech"] = _write_speech(staging, speech)
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=1))
     logger.info("wrote a reference bundle of %d samples to %s", len(records), output_dir)
     return Path(output_dir)
+
+
+def _write_sample(staging: Path, templates: TemplateSet, rendered: RenderedFrame,
+                  speech: SpeechStages | HubertStages | None) -> dict:
+    """Write one sample frame's files (with its ave encoder stages when made from speech); its metadata record."""
+    stem = f"f{rendered.index:06d}"
+    files = {
+        "template": f"{stem}_template.png", "landmarks": f"{stem}_landmarks.lms",
+        "input": f"{stem}_input.npy", "audio": f"{stem}_audio.npy",
+        "output": f"{stem}_output.npy", "frame": f"{stem}_frame.png",
+    }
+    template = templates.load(rendered.template_index)
+    _write_png(staging / files["template"], template.image)
+    shutil.copyfile(templates.landmark_path(rendered.template_index), staging / files["landmarks"])
+    if template.parsing is not None:
+        files["parsing"] = f"{stem}_parsing.png"
+        _write_png(staging / files["parsing"], template.parsing)
+    assert rendered.network_input is not None and rendered.audio is not None and rendered.network_output is not None
+    np.save(staging / files["input"], rendered.network_input[None])
+    np.save(staging / files["audio"], rendered.audio[None])
+    np.save(staging / files["output"], rendered.network_output[None])
+    _write_png(staging / files["frame"], rendered.image)
+    extra = _speech_sample(staging, stem, files, rendered.index, speech) if isinstance(speech, SpeechStages) else {}
+    return {**extra,
+            "frame_index": rendered.index,
+            "template_index": rendered.template_index,
+            "crop_box": list(rendered.box),
+            "files": files,
+            "sha256": {key: file_sha256(staging / name) for key, name in files.items()}}
+
+
+def _write_speech(staging: Path, speech: SpeechStages | HubertStages) -> dict:
+    """Write the whole utterance's audio stages; their metadata entry."""
+    if isinstance(speech, HubertStages):
+        for key, name in HUBERT_FILES.items():
+            np.save(staging / name, getattr(speech, "samples" if key == "pcm" else key))
+        return {**HUBERT_FILES, "kind": "hubert", "sample_rate": SAMPLE_RATE, "rows": len(speech.hidden),
+                "clip_samples": speech.clip_samples}
+    np.save(staging / SPEECH_FILES["pcm"], speech.pcm)
+    np.save(staging / SPEECH_FILES["mel"], speech.mel)
+    return {**SPEECH_FILES, "sample_rate": SAMPLE_RATE, "mel_frames": len(speech.mel), "windows": len(speech.windows)}

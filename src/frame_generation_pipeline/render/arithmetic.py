@@ -1,4 +1,4 @@
-"""The per-frame pixel arithmetic of contract steps 4-13 (crop, resize, mask, network input, paste).
+"""The per-frame pixel arithmetic of contract steps 3-13 (crop, resize, mask, network input, paste).
 
 NumPy and OpenCV only. Conventions: images are HxWx3 uint8 BGR as OpenCV decodes them; a crop
 box is [xmin, xmax) x [ymin, ymax) (see inputs/landmarks.py); network tensors are CHW float32 in
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..contract import BORDER, CROP_SIZE, MASK_COLS, MASK_ROWS
-from ..inputs.landmarks import CropBox
+from ..inputs.landmarks import CropBox, check_box_inside, crop_box
 from .blend import NO_BLEND, Blend, feather
 
 #: Parsing colours (BGR) whose pixels keep the template's original crop.
@@ -22,6 +22,14 @@ _INNER = slice(BORDER, CROP_SIZE - BORDER)
 def crop_region(image: np.ndarray, box: CropBox) -> np.ndarray:
     """The box cut out of `image` (a view; cut short at the right and bottom edges, as NumPy slicing)."""
     return image[box.slices()]
+
+
+def crop_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, CropBox]:
+    """The landmarks' crop box cut out of `image` (crop_region) and the box (step 3); TemplateError
+    for a bad box or one that starts outside the image."""
+    box = crop_box(landmarks)
+    check_box_inside(box, image.shape[1::-1], "<image>")
+    return crop_region(image, box), box
 
 
 def resize_crop(crop: np.ndarray) -> np.ndarray:

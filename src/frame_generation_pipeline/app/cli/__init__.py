@@ -20,7 +20,15 @@ from contextlib import contextmanager
 from ...devices import tune_allocator
 from ...errors import FrameGenerationError
 from ...version import __version__
-from . import cache_commands, farm_commands, live_commands, port_commands, render_commands, serve_commands
+from . import (
+    cache_commands,
+    demo_commands,
+    farm_commands,
+    live_commands,
+    port_commands,
+    render_commands,
+    serve_commands,
+)
 from .arguments import Handler, Parser
 
 logger = logging.getLogger("frame_generation_pipeline")
@@ -63,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render_commands.add_commands(commands)
+    demo_commands.add_commands(commands)
     live_commands.add_commands(commands)
     serve_commands.add_commands(commands)
     farm_commands.add_commands(commands)

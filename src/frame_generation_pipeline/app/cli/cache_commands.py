@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .arguments import subcommand
-from .render_commands import report
+from .messages import report
 
 
 def run_cache(args: argparse.Namespace) -> int:

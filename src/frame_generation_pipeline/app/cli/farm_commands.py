@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .arguments import positive_int, subcommand
-from .render_commands import report
+from .arguments import non_negative_float, non_negative_int, positive_int, subcommand
+from .messages import report
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("jobs", help="JSONL file of jobs")
     batch.add_argument("--workers", type=positive_int, default=None, help="workers (default: one per 2 CPUs, or per GPU group)")
     batch.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one on 127.0.0.1)")
-    batch.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker gets (0: CPU workers)")
+    batch.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0, help="GPUs each worker gets (0: CPU workers)")
     batch.add_argument("--report", default=None, help="write a JSON line per job here (in place when the batch ends)")
     batch.add_argument("--chunk-frames", type=positive_int, default=None, help="split longer jobs into chunks of this many frames")
-    batch.add_argument("--retries", type=int, default=2, help="times a job is tried again when its worker dies")
+    batch.add_argument("--retries", type=non_negative_int, default=2, help="times a job is tried again when its worker dies")

@@ -15,8 +15,8 @@ from .arguments import (
     positive_float,
     subcommand,
 )
+from .messages import report
 from .prepare import pipeline_from, plan_from
-from .render_commands import report
 
 
 def run_live(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ...contract import MODES
 from .arguments import non_negative_int, opset_value, positive_float, positive_int, subcommand
-from .render_commands import report
+from .messages import report
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -37,9 +38,9 @@ def run_verify_package(args: argparse.Namespace) -> int:
     """`frame-gen verify-package`: hashes, crop boxes and a torch-free render; 1 on a mismatch."""
     from ...ports.package import format_package_report, verify_package
 
-    report = verify_package(args.package)
-    print(format_package_report(report))
-    return 0 if report.ok else 1
+    checked = verify_package(args.package)
+    print(format_package_report(checked))
+    return 0 if checked.ok else 1
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -54,7 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "    --audio speech.wav --output may_package",
     )
     package.add_argument("--checkpoint", required=True, help="SyncTalk_2D 328 checkpoint (.pth)")
-    package.add_argument("--mode", default="ave", choices=("ave", "hubert", "wenet"), help="audio feature mode")
+    package.add_argument("--mode", default="ave", choices=tuple(MODES), help="audio feature mode")
     package.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
     source = package.add_mutually_exclusive_group()
     source.add_argument("--audio-features", default=None, help="features (.npy or .bin) for the reference")

@@ -11,14 +11,15 @@ from ...errors import ConfigurationError
 from .arguments import audio_model_option
 
 
-def model_settings(args: argparse.Namespace) -> dict:
-    """The model options of the arguments, checked without loading anything (--exact: torch on the CPU)."""
+def model_settings(args: argparse.Namespace, exact: bool = False) -> dict:
+    """The model options of the arguments, checked without loading anything (--exact, or `exact`:
+    torch on the CPU)."""
     from ...checks import missing_file
     from ...devices import check_precision, resolve_device
     from ...errors import CheckpointError
 
     backend, device, precision = args.backend, args.device, args.precision
-    if args.exact:
+    if args.exact or exact:
         if backend not in ("auto", "torch") or device not in (None, "cpu") or precision not in ("auto", "fp32"):
             raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
         backend, device, precision = "torch", "cpu", "fp32"
@@ -47,13 +48,14 @@ def audio_model_from(args: argparse.Namespace):
     return describe_audio_model(getattr(args, "audio_encoder", None), getattr(args, "hubert_model", None))
 
 
-def plan_from(args: argparse.Namespace, kind: str, output: str, options, **outputs: str | None):
+def plan_from(args: argparse.Namespace, kind: str, output: str, options, exact: bool = False, **outputs: str | None):
     """The render's plan (everything checked that needs no model), with the features computed by the
-    audio model where asked: all of it before the U-Net loads. Returns (plan, model settings)."""
+    audio model where asked: all of it before the U-Net loads. Returns (plan, model settings; `exact`
+    as model_settings takes it)."""
     from ...models.audio_models import load_audio_model
     from ...plan import plan_render
 
-    settings = model_settings(args)
+    settings = model_settings(args, exact)
     plan = plan_render(kind, output, args.template_dir, settings["mode"], getattr(args, "audio_features", None), args.audio,
                        audio_model_from(args), options, args.batch_size,
                        inputs={"--checkpoint": args.checkpoint, "--onnx": args.onnx}, extra_outputs=outputs)

@@ -1,13 +1,12 @@
-"""The rendering subcommands: video, frames, reference, features, export-onnx, verify-reference, demo."""
+"""The rendering subcommands: video, frames, reference, features, export-onnx, verify-reference."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...contract import get_mode
+from ...contract import MODES, get_mode
 from ...errors import ConfigurationError
 from ...inputs.features import FEATURE_FORMATS
 from .arguments import (
@@ -22,13 +21,12 @@ from .arguments import (
     positive_int,
     subcommand,
 )
+from .messages import report
 from .prepare import audio_model_from, pipeline_from, plan_from
 
 if TYPE_CHECKING:  # the CLI imports torch only in the commands that need it
     from ...models.audio_encoder import AudioEncoder
     from ...models.backends.torch_backend import TorchBackend
-
-logger = logging.getLogger("frame_generation_pipeline")
 
 
 def render_options(args: argparse.Namespace, **extra):
@@ -37,12 +35,6 @@ def render_options(args: argparse.Namespace, **extra):
 
     return RenderOptions(start_frame=args.start_frame, max_frames=args.max_frames, use_parsing=args.parsing,
                          show_progress=not args.quiet, blend=blend_from(args), **extra)
-
-
-def report(args: argparse.Namespace, line: str) -> None:
-    """The closing line of a command, on stderr, unless --quiet."""
-    if not args.quiet:
-        logger.info("%s", line)
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -61,9 +53,9 @@ def run_frames(args: argparse.Namespace) -> int:
 
 def run_reference(args: argparse.Namespace) -> int:
     """`frame-gen reference`: write a reference bundle (exact path)."""
-    if args.backend == "auto" and args.onnx is None and args.device in (None, "cpu") and args.precision in ("auto", "fp32"):
-        args.exact = True  # bundles are made on the exact path: load nothing else
-    plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, samples=args.samples))
+    # bundles are made on the exact path unless the options ask for another: then load nothing else
+    exact = args.backend == "auto" and args.onnx is None and args.device in (None, "cpu") and args.precision in ("auto", "fp32")
+    plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, samples=args.samples), exact=exact)
     result = pipeline_from(args, settings).render(plan)
     report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")
     return 0
@@ -127,8 +119,8 @@ def run_export(args: argparse.Namespace) -> int:
         from ...models.backends.torch_backend import TorchBackend
 
         model = TorchBackend(args.checkpoint, mode=args.mode, device="cpu")
-    report_ = model.export_to_onnx(args.output, args.opset)
-    report(args, f"wrote {report_.path} (opset {report_.opset_version}); max difference to torch {report_.max_abs_difference:.2e}")
+    exported = model.export_to_onnx(args.output, args.opset)
+    report(args, f"wrote {exported.path} (opset {exported.opset_version}); max difference to torch {exported.max_abs_difference:.2e}")
     return 0
 
 
@@ -153,23 +145,6 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0 if verification.ok else 1
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """`frame-gen demo`: the demo avatar rendered into demo.mp4 and contact_sheet.png."""
-    from ...files import check_output
-    from ..demo.run import run_demo
-
-    check_output(args.output, "--output", {}, folder=True)  # before anything is generated
-    result = run_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
-    report(args, result.summary())
-    if not args.quiet:
-        folder = Path(result.output).resolve().parent
-        print(f"demo video: {folder / 'demo.mp4'}")
-        print(f"contact sheet: {folder / 'contact_sheet.png'}")
-        print(f"its inputs (avatar_ave.pth, template/, audio_visual_encoder.pth, speech.wav): {folder / 'inputs'}; "
-              "try them with `frame-gen live`, or talk to the avatar with `frame-gen serve --demo`")
-    return 0
-
-
 VIDEO_EXAMPLES = (
     "frame-gen video --checkpoint checkpoint/May/5.pth --template-dir dataset/May \\\n"
     "    --audio-encoder audio_visual_encoder.pth --audio speech.wav --output out.mp4",
@@ -179,7 +154,17 @@ VIDEO_EXAMPLES = (
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Add the rendering subcommands to `commands`."""
+    """Add the rendering subcommands to `commands`, in the order --help lists them."""
+    _add_video(commands)
+    _add_frames(commands)
+    _add_reference(commands)
+    _add_features(commands)
+    _add_export_onnx(commands)
+    _add_verify_reference(commands)
+
+
+def _add_video(commands: argparse._SubParsersAction) -> None:
+    """Add `video` and its options to `commands`."""
     video = subcommand(
         commands, "video", run_video, "render an H.264/AAC video with the speech audio",
         "Render frames and encode them once, with the speech, into a video file (.mp4, .m4v, .mov, .mkv).\n"
@@ -192,6 +177,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     video.add_argument("--output", required=True, help="video file to write")
     add_encoding(video)
 
+
+def _add_frames(commands: argparse._SubParsersAction) -> None:
+    """Add `frames` and its options to `commands`."""
     frames = subcommand(
         commands, "frames", run_frames, "render frames as image files",
         "Render one lossless image per frame into a folder, which is replaced as a whole:\n"
@@ -206,6 +194,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     frames.add_argument("--output-dir", required=True, help="folder for the frames (000000.png, ...)")
     frames.add_argument("--image-format", default="png", choices=("png", "jpg"), help="png is lossless")
 
+
+def _add_reference(commands: argparse._SubParsersAction) -> None:
+    """Add `reference` and its options to `commands`."""
     reference = subcommand(
         commands, "reference", run_reference, "write a lossless reference bundle for ports",
         "Render every frame with the exact torch backend on the CPU and save, for sample frames, the\n"
@@ -220,6 +211,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     reference.add_argument("--output-dir", required=True, help="bundle folder to write")
     reference.add_argument("--samples", type=positive_int, default=10, help="sample frames, first and last included")
 
+
+def _add_features(commands: argparse._SubParsersAction) -> None:
+    """Add `features` and its options to `commands`."""
     features = subcommand(
         commands, "features", run_features, "compute ave or hubert audio features from speech",
         "Decode speech (wav, mp3, m4a, flac...), compute its log-mel windows and encode them with the ave\n"
@@ -236,6 +230,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                           help="npy, or bin + .json for ports (default: from --output's suffix, which it must match)")
     add_device(features)
 
+
+def _add_export_onnx(commands: argparse._SubParsersAction) -> None:
+    """Add `export-onnx` and its options to `commands`."""
     export = subcommand(
         commands, "export-onnx", run_export, "export a checkpoint or the audio encoder to ONNX, checked against torch",
         "Export the U-Net (inputs `input`, `audio`; output `output`) or the ave audio encoder (input `mel`\n"
@@ -247,10 +244,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     model = export.add_mutually_exclusive_group(required=True)
     model.add_argument("--checkpoint", help="SyncTalk_2D 328 checkpoint (.pth)")
     model.add_argument("--audio-encoder", help="ave audio encoder (audio_visual_encoder.pth)")
-    export.add_argument("--mode", default="ave", choices=("ave", "hubert", "wenet"), help="audio feature mode")
+    export.add_argument("--mode", default="ave", choices=tuple(MODES), help="audio feature mode")
     export.add_argument("--output", required=True, help="the .onnx file to write")
     export.add_argument("--opset", type=opset_value, default=17, help="ONNX opset, 11..20 (11 for older mobile runtimes)")
 
+
+def _add_verify_reference(commands: argparse._SubParsersAction) -> None:
+    """Add `verify-reference` and its options to `commands`."""
     verify = subcommand(
         commands, "verify-reference", run_verify, "recompute a reference bundle and report differences per stage",
         "Recompute every sample of a bundle from its own files and print the largest difference per\n"
@@ -268,16 +268,3 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="hubert model folder for the normalise and hubert stages of a hubert bundle made from speech")
     add_device(verify, "cpu")
     verify.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest accepted network output difference")
-
-    demo = subcommand(
-        commands, "demo", run_demo, "render the demo avatar saying a sentence, and a contact sheet of it",
-        "Render the demo avatar (a drawn face trained with tools/train_demo_avatar.py, shipped with the\n"
-        "package) saying a sentence it was not trained on: demo.mp4 and contact_sheet.png (frames across\n"
-        "the clip under its waveform), with the avatar's files in inputs/. The folder is replaced as a\n"
-        "whole (one that holds other files is refused).",
-        "frame-gen demo --output demo",
-    )
-    demo.add_argument("--output", default="demo", help="folder for the inputs, demo.mp4 and contact_sheet.png")
-    demo.add_argument("--seconds", type=positive_float, default=None,
-                      help="say only the first SECONDS of the sentence (default: all of it, 5.3 s; at least 0.2)")
-

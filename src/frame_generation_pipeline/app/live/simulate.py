@@ -21,11 +21,11 @@ from ...audio.speech import load_speech
 from ...contract import SAMPLE_RATE
 from ...errors import StreamError
 from ...files import atomic_directory, atomic_file, write_bytes
-from ...models.ave_stream import LOOKAHEAD_SECONDS
 from ...live.pacing import DELAY
 from ...live.screen import Screen, to_int16
 from ...live.session import StreamingSession
 from ...live.slot import FPS
+from ...models.ave_stream import LOOKAHEAD_SECONDS
 from ...outputs.frames import encode_image
 from ...outputs.video import encode_frames, mux_audio
 from ...plan import RenderPlan

@@ -1,4 +1,6 @@
-"""Batching, worker threads, the template cache and the optimised torch path: what they may change."""
+"""Determinism: batching, worker threads, network streams and the caches change no frame (and the
+prepared-template cache stays bounded); the optimised torch path and the GPU precisions stay within
+their stated bounds of the exact frames."""
 
 from __future__ import annotations
 

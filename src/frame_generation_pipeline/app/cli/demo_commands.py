@@ -1,0 +1,41 @@
+"""The demo subcommand: the demo avatar rendered into demo.mp4 and contact_sheet.png."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .arguments import positive_float, subcommand
+from .messages import report
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`frame-gen demo`: the demo avatar rendered into demo.mp4 and contact_sheet.png."""
+    from ...files import check_output
+    from ..demo.run import run_demo as render_demo
+
+    check_output(args.output, "--output", {}, folder=True)  # before anything is generated
+    result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
+    report(args, result.summary())
+    if not args.quiet:
+        folder = Path(result.output).resolve().parent
+        print(f"demo video: {folder / 'demo.mp4'}")
+        print(f"contact sheet: {folder / 'contact_sheet.png'}")
+        print(f"its inputs (avatar_ave.pth, template/, audio_visual_encoder.pth, speech.wav): {folder / 'inputs'}; "
+              "try them with `frame-gen live`, or talk to the avatar with `frame-gen serve --demo`")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add `demo` to `commands`."""
+    demo = subcommand(
+        commands, "demo", run_demo, "render the demo avatar saying a sentence, and a contact sheet of it",
+        "Render the demo avatar (a drawn face trained with tools/train_demo_avatar.py, shipped with the\n"
+        "package) saying a sentence it was not trained on: demo.mp4 and contact_sheet.png (frames across\n"
+        "the clip under its waveform), with the avatar's files in inputs/. The folder is replaced as a\n"
+        "whole (one that holds other files is refused).",
+        "frame-gen demo --output demo",
+    )
+    demo.add_argument("--output", default="demo", help="folder for the inputs, demo.mp4 and contact_sheet.png")
+    demo.add_argument("--seconds", type=positive_float, default=None,
+                      help="say only the first SECONDS of the sentence (default: all of it, 5.3 s; at least 0.2)")

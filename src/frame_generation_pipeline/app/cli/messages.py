@@ -1,0 +1,14 @@
+"""What a command says when it is done: its closing line, on stderr through the package's logger."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger("frame_generation_pipeline")
+
+
+def report(args: argparse.Namespace, line: str) -> None:
+    """The closing line of a command, on stderr, unless --quiet."""
+    if not args.quiet:
+        logger.info("%s", line)
