@@ -1,11 +1,11 @@
-"""Many visitors of `frame-gen serve`, run by test_serve.py inside a network namespace that has only
-loopback: a visitor joining while another speaks, and a soak of visitors coming and going. Prints
-one JSON object of findings."""
+"""Many visitors of `frame-gen serve` (scenarios of serve_scenarios.py, on its server): a visitor
+joining while another speaks, and a soak of visitors coming and going."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-from serve_scenarios import main, start
 from webrtc_client import Client
+
+from frame_generation_pipeline.app.serve.server import AvatarServer, Visitor
+from frame_generation_pipeline.live.session import StreamingSession
 
 CLIENT = str(Path(__file__).with_name("webrtc_client.py"))
 #: How long after B's offer is answered its joining is watched: its upload, its encoding, its first batches.
@@ -50,10 +52,9 @@ async def shown(http: aiohttp.ClientSession, base: str, session: str, frames: in
     raise TimeoutError(f"session {session} showed no {frames} frames of its utterance")
 
 
-async def scenario_join(args: dict) -> dict:
+async def scenario_join(args: dict, base: str, server: AvatarServer) -> dict:
     """A speaks the 3 s clip; once its speech is on screen, B connects and speaks too; A's video
     arrival times and audio steps come back."""
-    runner, base, _ = await start(args, start_margin=0.5)
     a, b = await visitor(args, base, True), await visitor(args, base, True)  # both started (imports paid) now
     found = {}
     async with aiohttp.ClientSession() as http:
@@ -68,18 +69,21 @@ async def scenario_join(args: dict) -> dict:
     for process in (a, b):
         process.kill()
         await process.wait()
-    await runner.cleanup()
     return found
 
 
 def usage() -> dict:
-    """The server process's resident memory (MiB), open file descriptors and threads (all, in the
-    pools, and those of sessions)."""
+    """The server process's resident memory (MiB), open file descriptors, threads (all, in the
+    pools, and those of sessions) and the visitors and live sessions still alive as objects (after
+    a garbage collection: anything that holds one keeps all it holds)."""
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     names = [thread.name for thread in threading.enumerate()]
+    gc.collect()
+    alive = [type(item) for item in gc.get_objects() if isinstance(item, (Visitor, StreamingSession))]
     return {"rss_mib": int(status["VmRSS"].split()[0]) / 1024, "fds": len(os.listdir("/proc/self/fd")),
             "threads": int(status["Threads"]), "pool_threads": sum(name.startswith(POOLS) for name in names),
-            "session_threads": sum(name.startswith(("live-render", "session-pump")) for name in names)}
+            "session_threads": sum(name.startswith(("live-render", "session-pump")) for name in names),
+            "visitor_objects": alive.count(Visitor), "session_objects": alive.count(StreamingSession)}
 
 
 def vanish(client: Client) -> None:
@@ -90,10 +94,9 @@ def vanish(client: Client) -> None:
             protocol.transport.close()
 
 
-async def scenario_soak(args: dict) -> dict:
-    """`visitors` visitors one after another: connect, speak the short clip, leave (every third
+async def scenario_soak(args: dict, base: str, server: AvatarServer) -> dict:
+    """`visitors` visitors one after another: connect, speak the 1 s clip, leave (every third
     vanishes without a goodbye and is waited for); usage after the first and after the last."""
-    runner, base, server = await start(args, max_sessions=2, consent_interval=0.5)
     clip = Path(args["second_clip"]).read_bytes()
     found = {"vanished_gone_s": []}
     async with aiohttp.ClientSession() as http:
@@ -126,9 +129,4 @@ async def scenario_soak(args: dict) -> dict:
         async with http.get(f"{base}/health") as response:
             found["health_sessions"] = (await response.json())["sessions"]
         found["live_threads"] = sorted({thread.name.rstrip("0123456789_") for thread in threading.enumerate()})
-    await runner.cleanup()
     return found
-
-
-if __name__ == "__main__":
-    main({"join": scenario_join, "soak": scenario_soak})

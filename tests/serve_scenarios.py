@@ -1,5 +1,7 @@
 """WebRTC scenarios of `frame-gen serve`, run by test_serve.py inside a network namespace that has
-only loopback (so no traffic can reach another address). Prints one JSON object of findings."""
+only loopback (so no traffic can reach another address): one server (the model loaded and warmed up
+once) meets the visitors of every scenario in turn, each scenario starting once the last one's
+visitors are gone. Prints one JSON object of findings per scenario."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import asyncio
 import json
 import socket
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import aiohttp
@@ -40,8 +44,7 @@ def cpu() -> float:
     return round(usage.ru_utime + usage.ru_stime, 1)
 
 
-async def scenario_speak(args: dict) -> dict:
-    runner, base, server = await start(args, start_margin=0.5)  # slack for a busy test machine: no frame dropped
+async def scenario_speak(args: dict, base: str, server: AvatarServer) -> dict:
     found = {"cpu": [cpu()]}
     async with aiohttp.ClientSession() as http:
         client = Client(base, http)
@@ -50,7 +53,7 @@ async def scenario_speak(args: dict) -> dict:
         found["candidates"] = body["offer_candidates"] + body["answer_candidates"]
         await asyncio.sleep(1.0)
         found["cpu"].append(cpu())
-        clip = Path(args["clip"]).read_bytes()
+        clip = Path(args["speak_clip"]).read_bytes()
         async with http.post(f"{base}/speak?session={client.session}", data=clip) as response:
             found["speak"] = [response.status, await response.json()]
         for _ in range(600):  # until the utterance has been shown, and a second beyond
@@ -75,7 +78,6 @@ async def scenario_speak(args: dict) -> dict:
         found["audio_pts_steps"] = audio_steps(client)
         async with http.get(f"{base}/health") as response:
             found["sessions_after"] = (await response.json())["sessions"]
-    await runner.cleanup()
     return found
 
 
@@ -106,8 +108,7 @@ async def bad_requests(http: aiohttp.ClientSession, base: str, session: str) -> 
     return {"bad": answers}
 
 
-async def scenario_load(args: dict) -> dict:
-    runner, base, server = await start(args, max_sessions=4)
+async def scenario_load(args: dict, base: str, server: AvatarServer) -> dict:
     found = {"statuses": [], "frames": [], "sizes": []}
     visitors = []
     for number in range(5):  # the first speaks and will vanish; the fifth is one too many
@@ -127,16 +128,46 @@ async def scenario_load(args: dict) -> dict:
     vanishing, session = visitors[0]
     vanishing.kill()  # mid-utterance, without a goodbye
     await vanishing.wait()
-    for _ in range(300):
-        await asyncio.sleep(0.1)
-        if session not in server.visitors:
-            break
-    found["vanished_gone"] = session not in server.visitors
-    found["sessions_left"] = len(server.visitors)
+    found["vanished_gone_s"] = await gone(server, {session})
+    found["sessions_left"] = sorted(server.visitors)
+    found["vanished"] = session
     for process, _ in visitors[1:]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+    return found
+
+
+async def gone(server: AvatarServer, sessions: set[str], limit: float = 60.0) -> float | None:
+    """Seconds until none of `sessions` is among the server's visitors (None: still there after `limit`)."""
+    began = time.monotonic()
+    while sessions & set(server.visitors):
+        if time.monotonic() - began > limit:
+            return None
+        await asyncio.sleep(0.1)
+    return round(time.monotonic() - began, 2)
+
+
+async def scenario_all(args: dict) -> dict:
+    """Each scenario named in args["scenarios"] on one server, in that order; a scenario that
+    raises reports its traceback, and each reports the visitors it left behind (once they were
+    given a minute to go: the next scenario starts with none)."""
+    from browser_scenario import scenario_page
+    from serve_many_scenarios import scenario_join, scenario_soak
+
+    scenarios = {"speak": scenario_speak, "load": scenario_load, "join": scenario_join, "soak": scenario_soak,
+                 "page": scenario_page}
+    # One server for all: up to 4 sessions (load), 0.5 s of start slack so that a busy test machine
+    # drops no frame (speak, join), consent checks every 0.5 s so that a vanished visitor goes soon.
+    runner, base, server = await start(args, max_sessions=4, start_margin=0.5, consent_interval=0.5)
+    found = {}
+    for name in args["scenarios"]:
+        try:
+            found[name] = await scenarios[name](args, base, server)
+        except Exception:
+            found[name] = {"error": traceback.format_exc()}
+        await gone(server, set(server.visitors))
+        found[name]["left_behind"] = sorted(server.visitors)
     await runner.cleanup()
     return found
 
@@ -147,4 +178,4 @@ def main(scenarios: dict) -> None:
 
 
 if __name__ == "__main__":
-    main({"speak": scenario_speak, "load": scenario_load})
+    main({"all": scenario_all})

@@ -55,7 +55,9 @@ def test_bf16_where_the_cpu_has_it(native_bf16, exports, templates_640, features
     psnr = 10 * np.log10(255**2 / np.mean(errors**2))
     # whole 640x480 frames of a random checkpoint: 51.5 dB on a 2-core Xeon with AMX; over the generated square
     # alone random checkpoints measure 38.7-47.7 dB on an EPYC with AVX-512 BF16 (docs/performance.md): auto checks
-    assert np.abs(errors).max() > 0 and psnr >= 40, f"bf16 frames at {psnr:.1f} dB of the exact path"
+    # bf16 arithmetic ran: the frames are further from the exact path than fp32's bound of 2 (measured 13 on an EPYC)
+    largest = np.abs(errors).max()
+    assert largest > 2 and psnr >= 40, f"bf16 frames at {psnr:.1f} dB of the exact path, largest difference {largest:.0f}"
 
 
 def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):

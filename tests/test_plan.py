@@ -287,15 +287,17 @@ def test_the_speech_length_warning_needs_more_than_one_frame(work, capsys):
 
 
 def test_the_speech_length_warning_is_the_same_with_features_and_with_the_encoder(work, capsys):
-    assert cli_status(["features", "--quiet", "--audio-encoder", work / "enc.pth", "--audio", work / "talk.wav",
-                       "--output", work / "talk.npy"]) == 0
-    given = _video(work, **{"--audio": work / "talk.wav", "--audio-features": work / "talk.npy", "--fps": "30"})
-    computed = _video(work, **{"--audio": work / "talk.wav", "--audio-encoder": work / "enc.pth", "--fps": "30",
+    write_speech_like_wav(work / "cut.wav", 5 / 25)  # 4 frames: at 30 fps, 0.13 s of video for 0.20 s of speech
+    assert cli_status(["features", "--quiet", "--audio-encoder", work / "enc.pth", "--audio", work / "cut.wav",
+                       "--output", work / "cut.npy"]) == 0
+    given = _video(work, **{"--audio": work / "cut.wav", "--audio-features": work / "cut.npy", "--fps": "30"})
+    computed = _video(work, **{"--audio": work / "cut.wav", "--audio-encoder": work / "enc.pth", "--fps": "30",
                                "--audio-features": False})
     assert cli_status(given) == 0
     from_file = _warnings(capsys)
     assert cli_status(computed) == 0
-    assert _warnings(capsys) == from_file and any("the speech is cut" in w for w in from_file), from_file
+    assert _warnings(capsys) == from_file and any(w.endswith("lasts 0.20 s but the features give 0.13 s of video (4 frames at 30 fps): "
+                                                             "the speech is cut") for w in from_file), from_file
 
 
 # --- the Python API: one plan, one probe, one encoder ------------------------------------------
