@@ -18,9 +18,10 @@ from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.errors import ArgumentTypeError, ConfigurationError
 from frame_generation_pipeline.inputs.templates import ping_pong_index
-from frame_generation_pipeline.live.timeline import DEFAULT_MARGIN, LOOKAHEAD_SECONDS
+from frame_generation_pipeline.live.pacing import DEFAULT_MARGIN
 from frame_generation_pipeline.live.utterance import frames_for_samples
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.ave_stream import LOOKAHEAD_SECONDS
 from frame_generation_pipeline.render.blend import Blend
 
 from .test_serve import in_namespace, offset_of
