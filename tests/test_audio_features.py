@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from frame_generation_pipeline.errors import AudioFeatureError
-from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.inputs.features import AudioFeatures, read_feature_array
 
 from .spec_reference import audio_window
 
@@ -77,3 +77,10 @@ def test_missing_and_non_npy_files(tmp_path):
     np.savez(tmp_path / "archive.npz", a=np.zeros((2, 512)))
     with pytest.raises(AudioFeatureError, match=".npz"):
         AudioFeatures.load(tmp_path / "archive.npz", "ave")
+
+
+def test_speech_given_as_features_is_named_as_speech(tmp_path):
+    speech = tmp_path / "speech.wav"
+    speech.write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
+    with pytest.raises(AudioFeatureError, match=r"speech\.wav: is speech, not a feature file \(\.npy or \.bin\)"):
+        read_feature_array(speech)

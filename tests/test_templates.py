@@ -75,6 +75,12 @@ def test_layout_problems_are_named(folder, damage, message):
         TemplateSet.from_folder(folder, use_parsing=True)
 
 
+def test_the_folder_above_the_templates_names_the_one_that_holds_them(folder):
+    with pytest.raises(TemplateError) as raised:
+        TemplateSet.from_folder(folder.parent)
+    assert str(raised.value) == f"{folder.parent}: holds no full_body_img/: give the folder that holds full_body_img/ and landmarks/ ({folder})"
+
+
 def test_validate_checks_every_used_landmark_file_up_front(folder):
     (folder / "landmarks" / "3.lms").write_text("1 2\n" * 10)
     templates = TemplateSet.from_folder(folder)

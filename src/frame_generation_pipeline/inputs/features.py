@@ -16,6 +16,8 @@ from ..errors import ArgumentTypeError, AudioFeatureError, OutputError
 _HALF = AUDIO_WINDOW // 2
 #: Suffixes of feature files: NumPy's format, and raw little-endian float32 rows for ports.
 FEATURE_FORMATS = ("npy", "bin")
+#: Suffixes of speech files: given where a feature file belongs, they are named as speech.
+SPEECH_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac")
 
 
 def sidecar_path(path: Path) -> Path:
@@ -48,6 +50,9 @@ def read_feature_array(path: str | os.PathLike[str]) -> np.ndarray:
         raise AudioFeatureError(path, missing_file(path, "audio feature file"))
     if path.suffix == ".bin":
         return _read_bin(path)
+    if path.suffix.lower() in SPEECH_SUFFIXES:
+        raise AudioFeatureError(path, "is speech, not a feature file (.npy or .bin): compute its features "
+                                      "with the audio model (`frame-gen features`, or give it as the audio)")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
