@@ -103,13 +103,14 @@ class TemplateSet:
         root = Path(require_path(root, "template folder"))
         if not root.is_dir():
             raise TemplateError(root, "template folder not found")
-        if not (root / IMAGE_DIR).is_dir() and root.name in (IMAGE_DIR, LANDMARK_DIR, PARSING_DIR):
-            raise TemplateError(root, f"is the {root.name}/ folder itself: give the folder that holds "
-                                      f"{IMAGE_DIR}/ and {LANDMARK_DIR}/ ({root.parent})")
-        inside = sorted(found.parent for found in root.glob(f"*/{IMAGE_DIR}") if found.is_dir())
-        if not (root / IMAGE_DIR).is_dir() and inside:
-            raise TemplateError(root, f"holds no {IMAGE_DIR}/: give the folder that holds {IMAGE_DIR}/ and "
-                                      f"{LANDMARK_DIR}/ ({inside[0]})")
+        if not (root / IMAGE_DIR).is_dir():
+            if root.name in (IMAGE_DIR, LANDMARK_DIR, PARSING_DIR):
+                raise TemplateError(root, f"is the {root.name}/ folder itself: give the folder that holds "
+                                          f"{IMAGE_DIR}/ and {LANDMARK_DIR}/ ({root.parent})")
+            inside = sorted(found.parent for found in root.glob(f"*/{IMAGE_DIR}") if found.is_dir())
+            if inside:
+                raise TemplateError(root, f"holds no {IMAGE_DIR}/: give the folder that holds {IMAGE_DIR}/ and "
+                                          f"{LANDMARK_DIR}/ ({inside[0]})")
         return cls(root / IMAGE_DIR, root / LANDMARK_DIR, root / PARSING_DIR if use_parsing else None)
 
     def _check_numbering(self) -> None:
