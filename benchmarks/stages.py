@@ -17,7 +17,7 @@ import numpy as np
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.outputs.video import DEFAULT_PRESET, VideoEncoder
 from frame_generation_pipeline.render.blend import Blend
-from frame_generation_pipeline.render.prepared import compose, prepare
+from frame_generation_pipeline.render.cropped import compose, crop_template
 
 
 def _per_frame_ms(action, items) -> tuple[float, list]:
@@ -42,18 +42,18 @@ def _encode(frames: list[np.ndarray], path: Path, audio: str, preset: str) -> tu
 
 
 def measure_stages(data: dict, workdir: Path, frames: int) -> dict[str, float]:
-    """core-ms per frame of decode, prepare, compose, and the pipe + encode at the default preset."""
+    """core-ms per frame of decode, crop, compose, and the pipe + encode at the default preset."""
     templates = TemplateSet.from_folder(data["templates"])
     indices = list(range(min(frames, len(templates))))
     decode_ms, decoded = _per_frame_ms(templates.load, indices)
-    prepare_ms, prepared = _per_frame_ms(prepare, decoded)
+    crop_ms, cropped = _per_frame_ms(crop_template, decoded)
     outputs = np.random.default_rng(0).random((3, 320, 320), dtype=np.float32)
-    compose_ms, composed = _per_frame_ms(lambda item: compose(item, outputs), prepared)
-    feather_ms, _ = _per_frame_ms(lambda item: compose(item, outputs, Blend("feather")), prepared)
-    matched_ms, _ = _per_frame_ms(lambda item: compose(item, outputs, Blend("feather", color_match=True)), prepared)
+    compose_ms, composed = _per_frame_ms(lambda item: compose(item, outputs), cropped)
+    feather_ms, _ = _per_frame_ms(lambda item: compose(item, outputs, Blend("feather")), cropped)
+    matched_ms, _ = _per_frame_ms(lambda item: compose(item, outputs, Blend("feather", color_match=True)), cropped)
     _, own, ffmpeg = _encode(composed, workdir / "stages.mp4", data["audio"], DEFAULT_PRESET)
     count = len(indices)
-    return {"decode": decode_ms, "prepare": prepare_ms, "compose": compose_ms, "compose feather": feather_ms,
+    return {"decode": decode_ms, "crop": crop_ms, "compose": compose_ms, "compose feather": feather_ms,
             "compose feather + colour match": matched_ms,
             "pipe (ours)": 1000 * own / count, f"x264 {DEFAULT_PRESET} (ffmpeg)": 1000 * ffmpeg / count}
 

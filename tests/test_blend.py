@@ -17,7 +17,7 @@ from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.ports.verify import verify_bundle
 from frame_generation_pipeline.render.arithmetic import paste_generated_region
 from frame_generation_pipeline.render.blend import NO_BLEND, Blend, blend_weights, color_match
-from frame_generation_pipeline.render.prepared import compose, prepare
+from frame_generation_pipeline.render.cropped import compose, crop_template
 
 
 def naive_weight(i, j, h, w, width):
@@ -170,9 +170,9 @@ def rendered(checkpoints, features, templates_640):
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
     templates = TemplateSet.from_folder(templates_640)
     plain = next(pipeline.generator.render(templates, features["ave"], keep_tensors={0}, frame_count=1))
-    prepared = prepare(templates.load(plain.template_index))
-    assert np.array_equal(compose(prepared, plain.network_output), plain.image)
-    return plain, compose(prepared, plain.network_output, Blend("feather")), prepared.template.image
+    cropped = crop_template(templates.load(plain.template_index))
+    assert np.array_equal(compose(cropped, plain.network_output), plain.image)
+    return plain, compose(cropped, plain.network_output, Blend("feather")), cropped.template.image
 
 
 def test_feather_hides_the_square_and_leaves_its_middle(rendered):

@@ -1,5 +1,5 @@
 """Determinism: batching, worker threads, network streams and the caches change no frame (and the
-prepared-template cache stays bounded); the optimised torch path and the GPU precisions stay within
+cropped-template cache stays bounded); the optimised torch path and the GPU precisions stay within
 their stated bounds of the exact frames."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from frame_generation_pipeline import FrameGenerator, TemplateSet, UNetModel
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.errors import ConfigurationError
 from frame_generation_pipeline.inputs.features import AudioFeatures
-from frame_generation_pipeline.render.prepared import PreparedCache
+from frame_generation_pipeline.render.cropped import CroppedCache
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +39,12 @@ def test_workers_cache_and_batching_change_no_frame(model, three_templates):
 
 def test_cache_hits_when_ping_pong_returns_and_stays_bounded(three_templates):
     templates = TemplateSet.from_folder(three_templates)
-    cache = PreparedCache(templates, max_bytes=1 << 30)
+    cache = CroppedCache(templates, max_bytes=1 << 30)
     for k in templates.schedule(8):  # 1, 2, 1, 0, 1, 2, 1, 0
         cache.get(k)
     assert (cache.misses, cache.hits) == (3, 5)
     entry = cache.get(0)
-    small = PreparedCache(templates, max_bytes=entry.nbytes * 2)
+    small = CroppedCache(templates, max_bytes=entry.nbytes * 2)
     for k in (0, 1, 2, 0):
         small.get(k)
     assert small.nbytes <= entry.nbytes * 2 and small.misses == 4

@@ -33,7 +33,7 @@ def test_sessions_on_one_live_model_share_its_cache_and_warm_up_and_take_fair_tu
     for session in sessions:
         session.template_image(0)
     # the warm-up ran batches of templates 0, 1 | 2, 3 | 4, 0 | 1, 2 of the five (uncached, as a first cycle is)
-    assert (live.cache.misses, live.cache.hits) == (5, 6), "one prepared copy of a template for all sessions"
+    assert (live.cache.misses, live.cache.hits) == (5, 6), "one cropped copy of a template for all sessions"
     with pytest.raises(StreamError, match="another model"):
         StreamingSession(Recorder(), world["templates"], world["encoder"], shared=live)
     turns = Turns()

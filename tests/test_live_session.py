@@ -20,7 +20,7 @@ from frame_generation_pipeline.live.slot import FPS, SLOT_SAMPLES, LiveFrame
 from frame_generation_pipeline.live.utterance import check_samples
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.render.blend import Blend
-from frame_generation_pipeline.render.prepared import compose, prepare
+from frame_generation_pipeline.render.cropped import compose, crop_template
 
 from .live_helpers import Recorder, make_world, offline, push
 
@@ -90,10 +90,10 @@ def test_two_utterances_with_an_idle_gap_continue_the_schedule(world, gap):
     features_b = AudioFeatures(world["encoder"].features_from_samples(world["speech"]["b"]), "ave")
     assert all(np.array_equal(a, features_b.window(i)) for i, a in enumerate(expected_b))
     second_slots = slots[first + gap :]
-    outputs = model.run(np.stack([prepare(world["templates"].load(s.template)).network_input for s in second_slots]),
+    outputs = model.run(np.stack([crop_template(world["templates"].load(s.template)).network_input for s in second_slots]),
                         features_b.windows(range(second)))
     for slot, output in zip(second_slots, outputs):
-        assert np.array_equal(slot.image, compose(prepare(world["templates"].load(slot.template)), output))
+        assert np.array_equal(slot.image, compose(crop_template(world["templates"].load(slot.template)), output))
 
 
 def test_idle_only_shows_the_templates_in_schedule_order(world):
@@ -190,7 +190,7 @@ def test_state_stays_bounded_over_a_simulated_hour(world):
     assert session.stats.slots == 60 * (58 * FPS + 49) and session.stats.speech_frames == 60 * 49
     assert min(in_flight) >= SAMPLE_RATE * 4, "measured under way: at least the unplayed second of speech (float32)"
     assert max(sizes[5:]) <= max(sizes[:5]), f"state grew: {sizes}"
-    assert max(sizes) <= 64 << 20, "the prepared-template cache's budget bounds it"
+    assert max(sizes) <= 64 << 20, "the cropped-template cache's budget bounds it"
     assert session.state_bytes() == session.live.cache.nbytes, "nothing held once every slot was played"
 
 

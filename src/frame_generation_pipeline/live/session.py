@@ -65,7 +65,7 @@ class StreamingSession:
         clock: the time source (default: the monotonic clock).
         margin: seconds of slack added to every start delay.
         start_frame: first template of the schedule, as for offline renders.
-        cache_bytes: budget of the prepared-template cache (when the session has its own).
+        cache_bytes: budget of the cropped-template cache (when the session has its own).
         shared: the LiveModel of `model`, `templates` and `encoder` that other sessions use too (its
             cache, warm-up and turns at the model); None builds one of the session's own.
         blend: how the generated square joins the template, as for offline renders (the exact paste).

@@ -1,9 +1,9 @@
 """What every live session of one model shares: the model (its turns handed out fairly by a
-Scheduler), the audio encoder, the template set with its one bounded cache of prepared templates,
+Scheduler), the audio encoder, the template set with its one bounded cache of cropped templates,
 and one warm-up.
 
 A server builds one `LiveModel` and gives it to each visitor's session, so that N visitors hold one
-copy of the prepared templates, the model warms up once, and sessions that have speech to render
+copy of the cropped templates, the model warms up once, and sessions that have speech to render
 take turns at the network, the most urgent first (scheduler.py). Each session joins the LiveModel's
 scheduler, so that a session placing an utterance while N sessions have speech to render expects
 1/N of the model.
@@ -23,8 +23,8 @@ from ..inputs.templates import TemplateSet
 from ..models.speech_encoder import SpeechEncoder
 from ..render.arithmetic import paste_generated_region
 from ..render.blend import NO_BLEND, Blend
+from ..render.cropped import CroppedCache
 from ..render.generator import InferenceModel
-from ..render.prepared import PreparedCache
 from ..render.template_cache import TemplateCache, run_network
 from .pacing import RenderRate
 from .scheduler import Scheduler
@@ -32,7 +32,7 @@ from .slot import Clock, RealClock
 
 #: Timed batches (and encoder windows) of the warm-up: one alone varies by tens of per cent.
 WARM_UP_ROUNDS = 3
-#: Default budget of the prepared-template cache (shared by every session of a LiveModel).
+#: Default budget of the cropped-template cache (shared by every session of a LiveModel).
 DEFAULT_CACHE_BYTES = 64 << 20
 
 
@@ -43,7 +43,7 @@ class LiveModel:
         model: a loaded backend of the audio model's mode.
         templates: the template folder (checked here once, for every session).
         encoder: the audio model: the ave encoder, or a hubert model for a hubert checkpoint.
-        cache_bytes: budget of the prepared-template cache.
+        cache_bytes: budget of the cropped-template cache.
         on_batch: called with (frames, seconds) after every network batch (a server's metrics).
     """
 
@@ -59,7 +59,7 @@ class LiveModel:
         #: The fidelity check's dB of the model's precision on these templates, where one was made (reports).
         self.fidelity_db: float | None = None
         self.template_cache = template_cache
-        self.cache = PreparedCache(templates, cache_bytes)
+        self.cache = CroppedCache(templates, cache_bytes)
         self.scheduler = Scheduler()
         self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
         self._warm_up_lock = threading.Lock()
@@ -71,9 +71,9 @@ class LiveModel:
 
     def compose(self, template: int, pixels: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
         """Generated 320x320 pixels pasted into template `template`'s frame, joined as `blend` says."""
-        prepared = self.cache.get(template)
-        return paste_generated_region(prepared.template.image, pixels, prepared.template.box,
-                                      resized_crop=prepared.resized_crop, parsing=prepared.template.parsing, blend=blend)
+        cropped = self.cache.get(template)
+        return paste_generated_region(cropped.template.image, pixels, cropped.template.box,
+                                      resized_crop=cropped.resized_crop, parsing=cropped.template.parsing, blend=blend)
 
     def network_inputs(self, templates: list[int]) -> np.ndarray:
         """The network image inputs (B, 6, 320, 320) of the given templates."""

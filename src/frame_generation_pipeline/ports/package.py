@@ -123,7 +123,7 @@ def verify_package(package: str | os.PathLike[str]) -> PackageReport:
     from ..inputs.templates import TemplateFrame
     from ..models.backends.onnxruntime_backend import OnnxRuntimeBackend
     from ..render.blend import Blend
-    from ..render.prepared import compose, prepare
+    from ..render.cropped import compose, crop_template
 
     package = Path(package)
     try:
@@ -147,9 +147,9 @@ def verify_package(package: str | os.PathLike[str]) -> PackageReport:
     for sample in metadata["samples"]:
         files = sample["files"]
         template = templates.load(sample["template_index"])
-        prepared = prepare(TemplateFrame(template.index, template.image, template.box, template.parsing))
+        cropped = crop_template(TemplateFrame(template.index, template.image, template.box, template.parsing))
         audio = np.load(bundle / files["audio"], allow_pickle=False)
-        frame = compose(prepared, model.run(prepared.network_input[None], audio)[0], blend)
+        frame = compose(cropped, model.run(cropped.network_input[None], audio)[0], blend)
         expected = read_image(bundle / files["frame"])
         report.frame_differences[sample["frame_index"]] = int(np.abs(frame.astype(np.int16) - expected.astype(np.int16)).max())
     return report

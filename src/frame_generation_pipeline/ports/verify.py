@@ -20,8 +20,8 @@ from ..inputs.images import read_image
 from ..inputs.landmarks import crop_box, read_landmarks
 from ..inputs.templates import TemplateFrame
 from ..render.blend import Blend
+from ..render.cropped import compose, crop_template
 from ..render.generator import InferenceModel
-from ..render.prepared import compose, prepare
 from .reference import read_metadata
 
 if TYPE_CHECKING:
@@ -164,13 +164,13 @@ def verify_bundle(
         box = crop_box(read_landmarks(files["landmarks"]), str(files["landmarks"]))
         report.differences["landmarks"] = _difference(np.array(box), np.array(sample["crop_box"]))
         parsing = read_image(files["parsing"]) if "parsing" in files else None
-        prepared = prepare(TemplateFrame(sample["template_index"], read_image(files["template"]), box, parsing))
+        cropped = crop_template(TemplateFrame(sample["template_index"], read_image(files["template"]), box, parsing))
         network_input = _array(files["input"], (1, *INPUT_SHAPE))
-        report.differences["input"] = _difference(prepared.network_input[None], network_input)
+        report.differences["input"] = _difference(cropped.network_input[None], network_input)
         output = _array(files["output"], (1, *OUTPUT_SHAPE))
         window = _array(files["audio"], (1, *audio_shape))
         report.differences["network"] = None if model is None else _difference(model.run(network_input, window), output)
-        report.differences["frame"] = _difference(compose(prepared, output[0], blend), read_image(files["frame"]))
+        report.differences["frame"] = _difference(compose(cropped, output[0], blend), read_image(files["frame"]))
         if audio is not None:
             report.differences.update(audio.check(sample, files, window[0], encoder))
         reports.append(report)

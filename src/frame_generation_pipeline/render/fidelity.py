@@ -21,7 +21,7 @@ from ..files import atomic_file, describe_os_error
 from ..inputs.templates import TemplateSet
 from ..models.cache import cache_dir, entry_name
 from .arithmetic import to_pixels
-from .prepared import prepare
+from .cropped import crop_template
 from .template_cache import templates_key
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def psnr(ours: np.ndarray, exact: np.ndarray) -> float:
 def check_inputs(templates: TemplateSet, audio_shape: tuple[int, ...], count: int = CHECK_TEMPLATES) -> tuple[np.ndarray, np.ndarray]:
     """The network inputs of the check: `count` templates spread over the set, seeded audio windows."""
     chosen = sorted({round(i * (len(templates) - 1) / max(1, count - 1)) for i in range(count)})
-    images = np.stack([prepare(templates.load(index)).network_input for index in chosen])
+    images = np.stack([crop_template(templates.load(index)).network_input for index in chosen])
     audio = np.random.default_rng(_AUDIO_SEED).standard_normal((len(chosen), *audio_shape)).astype(np.float32)
     return images, audio
 

@@ -1,6 +1,6 @@
 """FrameRenderer: template frames + audio features -> finished video frames, lazily and in order.
 
-Each output frame goes through three stages: prepare (decode the template, crop, resize, mask,
+Each output frame goes through three stages: crop (decode the template, crop, resize, mask,
 build the network input; cached per template), infer (batched network calls, as many at once
 as the model has streams), compose (to pixels, paste back). Prepare runs ahead of the network and
 compose behind it in worker threads (OpenCV and the backends release the GIL), with a bounded
@@ -28,8 +28,8 @@ from ..inputs.features import AudioFeatures, as_features
 from ..inputs.landmarks import CropBox
 from ..inputs.templates import TemplateSet, as_templates
 from .blend import NO_BLEND, Blend
-from .prepared import PreparedCache, PreparedTemplate
-from .prepared import compose as compose_frame
+from .cropped import CroppedCache, CroppedTemplate
+from .cropped import compose as compose_frame
 from .template_cache import TemplateCache, run_network
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class RenderedFrame:
 
 
 class _InFlight:
-    """The frames of one render between its three steps: prepare (templates decoded and cropped in
+    """The frames of one render between its three steps: crop (templates decoded and cropped in
     worker threads), infer (a batch's network call, `streams` at once) and compose (pasted back in
     worker threads), each a queue of futures in schedule order."""
 
@@ -75,36 +75,36 @@ class _InFlight:
         self.model, self.template_cache, self.templates, self.features = (renderer.model, renderer.template_cache,
                                                                           templates, features)
         self.schedule, self.first, self.keep_tensors, self.blend = schedule, first, keep_tensors, blend
-        self.cache = PreparedCache(templates, renderer.cache_bytes)
+        self.cache = CroppedCache(templates, renderer.cache_bytes)
         self.workers = ThreadPoolExecutor(renderer.workers, thread_name_prefix="frame-worker")
         self.network = ThreadPoolExecutor(renderer.model.streams, thread_name_prefix="frame-network")
-        self.preparing: deque[Future[PreparedTemplate]] = deque()
-        self.inferring: deque[tuple[range, list[PreparedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
+        self.cropping: deque[Future[CroppedTemplate]] = deque()
+        self.inferring: deque[tuple[range, list[CroppedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
         self.composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
         self.queued = 0
 
-    def prepare(self, until: int) -> None:
-        """Queue the preparation of the templates of positions up to `until`."""
+    def crop(self, until: int) -> None:
+        """Queue the cropping of the templates of positions up to `until`."""
         while self.queued < until:
-            self.preparing.append(self.workers.submit(self.cache.get, self.schedule[self.queued]))
+            self.cropping.append(self.workers.submit(self.cache.get, self.schedule[self.queued]))
             self.queued += 1
 
     def infer(self, positions: range) -> None:
         """Start the network call of the batch at `positions`; compose the oldest batch once `streams` are running."""
-        prepared = [self.preparing.popleft().result() for _ in positions]
+        cropped = [self.cropping.popleft().result() for _ in positions]
         indices = range(self.first + positions.start, self.first + positions.stop)
         audio = self.features.windows(indices)
-        inputs = np.stack([item.network_input for item in prepared])
+        inputs = np.stack([item.network_input for item in cropped])
         call = self.network.submit(run_network, self.model, inputs, audio, self.template_cache, self.templates,
-                                   [item.template.index for item in prepared])
-        self.inferring.append((indices, prepared, audio, call))
+                                   [item.template.index for item in cropped])
+        self.inferring.append((indices, cropped, audio, call))
         if len(self.inferring) == self.model.streams:
             self.compose()
 
     def compose(self) -> None:
         """Queue the paste of each frame of the oldest batch in the network, once its call returns."""
-        indices, prepared, audio, outputs = self.inferring.popleft()
-        for index, item, window, output in zip(indices, prepared, audio, outputs.result()):
+        indices, cropped, audio, outputs = self.inferring.popleft()
+        for index, item, window, output in zip(indices, cropped, audio, outputs.result()):
             keep = index in self.keep_tensors
             record = partial(RenderedFrame, index, item.template.index, item.template.box,
                              network_input=item.network_input if keep else None, audio=window if keep else None,
@@ -130,9 +130,9 @@ class FrameRenderer:
         unet_model: a loaded backend (or anything with `mode`, `streams` and `run`).
         mode: the audio mode; must be the model's (None takes the model's).
         batch_size: frames per network call; with the exact torch backend frames do not depend on it.
-        workers: threads that decode and prepare templates ahead of the network and paste
+        workers: threads that decode and crop templates ahead of the network and paste
             results behind it.
-        cache_bytes: memory for prepared templates kept for when the ping-pong order returns.
+        cache_bytes: memory for cropped templates kept for when the ping-pong order returns.
         template_cache: where the network's template half is kept per template (it may be shared
             with other generators and live sessions); None runs the whole network every frame.
     """
@@ -196,7 +196,7 @@ class FrameRenderer:
         try:
             for batch_start in range(0, total, self.batch_size):
                 positions = range(batch_start, min(batch_start + self.batch_size, total))
-                flight.prepare(min(positions.stop + ahead, total))
+                flight.crop(min(positions.stop + ahead, total))
                 flight.infer(positions)
                 yield from flight.finished(keep=ahead)
             while flight.inferring:

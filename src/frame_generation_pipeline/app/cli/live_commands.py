@@ -15,8 +15,8 @@ from .arguments import (
     positive_float,
     subcommand,
 )
+from .from_args import pipeline_from, plan_from
 from .messages import report
-from .prepare import pipeline_from, plan_from
 
 
 def run_live(args: argparse.Namespace) -> int:

@@ -21,8 +21,8 @@ from .arguments import (
     positive_int,
     subcommand,
 )
+from .from_args import audio_model_from, pipeline_from, plan_from
 from .messages import report
-from .prepare import audio_model_from, pipeline_from, plan_from
 
 if TYPE_CHECKING:  # the CLI imports torch only in the commands that need it
     from ...models.audio_encoder import AudioEncoder

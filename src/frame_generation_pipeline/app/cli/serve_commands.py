@@ -22,7 +22,7 @@ from .arguments import (
     positive_int,
     subcommand,
 )
-from .prepare import pipeline_from
+from .from_args import pipeline_from
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """`frame-gen serve`: the live avatar over WebRTC (aiohttp + aiortc) and the page to talk through it.
 
 One model, template set and audio encoder are loaded once and shared; each visitor gets a session
-of its own (timeline, streaming state, tracks) on one LiveModel: one prepared-template cache, one
+of its own (timeline, streaming state, tracks) on one LiveModel: one cropped-template cache, one
 warm-up and fair turns at the model for all. Nothing slow runs on the event loop: the LiveModel is
 built and warmed up in a worker thread when the server starts, sessions are made in one, and each
 session's frames are converted in its pump thread. Routes: `GET /` the page, `GET /health`,

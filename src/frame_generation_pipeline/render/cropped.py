@@ -1,4 +1,4 @@
-"""Templates prepared for the network (steps 3-7, cached per template) and frames composed from
+"""Templates cropped for the network (steps 3-7, cached per template) and frames composed from
 network outputs (steps 10-13)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .lru import ByteLRU
 
 
 @dataclass(frozen=True)
-class PreparedTemplate:
+class CroppedTemplate:
     """Steps 3-7 for one template: they do not depend on the output frame, so they are cached."""
 
     template: TemplateFrame
@@ -28,23 +28,23 @@ class PreparedTemplate:
         return self.template.image.nbytes + parsing + self.resized_crop.nbytes + self.network_input.nbytes
 
 
-def prepare(template: TemplateFrame) -> PreparedTemplate:
+def crop_template(template: TemplateFrame) -> CroppedTemplate:
     """Steps 3-7: crop, resize to 328, inner 320, mask, network input."""
     resized = resize_crop(crop_region(template.image, template.box))
-    return PreparedTemplate(template, resized, network_input(inner_region(resized)))
+    return CroppedTemplate(template, resized, network_input(inner_region(resized)))
 
 
-def compose(prepared: PreparedTemplate, output: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
+def compose(cropped: CroppedTemplate, output: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
     """Steps 10-13: the finished frame from a network output (3, 320, 320), pasted as `blend` says."""
-    template = prepared.template
+    template = cropped.template
     return paste_generated_region(
         template.image, to_pixels(output), template.box,
-        resized_crop=prepared.resized_crop, parsing=template.parsing, blend=blend,
+        resized_crop=cropped.resized_crop, parsing=template.parsing, blend=blend,
     )
 
 
-class PreparedCache(ByteLRU[PreparedTemplate]):
-    """A thread-safe LRU of PreparedTemplate by template index, bounded in bytes.
+class CroppedCache(ByteLRU[CroppedTemplate]):
+    """A thread-safe LRU of CroppedTemplate by template index, bounded in bytes.
 
     Ping-pong order comes back to the templates near each turning point a few frames later;
     keeping them saves their JPEG decode and crop preparation.
@@ -54,10 +54,10 @@ class PreparedCache(ByteLRU[PreparedTemplate]):
         super().__init__(max_bytes, lambda entry: entry.nbytes)
         self.templates = templates
 
-    def get(self, index: int) -> PreparedTemplate:
-        """The prepared template `index`, from the cache or freshly decoded and prepared."""
+    def get(self, index: int) -> CroppedTemplate:
+        """The cropped template `index`, from the cache or freshly decoded and cropped."""
         entry = self.find(index)
         if entry is None:
-            entry = prepare(self.templates.load(index))
+            entry = crop_template(self.templates.load(index))
             self.put(index, entry)
         return entry
