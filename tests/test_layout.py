@@ -23,6 +23,7 @@ LAYERS = {
     "ports": 6,
     "options": 7, "plan": 7, "pipeline": 7, "frame_generator": 7, "image_processor": 7, "unet_model": 7,
     "live": 8,
+    "prepare": 6,
     "app": 9, "__main__": 9, "integrations": 9,
 }
 #: Size bounds: a module in src/, a function or method in src/ (from `def` to its last line), a file in tests/.

@@ -46,6 +46,10 @@ class AudioError(InputFileError):
     """A speech audio file cannot be decoded or is too short."""
 
 
+class VideoError(InputFileError):
+    """A video cannot be read, or its faces cannot make a template folder (frame-gen prepare)."""
+
+
 class CheckpointError(InputFileError):
     """A checkpoint is missing, corrupt, or does not hold the expected network."""
 

@@ -62,6 +62,11 @@ def parse_landmarks(text: str, source: str = "<landmarks>") -> np.ndarray:
     return values.astype(np.int32)
 
 
+def landmark_text(points: np.ndarray) -> str:
+    """`.lms` text of (K, 2) points, one `x y` line each (six decimals)."""
+    return "".join(f"{x:.6f} {y:.6f}\n" for x, y in points)
+
+
 def read_landmarks(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a `.lms` file into (K, 2) int32 landmarks (see parse_landmarks)."""
     path = Path(path)

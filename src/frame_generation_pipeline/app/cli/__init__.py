@@ -26,6 +26,7 @@ from . import (
     farm_commands,
     live_commands,
     port_commands,
+    prepare_commands,
     render_commands,
     serve_commands,
 )
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render_commands.add_commands(commands)
     demo_commands.add_commands(commands)
+    prepare_commands.add_commands(commands)
     live_commands.add_commands(commands)
     serve_commands.add_commands(commands)
     farm_commands.add_commands(commands)

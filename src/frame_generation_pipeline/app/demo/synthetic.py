@@ -17,6 +17,7 @@ import torch
 
 from ...contract import SAMPLE_RATE, get_mode
 from ...devices import tune_allocator
+from ...inputs.landmarks import landmark_text
 from ...inputs.templates import IMAGE_DIR, LANDMARK_DIR, PARSING_DIR
 from ...models.audio_encoder import AudioEncoderNet
 from ...models.hubert import HIDDEN
@@ -141,11 +142,6 @@ def make_templates(
 
 #: JPEG quality of the drawn template frames.
 JPEG_QUALITY = 92
-
-
-def landmark_text(points: np.ndarray) -> str:
-    """`.lms` text of (K, 2) points, one `x y` line each."""
-    return "".join(f"{x:.6f} {y:.6f}\n" for x, y in points)
 
 
 def _calibrate_batchnorm(net: torch.nn.Module, make_inputs: Callable[[], tuple], generator: torch.Generator) -> tuple:
