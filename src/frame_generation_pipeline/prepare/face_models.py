@@ -29,7 +29,7 @@ _REGION_SCALE = 1.5
 
 def data_path(name: str) -> Path:
     """Path of a file shipped in `prepare/data/`."""
-    return Path(str(resources.files(__package__).joinpath("data", name)))
+    return Path(str(resources.files(__package__).joinpath("data").joinpath(name)))
 
 
 @functools.lru_cache(maxsize=4)

@@ -14,7 +14,7 @@ import numpy as np
 
 #: Cut-off (Hz) at rest, and how fast it rises with speed (per face size per second): tuned on real
 #: footage beside upstream's landmarks (benchmarks/prepare.py) for the least jitter without lag.
-MIN_CUTOFF, BETA, DERIVATIVE_CUTOFF = 1.0, 4.0, 1.0
+MIN_CUTOFF, BETA, DERIVATIVE_CUTOFF = 2.0, 4.0, 1.0
 
 
 def _alpha(cutoff, rate: float):  # a float or an array, as `cutoff` is

@@ -78,10 +78,10 @@ def probe_video(clip: VideoClip) -> VideoInfo:
     if not re.search(r"Stream #\S+.*: Video:", result.stderr):
         problem = "it has no video stream" if "Stream #" in result.stderr else f"cannot be read ({last_lines(result.stderr, 1)})"
         raise VideoError(path, f"not usable as a video: {problem}")
-    height, width = _first_frame(clip).shape[:2]
     total = _duration(result.stderr)
     if total is not None and clip.start >= total:
         raise VideoError(path, f"--start {clip.start:g} is past the video's end ({total:g} seconds)")
+    height, width = _first_frame(clip).shape[:2]
     seconds = None if total is None else total - clip.start
     if clip.duration is not None:
         seconds = clip.duration if seconds is None else min(seconds, clip.duration)
