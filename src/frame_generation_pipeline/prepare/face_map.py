@@ -1,6 +1,6 @@
 """The map from the face mesh's 468 points to the 110-point PFLD layout that upstream's templates use.
 
-Each of the 110 points is a fixed weighted mean of a few mesh points (`NEIGHBOURS` of them, weights
+Each of the 110 points is a fixed weighted mean of a few mesh points (its 3 nearest, weights
 summing to 1), so the map moves, turns and scales with the face exactly. The indices and weights in
 `prepare/data/mesh_to_pfld110.json` were fitted by `tools/fit_landmark_map.py` on real footage beside
 the landmarks upstream's detector gave it (docs/prepare.md says which, and how close they come).

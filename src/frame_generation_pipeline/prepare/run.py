@@ -7,6 +7,7 @@ place only when every frame had a usable face, so a refused video leaves no fold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -85,15 +86,15 @@ def _write_frames(clip: VideoClip, info: VideoInfo, folder: Path, faces: FaceLan
     (folder / IMAGE_DIR).mkdir()
     (folder / LANDMARK_DIR).mkdir()
     count = 0
-    frames = tqdm(read_frames(clip, info), total=info.frames_estimate, unit="frame", disable=None if show_progress else True,
-                  dynamic_ncols=True)
-    for k, image in enumerate(frames):
-        text = faces(k, image)
-        if text is not None:
-            _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            write_bytes(folder / IMAGE_DIR / f"{k}.jpg", encoded.tobytes())
-            write_bytes(folder / LANDMARK_DIR / f"{k}.lms", text.encode())
-        count += 1
+    with contextlib.closing(read_frames(clip, info)) as decoded:  # ffmpeg stopped at once on any error
+        for k, image in enumerate(tqdm(decoded, total=info.frames_estimate, unit="frame",
+                                       disable=None if show_progress else True, dynamic_ncols=True)):
+            text = faces(k, image)
+            if text is not None:
+                _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                write_bytes(folder / IMAGE_DIR / f"{k}.jpg", encoded.tobytes())
+                write_bytes(folder / LANDMARK_DIR / f"{k}.lms", text.encode())
+            count += 1
     return count
 
 
