@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def probe_video(clip: VideoClip) -> VideoInfo:
     return VideoInfo(width, height, total, None if seconds is None else max(1, round(seconds * clip.fps)))
 
 
-def read_frames(clip: VideoClip, info: VideoInfo) -> Iterator[np.ndarray]:
+def read_frames(clip: VideoClip, info: VideoInfo) -> Generator[np.ndarray, None, None]:
     """The clip's frames at `clip.fps`, upright, as HxWx3 uint8 BGR, one at a time; VideoError if ffmpeg fails."""
     command = [ffmpeg_executable(), *clip._input(), "-vf", f"fps={clip.fps}", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
     size = info.width * info.height * 3
