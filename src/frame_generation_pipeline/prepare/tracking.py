@@ -40,7 +40,7 @@ class FaceTracker:
         self._points: np.ndarray | None = None
         self._last_centre: np.ndarray | None = None
         self.several_faces: list[int] = []
-        self.too_few_faces: list[int] = []
+        self.too_few_faces: set[int] = set()
 
     def __call__(self, frame: int, image: np.ndarray) -> TrackedFace:
         """Find the face in frame number `frame` (BGR image)."""
@@ -80,6 +80,6 @@ class FaceTracker:
                                "picks another", frame, len(faces), number)
             return faces[0]
         if self.face > len(faces):
-            self.too_few_faces.append(frame)
+            self.too_few_faces.add(frame)
             return None
         return left_to_right[self.face - 1]
