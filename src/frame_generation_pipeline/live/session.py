@@ -136,8 +136,8 @@ class StreamingSession:
 
     @property
     def stats(self) -> SessionStats:
-        """Counts and timings so far."""
-        return self.timeline.stats
+        """Counts and timings so far (a copy: its counts add up to the slots shown)."""
+        return self.timeline.snapshot()
 
     @property
     def closed(self) -> bool:
@@ -236,7 +236,7 @@ class StreamingSession:
     @property
     def next_slot(self) -> int:
         """The slot the next `next_frame` call returns."""
-        return self.timeline.slot
+        return self.timeline.next_slot
 
     def template_image(self, template: int) -> np.ndarray:
         """The decoded image of template `template` (what an idle slot shows)."""
