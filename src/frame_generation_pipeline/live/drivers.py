@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..render.blend import NO_BLEND, Blend
+from ..render.blend import FEATHER, Blend
 from .pacing import DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
@@ -28,7 +28,7 @@ class Driver:
     """What both ways of taking slots share: the session's timeline, its renderer, the shared model,
     and how the session pastes its frames."""
 
-    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = NO_BLEND) -> None:
+    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = FEATHER) -> None:
         self.timeline, self.renderer, self.live, self.blend = timeline, renderer, live, blend
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
@@ -147,7 +147,7 @@ class RealtimeDriver(Driver):
     """
 
     def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, margin: float, threaded: bool,
-                 on_stop: Callable[[], None], blend: Blend = NO_BLEND) -> None:
+                 on_stop: Callable[[], None], blend: Blend = FEATHER) -> None:
         super().__init__(timeline, renderer, live, blend)
         self.margin, self.threaded, self.on_stop = margin, threaded, on_stop
         self._thread: threading.Thread | None = None

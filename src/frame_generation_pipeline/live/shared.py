@@ -22,7 +22,7 @@ from ..errors import StreamError
 from ..inputs.templates import TemplateSet
 from ..models.speech_encoder import SpeechEncoder
 from ..render.arithmetic import paste_generated_region
-from ..render.blend import NO_BLEND, Blend
+from ..render.blend import FEATHER, Blend
 from ..render.cropped import CroppedCache
 from ..render.generator import InferenceModel
 from ..render.template_cache import TemplateCache, run_network
@@ -69,7 +69,7 @@ class LiveModel:
         """The decoded image of template `template` (what an idle slot shows)."""
         return self.cache.get(template).template.image
 
-    def compose(self, template: int, pixels: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
+    def compose(self, template: int, pixels: np.ndarray, blend: Blend = FEATHER) -> np.ndarray:
         """Generated 320x320 pixels pasted into template `template`'s frame, joined as `blend` says."""
         cropped = self.cache.get(template)
         return paste_generated_region(cropped.template.image, pixels, cropped.template.box,
