@@ -12,6 +12,7 @@ from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.render.blend import FEATHER
 
 
 class Recorder:
@@ -63,9 +64,10 @@ def make_world(root, encoder_path):
 
 
 def offline(world, samples, model):
-    """The offline features of `samples` and the frames `model` renders from them."""
+    """The offline features of `samples` and the frames `model` renders from them, pasted as a
+    session pastes by default (feathered)."""
     features = AudioFeatures(world["encoder"].features_from_samples(samples), "ave")
-    return features, list(FrameGenerator(model).iter_frames(world["templates"], features))
+    return features, list(FrameGenerator(model).iter_frames(world["templates"], features, blend=FEATHER))
 
 
 def push(session, samples, chunk):

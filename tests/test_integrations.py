@@ -22,7 +22,7 @@ from frame_generation_pipeline.live.pacing import DEFAULT_MARGIN
 from frame_generation_pipeline.live.utterance import frames_for_samples
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.models.ave_stream import LOOKAHEAD_SECONDS
-from frame_generation_pipeline.render.blend import Blend
+from frame_generation_pipeline.render.blend import NO_BLEND, Blend
 
 from .test_serve import in_namespace, offset_of
 
@@ -161,7 +161,7 @@ def test_pipecat_service_with_the_exact_backend_shows_the_offline_frames(agent_w
     pipeline, templates = agent_world["pipeline"], TemplateSet.from_folder(agent_world["one_template"])
     offline = list(pipeline.generator.iter_frames(templates, pipeline.features(audio=wav, audio_encoder=agent_world["encoder"])))
     service = SyncTalkVideoService(pipeline=pipeline, template_dir=agent_world["one_template"],
-                                   audio_encoder=agent_world["encoder"], policy="delay", start_margin=3.0)
+                                   audio_encoder=agent_world["encoder"], policy="delay", start_margin=3.0, blend=NO_BLEND)
     speech = [image for _, image, audio in _slots(_run(service, _tts_frames(short))) if audio is not None]
     assert len(speech) == len(offline) == frames_for_samples(len(heard), "heard"), (len(speech), len(offline))
     assert all(image == cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).tobytes() for image, frame in zip(speech, offline))
@@ -250,7 +250,8 @@ def test_pipecat_example_streams_video_and_audio_in_sync_over_webrtc(agent_world
     speaking = distance > (distance.min() + distance.max()) / 2
     speech = np.flatnonzero(speaking)
     said = load_speech(clip)
-    assert distance[~speaking].max() < 4 < distance[speaking].min(), "idle frames are the template, speech ones are not"
+    assert distance[~speaking].max() < 2.6 < distance[speaking].min(), \
+        "idle frames are the template (about 2 from VP8), speech ones (feathered: about 3.3) are not"
     assert np.array_equal(speech, np.arange(speech[0], speech[0] + len(speech))) and speech[0] > 0, "one run of speech"
     assert abs(len(speech) - frames_for_samples(len(said), "said")) <= 2, "a frame for each 1/25 s of the speech"
     start = offset_of(said, audio[: len(audio) // 3 * 3].reshape(-1, 3).mean(axis=1)) * 3  # 48 kHz: to 16 kHz and back

@@ -17,6 +17,7 @@ from frame_generation_pipeline.errors import StreamError
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.hubert import HubertEncoder, HubertStream, HubertWindows
+from frame_generation_pipeline.render.blend import FEATHER
 
 from .helpers import cli_status
 from .live_helpers import Recorder
@@ -51,7 +52,7 @@ def test_a_known_length_utterance_gives_the_offline_frames(world):
     samples = world["speech"]
     offline_model, live_model = HubertRecorder(), HubertRecorder()
     features = AudioFeatures(world["encoder"].features_from_samples(samples), "hubert")
-    expected = list(FrameGenerator(offline_model).iter_frames(world["templates"], features))
+    expected = list(FrameGenerator(offline_model).iter_frames(world["templates"], features, blend=FEATHER))
     session = StreamingSession(live_model, world["templates"], world["encoder"], batch_size=2)
     session.say(samples)
     session.close()

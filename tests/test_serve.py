@@ -22,6 +22,7 @@ from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.live.utterance import frames_for_samples
+from frame_generation_pipeline.render.blend import FEATHER
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_SIZE = (240, 320)  # height, width
@@ -50,7 +51,7 @@ def served(tmp_path_factory, checkpoints, exports, encoder_path):
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", onnx_path=exports["ave"], backend="onnxruntime")
     features = pipeline.features(audio=second_clip, audio_encoder=encoder_path)  # the clip /speak is given
     checked = list(range(0, len(features), 3))  # every third frame, from its own 16-row audio window
-    offline = list(pipeline.generator.iter_frames(templates, features.windows(checked)))
+    offline = list(pipeline.generator.iter_frames(templates, features.windows(checked), blend=FEATHER))  # serve's paste
     return {"checkpoint": str(checkpoints["ave"]), "onnx": str(exports["ave"]), "templates": str(templates),
             "encoder": str(encoder_path), "clip": str(clip), "short_clip": str(short_clip),
             "second_clip": str(second_clip), "speak_clip": str(second_clip), "frames": len(features),

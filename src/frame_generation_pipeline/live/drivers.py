@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..render.blend import NO_BLEND, Blend
+from ..render.blend import FEATHER, Blend
 from .pacing import DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
@@ -28,7 +28,7 @@ class Driver:
     """What both ways of taking slots share: the session's timeline, its renderer, the shared model,
     and how the session pastes its frames."""
 
-    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = NO_BLEND) -> None:
+    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = FEATHER) -> None:
         self.timeline, self.renderer, self.live, self.blend = timeline, renderer, live, blend
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
@@ -147,7 +147,7 @@ class RealtimeDriver(Driver):
     """
 
     def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, margin: float, threaded: bool,
-                 on_stop: Callable[[], None], blend: Blend = NO_BLEND) -> None:
+                 on_stop: Callable[[], None], blend: Blend = FEATHER) -> None:
         super().__init__(timeline, renderer, live, blend)
         self.margin, self.threaded, self.on_stop = margin, threaded, on_stop
         self._thread: threading.Thread | None = None
@@ -155,13 +155,17 @@ class RealtimeDriver(Driver):
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """Its policy's start delay after its first sample, from the session's measured speed shared
         with the sessions speaking now; open speech (drop) also its rate: every slot, or every other
-        one where that speed is below real time (Renderer.stride)."""
-        if utterance.start_slot is None and utterance.policy == DROP:  # known-length speech waits instead
+        one where that speed is below real time (Renderer.stride). The viewer and the render thread
+        may both ask: the timeline places it once, planned by the first (`_plan`, under its lock)."""
+        self.timeline.place(utterance, lambda: self._plan(utterance), not_before)
+
+    def _plan(self, utterance: Utterance) -> float:
+        """An unplaced utterance's start delay, its stride chosen first (open speech)."""
+        if utterance.policy == DROP:  # known-length speech waits instead
             utterance.set_stride(self.renderer.stride())
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
                             self.renderer.batch_size, utterance.stride)
-        delay += utterance.extra_lookahead_seconds
-        self.timeline.place(utterance, delay, not_before)
+        return delay + utterance.extra_lookahead_seconds
 
     def skip_after(self) -> Callable[[int], float]:
         """Slots are due on the timeline's clock."""
