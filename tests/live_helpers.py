@@ -9,9 +9,10 @@ from frame_generation_pipeline import FrameGenerator, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.silence import run_on
 
 
 class Recorder:
@@ -62,10 +63,19 @@ def make_world(root, encoder_path):
     return {"templates": templates, "encoder": AudioEncoder(encoder_path, device="cpu"), "speech": speech, "root": root}
 
 
-def offline(world, samples, model):
-    """The offline features of `samples` and the frames `model` renders from them."""
-    features = AudioFeatures(world["encoder"].features_from_samples(samples), "ave")
-    return features, list(FrameGenerator(model).iter_frames(world["templates"], features))
+def with_silence(samples, seconds=1.0):
+    """`samples` followed by `seconds` of silence."""
+    return np.concatenate([samples, np.zeros(int(seconds * SAMPLE_RATE), np.float32)])
+
+
+def offline(world, samples, model, blend=None, tail=True):
+    """The offline features of `samples` followed by a second of silence (`tail`; else of `samples`
+    alone) and the frames `model` renders from them: as many as a live utterance of `samples` shows."""
+    speech = with_silence(samples) if tail else samples
+    features = AudioFeatures(world["encoder"].features_from_samples(speech), "ave")
+    count = run_on(world["encoder"], len(samples)).frames if tail else len(features)
+    options = {} if blend is None else {"blend": blend}
+    return features, list(FrameGenerator(model).iter_frames(world["templates"], features, frame_count=count, **options))
 
 
 def push(session, samples, chunk):
