@@ -100,7 +100,7 @@ class RestFiller:
         if not self.scheduler.quiet():
             return False
         with self.scheduler.turn():
-            if not self.scheduler.quiet():  # a session began speaking while the turn was asked for
+            if self.scheduler.speaking():  # a session began speaking while the turn was asked for
                 return False
             self.turns += 1
             self.rest.compute(batch)

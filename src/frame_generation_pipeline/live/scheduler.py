@@ -160,11 +160,14 @@ class Scheduler:
         with self._lock:
             return 1 + sum(other.speaking for other in self._seats if other is not seat)
 
+    def speaking(self) -> bool:
+        """True when a session has speech to render."""
+        with self._lock:
+            return any(seat.speaking for seat in self._seats)
+
     def quiet(self) -> bool:
         """True when no session has speech to render and no turn is held or waiting (background work may go)."""
-        with self._lock:
-            speaking = any(seat.speaking for seat in self._seats)
-        return not speaking and self.turns.ahead() == 0
+        return not self.speaking() and self.turns.ahead() == 0
 
     def wait_quiet(self, timeout: float) -> None:
         """Wait until a session's need changes (or `wake`), at most `timeout` seconds."""
