@@ -110,8 +110,6 @@ class StreamingSession:
         self._owns_live = shared is None
         self.live = shared or LiveModel(model, templates, encoder, cache_bytes, template_cache=template_cache,
                                         rest_in_background=rest_ahead)
-        if rest_ahead:
-            self.live.rest_filler.start()
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = live_batch_size(batch_size, model)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()

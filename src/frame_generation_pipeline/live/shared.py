@@ -55,7 +55,7 @@ class LiveModel:
         on_batch: called with (frames, seconds) after every network batch (a server's metrics).
         template_cache: where the network's template half is kept per template (None: the whole network).
         rest_in_background: compute every template's rest frame in a thread from now on (else only
-            when a simulation shows it, or a real-time session starts the thread: `rest_filler.start()`).
+            when a simulation shows it, or once `rest_filler.start()` is called).
         rest_bytes: memory for rest frames (the rest are read back from disk where they are kept).
     """
 
