@@ -200,9 +200,9 @@ def main() -> None:
     from frame_generation_pipeline.app.demo import synthetic
     from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
     from frame_generation_pipeline.app.serve.ice import limit_ice_addresses
+    from frame_generation_pipeline.audio.mel import frames_for_samples
     from frame_generation_pipeline.audio.speech import load_speech
     from frame_generation_pipeline.devices import cpu_summary
-    from frame_generation_pipeline.live.utterance import frames_for_samples
 
     limit_ice_addresses(("127.0.0.1",))
     extra = tuple(args.serve_args.split())

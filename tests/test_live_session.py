@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator
+from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.errors import CheckpointError, StreamError
 from frame_generation_pipeline.inputs.features import AudioFeatures

@@ -20,8 +20,8 @@ import pytest
 from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.audio.mel import frames_for_samples
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.live.utterance import frames_for_samples
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_SIZE = (240, 320)  # height, width

@@ -40,6 +40,8 @@ from .slot import Clock, RealClock
 
 #: Timed batches (and encoder windows) of the warm-up: one alone varies by tens of per cent.
 WARM_UP_ROUNDS = 3
+#: Seconds `close` waits for the rest frames' thread to finish its batch.
+CLOSE_SECONDS = 5.0
 #: Default budget of the cropped-template cache (shared by every session of a LiveModel).
 DEFAULT_CACHE_BYTES = 64 << 20
 
@@ -165,4 +167,5 @@ class LiveModel:
     def close(self) -> None:
         """Let the network threads and the rest frames' thread go (when no session uses the model any more)."""
         self.rest_filler.stop()
+        self.rest_filler.join(CLOSE_SECONDS)  # it may be in a batch: not in the network when the process exits
         self._network.shutdown(wait=False)
