@@ -29,12 +29,10 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 from pipecat.workers.runner import WorkerRunner
 
-from frame_generation_pipeline.app.demo.avatar import BLEND
 from frame_generation_pipeline.app.demo.run import make_demo_inputs
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE
 from frame_generation_pipeline.integrations.pipecat import SyncTalkVideoService
-from frame_generation_pipeline.render.blend import Blend
 
 PAGE = """<!doctype html><title>avatar</title><video id=v autoplay playsinline></video><br>
 <button id=b>Connect</button><script>
@@ -85,7 +83,7 @@ def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
     """The pipeline of one visitor: fake TTS -> avatar -> WebRTC output; returns (worker, tts, transport)."""
     avatar = SyncTalkVideoService(checkpoint=args.checkpoint, template_dir=args.template_dir,
                                   audio_encoder=args.audio_encoder, backend=args.backend, device=args.device,
-                                  onnx=args.onnx, start_margin=args.start_margin, blend=Blend(args.blend), idle=args.idle)
+                                  onnx=args.onnx, start_margin=args.start_margin, idle=args.idle)
     width, height = avatar.avatar.session.template_image(0).shape[1::-1]
     transport = SmallWebRTCTransport(connection, TransportParams(
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,
@@ -165,7 +163,6 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle", choices=("rendered", "template"), default="rendered",
                         help="between sayings: each template's rest frame (the mouth at rest), or the templates as they are")
     parser.add_argument("--port", type=int, default=7860)
-    parser.set_defaults(blend="none")  # the exact paste; the demo avatar has its own (avatar.BLEND)
     args = parser.parse_args(argv)
     own = (args.checkpoint, args.template_dir, args.audio_encoder)
     if any(value is not None for value in own) and (None in own or args.speech is None):
@@ -182,7 +179,6 @@ def main() -> None:
             demo = make_demo_inputs(folder)
             args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
             args.speech = args.speech or demo.audio
-            args.blend = BLEND
         web.run_app(app(args), host="127.0.0.1", port=args.port)
 
 

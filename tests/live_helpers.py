@@ -13,6 +13,7 @@ from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.models.silence import run_on
+from frame_generation_pipeline.render.blend import FEATHER
 
 
 class Recorder:
@@ -68,14 +69,14 @@ def with_silence(samples, seconds=1.0):
     return np.concatenate([samples, np.zeros(int(seconds * SAMPLE_RATE), np.float32)])
 
 
-def offline(world, samples, model, blend=None, tail=True):
+def offline(world, samples, model, blend=FEATHER, tail=True):
     """The offline features of `samples` followed by a second of silence (`tail`; else of `samples`
-    alone) and the frames `model` renders from them: as many as a live utterance of `samples` shows."""
+    alone) and the frames `model` renders from them: as many as a live utterance of `samples` shows,
+    pasted as a session pastes by default (feathered)."""
     speech = with_silence(samples) if tail else samples
     features = AudioFeatures(world["encoder"].features_from_samples(speech), "ave")
     count = run_on(world["encoder"], len(samples)).frames if tail else len(features)
-    options = {} if blend is None else {"blend": blend}
-    return features, list(FrameGenerator(model).iter_frames(world["templates"], features, frame_count=count, **options))
+    return features, list(FrameGenerator(model).iter_frames(world["templates"], features, frame_count=count, blend=blend))
 
 
 def push(session, samples, chunk):

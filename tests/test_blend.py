@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline
-from frame_generation_pipeline.app.cli import main
+from frame_generation_pipeline.app.cli import build_parser, main
+from frame_generation_pipeline.app.cli.arguments import blend_from
 from frame_generation_pipeline.errors import ArgumentTypeError, BundleError, ConfigurationError
 from frame_generation_pipeline.inputs.landmarks import CropBox
 from frame_generation_pipeline.inputs.templates import TemplateSet
 from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.ports.verify import verify_bundle
 from frame_generation_pipeline.render.arithmetic import paste_generated_region
-from frame_generation_pipeline.render.blend import NO_BLEND, Blend, blend_weights, color_match
+from frame_generation_pipeline.render.blend import FEATHER, NO_BLEND, Blend, blend_weights, color_match
 from frame_generation_pipeline.render.cropped import compose, crop_template
 
 
@@ -206,8 +208,10 @@ def test_a_feathered_bundle_records_its_settings_and_verifies(checkpoints, featu
 
 
 def test_settings_are_checked():
-    assert RenderOptions().blend == NO_BLEND and NO_BLEND.record() == {"blend": "none"}
-    assert Blend.from_settings({}) == NO_BLEND
+    assert RenderOptions().blend_for("video") == RenderOptions().blend_for("live") == FEATHER == Blend()
+    assert RenderOptions().blend_for("reference") == NO_BLEND and NO_BLEND.record() == {"blend": "none"}
+    assert RenderOptions(blend=FEATHER).blend_for("reference") == FEATHER, "an asked paste is kept"
+    assert Blend.from_settings({}) == NO_BLEND, "a bundle older than the feather recorded none"
     feathered = Blend("feather", 10, color_match=True)
     assert Blend.from_settings(feathered.settings()) == feathered == Blend.from_settings(feathered.record())
     with pytest.raises(ConfigurationError, match="blend must be one of none, feather"):
@@ -215,7 +219,7 @@ def test_settings_are_checked():
     with pytest.raises(ArgumentTypeError, match="blend must be a Blend"):
         RenderOptions(blend="feather")
     with pytest.raises(ConfigurationError, match="color_match needs blend 'feather'"):
-        Blend(color_match=True)
+        Blend("none", color_match=True)
     with pytest.raises(ConfigurationError, match="blend_width"):
         Blend("feather", 0)
 
@@ -225,3 +229,48 @@ def test_cli_refuses_a_bad_blend_width(capsys, tmp_path):
         main(["frames", "--checkpoint", "x.pth", "--template-dir", str(tmp_path), "--audio-features", "f.npy",
               "--output-dir", str(tmp_path / "out"), "--blend", "feather", "--blend-width", "0"])
     assert exit_.value.code == 2 and "--blend-width" in capsys.readouterr().err
+
+
+def test_frames_are_feathered_by_default_and_upstreams_with_blend_none_or_exact(checkpoints, features, templates_640,
+                                                                                rendered, tmp_path):
+    """The random checkpoint's square differs from the template at its border, as a weakly trained
+    one's does: `frames` shows no box by default, upstream's frame with --blend none and with --exact."""
+    plain, feathered, template = rendered  # the exact path's frame 0 (upstream's: tests/test_parity.py) and its feather
+
+    def frame_0(name, *flags):
+        assert main(["frames", "--quiet", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640),
+                     "--audio-features", str(features["ave"]), "--max-frames", "1", "--output-dir",
+                     str(tmp_path / name), *flags]) == 0
+        return cv2.imread(str(tmp_path / name / "000000.png"))
+
+    default = frame_0("default", "--backend", "torch")  # torch on a CPU without bf16: the exact network
+    assert np.array_equal(default, feathered), "the default paste is the feather"
+    assert edge_abruptness(default, template, plain.box) <= 0.3 * edge_abruptness(plain.image, template, plain.box)
+    assert np.array_equal(frame_0("none", "--backend", "torch", "--blend", "none"), plain.image)
+    assert np.array_equal(frame_0("exact", "--exact"), plain.image), "--exact implies --blend none"
+    assert np.array_equal(frame_0("both", "--exact", "--blend", "feather"), feathered), "an explicit feather is kept"
+
+
+_REQUIRED = {"video": ["--checkpoint", "c.pth", "--template-dir", "t", "--audio", "a.wav", "--output", "o.mp4"],
+             "frames": ["--checkpoint", "c.pth", "--template-dir", "t", "--output-dir", "o"],
+             "live": ["--checkpoint", "c.pth", "--template-dir", "t", "--audio", "a.wav", "--output", "o.mp4",
+                      "--audio-encoder", "e.pth"],
+             "serve": [], "reference": ["--checkpoint", "c.pth", "--template-dir", "t", "--output-dir", "o"]}
+
+
+@pytest.mark.parametrize("command", sorted(_REQUIRED))
+def test_every_command_feathers_by_default_but_exact_and_reference_paste_as_upstream(command):
+    def blend(*flags):
+        args = build_parser().parse_args([command, *_REQUIRED[command], *flags])
+        return blend_from(args, command == "reference")
+
+    shown = NO_BLEND if command == "reference" else FEATHER
+    assert blend() == shown and blend("--blend", "none") == NO_BLEND and blend("--exact") == NO_BLEND
+    assert blend("--exact", "--blend", "feather", "--blend-width", "8") == Blend("feather", 8)
+    if command == "reference":
+        with pytest.raises(ConfigurationError, match="a reference bundle gives upstream's hard paste"):
+            blend("--color-match")
+    else:
+        assert blend("--color-match") == Blend(color_match=True)
+    with pytest.raises(ConfigurationError, match="--color-match works on the feathered paste; --exact"):
+        blend("--exact", "--color-match")

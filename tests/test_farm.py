@@ -17,7 +17,7 @@ from frame_generation_pipeline.app.farm.worker import render_segment, render_who
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.errors import ConfigurationError, TemplateError
 from frame_generation_pipeline.options import RenderOptions
-from frame_generation_pipeline.render.blend import NO_BLEND, Blend
+from frame_generation_pipeline.render.blend import FEATHER, NO_BLEND, Blend
 
 from .helpers import cli_status
 from .test_serve import in_namespace
@@ -105,14 +105,15 @@ _BASE = {"checkpoint": "c.pth", "template_dir": "tpl", "audio": "a.wav", "output
 
 
 def test_a_job_renders_with_its_options_and_the_render_defaults():
-    assert Job(**_BASE).options() == RenderOptions()
+    assert Job(**_BASE).options() == RenderOptions(blend=FEATHER), "a job is a video: feathered unless told"
     job = job_from({**_BASE, "start_frame": 1, "parsing": True, "fps": 20, "crf": 30, "preset": "ultrafast",
                     "max_frames": 5}, "job 1")
     asked = []
     pipeline = SimpleNamespace(video=lambda *args, options: asked.append((args, options)) or SimpleNamespace(frames=3))
     assert render_whole(pipeline, job, "planned.npy", 3) == 3
     assert asked == [(("o.mp4", "tpl", "a.wav", "planned.npy"),
-                      RenderOptions(start_frame=1, max_frames=3, use_parsing=True, fps=20, crf=30, preset="ultrafast"))]
+                      RenderOptions(start_frame=1, max_frames=3, use_parsing=True, fps=20, crf=30, preset="ultrafast",
+                                    blend=FEATHER))]
 
 
 def test_a_jobs_blend_keys_are_one_blend_and_go_back_to_json_as_they_came():
@@ -120,9 +121,11 @@ def test_a_jobs_blend_keys_are_one_blend_and_go_back_to_json_as_they_came():
     assert job.blend == Blend("feather", 8, color_match=True) == job.options().blend
     assert {key: job.as_dict()[key] for key in ("blend", "blend_width", "color_match")} == {
         "blend": "feather", "blend_width": 8, "color_match": True}
-    assert job_from(job, "again") == job and Job(**_BASE).options().blend == NO_BLEND
+    assert job_from(job, "again") == job and job_from(_BASE, "plain").blend == FEATHER
+    assert job_from({**_BASE, "blend": "none"}, "upstream's").blend == NO_BLEND
+    assert job_from({**_BASE, "color_match": True}, "matched").blend == Blend(color_match=True)
     with pytest.raises(ConfigurationError, match="job 2: color_match needs blend 'feather'"):
-        job_from({**_BASE, "color_match": True}, "job 2")
+        job_from({**_BASE, "blend": "none", "color_match": True}, "job 2")
 
 
 class _Frames:
@@ -148,7 +151,7 @@ def test_a_segment_is_encoded_with_the_jobs_settings_and_a_failure_ends_ffmpeg(t
     frames = _Frames()
     pipeline = SimpleNamespace(renderer=lambda templates: frames, mode=get_mode("ave"))
     assert render_segment(pipeline, job, "f.npy", 4, 3, tmp_path / "piece.mp4") == 3
-    assert frames.calls == [(1, 3, 4, "none")] and frames.closed
+    assert frames.calls == [(1, 3, 4, "feather")] and frames.closed
     with av.open(str(tmp_path / "piece.mp4")) as container:
         stream = container.streams.video[0]
         assert float(stream.average_rate) == 20 and not container.streams.audio

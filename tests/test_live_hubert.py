@@ -18,6 +18,7 @@ from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.hubert import HubertEncoder, HubertStream, HubertWindows
 from frame_generation_pipeline.models.silence import run_on
+from frame_generation_pipeline.render.blend import FEATHER
 
 from .helpers import cli_status
 from .live_helpers import Recorder
@@ -54,7 +55,8 @@ def test_a_known_length_utterance_gives_the_offline_frames(world):
     after = run_on(world["encoder"], len(samples))  # the speech runs on into silence: offline, the same silence follows it
     features = AudioFeatures(world["encoder"].features_from_samples(np.concatenate([samples, np.zeros(after.silence, np.float32)])),
                              "hubert")
-    expected = list(FrameGenerator(offline_model).iter_frames(world["templates"], features, frame_count=after.frames))
+    expected = list(FrameGenerator(offline_model).iter_frames(world["templates"], features, frame_count=after.frames,
+                                                              blend=FEATHER))
     session = StreamingSession(live_model, world["templates"], world["encoder"], batch_size=2)
     session.say(samples)
     session.close()

@@ -14,6 +14,7 @@ from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.live.shared import LiveModel
 from frame_generation_pipeline.models.cache import clear_cache, select_entries
 from frame_generation_pipeline.models.silence import rest_window, run_on
+from frame_generation_pipeline.render.blend import FEATHER
 from frame_generation_pipeline.render.cropped import compose, crop_template
 
 from .live_helpers import FakeClock, Recorder, make_world, offline, with_silence
@@ -32,9 +33,9 @@ def world(tmp_path_factory, encoder_path):
 
 
 def rest_image(world, model, template):
-    """The render of a long silence on `template`, as the offline path computes it."""
+    """The render of a long silence on `template`, as the offline path computes it (a session's paste: feathered)."""
     cropped = crop_template(world["templates"].load(template))
-    return compose(cropped, model.run(cropped.network_input[None], rest_window(world["encoder"])[None])[0])
+    return compose(cropped, model.run(cropped.network_input[None], rest_window(world["encoder"])[None])[0], FEATHER)
 
 
 def test_the_mouth_closes_after_an_utterance_and_rests_on_the_rest_frame(world):

@@ -19,7 +19,7 @@ from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.live.slot import FPS, SLOT_SAMPLES, LiveFrame
 from frame_generation_pipeline.live.utterance import check_samples
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
-from frame_generation_pipeline.render.blend import Blend
+from frame_generation_pipeline.render.blend import FEATHER, NO_BLEND, Blend
 from frame_generation_pipeline.render.cropped import compose, crop_template
 
 from .live_helpers import Recorder, make_world, offline, push, with_silence
@@ -65,7 +65,7 @@ def test_the_exact_backend_streams_the_offline_video_bit_for_bit(world, checkpoi
     soundfile.write(tmp_path / "b.wav", with_silence(samples), 16000, subtype="FLOAT")  # the speech, then silence
     soundfile.write(tmp_path / "silence.wav", np.zeros(2 * SAMPLE_RATE, np.float32), 16000, subtype="FLOAT")
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
-    session = StreamingSession.from_pipeline(pipeline, world["templates"], world["encoder"])
+    session = StreamingSession.from_pipeline(pipeline, world["templates"], world["encoder"], blend=NO_BLEND)  # upstream's
     push(session, samples, 320)
     session.idle(10)
     session.close()
@@ -110,7 +110,7 @@ def test_two_utterances_with_an_idle_gap_continue_the_schedule(world, gap):
     outputs = model.run(np.stack([crop_template(world["templates"].load(s.template)).network_input for s in second_slots]),
                         features_b.windows(range(second)))
     for slot, output in zip(second_slots, outputs):
-        assert np.array_equal(slot.image, compose(crop_template(world["templates"].load(slot.template)), output))
+        assert np.array_equal(slot.image, compose(crop_template(world["templates"].load(slot.template)), output, FEATHER))
 
 
 def test_idle_only_shows_the_templates_in_schedule_order(world):

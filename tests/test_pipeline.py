@@ -10,6 +10,7 @@ from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, T
 from frame_generation_pipeline.errors import ConfigurationError, FrameGenerationError, TemplateError
 from frame_generation_pipeline.files import MANIFEST
 from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.render.blend import FEATHER
 
 from .helpers import earlier_output
 
@@ -35,7 +36,7 @@ def test_the_pipeline_renders_frames_lazily_with_its_own_batch(pipeline, feature
     with pytest.raises(FrameGenerationError, match="no-templates"):
         next(frames)
     first = list(pipeline.iter_frames(templates_640, features["ave"], start_frame=1, frame_count=3))
-    whole = list(pipeline.generator.iter_frames(templates_640, features["ave"], start_frame=1))
+    whole = list(pipeline.generator.iter_frames(templates_640, features["ave"], start_frame=1, blend=FEATHER))  # the default paste
     assert len(first) == 3 and all(np.array_equal(a, b) for a, b in zip(first, whole[:3], strict=True))
 
 

@@ -56,11 +56,12 @@ def test_compare_reports_psnr_and_the_worst_frames(renders, capsys, other, statu
 
 
 def test_compare_a_folder_against_a_bundle_and_videos(renders, checkpoints, features, templates_640, tmp_path, capsys):
-    from frame_generation_pipeline import FrameGenerationPipeline
+    from frame_generation_pipeline import FrameGenerationPipeline, RenderOptions
+    from frame_generation_pipeline.render.blend import NO_BLEND
 
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
     pipeline.generate_reference_outputs(features["ave"], templates_640, tmp_path / "bundle", num_sample_frames=3)
-    pipeline.generate_frames_only(features["ave"], templates_640, tmp_path / "frames")
+    pipeline.frames(tmp_path / "frames", templates_640, features["ave"], options=RenderOptions(blend=NO_BLEND))  # upstream's paste
     assert cli_status(["compare", tmp_path / "frames", tmp_path / "bundle", "--max-diff", "0"]) == 0
     assert "frames: 7 and 7, 3 compared" in capsys.readouterr().out
     assert cli_status(["compare", tmp_path / "nothing", tmp_path / "bundle"]) == 2

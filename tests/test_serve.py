@@ -23,6 +23,7 @@ from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.models.silence import run_on
+from frame_generation_pipeline.render.blend import FEATHER
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_SIZE = (240, 320)  # height, width
@@ -54,7 +55,7 @@ def served(tmp_path_factory, checkpoints, exports, encoder_path):
     features = pipeline.features(audio=root / "then_silence.wav", audio_encoder=encoder_path)
     frames = run_on(pipeline.audio_model(encoder_path), len(said)).frames
     checked = list(range(0, frames, 3))  # every third frame, from its own 16-row audio window
-    offline = list(pipeline.generator.iter_frames(templates, features.windows(checked)))
+    offline = list(pipeline.generator.iter_frames(templates, features.windows(checked), blend=FEATHER))  # serve's paste
     return {"checkpoint": str(checkpoints["ave"]), "onnx": str(exports["ave"]), "templates": str(templates),
             "encoder": str(encoder_path), "clip": str(clip), "short_clip": str(short_clip),
             "second_clip": str(second_clip), "speak_clip": str(second_clip), "frames": frames,

@@ -19,6 +19,7 @@ from frame_generation_pipeline.files import atomic_file
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.outputs.video import VideoEncoder, encode_frames
+from frame_generation_pipeline.render.blend import FEATHER
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_frames_are_in_order_and_close_to_lossless(pipeline, features, templates
     out = tmp_path / "out.mp4"
     pipeline.generate_video(features["ave"], templates_640, speech["long"], out, use_parsing=True)
     templates = TemplateSet.from_folder(templates_640, use_parsing=True)
-    lossless = list(pipeline.generator.iter_frames(templates, AudioFeatures.load(features["ave"], "ave")))
+    lossless = list(pipeline.generator.iter_frames(templates, AudioFeatures.load(features["ave"], "ave"), blend=FEATHER))
     decoded = decode(out)["frames"]
     for i, frame in enumerate(decoded):
         scores = [psnr(frame, other) for other in lossless]

@@ -8,7 +8,7 @@ from .checks import require_int, require_number
 from .errors import ArgumentTypeError, ConfigurationError
 from .outputs.frames import check_image_format
 from .outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
-from .render.blend import NO_BLEND, Blend, checked_blend
+from .render.blend import FEATHER, NO_BLEND, Blend, checked_blend
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,9 @@ class RenderOptions:
         image_format: "png" (lossless) or "jpg", for frame folders.
         samples: sample frames of a reference bundle, first and last included.
         show_progress: draw a progress bar on stderr when it is a terminal.
-        blend: how the generated square joins the template (NO_BLEND: the exact paste; see
-            render/blend.py Blend).
+        blend: how the generated square joins the template (render/blend.py Blend); None: the
+            render's default (`blend_for`): the feathered paste for frames that are shown (video,
+            frames, live), the exact paste (upstream's) for reference bundles, which ports reproduce.
     """
 
     start_frame: int = 0
@@ -38,7 +39,14 @@ class RenderOptions:
     image_format: str = "png"
     samples: int = 10
     show_progress: bool = False
-    blend: Blend = NO_BLEND
+    blend: Blend | None = None
+
+    def blend_for(self, kind: str) -> Blend:
+        """The paste of a render of `kind`: `blend` where given, else the exact one for a reference
+        bundle and the feathered one otherwise."""
+        if self.blend is not None:
+            return self.blend
+        return NO_BLEND if kind == "reference" else FEATHER
 
     def __post_init__(self) -> None:
         require_int(self.start_frame, "start_frame", 0)
@@ -55,7 +63,8 @@ class RenderOptions:
         for name in ("use_parsing", "show_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ArgumentTypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        checked_blend(self.blend)
+        if self.blend is not None:
+            checked_blend(self.blend)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from .outputs.frames import write_frames
 from .outputs.video import encode_frames
 from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
-from .render.blend import NO_BLEND, Blend
+from .render.blend import FEATHER, Blend
 from .render.fidelity import CheckedPrecision
 from .render.generator import FrameRenderer
 from .render.template_cache import TemplateCache
@@ -111,9 +111,10 @@ class FrameGenerationPipeline:
         return self.generator.batch_size
 
     def iter_frames(self, templates: Templates, features: AudioFeatures | np.ndarray | Path_, start_frame: int = 0,
-                    frame_count: int | None = None, blend: Blend = NO_BLEND) -> Iterator[np.ndarray]:
+                    frame_count: int | None = None, blend: Blend = FEATHER) -> Iterator[np.ndarray]:
         """Lazily yield the finished frames (HxWx3 uint8 BGR) of `features` on `templates`, one per
-        feature row (`frame_count` of them), rendered as `video` renders them (`renderer`)."""
+        feature row (`frame_count` of them), rendered as `video` renders them (`renderer`), pasted as
+        `blend` says (feathered by default; NO_BLEND for upstream's frames)."""
         opened = as_templates(templates)
         yield from self.renderer(opened).iter_frames(opened, features, start_frame, frame_count, blend=blend)
 
@@ -219,7 +220,8 @@ class FrameGenerationPipeline:
         plan.warn_about_timing()
         logger.info("rendering %d frames (%.2f s at %g fps) to %s", count, count / fps, fps, plan.output)
         generator = self.renderer(plan.templates, plan)
-        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count, blend=options.blend)
+        frames = generator.iter_frames(plan.templates, plan.ready_features, options.start_frame, count,
+                                       blend=options.blend_for(plan.kind))
         # closing(): on failure the workers stop now, not when the traceback is freed.
         with closing(frames), atomic_file(plan.output) as temporary:
             encode_frames(progress(frames, count, options.show_progress), temporary, fps, info.path, options.crf,
@@ -241,7 +243,7 @@ class FrameGenerationPipeline:
     def _frames(self, plan: RenderPlan, started: float) -> RenderResult:
         generator = self.renderer(plan.templates, plan)
         frames = generator.iter_frames(plan.templates, plan.ready_features, plan.options.start_frame, plan.frame_count,
-                                       blend=plan.options.blend)
+                                       blend=plan.options.blend_for(plan.kind))
         with closing(frames), atomic_directory(plan.output, "frames") as staging:
             write_frames(progress(frames, plan.frame_count, plan.options.show_progress), staging,
                          plan.options.image_format, plan.frame_count)
@@ -265,7 +267,8 @@ class FrameGenerationPipeline:
             logger.info("reference bundles are made with the exact %s backend on the CPU", EXACT_BACKEND)
         generator = FrameRenderer(exact, batch_size=1)
         write_bundle(generator, plan.templates, plan.ready_features, plan.output, plan.options.samples, plan.options.start_frame,
-                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages, blend=plan.options.blend)
+                     exact.checkpoint_sha256, frame_count=plan.frame_count, speech=plan.stages,
+                     blend=plan.options.blend_for(plan.kind))
         return replace(self._result(plan, self.mode.fps, generator, started), device="cpu", fidelity_db=None)
 
     def generate_video(

@@ -25,7 +25,7 @@ from ..live.session import StreamingSession
 from ..live.slot import RENDERED, SLOT_SAMPLES
 from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
-from ..render.blend import NO_BLEND, Blend, checked_blend
+from ..render.blend import FEATHER, Blend, checked_blend
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,14 @@ def open_session(
     template_dir: str | os.PathLike[str], audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None,
     mode: str | None = None, backend: str = "auto", device: str | None = None, batch_size: int | None = None,
     precision: str = "auto", onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-    start_margin: float = DEFAULT_MARGIN, blend: Blend = NO_BLEND, idle: str = RENDERED,
+    start_margin: float = DEFAULT_MARGIN, blend: Blend = FEATHER, idle: str = RENDERED,
 ) -> StreamingSession:
     """A real-time session on `pipeline`, or on one loaded from `checkpoint`, with the options named
     as the CLI's: the audio model (`audio_encoder` for ave, `hubert_model` for hubert, a path or a
     loaded model; `mode` follows it), the model options, the template folder and its `parsing`,
-    `start_frame`, `start_margin`, the paste (`blend`, a render/blend.py Blend) and what idle slots
-    show (`idle`: "rendered" or "template", live/rest.py)."""
+    `start_frame`, `start_margin`, the paste (`blend`, a render/blend.py Blend: feathered by default,
+    NO_BLEND for upstream's hard paste) and what idle slots show (`idle`: "rendered" or "template",
+    live/rest.py)."""
     if (pipeline is None) == (checkpoint is None):
         raise ConfigurationError("give either checkpoint= (and the model options) or pipeline= (a loaded one)")
     given = "audio_encoder" if audio_encoder is not None else "hubert_model" if hubert_model is not None else None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..render.blend import NO_BLEND, Blend
+from ..render.blend import FEATHER, Blend
 from .pacing import DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
@@ -32,7 +32,7 @@ class Driver:
     #: the template as it is meanwhile (real time: never on the viewer's thread).
     computes_rest = False
 
-    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = NO_BLEND,
+    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = FEATHER,
                  idle: str = RENDERED) -> None:
         self.timeline, self.renderer, self.live, self.blend, self.idle = timeline, renderer, live, blend, idle
 
@@ -161,7 +161,7 @@ class RealtimeDriver(Driver):
     """
 
     def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, margin: float, threaded: bool,
-                 on_stop: Callable[[], None], blend: Blend = NO_BLEND, idle: str = RENDERED) -> None:
+                 on_stop: Callable[[], None], blend: Blend = FEATHER, idle: str = RENDERED) -> None:
         super().__init__(timeline, renderer, live, blend, idle)
         self.margin, self.threaded, self.on_stop = margin, threaded, on_stop
         self._thread: threading.Thread | None = None
@@ -169,13 +169,17 @@ class RealtimeDriver(Driver):
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """Its policy's start delay after its first sample, from the session's measured speed shared
         with the sessions speaking now; open speech (drop) also its rate: every slot, or every other
-        one where that speed is below real time (Renderer.stride)."""
-        if utterance.start_slot is None and utterance.policy == DROP:  # known-length speech waits instead
+        one where that speed is below real time (Renderer.stride). The viewer and the render thread
+        may both ask: the timeline places it once, planned by the first (`_plan`, under its lock)."""
+        self.timeline.place(utterance, lambda: self._plan(utterance), not_before)
+
+    def _plan(self, utterance: Utterance) -> float:
+        """An unplaced utterance's start delay, its stride chosen first (open speech)."""
+        if utterance.policy == DROP:  # known-length speech waits instead
             utterance.set_stride(self.renderer.stride())
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
                             self.renderer.batch_size, utterance.stride)
-        delay += utterance.extra_lookahead_seconds
-        self.timeline.place(utterance, delay, not_before)
+        return delay + utterance.extra_lookahead_seconds
 
     def skip_after(self) -> Callable[[int], float]:
         """Slots are due on the timeline's clock."""

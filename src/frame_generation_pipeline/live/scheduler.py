@@ -41,13 +41,17 @@ class Turns:
             kept = self._kept.pop(caller, None) if caller is not None else None
             mine = kept[0] if kept is not None and kept[0][0] <= deadline else self._ask(deadline)
             if kept is not None and kept[0] is not mine:
-                self._waiting.remove(kept[0])
-                heapq.heapify(self._waiting)
-            while True:
-                expiry = self._forget_expired()
-                if not self._held and self._waiting[0] == mine:
-                    break
-                self._changed.wait(expiry)
+                self._drop(kept[0])
+            try:
+                while True:
+                    expiry = self._forget_expired()
+                    if not self._held and self._waiting[0] == mine:
+                        break
+                    self._changed.wait(expiry)
+            except BaseException:  # it stops waiting (an interrupt, an error): its place goes to the next
+                self._drop(mine)
+                self._changed.notify_all()
+                raise
             heapq.heappop(self._waiting)
             self._held = True
         handle = Turn()
@@ -66,14 +70,19 @@ class Turns:
         heapq.heappush(self._waiting, place)
         return place
 
+    def _drop(self, place: tuple[float, int]) -> None:
+        """A place that will not be taken up leaves the queue."""
+        if place in self._waiting:
+            self._waiting.remove(place)
+            heapq.heapify(self._waiting)
+
     def _forget_expired(self) -> float | None:
         """Let kept places that were not taken up in time go; seconds until the next one expires."""
         now = time.monotonic()
         for caller, (place, until) in list(self._kept.items()):
             if until <= now:
                 del self._kept[caller]
-                self._waiting.remove(place)
-                heapq.heapify(self._waiting)
+                self._drop(place)
         return min((until - now for _, until in self._kept.values()), default=None)
 
     def ahead(self, deadline: float = math.inf, caller: Hashable = None) -> int:

@@ -31,7 +31,7 @@ from ..models.hubert import HubertWindows
 from ..models.silence import RunningOn, utterance_frames
 from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
-from ..render.blend import NO_BLEND, Blend
+from ..render.blend import FEATHER, Blend
 from ..render.generator import InferenceModel
 from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
@@ -71,7 +71,8 @@ class StreamingSession:
         cache_bytes: budget of the cropped-template cache (when the session has its own).
         shared: the LiveModel of `model`, `templates` and `encoder` that other sessions use too (its
             cache, warm-up and turns at the model); None builds one of the session's own.
-        blend: how the generated square joins the template, as for offline renders (the exact paste).
+        blend: how the generated square joins the template, as for offline renders (feathered by
+            default; NO_BLEND: the exact paste, upstream's).
         hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
         template_cache: where the network's template half is kept per template, when the session
             has its own LiveModel (a shared one brings its own; None: the whole network every frame).
@@ -95,7 +96,7 @@ class StreamingSession:
         start_frame: int = 0,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         shared: LiveModel | None = None,
-        blend: Blend = NO_BLEND,
+        blend: Blend = FEATHER,
         hubert: HubertWindows | None = None,
         template_cache: TemplateCache | None = None,
         half_rate: bool = True,
@@ -146,8 +147,8 @@ class StreamingSession:
 
     @property
     def stats(self) -> SessionStats:
-        """Counts and timings so far."""
-        return self.timeline.stats
+        """Counts and timings so far (a copy: its counts add up to the slots shown)."""
+        return self.timeline.snapshot()
 
     @property
     def closed(self) -> bool:
@@ -258,7 +259,7 @@ class StreamingSession:
     @property
     def next_slot(self) -> int:
         """The slot the next `next_frame` call returns."""
-        return self.timeline.slot
+        return self.timeline.next_slot
 
     def template_image(self, template: int) -> np.ndarray:
         """The decoded image of template `template` as it is."""

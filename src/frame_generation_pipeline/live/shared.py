@@ -28,7 +28,7 @@ from ..models.rest_cache import RestStore
 from ..models.silence import rest_window
 from ..models.speech_encoder import SpeechEncoder
 from ..render.arithmetic import paste_generated_region
-from ..render.blend import NO_BLEND, Blend
+from ..render.blend import FEATHER, Blend
 from ..render.cropped import CroppedCache
 from ..render.generator import InferenceModel
 from ..render.rest import DEFAULT_REST_BYTES, RestFrames
@@ -89,7 +89,7 @@ class LiveModel:
         """The decoded image of template `template` (what an idle slot shows)."""
         return self.cache.get(template).template.image
 
-    def idle_image(self, template: int, blend: Blend = NO_BLEND, compute: bool = False) -> tuple[np.ndarray, bool]:
+    def idle_image(self, template: int, blend: Blend = FEATHER, compute: bool = False) -> tuple[np.ndarray, bool]:
         """What an idle slot on `template` shows and whether it is the raw template: its rest frame pasted
         as `blend` says (computed now, in a turn at the model, when `compute` and not yet kept), or
         the template as it is while its rest frame is not computed (the background thread is told)."""
@@ -103,7 +103,7 @@ class LiveModel:
             return self.template_image(template), True
         return self.compose(template, pixels, blend), False
 
-    def compose(self, template: int, pixels: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
+    def compose(self, template: int, pixels: np.ndarray, blend: Blend = FEATHER) -> np.ndarray:
         """Generated 320x320 pixels pasted into template `template`'s frame, joined as `blend` says."""
         cropped = self.cache.get(template)
         return paste_generated_region(cropped.template.image, pixels, cropped.template.box,

@@ -8,11 +8,12 @@ samples [i * hop, (i + 1) * hop). Audio and video come from the same slots, so t
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -180,15 +181,18 @@ class Timeline:
         """The template of slot `slot` (the ping-pong schedule runs on across idle and speech)."""
         return ping_pong_index(slot, self.template_count, self.start_frame)
 
-    def place(self, utterance: Utterance, delay: float | None, not_before: int | None = None) -> None:
-        """Give the utterance its first slot, once: the next free one (and never before
-        `not_before`, the previous utterance's end), or in real time `delay` seconds after its first
-        sample; a simulation (delay None) counts its latency from its turn instead."""
+    def place(self, utterance: Utterance, plan: Callable[[], float] | None, not_before: int | None = None) -> None:
+        """Give the utterance its first slot, once, whichever thread asks first: the next free one
+        (and never before `not_before`, the previous utterance's end), or in real time `plan()`
+        seconds after its first sample; a simulation (plan None) counts its latency from its turn
+        instead. `plan` runs under the lock, only for an utterance not placed yet (it may set the
+        utterance's stride), so that the viewer and the render thread cannot both place it."""
         with self.changed:
             if utterance.start_slot is not None:
                 return
             first = max(self.slot, not_before or 0)
-            if delay is not None:
+            if plan is not None:
+                delay = plan()
                 assert self.anchor is not None  # a real-time timeline starts before its first utterance
                 start = max(first, math.ceil((utterance.arrived + delay - self.anchor) * FPS))
                 report = utterance.start(start, self.due(start) - utterance.arrived)
@@ -197,10 +201,22 @@ class Timeline:
             self.stats.utterances.append(report)
 
     def advance(self, frame: LiveFrame) -> LiveFrame:
-        """Count `frame` as shown and move on to the next slot."""
-        self.slot += 1
-        self.stats.count(frame.kind, frame.repeated, frame.raw)
+        """Count `frame` as shown and move on to the next slot (both at once, under the lock)."""
+        with self.changed:
+            self.slot += 1
+            self.stats.count(frame.kind, frame.repeated, frame.raw)
         return frame
+
+    @property
+    def next_slot(self) -> int:
+        """The slot shown next (read under the lock)."""
+        with self.changed:
+            return self.slot
+
+    def snapshot(self) -> SessionStats:
+        """A copy of the counts so far, taken under the lock: they add up to the slots shown."""
+        with self.changed:
+            return replace(self.stats, utterances=copy.copy(self.stats.utterances))
 
     def wait(self, timeout: float | None, unless: Callable[[], bool] | None = None) -> bool:
         """Wait until something changes (at once if `unless()` holds, checked under the lock);

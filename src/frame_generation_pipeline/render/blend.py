@@ -1,8 +1,10 @@
-"""The optional seamless paste after contract step 13: the generated square feathered into the
-template's crop (weights cached per crop size), its colours first matched to the template's.
+"""The seamless paste after contract step 13: the generated square feathered into the template's
+crop (weights cached per crop size), its colours first matched to the template's where asked.
 
-Works on the crop only (never on a copy of the whole frame). `Blend()` (mode "none") is the
-contract's exact paste and changes nothing.
+Works on the crop only (never on a copy of the whole frame). `FEATHER` (`Blend()`) is the default
+wherever frames are shown: a weakly trained checkpoint's square, whose border differs from the
+template, would otherwise be a visible box. `NO_BLEND` (mode "none") is the contract's exact paste,
+upstream's, and changes nothing: what ports reproduce (docs/contract.md).
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ MAX_COLOR_GAIN = 2.0
 
 @dataclass(frozen=True)
 class Blend:
-    """How the generated square joins the template: "none" (the exact paste) or "feather" (a
-    weight rising from 0 at the square's edge to 1 `width` frame pixels inside), optionally with
-    the colour match (`color_match`, feather only)."""
+    """How the generated square joins the template: "feather" (a weight rising from 0 at the
+    square's edge to 1 `width` frame pixels inside; the default), optionally with the colour match
+    (`color_match`, feather only), or "none" (the exact paste, upstream's)."""
 
-    mode: str = "none"
+    mode: str = "feather"
     width: int = DEFAULT_BLEND_WIDTH
     color_match: bool = False
 
@@ -62,7 +64,10 @@ class Blend:
                    settings.get("color_match", False))
 
 
-NO_BLEND = Blend()
+#: The contract's exact paste (upstream's frames; reference bundles and ports).
+NO_BLEND = Blend("none")
+#: The feathered paste, the default wherever frames are shown.
+FEATHER = Blend()
 
 
 def checked_blend(blend: object) -> Blend:

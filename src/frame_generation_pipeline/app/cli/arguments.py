@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES, ONNX_OPSETS
+from ...errors import ConfigurationError
 from ...live.slot import IDLE_CHOICES, RENDERED
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
@@ -16,6 +17,8 @@ from ...render.blend import Blend
 from ...render.template_cache import DEFAULT_TEMPLATE_CACHE_MB
 
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+#: What no --blend means where frames are shown (`blend_from`).
+SHOWN_BLEND = "feather; none with --exact"
 HUBERT_HELP = ("local hubert model folder to compute hubert features from --audio "
                "(huggingface-cli download facebook/hubert-large-ls960-ft --local-dir DIR)")
 
@@ -141,7 +144,8 @@ def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
         "--backend", default="auto", choices=BACKEND_CHOICES,
         help="auto: the fastest installed for the device and precision (docs/contract.md, what each precision promises)",
     )
-    parser.add_argument("--exact", action="store_true", help="frames bit-identical to upstream: --backend torch on the CPU")
+    parser.add_argument("--exact", action="store_true", help="frames bit-identical to upstream: --backend torch on the CPU, "
+                        "with upstream's paste (--blend none, unless --blend feather is given)")
     parser.add_argument("--onnx", default=None, help="an exported .onnx of this checkpoint for onnxruntime/openvino "
                         "(default: export once into the cache)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per network call (default: per backend)")
@@ -153,8 +157,9 @@ def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
                         help="memory for the network's template half, 6.3 MB per template kept (0: none)")
 
 
-def add_render_inputs(parser: argparse.ArgumentParser) -> None:
-    """--template-dir, the features or the speech + encoder, --start-frame, --max-frames, --parsing."""
+def add_render_inputs(parser: argparse.ArgumentParser, blend_default: str = SHOWN_BLEND) -> None:
+    """--template-dir, the features or the speech + encoder, --start-frame, --max-frames, --parsing, the
+    blend options (`blend_default`: what no --blend means)."""
     parser.add_argument("--template-dir", required=True, help="folder with full_body_img/, landmarks/ [, parsing/]")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--audio-features", default=None, help="audio features (.npy, or .bin + .bin.json), one row per frame")
@@ -163,22 +168,31 @@ def add_render_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
     parser.add_argument("--max-frames", type=positive_int, default=None, help="render only the first N frames (a preview)")
     parser.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
-    add_blend(parser)
+    add_blend(parser, blend_default)
 
 
-def add_blend(parser: argparse.ArgumentParser) -> None:
-    """--blend, --blend-width, --color-match (how the generated square joins the template)."""
-    parser.add_argument("--blend", default="none", choices=BLEND_MODES,
-                        help="none: the exact paste (upstream's frames); feather: fade the square into the template")
+def add_blend(parser: argparse.ArgumentParser, default: str = SHOWN_BLEND) -> None:
+    """--blend, --blend-width, --color-match (how the generated square joins the template; `default`
+    says what its absence means)."""
+    parser.add_argument("--blend", default=None, choices=BLEND_MODES,
+                        help="feather: fade the generated square into the template; none: upstream's hard paste, "
+                             f"whose edge shows as a box where the square differs from the template (default: {default})")
     parser.add_argument("--blend-width", type=positive_int, default=DEFAULT_BLEND_WIDTH, metavar="PX",
                         help="feather: frame pixels from the square's edge to full weight")
     parser.add_argument("--color-match", action="store_true",
                         help="feather: first match the square's colours to the template's near its edge")
 
 
-def blend_from(args: argparse.Namespace) -> Blend:
-    """The blend flags as one Blend (a combination it refuses raises ConfigurationError)."""
-    return Blend(args.blend, args.blend_width, args.color_match)
+def blend_from(args: argparse.Namespace, exact: bool = False) -> Blend:
+    """The blend flags as one Blend: --blend as given, else upstream's hard paste where the frames
+    must be upstream's (--exact, or `exact`: a reference bundle), else the feather. A combination it
+    refuses raises ConfigurationError."""
+    mode = args.blend or ("none" if exact or getattr(args, "exact", False) else "feather")
+    if args.color_match and mode == "none":
+        why = "--blend none" if args.blend else "--exact" if getattr(args, "exact", False) else "a reference bundle"
+        raise ConfigurationError(f"--color-match works on the feathered paste; {why} gives upstream's hard paste: "
+                                 "add --blend feather or drop --color-match")
+    return Blend(mode, args.blend_width, args.color_match)
 
 
 def add_audio_model(parser: argparse.ArgumentParser, required: bool = True) -> None:

@@ -29,12 +29,12 @@ if TYPE_CHECKING:  # the CLI imports torch only in the commands that need it
     from ...models.backends.torch_backend import TorchBackend
 
 
-def render_options(args: argparse.Namespace, **extra):
-    """RenderOptions from the parsed arguments."""
+def render_options(args: argparse.Namespace, reference: bool = False, **extra):
+    """RenderOptions from the parsed arguments (of a `reference` bundle: upstream's paste unless --blend says)."""
     from ...options import RenderOptions
 
     return RenderOptions(start_frame=args.start_frame, max_frames=args.max_frames, use_parsing=args.parsing,
-                         show_progress=not args.quiet, blend=blend_from(args), **extra)
+                         show_progress=not args.quiet, blend=blend_from(args, reference), **extra)
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -55,7 +55,8 @@ def run_reference(args: argparse.Namespace) -> int:
     """`frame-gen reference`: write a reference bundle (exact path)."""
     # bundles are made on the exact path unless the options ask for another: then load nothing else
     exact = args.backend == "auto" and args.onnx is None and args.device in (None, "cpu") and args.precision in ("auto", "fp32")
-    plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, samples=args.samples), exact=exact)
+    plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, True, samples=args.samples),
+                               exact=exact)
     result = pipeline_from(args, settings).render(plan)
     report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")
     return 0
@@ -206,7 +207,7 @@ def _add_reference(commands: argparse._SubParsersAction) -> None:
         "    --audio-features speech_ave.npy --output-dir bundle --samples 10",
     )
     add_model(reference)
-    add_render_inputs(reference)
+    add_render_inputs(reference, "none, upstream's paste, what ports reproduce")
     reference.add_argument("--audio", default=None, help="speech to compute features from, with --audio-encoder")
     reference.add_argument("--output-dir", required=True, help="bundle folder to write")
     reference.add_argument("--samples", type=positive_int, default=10, help="sample frames, first and last included")

@@ -43,13 +43,11 @@ def run_serve(args: argparse.Namespace) -> int:
     listener = listen(args.host, args.port)  # a port in use is one line, before anything is loaded
     with tempfile.TemporaryDirectory(prefix="frame-gen-demo-") if args.demo else nullcontext() as folder:
         if folder is not None:
-            from ..demo.avatar import BLEND
             from ..demo.run import make_demo_inputs
 
             demo = make_demo_inputs(folder)
             args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
             args.parsing = True
-            args.blend = BLEND if args.blend == "none" else args.blend
         templates = TemplateSet.from_folder(args.template_dir, args.parsing)
         blend = blend_from(args)  # checked before the model loads
         pipeline = pipeline_from(args)
@@ -100,7 +98,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "frame-gen serve --demo",
     )
     serve.add_argument("--demo", action="store_true",
-                       help="serve the demo avatar (shipped with the package; pasted with --blend feather unless told): "
+                       help="serve the demo avatar (shipped with the package): "
                             "no checkpoint, templates or encoder needed")
     add_model(serve, required=False)
     serve.add_argument("--template-dir", default=None, help="folder with full_body_img/, landmarks/ [, parsing/]")

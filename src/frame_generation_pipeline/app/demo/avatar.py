@@ -30,9 +30,6 @@ ENCODER_SEED = 20260
 #: SHA-256 of the encoder's tensors (names and bytes in state_dict order), as training used them.
 ENCODER_SHA256 = "a9770269418be3759bd8dfcc678dfe9150d2a905f17c75b9b5db6798f62680de"
 CHECKPOINT = "data/avatar_ave.pth"
-#: How the avatar's square joins its template: feathered, as the network's outermost pixels
-#: (a few rows and columns) are still a little off after its short training.
-BLEND = "feather"
 #: Speech the avatar was not trained on (espeak-ng, a voice and sentence outside the training set).
 SPEECH = "data/demo_speech.wav"
 

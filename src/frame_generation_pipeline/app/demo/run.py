@@ -23,7 +23,6 @@ from ...contract import SAMPLE_RATE
 from ...files import atomic_directory
 from ...options import RenderOptions, RenderResult
 from ...pipeline import FrameGenerationPipeline
-from ...render.blend import Blend
 from . import avatar
 from .contact_sheet import write_contact_sheet
 from .speech import write_wav
@@ -81,7 +80,7 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float | None = None, s
         pipeline = FrameGenerationPipeline(inputs.checkpoint, mode="ave")
         result = pipeline.video(
             staging / "demo.mp4", inputs.template_dir, inputs.audio, audio_encoder=inputs.audio_encoder,
-            options=RenderOptions(use_parsing=True, show_progress=show_progress, blend=Blend(avatar.BLEND)),
+            options=RenderOptions(use_parsing=True, show_progress=show_progress),
         )
         write_contact_sheet(staging / "contact_sheet.png", staging / "demo.mp4", np.asarray(load_speech(inputs.audio)))
     return replace(result, output=str(output_dir / "demo.mp4"))

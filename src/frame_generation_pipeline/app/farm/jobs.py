@@ -14,7 +14,7 @@ from ...errors import ConfigurationError, InputFileError
 from ...files import check_output
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, check_container
-from ...render.blend import NO_BLEND, Blend
+from ...render.blend import FEATHER, Blend
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Job:
     start_frame: int = 0
     max_frames: int | None = None
     parsing: bool = False
-    blend: Blend = NO_BLEND
+    blend: Blend = FEATHER
 
     def options(self) -> RenderOptions:
         """The RenderOptions of this job (checked: wrong types and values raise)."""
@@ -53,7 +53,7 @@ class Job:
                 **self.blend.settings()}
 
 
-_BLEND_KEYS = tuple(NO_BLEND.settings())
+_BLEND_KEYS = tuple(FEATHER.settings())
 _KEYS = {field.name for field in fields(Job)} | set(_BLEND_KEYS)
 _REQUIRED = ("checkpoint", "template_dir", "audio", "output")
 
@@ -80,7 +80,7 @@ def job_from(data: object, where: str) -> Job:
     blend = {key: fields_.pop(key) for key in _BLEND_KEYS if key in fields_}
     job = Job(**fields_)
     try:
-        job = replace(job, blend=Blend.from_settings(blend),
+        job = replace(job, blend=Blend.from_settings({**FEATHER.settings(), **blend}),
                       mode=mode_for_audio_model(job.mode, next((s for s in sources if s in AUDIO_MODELS), None)))
         job.options()
     except (ConfigurationError, TypeError) as exc:

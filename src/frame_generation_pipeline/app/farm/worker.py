@@ -44,7 +44,7 @@ def render_segment(pipeline: FrameGenerationPipeline, job: Job, features: str, f
     """Frames [first, first + count) of the job as a silent H.264 segment (starting with a keyframe)."""
     options = job.options()
     templates = as_templates(job.template_dir, options.use_parsing)
-    frames = pipeline.renderer(templates).iter_frames(templates, features, options.start_frame, count, first, blend=options.blend)
+    frames = pipeline.renderer(templates).iter_frames(templates, features, options.start_frame, count, first, blend=options.blend_for("video"))
     with closing(frames):  # on failure the render's threads stop now, ffmpeg is killed by encode_frames
         return encode_frames(frames, segment, options.fps or pipeline.mode.fps, crf=options.crf, preset=options.preset)
 

@@ -38,7 +38,7 @@ from ...live.slot import RENDERED
 from ...models.audio_encoder import AudioEncoder
 from ...models.backends.base import InferenceBackend
 from ...pipeline import FrameGenerationPipeline
-from ...render.blend import NO_BLEND, Blend
+from ...render.blend import FEATHER, Blend
 from .ice import CONSENT_INTERVAL, configure_ice
 from .media import SessionMedia, feed_microphone
 from .metrics import CONTENT_TYPE, ServerMetrics
@@ -82,7 +82,7 @@ class ServerSettings:
     video_codec: str = "vp8"
     use_parsing: bool = False
     start_margin: float = SERVE_MARGIN
-    blend: Blend = NO_BLEND
+    blend: Blend = FEATHER
     idle: str = RENDERED
     consent_interval: float = CONSENT_INTERVAL
 
