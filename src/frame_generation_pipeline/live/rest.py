@@ -9,8 +9,10 @@ stream of the model) per turn, and stops once every template's rest frame is kep
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 
 from ..errors import ConfigurationError
 from ..render.rest import RestFrames
@@ -21,6 +23,20 @@ logger = logging.getLogger(__name__)
 
 #: Seconds the thread waits for the model to be free before looking again (it is also woken when it is).
 _RECHECK = 0.5
+#: Seconds the process waits at exit for a thread's batch (a thread still in the network when the
+#: interpreter finalises aborts the process).
+_EXIT_SECONDS = 5.0
+_RUNNING: weakref.WeakSet[RestFiller] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At exit: every thread stops after its batch."""
+    fillers = list(_RUNNING)
+    for filler in fillers:
+        filler.stop()
+    for filler in fillers:
+        filler.join(_EXIT_SECONDS)
 
 
 def check_idle(idle: str) -> str:
@@ -57,6 +73,7 @@ class RestFiller:
                 return
             self._thread = threading.Thread(target=self._run, name="live-rest", daemon=True)
             self._thread.start()
+            _RUNNING.add(self)
 
     def hint(self, template: int) -> None:
         """A session showed `template` without its rest frame: compute from it on next."""
