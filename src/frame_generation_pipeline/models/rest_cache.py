@@ -55,6 +55,7 @@ class RestStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._warned = False
 
     @classmethod
     def of(cls, model: Any, templates: TemplateSet, encoder: Any) -> RestStore | None:
@@ -93,5 +94,7 @@ class RestStore:
             with atomic_file(path) as temporary, open(temporary, "wb") as handle:
                 np.save(handle, pixels, allow_pickle=False)
         except (OSError, OutputError) as exc:
-            reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-            logger.warning("cannot keep rest frames in %s (%s): they are computed again next time", self.folder, reason)
+            if not self._warned:
+                self._warned = True
+                reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+                logger.warning("cannot keep rest frames in %s (%s): they are computed again next time", self.folder, reason)
