@@ -168,7 +168,8 @@ class StreamingSession:
         self.timeline.push(check_samples(samples, sample_rate), lambda: self._rows(self.encoder.stream(False, self.hubert)))
 
     def end_of_speech(self) -> None:
-        """Close the open utterance: its last frames are rendered with the end's padding."""
+        """Close the open utterance: its last frames are rendered with the silence that follows it (with
+        idle="template", with the end's padding)."""
         self.timeline.end_open()
 
     def say(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
