@@ -9,8 +9,8 @@ scheduler, so that a session placing an utterance while N sessions have speech t
 1/N of the model.
 
 It also keeps the avatar at rest: each template's rest frame (render/rest.py), computed by a thread
-of its own (rest.py) from the moment it is made, where `rest_in_background`, while no session has
-speech to render.
+of its own (rest.py) from the end of its warm-up (which it must not slow down, nor find the template
+cache filled by), where `rest_in_background`, while no session has speech to render.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class LiveModel:
         cache_bytes: budget of the cropped-template cache.
         on_batch: called with (frames, seconds) after every network batch (a server's metrics).
         template_cache: where the network's template half is kept per template (None: the whole network).
-        rest_in_background: compute every template's rest frame in a thread from now on (else only
-            when a simulation shows it, or once `rest_filler.start()` is called).
+        rest_in_background: compute every template's rest frame in a thread once the model is warmed
+            up (a real-time session's first `warm_up`; else only when a simulation shows one, or once
+            `rest_filler.start()` is called).
         rest_bytes: memory for rest frames (the rest are read back from disk where they are kept).
     """
 
@@ -82,8 +83,7 @@ class LiveModel:
         self.rest = RestFrames(self.infer, self.network_inputs, lambda: rest_window(encoder),
                                RestStore.of(model, templates, encoder), rest_bytes)
         self.rest_filler = RestFiller(self.rest, self.scheduler, len(templates), model.streams)
-        if rest_in_background:
-            self.rest_filler.start()
+        self._rest_in_background = rest_in_background
 
     def template_image(self, template: int) -> np.ndarray:
         """The decoded image of template `template` (what an idle slot shows)."""
@@ -140,6 +140,8 @@ class LiveModel:
         with self._warm_up_lock:
             if batch_size not in self._measured:
                 self._measured[batch_size] = self._measure(batch_size, clock or RealClock())
+            if self._rest_in_background:
+                self.rest_filler.start()  # once: later calls do nothing
             return self._measured[batch_size]
 
     def _measure(self, batch_size: int, clock: Clock) -> RenderRate:
