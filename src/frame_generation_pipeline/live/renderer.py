@@ -49,16 +49,26 @@ class Renderer:
     def stride(self) -> int:
         """1 (render every slot) where the expected speed keeps real time with FULL_RATE_HEADROOM (or half
         rate is off), else 2 (every other slot); the first half-rate choice of a session is said once."""
-        expected = self.expected()
+        speakers = self.seat.speakers()
+        expected = self.rate.shared_by(speakers)
         per_slot = expected.seconds_per_frame + expected.seconds_per_window
         if not self.half_rate or per_slot * FPS * FULL_RATE_HEADROOM <= 1:
             return 1
         if not self._half_rate_said:
             self._half_rate_said = True
-            logger.info("rendering every other slot (%g frames/s, each image shown twice): a frame takes %.0f ms here "
-                        "with its audio, real time needs %.0f ms with %.0f%% to spare", FPS / 2, 1000 * per_slot,
-                        1000 / FPS, 100 * (FULL_RATE_HEADROOM - 1))
+            self._say_half_rate(expected, speakers)
         return 2
+
+    def _say_half_rate(self, expected: RenderRate, speakers: int) -> None:
+        """The one line that says why: the measured time of a frame (its network share, from batches
+        of batch_size, and its audio encoder window) against what full rate allows."""
+        network, window = round(1000 * expected.seconds_per_frame, 1), round(1000 * expected.seconds_per_window, 1)
+        shared = f", the model shared by {speakers} sessions speaking" if speakers > 1 else ""
+        logger.info("rendering every other slot (%g images/s, each shown twice): a frame takes %.1f ms here (the network "
+                    "%.1f ms of a frame in batches of %d taking %.1f ms, the audio encoder %.1f ms a window%s), and "
+                    "full rate needs at most %.1f ms (%.0f ms a slot, %.0f%% kept spare)", FPS / 2, network + window,
+                    network, self.batch_size, 1000 * expected.seconds_per_batch, window, shared,
+                    1000 / FPS / FULL_RATE_HEADROOM, 1000 / FPS, 100 * (FULL_RATE_HEADROOM - 1))
 
     def step(self, utterance: Utterance, due: Callable[[int], float] | None = None) -> bool:
         """Take in the utterance's pushed speech, skip the frames a batch started now would finish

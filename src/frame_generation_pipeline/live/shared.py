@@ -77,7 +77,10 @@ class LiveModel:
         self.template_cache = template_cache
         self.cache = CroppedCache(templates, cache_bytes)
         self.scheduler = Scheduler()
-        self._network = ThreadPoolExecutor(model.streams, thread_name_prefix="live-network")
+        #: One thread per network stream: part i of every batch runs on stream i, whoever asks, so
+        #: that what a stream's first call at a batch shape costs (an OpenVINO infer request of its
+        #: own, first allocations, kernels for the shape) is paid once, by the warm-up.
+        self._streams = [ThreadPoolExecutor(1, thread_name_prefix=f"live-network-{i}") for i in range(model.streams)]
         self._warm_up_lock = threading.Lock()
         self._measured: dict[int, RenderRate] = {}
         self.rest = RestFrames(self.infer, self.network_inputs, lambda: rest_window(encoder),
@@ -115,15 +118,14 @@ class LiveModel:
 
     def infer(self, images: np.ndarray, audio: np.ndarray, templates: list[int] | None = None) -> np.ndarray:
         """The network on a batch of `templates` (through the template cache; None: not templates,
-        run whole), split over the model's streams, which run at once from their own threads (as in
+        run whole), split over the model's streams, which run at once, each on its own thread (as in
         the offline generator). Call it in a turn (`scheduler`), so that sessions take turns."""
         cache = self.template_cache if templates is not None else None
         keys = np.asarray(templates if templates is not None else range(len(images)))
         parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
-        calls = [self._network.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
-                                      keys[part].tolist()) for part in parts[1:]]
-        first = run_network(self.model, images[parts[0]], audio[parts[0]], cache, self.templates, keys[parts[0]].tolist())
-        return np.concatenate([first, *(call.result() for call in calls)])
+        calls = [stream.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
+                               keys[part].tolist()) for stream, part in zip(self._streams, parts)]
+        return np.concatenate([call.result() for call in calls])
 
     def batch_done(self, frames: int, seconds: float) -> None:
         """Report a finished batch to `on_batch`, if one was given."""
@@ -133,7 +135,8 @@ class LiveModel:
     def warm_up(self, batch_size: int, clock: Clock | None = None) -> RenderRate:
         """The model's RenderRate at `batch_size`, shared by every real-time session of this
         LiveModel: seeded by timing WARM_UP_ROUNDS batches of the network and of audio encoder
-        windows after one untimed round (it also pays for the set-up), then updated by every batch
+        windows after what the first calls cost once (`_first_calls`, untimed), so that the first
+        reply is planned and paced like the next; then updated by every batch
         of every session, so that a session placing speech plans with the model's latest speed
         under the load of now, not with its own old one. (Two sessions updating it at once may
         lose one sample of the moving average: harmless.)"""
@@ -144,12 +147,26 @@ class LiveModel:
                 self.rest_filler.start()  # once: later calls do nothing
             return self._measured[batch_size]
 
+    def _first_calls(self, batch_size: int) -> None:
+        """Pay, untimed, for what the first calls cost once: every batch size up to `batch_size` (so
+        every part size on every stream) on templates 0, 1, ..., twice where the template cache splits
+        the network (a template's first visit, then the rest from its kept half), and the audio encoder."""
+        passes = 2 if self.template_cache is not None and self.template_cache.splits(self.model) else 1
+        for size in range(1, batch_size + 1):
+            templates = [index % len(self.templates) for index in range(size)]
+            images, audio = self.network_inputs(templates), np.zeros((size, *self.model.mode.audio_shape), np.float32)
+            for _ in range(passes):
+                with self.scheduler.turn():
+                    self.infer(images, audio, templates)
+        self.encoder.warm_up()
+
     def _measure(self, batch_size: int, clock: Clock) -> RenderRate:
+        self._first_calls(batch_size)
         rate = RenderRate()
         audio = np.zeros((batch_size, *self.model.mode.audio_shape), np.float32)
         network = encoding = 0.0
         windows = 0
-        for round_ in range(1 + WARM_UP_ROUNDS):  # the first pays for set-up and is not timed
+        for round_ in range(1, 1 + WARM_UP_ROUNDS):
             # speech's own path, on templates not yet in the template cache: what a first cycle costs
             templates = [(round_ * batch_size + index) % len(self.templates) for index in range(batch_size)]
             images = self.network_inputs(templates)
@@ -157,11 +174,9 @@ class LiveModel:
                 started = clock.now()
                 self.infer(images, audio, templates)
                 finished = clock.now()
-            frames = self.encoder.warm_up()
-            if round_:
-                network += finished - started
-                encoding += clock.now() - finished
-                windows += frames
+            windows += self.encoder.warm_up()
+            network += finished - started
+            encoding += clock.now() - finished
         rate.add(network / WARM_UP_ROUNDS, batch_size)
         rate.add_encoding(encoding, windows)
         return rate
@@ -170,4 +185,5 @@ class LiveModel:
         """Let the network threads and the rest frames' thread go (when no session uses the model any more)."""
         self.rest_filler.stop()
         self.rest_filler.join(CLOSE_SECONDS)  # it may be in a batch: not in the network when the process exits
-        self._network.shutdown(wait=False)
+        for stream in self._streams:
+            stream.shutdown(wait=False)

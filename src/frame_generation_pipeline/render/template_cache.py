@@ -58,10 +58,14 @@ class TemplateCache(ByteLRU[Skips]):
         self._claims = threading.Lock()
         self.computed = 0
 
+    def splits(self, model: Any) -> bool:
+        """True when this cache runs `model` in halves (it keeps something and the model can split)."""
+        return self.max_bytes > 0 and bool(getattr(model, "splits", False))
+
     def run(self, model: Any, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
         """The network on a batch (`keys[i]` says which template `images[i]` is): the rest alone from
         the kept skips, or whole (keeping the skips) where a template is new; whole where it cannot split."""
-        if self.max_bytes == 0 or not getattr(model, "splits", False):
+        if not self.splits(model):
             return model.run(images, audio)
         full_keys = [(model_key(model), key) for key in keys]
         found, mine = self._claim(full_keys)
