@@ -141,7 +141,7 @@ def test_a_session_is_warm_before_its_first_reply(world):
     clock = FakeClock()
     model = ColdFirstCalls(clock, seconds_per_frame=0.02, cold=1.0)
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2, realtime=True, clock=clock,
-                               threaded=False)
+                               threaded=False, idle="template")  # a rest thread's calls would move the fake clock
     session.due(0)
     for _ in range(2):  # two replies of 9 frames (batches of 2, 2, 2, 2 and 1), each heard out before the next
         session.push_audio(world["speech"]["b"])
