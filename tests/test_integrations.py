@@ -22,7 +22,9 @@ from frame_generation_pipeline.inputs.templates import ping_pong_index
 from frame_generation_pipeline.live.pacing import DEFAULT_MARGIN
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.models.ave_stream import LOOKAHEAD_SECONDS
+from frame_generation_pipeline.models.silence import rest_window
 from frame_generation_pipeline.render.blend import NO_BLEND, Blend
+from frame_generation_pipeline.render.cropped import compose, crop_template
 
 from .test_serve import in_namespace, offset_of
 
@@ -105,11 +107,13 @@ def _template_rgb(folder, index: int) -> bytes:
 
 
 def _idle_rgb(session, index: int) -> set[bytes]:
-    """What an idle slot on template `index` may show in real time: its rest frame, or (a cold start, while
-    it is computed) the template as it is."""
-    session.live.rest.compute([index])
+    """What an idle slot on template `index` may show in real time: its rest frame (the render of silence,
+    computed here as offline, pasted as the session pastes), or (a cold start, while it is computed) the
+    template as it is."""
+    cropped = crop_template(session.templates.load(index))
+    output = session.model.run(cropped.network_input[None], rest_window(session.encoder)[None])[0]
     return {cv2.cvtColor(image, cv2.COLOR_BGR2RGB).tobytes()
-            for image in (session.idle_image(index), session.template_image(index))}
+            for image in (compose(cropped, output, session.driver.blend), cropped.template.image)}
 
 
 def test_pipecat_service_shows_the_tts_speech_at_25_fps_with_its_audio(agent_world):
