@@ -19,6 +19,12 @@ Last, the default once more as a user runs it: `frame-gen live --realtime --outp
 its own, whose viewer encodes every slot with x264 while the session renders (the encode competes
 for the CPU): its open speech's dropped and repeated slots, and whether it ran at full or half rate.
 `--backends ""` measures the default alone.
+
+`--rest` measures the avatar at rest instead (docs/live.md, "At rest and in between"), with the
+default backend: a real-time session's process CPU per second of idle slots taken by a viewer once
+every template's rest frame is computed, against the same session showing the templates as they are
+(`idle="template"`), the difference being what rest frames cost; and the first reply's first-frame
+latency next to a later reply's (open speech pushed at the clock's speed, 1 s of idle between).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,8 +41,6 @@ HERE = Path(__file__).resolve().parent
 
 def measure(data: dict, backend: str, precision: str, seconds: float, template_cache: bool) -> dict:
     """One backend, with or without the template cache: a real-time run and a simulation of the same speech."""
-    import threading
-
     import numpy as np
     from run import network_rate
 
@@ -73,6 +78,56 @@ def measure(data: dict, backend: str, precision: str, seconds: float, template_c
             "start_delay_s": realtime["utterances"][0]["start_delay_s"]}
 
 
+def idle_cpu(pipeline, data: dict, idle: str, seconds: float) -> dict:
+    """A real-time session's process CPU (all threads) per second of idle slots, after its rest frames are computed."""
+    import time
+
+    from frame_generation_pipeline.live.session import StreamingSession
+
+    session = StreamingSession.from_pipeline(pipeline, data["templates"], data["encoder"], realtime=True, idle=idle)
+    session.live.rest_filler.join()  # every template's rest frame computed (or read from disk)
+    slots = round(seconds * 25)
+    for _ in range(25):  # a second of slots before the measure
+        session.next_frame()
+    cpu, wall = time.process_time(), time.monotonic()
+    for _ in range(slots):
+        session.next_frame()
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    stats = session.stats
+    session.close(drain=False)
+    session.join()
+    return {"idle": idle, "cpu_s_per_s": cpu / wall, "idle_rendered": stats.idle_rendered, "idle_raw": stats.idle_raw,
+            "rest_computed": session.live.rest.computed, "rest_loaded": session.live.rest.loaded}
+
+
+def replies(pipeline, data: dict) -> dict:
+    """First-frame latency of a fresh session's first reply and of a later one (open speech, 1 s apart)."""
+    from frame_generation_pipeline.app.live.simulate import push_speech
+    from frame_generation_pipeline.live.session import StreamingSession
+
+    session = StreamingSession.from_pipeline(pipeline, data["templates"], data["encoder"], realtime=True)
+    producer = threading.Thread(target=push_speech, args=(session, [Path(data["speech"])] * 2, 20.0, True, 1.0, "drop"))
+    producer.start()
+    for _ in session:
+        pass
+    producer.join()
+    first, later = list(session.stats.utterances)[:2]
+    return {"first_reply_latency_s": first.first_frame_latency_s, "later_reply_latency_s": later.first_frame_latency_s,
+            "first_start_delay_s": first.start_delay_s, "later_start_delay_s": later.start_delay_s,
+            "dropped": [first.dropped, later.dropped], "idle_raw": session.stats.idle_raw}
+
+
+def measure_rest(data: dict, seconds: float) -> dict:
+    """The avatar at rest with the default backend: idle CPU rendered and raw, first and later reply."""
+    from frame_generation_pipeline import FrameGenerationPipeline
+
+    pipeline = FrameGenerationPipeline(data["checkpoint"], device="cpu")
+    found = {"idle": [idle_cpu(pipeline, data, idle, seconds) for idle in ("template", "rendered")]}
+    found["extra_cpu_s_per_s"] = found["idle"][1]["cpu_s_per_s"] - found["idle"][0]["cpu_s_per_s"]
+    found.update(replies(pipeline, data))
+    return found
+
+
 def measure_with_encode(data: dict, folder: Path) -> dict:
     """The default as `frame-gen live --realtime --output` runs it (x264 encoding every slot meanwhile)."""
     import subprocess
@@ -99,8 +154,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the utterance")
     parser.add_argument("--templates", type=int, default=50, help="template frames")
     parser.add_argument("--backends", default="torch,onnxruntime,openvino")
-    parser.add_argument("--json", default=str(HERE / "live_results.json"))
+    parser.add_argument("--json", default=None, help="where to write the results (default: live_results.json, "
+                                                     "with --rest live_rest_results.json, beside this script)")
     parser.add_argument("--checkpoint", default=None, help="an ave checkpoint to measure (default: a random one)")
+    parser.add_argument("--rest", action="store_true", help="measure the avatar at rest instead (see above)")
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="with --rest: idle slots measured, in seconds")
     args = parser.parse_args()
     import torch
 
@@ -120,6 +178,12 @@ def main() -> None:
                 "encoder": str(synthetic.save_random_audio_encoder(folder / "enc.pth")),
                 "templates": str(synthetic.make_templates(folder / "tpl", args.templates, width, height, parsing=False)),
                 "speech": str(write_speech_like_wav(folder / "speech.wav", args.seconds))}
+        if args.rest:
+            found = {"size": args.size, "cpu": cpu_summary(), "cpus": os.cpu_count(), "templates": args.templates,
+                     "seconds": args.seconds, **measure_rest(data, args.idle_seconds)}
+            Path(args.json or HERE / "live_rest_results.json").write_text(json.dumps(found, indent=1))
+            print(json.dumps(found, indent=1))
+            return
         runs = [("auto", "auto")] + [(backend, "fp32") for backend in args.backends.split(",") if backend]
         if cpu_summary()["bf16"] and "openvino" in args.backends.split(","):
             runs.append(("openvino", "bf16"))
@@ -131,7 +195,7 @@ def main() -> None:
         encoded = measure_with_encode(data, folder)
     report = {"size": args.size, "cpu": cpu_summary(), "cpus": os.cpu_count(), "seconds": args.seconds,
               "checkpoint": args.checkpoint or "random", "runs": results, "with_encode": encoded}
-    Path(args.json).write_text(json.dumps(report, indent=1))
+    Path(args.json or HERE / "live_results.json").write_text(json.dumps(report, indent=1))
     print(f"\n{args.size}, {report['cpus']} CPUs, flags {report['cpu']}; {args.seconds:g} s utterance pushed in 20 ms chunks")
     print(f"checkpoint: {report['checkpoint']}")
     print(f"{'run':<12}{'ran as':<28}{'template cache':>15}{'batch':>6}{'first frame s':>15}{'render fps':>12}"
@@ -148,7 +212,7 @@ def main() -> None:
           f"{'half' if encoded['half_rate'] else 'full'} rate: dropped {encoded['dropped']} of {encoded['speech_slots']} "
           f"speech slots ({100 * encoded['dropped_share']:.1f}%), repeated {encoded['repeated']}, first frame after "
           f"{encoded['first_frame_latency_s']:.2f} s")
-    print(f"\nwritten to {args.json}")
+    print(f"\nwritten to {args.json or HERE / 'live_results.json'}")
 
 
 if __name__ == "__main__":

@@ -202,7 +202,8 @@ def main() -> None:
     from frame_generation_pipeline.app.serve.ice import limit_ice_addresses
     from frame_generation_pipeline.audio.speech import load_speech
     from frame_generation_pipeline.devices import cpu_summary
-    from frame_generation_pipeline.live.utterance import frames_for_samples
+    from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+    from frame_generation_pipeline.models.silence import run_on
 
     limit_ice_addresses(("127.0.0.1",))
     extra = tuple(args.serve_args.split())
@@ -215,7 +216,7 @@ def main() -> None:
         speech = write_speech_like_wav(folder / "speech.wav", args.seconds)
         data = {"checkpoint": str(synthetic.save_random_checkpoint(folder / "ave.pth", "ave")),
                 "encoder": str(synthetic.save_random_audio_encoder(folder / "enc.pth")), "speech": str(speech),
-                "frames": frames_for_samples(len(load_speech(speech)), str(speech))}
+                "frames": run_on(AudioEncoder, len(load_speech(speech)), str(speech)).frames}  # with its run into silence
         for number, size in enumerate(args.sizes.split(",")):
             width, height = map(int, size.split("x"))
             templates = str(synthetic.make_templates(folder / f"tpl-{size}", args.templates, width, height, parsing=False))

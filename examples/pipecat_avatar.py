@@ -83,7 +83,7 @@ def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
     """The pipeline of one visitor: fake TTS -> avatar -> WebRTC output; returns (worker, tts, transport)."""
     avatar = SyncTalkVideoService(checkpoint=args.checkpoint, template_dir=args.template_dir,
                                   audio_encoder=args.audio_encoder, backend=args.backend, device=args.device,
-                                  onnx=args.onnx, start_margin=args.start_margin)
+                                  onnx=args.onnx, start_margin=args.start_margin, idle=args.idle)
     width, height = avatar.avatar.session.template_image(0).shape[1::-1]
     transport = SmallWebRTCTransport(connection, TransportParams(
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,
@@ -160,6 +160,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None)
     parser.add_argument("--onnx", default=None, help="an exported .onnx of the checkpoint (default: the export cache)")
     parser.add_argument("--start-margin", type=float, default=0.1, help="slack before each utterance's first frame")
+    parser.add_argument("--idle", choices=("rendered", "template"), default="rendered",
+                        help="between sayings: each template's rest frame (the mouth at rest), or the templates as they are")
     parser.add_argument("--port", type=int, default=7860)
     args = parser.parse_args(argv)
     own = (args.checkpoint, args.template_dir, args.audio_encoder)

@@ -9,9 +9,10 @@ from frame_generation_pipeline import FrameGenerator, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.silence import run_on
 from frame_generation_pipeline.render.blend import FEATHER
 
 
@@ -63,11 +64,19 @@ def make_world(root, encoder_path):
     return {"templates": templates, "encoder": AudioEncoder(encoder_path, device="cpu"), "speech": speech, "root": root}
 
 
-def offline(world, samples, model):
-    """The offline features of `samples` and the frames `model` renders from them, pasted as a
-    session pastes by default (feathered)."""
-    features = AudioFeatures(world["encoder"].features_from_samples(samples), "ave")
-    return features, list(FrameGenerator(model).iter_frames(world["templates"], features, blend=FEATHER))
+def with_silence(samples, seconds=1.0):
+    """`samples` followed by `seconds` of silence."""
+    return np.concatenate([samples, np.zeros(int(seconds * SAMPLE_RATE), np.float32)])
+
+
+def offline(world, samples, model, blend=FEATHER, tail=True):
+    """The offline features of `samples` followed by a second of silence (`tail`; else of `samples`
+    alone) and the frames `model` renders from them: as many as a live utterance of `samples` shows,
+    pasted as a session pastes by default (feathered)."""
+    speech = with_silence(samples) if tail else samples
+    features = AudioFeatures(world["encoder"].features_from_samples(speech), "ave")
+    count = run_on(world["encoder"], len(samples)).frames if tail else len(features)
+    return features, list(FrameGenerator(model).iter_frames(world["templates"], features, frame_count=count, blend=blend))
 
 
 def push(session, samples, chunk):

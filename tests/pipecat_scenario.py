@@ -77,7 +77,8 @@ async def scenario(args: dict) -> dict:
     module = example()
     options = module.options(["--checkpoint", args["checkpoint"], "--template-dir", args["templates"],
                               "--audio-encoder", args["encoder"], "--speech", args["clip"], "--every", "600",
-                              "--backend", "onnxruntime", "--onnx", args["onnx"], "--start-margin", "1.0"])
+                              "--backend", "onnxruntime", "--onnx", args["onnx"], "--start-margin", "1.0",
+                              "--idle", "template"])  # idle frames are told from speech by their distance to the template
     runner = web.AppRunner(module.app(options))
     await runner.setup()
     with socket.socket() as probe:

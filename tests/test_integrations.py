@@ -15,14 +15,16 @@ import soundfile
 from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.audio.mel import frames_for_samples
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.errors import ArgumentTypeError, ConfigurationError
 from frame_generation_pipeline.inputs.templates import ping_pong_index
 from frame_generation_pipeline.live.pacing import DEFAULT_MARGIN
-from frame_generation_pipeline.live.utterance import frames_for_samples
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.models.ave_stream import LOOKAHEAD_SECONDS
+from frame_generation_pipeline.models.silence import rest_window
 from frame_generation_pipeline.render.blend import NO_BLEND, Blend
+from frame_generation_pipeline.render.cropped import compose, crop_template
 
 from .test_serve import in_namespace, offset_of
 
@@ -104,6 +106,16 @@ def _template_rgb(folder, index: int) -> bytes:
     return cv2.cvtColor(TemplateSet.from_folder(folder).load(index).image, cv2.COLOR_BGR2RGB).tobytes()
 
 
+def _idle_rgb(session, index: int) -> set[bytes]:
+    """What an idle slot on template `index` may show in real time: its rest frame (the render of silence,
+    computed here as offline, pasted as the session pastes), or (a cold start, while it is computed) the
+    template as it is."""
+    cropped = crop_template(session.templates.load(index))
+    output = session.model.run(cropped.network_input[None], rest_window(session.encoder)[None])[0]
+    return {cv2.cvtColor(image, cv2.COLOR_BGR2RGB).tobytes()
+            for image in (compose(cropped, output, session.driver.blend), cropped.template.image)}
+
+
 def test_pipecat_service_shows_the_tts_speech_at_25_fps_with_its_audio(agent_world):
     from pipecat.frames.frames import MetricsFrame, OutputImageRawFrame, TTSAudioRawFrame, TTSStoppedFrame
     from pipecat.metrics.metrics import TTFBMetricsData
@@ -119,12 +131,14 @@ def test_pipecat_service_shows_the_tts_speech_at_25_fps_with_its_audio(agent_wor
     slots = _slots(down)
     assert [slot for slot, _, _ in slots] == list(range(len(slots))), "one image per slot, every slot, in order"
     speech = [i for i, (_, _, audio) in enumerate(slots) if audio is not None]
-    assert abs(len(speech) - 2.0 * 25) <= 1 and speech == list(range(speech[0], speech[0] + len(speech)))
-    for slot, image, audio in slots:
-        if audio is None:
-            assert image == _template_rgb(agent_world["templates"], ping_pong_index(slot, 3)), "idle: the schedule"
+    session, said = service.avatar.session, len(agent_world["heard"])
+    assert len(speech) == session.frames_for(said) and speech == list(range(speech[0], speech[0] + len(speech))), \
+        "2 s of speech and its run into silence"
+    idle = {index: _idle_rgb(session, index) for index in range(3)}
+    assert all(image in idle[ping_pong_index(slot, 3)] for slot, image, audio in slots if audio is None), "idle: the schedule"
     heard = np.concatenate([np.frombuffer(f.audio, np.int16) for f in down if isinstance(f, TTSAudioRawFrame)])
-    assert np.array_equal(heard, agent_world["heard"]), "every sample of the speech at 16 kHz, once, in order"
+    assert np.array_equal(heard[:said], agent_world["heard"]) and not heard[said:].any(), \
+        "every sample of the speech at 16 kHz, once, in order, then the silence of its last frames"
     timeline = np.concatenate([np.frombuffer(audio, np.int16) if audio else np.zeros(640, np.int16)
                                for _, _, audio in slots]).astype(np.float32)
     offset = offset_of(agent_world["heard_float"], timeline) - speech[0] * 640
@@ -157,13 +171,15 @@ def test_pipecat_service_with_the_exact_backend_shows_the_offline_frames(agent_w
     short = agent_world["tts"][: int(0.4 * TTS_RATE)]
     heard = soxr.resample(short.astype(np.float32) / 32768, TTS_RATE, 16000)
     wav = agent_world["root"] / "heard.wav"
-    soundfile.write(wav, heard, 16000, subtype="FLOAT")
+    soundfile.write(wav, np.concatenate([heard, np.zeros(16000, np.float32)]), 16000, subtype="FLOAT")  # then silence
     pipeline, templates = agent_world["pipeline"], TemplateSet.from_folder(agent_world["one_template"])
-    offline = list(pipeline.generator.iter_frames(templates, pipeline.features(audio=wav, audio_encoder=agent_world["encoder"])))
     service = SyncTalkVideoService(pipeline=pipeline, template_dir=agent_world["one_template"],
                                    audio_encoder=agent_world["encoder"], policy="delay", start_margin=3.0, blend=NO_BLEND)
+    frames = service.avatar.session.frames_for(len(heard))
+    offline = list(pipeline.generator.iter_frames(templates, pipeline.features(audio=wav, audio_encoder=agent_world["encoder"]),
+                                                  frame_count=frames))
     speech = [image for _, image, audio in _slots(_run(service, _tts_frames(short))) if audio is not None]
-    assert len(speech) == len(offline) == frames_for_samples(len(heard), "heard"), (len(speech), len(offline))
+    assert len(speech) == len(offline) == frames > frames_for_samples(len(heard), "heard"), (len(speech), len(offline))
     assert all(image == cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).tobytes() for image, frame in zip(speech, offline))
 
 
@@ -229,7 +245,8 @@ def test_pipecat_interruption_returns_to_idle_within_a_frame(agent_world):
     before, after = _slots(down[:cut]), _slots(down[cut:])
     assert sum(audio is not None for _, _, audio in before) == 25, "interrupted after 1 s of speech"
     assert sum(audio is not None for _, _, audio in after[1:]) == 0, "no speech frame after the next one"
-    assert len(after) >= 8 and all(image == _template_rgb(agent_world["one_template"], 0) for _, image, _ in after[1:])
+    idle = _idle_rgb(service.avatar.session, 0)
+    assert len(after) >= 8 and all(image in idle for _, image, _ in after[1:]), "where the idle schedule stands"
     assert [slot for slot, _, _ in before + after] == list(range(len(before) + len(after))), "the timeline runs on"
 
 
@@ -310,11 +327,13 @@ def test_livekit_generator_plays_every_sample_once_with_25_frames_a_second(agent
     out = asyncio.run(_drive_generator(generator, speech))
     audio = [item for item in out if isinstance(item, rtc.AudioFrame)]
     heard = np.concatenate([np.frombuffer(frame.data, np.int16) for frame in audio])
-    assert np.array_equal(heard, speech), "every sample back exactly once, in order, none played fast"
+    assert np.array_equal(heard[: len(speech)], speech) and not heard[len(speech) :].any(), \
+        "every sample back exactly once, in order, none played fast; then the silence of its last frames"
     first = out.index(audio[0])
     end = next(i for i, item in enumerate(out) if isinstance(item, AudioSegmentEnd))
     video = [item for item in out[first - 1 : end] if isinstance(item, rtc.VideoFrame)]
-    assert abs(len(video) - 25 * len(speech) / 16000) <= 1, "25 video frames per second of speech"
+    frames = generator.avatar.session.frames_for(len(speech))
+    assert frames * 640 == len(heard) and abs(len(video) - frames) <= 1, "a video frame per 1/25 s of speech and its run on"
     assert end > out.index(audio[-1]) and all(isinstance(item, rtc.VideoFrame) for item in out[end + 1 :])
     assert {(frame.width, frame.height) for frame in out if isinstance(frame, rtc.VideoFrame)} == {SIZE}
 

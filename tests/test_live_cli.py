@@ -28,16 +28,18 @@ def test_live_command_writes_what_a_viewer_sees(checkpoints, encoder_path, tmp_p
     elapsed = time.monotonic() - started
     assert status == 0
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["frames"] == 9 + 5 + 9 and report["speech_frames"] == 18 and report["dropped_frames"] == 0
+    # 0.4 s of speech: 9 frames, 20 with its run into silence (until the mouth rests)
+    assert report["frames"] == 20 + 5 + 20 and report["speech_frames"] == 40 and report["dropped_frames"] == 0
+    assert report["idle_frames"] == report["idle_rendered"] == 5 and report["idle_raw"] == 0, "no raw template shown"
     utterances = report["utterances"]
     assert [(u["start_slot"], u["frames"], u["dropped"], u["policy"], u["start_delay_s"]) for u in utterances] == \
-        [(0, 9, 0, "drop", 0.0), (14, 9, 0, "drop", 0.0)], "a simulation starts each utterance at its turn, after the gap"
+        [(0, 20, 0, "drop", 0.0), (25, 20, 0, "drop", 0.0)], "a simulation starts each utterance at its turn, after the gap"
     assert report["first_frame_latency_s"] == utterances[0]["first_frame_latency_s"] and report["lookahead_s"] == 0.45
     assert all(0 < u["first_frame_latency_s"] <= elapsed for u in utterances), "measured within the run"
     # the speed is an average of batches' seconds per frame, each batch timed within the run: at least 1 / elapsed
     assert 1 / elapsed <= report["render_fps"] < math.inf and report["realtime_factor"] == pytest.approx(report["render_fps"] / FPS)
-    assert len(list((tmp_path / "frames").glob("*.png"))) == 23 and (tmp_path / "frames" / MANIFEST).is_file()
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 45 and (tmp_path / "frames" / MANIFEST).is_file()
     with av.open(str(tmp_path / "live.mp4")) as container:
         assert [s.type for s in container.streams] == ["video", "audio"]
-        assert sum(1 for _ in container.decode(video=0)) == 23
+        assert sum(1 for _ in container.decode(video=0)) == 45
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "live.mp4", "r.json", "s.wav"]

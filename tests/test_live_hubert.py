@@ -17,6 +17,7 @@ from frame_generation_pipeline.errors import StreamError
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.hubert import HubertEncoder, HubertStream, HubertWindows
+from frame_generation_pipeline.models.silence import run_on
 from frame_generation_pipeline.render.blend import FEATHER
 
 from .helpers import cli_status
@@ -51,13 +52,16 @@ def _push(stream, samples, chunk):
 def test_a_known_length_utterance_gives_the_offline_frames(world):
     samples = world["speech"]
     offline_model, live_model = HubertRecorder(), HubertRecorder()
-    features = AudioFeatures(world["encoder"].features_from_samples(samples), "hubert")
-    expected = list(FrameGenerator(offline_model).iter_frames(world["templates"], features, blend=FEATHER))
+    after = run_on(world["encoder"], len(samples))  # the speech runs on into silence: offline, the same silence follows it
+    features = AudioFeatures(world["encoder"].features_from_samples(np.concatenate([samples, np.zeros(after.silence, np.float32)])),
+                             "hubert")
+    expected = list(FrameGenerator(offline_model).iter_frames(world["templates"], features, frame_count=after.frames,
+                                                              blend=FEATHER))
     session = StreamingSession(live_model, world["templates"], world["encoder"], batch_size=2)
     session.say(samples)
     session.close()
     slots = list(session)
-    assert [s.kind for s in slots] == ["speech"] * len(features) == ["speech"] * 32
+    assert [s.kind for s in slots] == ["speech"] * after.frames and after.frames > 32 == world["encoder"].frame_count(len(samples))
     for (live_image, live_audio), (image, audio) in zip(live_model.calls, offline_model.calls, strict=True):
         assert np.array_equal(live_image, image) and np.array_equal(live_audio, audio)
     for slot, frame in zip(slots, expected):
@@ -119,7 +123,7 @@ def test_a_hubert_model_needs_a_hubert_checkpoint(world):
 
 @pytest.mark.parametrize("policy", ["delay", "drop"])
 def test_live_command_renders_a_hubert_checkpoint_from_speech(world, hubert_model, checkpoints, tmp_path, policy):
-    wav = write_speech_like_wav(tmp_path / "s.wav", 0.3)  # 4800 samples: 14 rows, 7 frames
+    wav = write_speech_like_wav(tmp_path / "s.wav", 0.3)  # 4800 samples: 14 rows, 7 frames, 16 with its run into silence
     templates = tmp_path / "tpl"
     synthetic.make_templates(templates, 3, 200, 160, parsing=False)
     status = cli_status(["live", "--quiet", "--checkpoint", checkpoints["hubert"], "--template-dir", templates,
@@ -127,7 +131,7 @@ def test_live_command_renders_a_hubert_checkpoint_from_speech(world, hubert_mode
                          "--policy", policy, "--output", tmp_path / "live.mp4", "--report", tmp_path / "r.json"])
     assert status == 0
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["speech_frames"] == 7 and report["dropped_frames"] == 0
+    assert report["speech_frames"] == 16 and report["dropped_frames"] == 0
 
 
 def test_a_real_time_session_times_the_hubert_model_at_start(world):

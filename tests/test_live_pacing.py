@@ -28,7 +28,7 @@ def test_known_length_speech_is_delayed_so_playback_never_stalls(world):
     model = Recorder(clock, seconds_per_frame=0.1)  # 10 frames/s: 2.5x slower than real time
     encoder = SlowEncoder(world["encoder"], clock, 0.03)  # the whole clip is encoded before its first frame
     session = StreamingSession(model, world["templates"], encoder, batch_size=2, realtime=True, clock=clock,
-                               threaded=False)
+                               threaded=False, idle="template")  # a rest thread's calls would move the fake clock
     started = session.due(0)
     session.say(world["speech"]["long"])
     session.close()
@@ -48,7 +48,7 @@ def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(worl
     clock = FakeClock()
     model = Recorder(clock, seconds_per_frame=0.1)
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
-                               threaded=False, half_rate=False)
+                               threaded=False, half_rate=False, idle="template")
     session.due(0)
     samples = world["speech"]["long"]
     session.push_audio(samples)
@@ -75,7 +75,7 @@ def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_w
     clock = FakeClock()
     model = Recorder(clock, seconds_per_frame=0.06)  # 16.7 frames/s: below real time, above half of it
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
-                               threaded=False)
+                               threaded=False, idle="template")
     session.due(0)
     samples = world["speech"]["long"]
     with caplog.at_level(logging.INFO, logger="frame_generation_pipeline"):
@@ -141,7 +141,7 @@ def test_a_session_is_warm_before_its_first_reply(world):
     clock = FakeClock()
     model = ColdFirstCalls(clock, seconds_per_frame=0.02, cold=1.0)
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2, realtime=True, clock=clock,
-                               threaded=False)
+                               threaded=False, idle="template")  # a rest thread's calls would move the fake clock
     session.due(0)
     for _ in range(2):  # two replies of 9 frames (batches of 2, 2, 2, 2 and 1), each heard out before the next
         session.push_audio(world["speech"]["b"])

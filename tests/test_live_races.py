@@ -98,9 +98,9 @@ def test_a_reader_of_the_counts_sees_a_slot_shown_and_counted_or_neither(world):
     stats = session.timeline.stats
     count = stats.count
 
-    def paused_count(kind, repeated=False):
+    def paused_count(kind, repeated=False, raw=False):
         pause()  # the viewer is advancing past slot 0
-        count(kind, repeated)
+        count(kind, repeated, raw)
 
     stats.count = paused_count
     assert session.next_frame(timeout=0).kind == "idle"

@@ -26,7 +26,7 @@ def test_sessions_on_one_live_model_share_its_cache_and_warm_up_and_take_fair_tu
     from frame_generation_pipeline.live.shared import LiveModel
 
     model = Recorder()
-    live = LiveModel(model, world["templates"], world["encoder"])
+    live = LiveModel(model, world["templates"], world["encoder"], rest_in_background=False)
     sessions = [StreamingSession.on(live, batch_size=2, realtime=True, threaded=False) for _ in range(3)]
     assert len(model.calls) == 1 + 2 + 3 * 2, "one warm-up (untimed batches of 1 and 2, three timed of 2) for all sessions"
     assert sessions[1].rate is sessions[0].rate, "one measure of the model's speed, updated by every session's batches"
@@ -69,7 +69,7 @@ def test_sessions_speaking_at_once_each_plan_with_their_share_of_the_model(world
 
     clock = FakeClock()
     model = Recorder(clock, seconds_per_frame=0.05)  # 20 frames/s: real time for one, not for two or three
-    live = LiveModel(model, world["templates"], world["encoder"])
+    live = LiveModel(model, world["templates"], world["encoder"], rest_in_background=False)
     samples = world["speech"]["long"]
     delays = {}
     for count in (1, 2, 3):
@@ -98,7 +98,7 @@ def test_open_speech_of_two_sessions_gets_about_half_of_the_model_each(world):
 
     clock = FakeClock()
     model = Recorder(clock, seconds_per_frame=0.02)  # 50 frames/s: real time for two at once
-    live = LiveModel(model, world["templates"], world["encoder"])
+    live = LiveModel(model, world["templates"], world["encoder"], rest_in_background=False)
     samples = world["speech"]["long"]
     alone = StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False)
     model.seconds_per_frame = 0.06  # now 2/3 of real time for one, a third for each of two
@@ -124,7 +124,7 @@ def test_a_session_measures_its_turns_at_the_model_not_its_wait_for_them(world):
 
     from frame_generation_pipeline.live.shared import LiveModel
 
-    live = LiveModel(Recorder(), world["templates"], world["encoder"])
+    live = LiveModel(Recorder(), world["templates"], world["encoder"], rest_in_background=False)
     session = StreamingSession.on(live, batch_size=1, realtime=True, threaded=False)
     session.due(0)
     session.say(world["speech"]["b"])
@@ -147,7 +147,7 @@ def test_a_session_already_speaking_keeps_its_pace_when_another_starts(world):
     from frame_generation_pipeline.live.slot import RealClock
 
     model = Recorder(RealClock(), seconds_per_frame=0.03)  # 33 frames/s: real time for one, not for two
-    live = LiveModel(model, world["templates"], world["encoder"])
+    live = LiveModel(model, world["templates"], world["encoder"], rest_in_background=False)
     sessions = [StreamingSession.on(live, batch_size=1, realtime=True) for _ in range(2)]
     viewers = [threading.Thread(target=lambda s=session: list(s)) for session in sessions]
     for viewer in viewers:
@@ -213,7 +213,7 @@ def test_a_seat_counts_the_sessions_that_reported_speech_to_render():
 def test_a_session_reports_its_need_when_speech_is_queued_interrupted_and_rendered(world):
     from frame_generation_pipeline.live.shared import LiveModel
 
-    live = LiveModel(Recorder(), world["templates"], world["encoder"])
+    live = LiveModel(Recorder(), world["templates"], world["encoder"], rest_in_background=False)
     listener, speaker = (StreamingSession.on(live, batch_size=2) for _ in range(2))
     speaker.push_audio(world["speech"]["b"])
     assert listener.seat.speakers() == 2, "open speech has frames to render"
@@ -221,6 +221,7 @@ def test_a_session_reports_its_need_when_speech_is_queued_interrupted_and_render
     assert listener.seat.speakers() == 1, "interrupted: nothing left to render"
     speaker.say(world["speech"]["b"])
     assert listener.seat.speakers() == 2
-    shown = [speaker.next_frame(timeout=0) for _ in range(9)]
-    assert [s.kind for s in shown] == ["speech"] * 9 and not speaker.closed
+    frames = speaker.frames_for(len(world["speech"]["b"]))
+    shown = [speaker.next_frame(timeout=0) for _ in range(frames)]
+    assert [s.kind for s in shown] == ["speech"] * frames and not speaker.closed
     assert listener.seat.speakers() == 1, "every frame rendered: the session no longer needs turns"

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator
+from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.errors import CheckpointError, StreamError
 from frame_generation_pipeline.inputs.features import AudioFeatures
@@ -22,7 +22,7 @@ from frame_generation_pipeline.models.audio_encoder import AudioEncoder
 from frame_generation_pipeline.render.blend import FEATHER, NO_BLEND, Blend
 from frame_generation_pipeline.render.cropped import compose, crop_template
 
-from .live_helpers import Recorder, make_world, offline, push
+from .live_helpers import Recorder, make_world, offline, push, with_silence
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +35,20 @@ def world(tmp_path_factory, encoder_path):
 def test_streamed_speech_gives_the_offline_frames_for_every_chunking(world, chunk):
     samples = world["speech"]["a"]
     offline_model, live_model = Recorder(), Recorder()
-    features, expected = offline(world, samples, offline_model)
+    _, expected = offline(world, samples, offline_model)  # the speech followed by silence, to where the mouth rests
+    count = len(expected)
     session = StreamingSession(live_model, world["templates"], world["encoder"], batch_size=3)
     push(session, samples, chunk)
     session.close()
     slots = list(session)
-    assert [s.kind for s in slots] == ["speech"] * len(features) and [s.frame for s in slots] == list(range(len(features)))
-    assert len(live_model.calls) == len(offline_model.calls) == len(features)
+    assert [s.kind for s in slots] == ["speech"] * count and [s.frame for s in slots] == list(range(count))
+    assert len(live_model.calls) == len(offline_model.calls) == count
     for (live_image, live_audio), (image, audio) in zip(live_model.calls, offline_model.calls):
         assert np.array_equal(live_image, image) and np.array_equal(live_audio, audio)
     for slot, frame in zip(slots, expected):
         assert np.array_equal(slot.image, frame)
     heard = np.concatenate([s.audio for s in slots])
-    assert len(heard) == len(features) * SLOT_SAMPLES
+    assert len(heard) == count * SLOT_SAMPLES
     expected = np.zeros_like(heard)
     expected[: min(len(heard), len(samples))] = samples[: len(heard)]
     assert np.array_equal(heard, expected), "the speech as heard: cut or padded to the frames, as offline"
@@ -55,24 +56,40 @@ def test_streamed_speech_gives_the_offline_frames_for_every_chunking(world, chun
 
 
 def test_the_exact_backend_streams_the_offline_video_bit_for_bit(world, checkpoints, encoder_path, tmp_path):
-    samples = world["speech"]["b"]
-    wav = tmp_path / "b.wav"
+    """Speech, then the avatar at rest: the speech's frames are the offline render of the speech followed by
+    silence (the mouth closes), every idle image is the offline render of a long silence on its template
+    (away from the edges), the same each time a template recurs, and never the raw template."""
     import soundfile
 
-    soundfile.write(wav, samples, 16000, subtype="FLOAT")
+    samples = world["speech"]["b"]
+    soundfile.write(tmp_path / "b.wav", with_silence(samples), 16000, subtype="FLOAT")  # the speech, then silence
+    soundfile.write(tmp_path / "silence.wav", np.zeros(2 * SAMPLE_RATE, np.float32), 16000, subtype="FLOAT")
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch")
-    offline = list(pipeline.generator.iter_frames(world["templates"], pipeline.features(audio=wav, audio_encoder=encoder_path)))
     session = StreamingSession.from_pipeline(pipeline, world["templates"], world["encoder"], blend=NO_BLEND)  # upstream's
     push(session, samples, 320)
+    session.idle(10)
     session.close()
-    frames = [slot.image for slot in session]
-    assert len(frames) == len(offline) > 0 and all(np.array_equal(a, b) for a, b in zip(frames, offline))
+    slots = list(session)
+    speech, idle = slots[:-10], slots[-10:]
+    offline = list(pipeline.generator.iter_frames(world["templates"], pipeline.features(audio=tmp_path / "b.wav",
+                                                                                      audio_encoder=encoder_path),
+                                                  frame_count=len(speech)))
+    assert len(speech) == len(offline) == session.frames_for(len(samples)) and {s.kind for s in speech} == {"speech"}
+    assert all(np.array_equal(slot.image, frame) for slot, frame in zip(speech, offline))
+    silence = pipeline.features(audio=tmp_path / "silence.wav", audio_encoder=encoder_path)
+    rest = {r.template_index: r.image for r in pipeline.generator.render(world["templates"], silence, first_frame=15,
+                                                                         frame_count=5)}  # templates 0..4, no edge
+    assert [s.kind for s in idle] == ["idle"] * 10 and len({s.template for s in idle}) == 5 < len(idle), "each recurs"
+    assert all(np.array_equal(slot.image, rest[slot.template]) for slot in idle)
+    assert not any(np.array_equal(slot.image, world["templates"].load(slot.template).image) for slot in idle)
+    assert session.stats.idle_rendered == 10 and session.stats.idle_raw == 0
 
 
 @pytest.mark.parametrize("gap", [7, 0])
 def test_two_utterances_with_an_idle_gap_continue_the_schedule(world, gap):
+    """With idle="template": today's frames (the templates as they are at rest, speech that ends with its sound)."""
     model = Recorder()
-    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2)
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=2, idle="template")
     session.say(world["speech"]["a"])
     session.idle(gap)
     session.say(world["speech"]["b"])
@@ -97,18 +114,19 @@ def test_two_utterances_with_an_idle_gap_continue_the_schedule(world, gap):
 
 
 def test_idle_only_shows_the_templates_in_schedule_order(world):
-    session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    session = StreamingSession(Recorder(), world["templates"], world["encoder"], idle="template")
     session.idle(12)
     session.close()
     slots = list(session)
     assert [s.kind for s in slots] == ["idle"] * 12 and [s.template for s in slots] == ping_pong_schedule(12, 5)
-    assert session.stats.idle_frames == 12 and session.stats.speech_frames == 0
+    assert session.stats.idle_frames == session.stats.idle_raw == 12 and session.stats.speech_frames == 0
+    assert all(np.array_equal(s.image, world["templates"].load(s.template).image) for s in slots)
 
 
 def test_the_last_frames_wait_for_the_end_of_speech(world):
     samples = world["speech"]["a"]
-    count = len(world["encoder"].features_from_samples(samples))
     session = StreamingSession(Recorder(), world["templates"], world["encoder"])
+    count = session.frames_for(len(samples))
     session.push_audio(samples)
     early = []
     while (slot := session.next_frame(timeout=0.2)) is not None:
@@ -122,8 +140,7 @@ def test_the_last_frames_wait_for_the_end_of_speech(world):
 def test_a_feathered_session_gives_the_feathered_offline_frames(world):
     blend = Blend("feather", 6, color_match=True)
     samples = world["speech"]["b"]
-    features = AudioFeatures(world["encoder"].features_from_samples(samples), "ave")
-    expected = list(FrameGenerator(Recorder()).iter_frames(world["templates"], features, blend=blend))
+    _, expected = offline(world, samples, Recorder(), blend)
     session = StreamingSession(Recorder(), world["templates"], world["encoder"], blend=blend)
     session.say(samples)
     session.close()
@@ -144,7 +161,7 @@ def test_an_interrupted_utterance_stops_at_once_and_the_timeline_runs_on(world):
     session.close()
     rest = list(session)
     assert [s.kind for s in first] == ["speech"] * 6 and {s.utterance for s in first} == {0}
-    count_b = len(AudioFeatures(world["encoder"].features_from_samples(world["speech"]["b"]), "ave"))
+    count_b = session.frames_for(len(world["speech"]["b"]))
     assert [s.kind for s in rest] == ["idle"] * 3 + ["speech"] * count_b, "nothing of the interrupted speech is left"
     assert {s.utterance for s in rest[3:]} == {1} and [s.frame for s in rest[3:]] == list(range(count_b))
     assert [s.slot for s in first + rest] == list(range(len(first) + len(rest))), "the timeline goes on, no slot skipped"
@@ -160,7 +177,7 @@ def test_async_iteration_yields_the_same_slots(world):
         return [slot async for slot in session]
 
     slots = asyncio.run(collect())
-    assert [s.kind for s in slots] == ["speech"] * 9
+    assert [s.kind for s in slots] == ["speech"] * session.frames_for(len(world["speech"]["b"]))
 
 
 def test_state_stays_bounded_over_a_simulated_hour(world):
@@ -176,7 +193,7 @@ def test_state_stays_bounded_over_a_simulated_hour(world):
         def run(self, images, audio):
             return np.zeros((len(images), 3, 320, 320), np.float32)
 
-    session = StreamingSession(Zeros(), world["templates"], Zeros(), batch_size=4)
+    session = StreamingSession(Zeros(), world["templates"], Zeros(), batch_size=4, idle="template")  # rest frames: test_live_rest
     sizes, in_flight = [], []
     for _minute in range(60):  # an hour: a 2 s utterance and 58 s of idle each minute
         session.say(world["speech"]["long"])
@@ -187,7 +204,8 @@ def test_state_stays_bounded_over_a_simulated_hour(world):
         session.idle(58 * FPS)
         while session.next_frame(timeout=0) is not None:  # the rest of the minute
             pass
-    assert session.stats.slots == 60 * (58 * FPS + 49) and session.stats.speech_frames == 60 * 49
+    frames = session.frames_for(len(world["speech"]["long"]))
+    assert session.stats.slots == 60 * (58 * FPS + frames) and session.stats.speech_frames == 60 * frames
     assert min(in_flight) >= SAMPLE_RATE * 4, "measured under way: at least the unplayed second of speech (float32)"
     assert max(sizes[5:]) <= max(sizes[:5]), f"state grew: {sizes}"
     assert max(sizes) <= 64 << 20, "the cropped-template cache's budget bounds it"
@@ -231,7 +249,7 @@ def test_bad_audio_is_refused_and_the_session_stays_usable(world, samples, rate,
         session.push_audio(samples, sample_rate=rate)
     session.push_audio((world["speech"]["b"] * 32767).astype(np.int16))
     session.close()
-    assert session.stats.slots == 0 and len(list(session)) == 9
+    assert session.stats.slots == 0 and len(list(session)) == session.frames_for(len(world["speech"]["b"]))
 
 
 def test_pushing_after_close_and_models_of_the_wrong_kind_are_refused(world, checkpoints):
@@ -257,15 +275,20 @@ def test_a_viewer_hears_int16_that_round_trips_the_speech_pushed_in():
     assert np.array_equal(to_int16(check_samples(speech)), speech), "int16 speech pushed in plays out sample for sample"
 
 
-def test_a_dropped_slot_shows_the_last_image_or_the_template_before_any():
-    templates = {k: np.full((4, 4, 3), k, np.uint8) for k in range(3)}
+def test_a_dropped_slot_shows_its_utterances_last_image_or_where_the_idle_schedule_stands():
+    """A reply whose first frames are late does not hold the last idle image (the Pipecat service held one
+    for 12 slots): until its first image, its dropped slots show the idle image of their own template."""
+    idle = {k: np.full((4, 4, 3), k, np.uint8) for k in range(3)}
     speech = np.full((4, 4, 3), 200, np.uint8)
     silence = np.zeros(SLOT_SAMPLES, np.float32)
-    screen = Screen(templates.__getitem__)
-    shown = [screen.show(LiveFrame(0, "dropped", None, silence, 1)),  # nothing shown yet: its template
-             screen.show(LiveFrame(1, "speech", speech, silence, 2)),
-             screen.show(LiveFrame(2, "dropped", None, silence, 0)),  # the last image, not its template
-             screen.show_template(2),  # an avatar's interrupted speech shows the template
-             screen.show(LiveFrame(4, "dropped", None, silence, 1))]
-    assert [image is expected for image, expected in zip(shown, [templates[1], speech, speech, templates[2], templates[2]])] \
-        == [True] * 5
+    screen = Screen(idle.__getitem__)
+    shown = [screen.show(LiveFrame(0, "idle", idle[0], silence, 0)),
+             screen.show(LiveFrame(1, "dropped", None, silence, 1, utterance=0)),  # the reply's first frame is late
+             screen.show(LiveFrame(2, "dropped", None, silence, 2, utterance=0)),  # and its second
+             screen.show(LiveFrame(3, "speech", speech, silence, 1, utterance=0)),
+             screen.show(LiveFrame(4, "dropped", None, silence, 0, utterance=0)),  # its utterance's last image
+             screen.show_idle(2),  # an avatar's interrupted speech shows the idle image
+             screen.show(LiveFrame(6, "dropped", None, silence, 1, utterance=0)),
+             screen.show(LiveFrame(7, "dropped", None, silence, 0, utterance=1))]  # the next reply, late
+    assert [image is expected for image, expected in
+            zip(shown, [idle[0], idle[1], idle[2], speech, speech, idle[2], idle[1], idle[0]])] == [True] * 8

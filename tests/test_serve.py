@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from frame_generation_pipeline import FrameGenerationPipeline
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.live.utterance import frames_for_samples
+from frame_generation_pipeline.models.silence import run_on
 from frame_generation_pipeline.render.blend import FEATHER
 
 HERE = Path(__file__).resolve().parent
@@ -49,13 +50,17 @@ def served(tmp_path_factory, checkpoints, exports, encoder_path):
     short_clip = write_speech_like_wav(root / "short.wav", 0.6, seed=6)
     second_clip = write_speech_like_wav(root / "second.wav", 1.0, seed=7)
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", onnx_path=exports["ave"], backend="onnxruntime")
-    features = pipeline.features(audio=second_clip, audio_encoder=encoder_path)  # the clip /speak is given
-    checked = list(range(0, len(features), 3))  # every third frame, from its own 16-row audio window
+    said = load_speech(second_clip)  # the clip /speak is given: its frames run on into silence until the mouth rests
+    soundfile.write(root / "then_silence.wav", np.concatenate([said, np.zeros(16000, np.float32)]), 16000, subtype="FLOAT")
+    features = pipeline.features(audio=root / "then_silence.wav", audio_encoder=encoder_path)
+    frames = run_on(pipeline.audio_model(encoder_path), len(said)).frames
+    checked = list(range(0, frames, 3))  # every third frame, from its own 16-row audio window
     offline = list(pipeline.generator.iter_frames(templates, features.windows(checked), blend=FEATHER))  # serve's paste
     return {"checkpoint": str(checkpoints["ave"]), "onnx": str(exports["ave"]), "templates": str(templates),
             "encoder": str(encoder_path), "clip": str(clip), "short_clip": str(short_clip),
-            "second_clip": str(second_clip), "speak_clip": str(second_clip), "frames": len(features),
-            "short_frames": frames_for_samples(len(load_speech(short_clip)), "short"), "out": str(root / "got"),
+            "second_clip": str(second_clip), "speak_clip": str(second_clip), "frames": frames,
+            "short_frames": run_on(pipeline.audio_model(encoder_path), len(load_speech(short_clip))).frames,
+            "out": str(root / "got"),
             "offline": dict(zip(checked, offline)), "root": root}
 
 
@@ -144,6 +149,9 @@ def test_a_spoken_clip_arrives_as_the_offline_frames_with_its_audio_in_sync(serv
     assert values["fgp_frames_rendered_total"] >= served["frames"] and values["fgp_render_seconds_count"] >= 1
     assert values['fgp_frames_shown_total{kind="speech"}'] == served["frames"] and values["fgp_frames_dropped_total"] == 0
     assert values['fgp_frames_shown_total{kind="idle"}'] >= start
+    assert values.get('fgp_idle_frames_total{shown="rendered"}', 0) + values.get('fgp_idle_frames_total{shown="raw"}', 0) == \
+        values['fgp_frames_shown_total{kind="idle"}'], "idle slots counted as rest frames or raw templates"
+    assert stats["idle_rendered"] + stats["idle_raw"] == stats["idle_frames"] >= start
 
 
 def test_four_visitors_at_once_a_fifth_refused_and_a_vanished_one_cleaned_up(scenarios):

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..contract import SAMPLE_RATE, mode_for_audio_model
-from ..errors import AudioError, ConfigurationError, StreamError
+from ..errors import ConfigurationError, StreamError
 from ..live.pacing import DEFAULT_MARGIN
 from ..live.screen import INT16_SCALE, Screen, to_int16
 from ..live.session import StreamingSession
-from ..live.slot import SLOT_SAMPLES
+from ..live.slot import RENDERED, SLOT_SAMPLES
 from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import FEATHER, Blend, checked_blend
@@ -47,13 +47,14 @@ def open_session(
     template_dir: str | os.PathLike[str], audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None,
     mode: str | None = None, backend: str = "auto", device: str | None = None, batch_size: int | None = None,
     precision: str = "auto", onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-    start_margin: float = DEFAULT_MARGIN, blend: Blend = FEATHER,
+    start_margin: float = DEFAULT_MARGIN, blend: Blend = FEATHER, idle: str = RENDERED,
 ) -> StreamingSession:
     """A real-time session on `pipeline`, or on one loaded from `checkpoint`, with the options named
     as the CLI's: the audio model (`audio_encoder` for ave, `hubert_model` for hubert, a path or a
     loaded model; `mode` follows it), the model options, the template folder and its `parsing`,
-    `start_frame`, `start_margin` and the paste (`blend`, a render/blend.py Blend: feathered by default,
-    NO_BLEND for upstream's hard paste)."""
+    `start_frame`, `start_margin`, the paste (`blend`, a render/blend.py Blend: feathered by default,
+    NO_BLEND for upstream's hard paste) and what idle slots show (`idle`: "rendered" or "template",
+    live/rest.py)."""
     if (pipeline is None) == (checkpoint is None):
         raise ConfigurationError("give either checkpoint= (and the model options) or pipeline= (a loaded one)")
     given = "audio_encoder" if audio_encoder is not None else "hubert_model" if hubert_model is not None else None
@@ -63,7 +64,8 @@ def open_session(
                                            backend=backend, batch_size=batch_size, onnx_path=onnx, precision=precision)
     encoder = pipeline.audio_model(audio_encoder, hubert_model)
     return StreamingSession.from_pipeline(pipeline, template_dir, encoder, use_parsing=parsing, realtime=True,
-                                          margin=start_margin, start_frame=start_frame, blend=checked_blend(blend))
+                                          margin=start_margin, start_frame=start_frame, blend=checked_blend(blend),
+                                          idle=idle)
 
 
 #: The keyword arguments of open_session, which both adapters take.
@@ -120,7 +122,7 @@ class Avatar:
         self.session, self.policy = session, policy
         self._queue: deque[_Utterance] = deque()  # utterances not yet over, oldest first
         self._open: _Utterance | None = None
-        self._screen = Screen(session.template_image)
+        self._screen = Screen(session.idle_image)
         self._opened = 0
 
     def push(self, samples: np.ndarray, sample_rate: int, channels: int = 1) -> bool:
@@ -172,10 +174,7 @@ class Avatar:
         utterance.marker = marker
         if utterance.resampler is not None:
             self._take(utterance, utterance.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        try:
-            utterance.frames = self.session.encoder.frame_count(utterance.samples, "<tts>")
-        except AudioError:
-            utterance.frames = 0
+        utterance.frames = self.session.frames_for(utterance.samples)  # its run into silence included
         if not utterance.frames:
             logger.warning("a %.3f s utterance is too short to render: its audio plays with the idle avatar",
                            utterance.samples / SAMPLE_RATE)
@@ -206,8 +205,9 @@ class Avatar:
             for ended in self._over():
                 yield ended
             utterance = next((u for u in self._queue if u.number is not None and u.number == live.utterance), None)
-            if utterance is None:  # idle, or a frame of speech interrupted meanwhile
-                yield Shown(live.slot, "idle", self._screen.show_template(live.template), None)
+            if utterance is None:  # idle, or a frame of speech interrupted meanwhile (shown as idle)
+                image = self._screen.show(live) if live.kind == "idle" else self._screen.show_idle(live.template)
+                yield Shown(live.slot, "idle", image, None)
                 continue
             utterance.shown += 1
             utterance.dropped += live.kind == "dropped"

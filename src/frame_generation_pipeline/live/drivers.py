@@ -15,7 +15,7 @@ from ..render.blend import FEATHER, Blend
 from .pacing import DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
-from .slot import SLOT_SAMPLES, LiveFrame
+from .slot import RENDERED, SLOT_SAMPLES, TEMPLATE, LiveFrame
 from .timeline import IdleRun, Segment, Timeline
 from .utterance import Utterance
 
@@ -26,10 +26,15 @@ _SILENCE = np.zeros(SLOT_SAMPLES, np.float32)
 
 class Driver:
     """What both ways of taking slots share: the session's timeline, its renderer, the shared model,
-    and how the session pastes its frames."""
+    how the session pastes its frames and what its idle slots show (`idle`: live/rest.py)."""
 
-    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = FEATHER) -> None:
-        self.timeline, self.renderer, self.live, self.blend = timeline, renderer, live, blend
+    #: An idle slot whose rest frame is not kept yet has it computed at once (a simulation) or shows
+    #: the template as it is meanwhile (real time: never on the viewer's thread).
+    computes_rest = False
+
+    def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, blend: Blend = FEATHER,
+                 idle: str = RENDERED) -> None:
+        self.timeline, self.renderer, self.live, self.blend, self.idle = timeline, renderer, live, blend, idle
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """Give the utterance its first slot (see Timeline.place)."""
@@ -88,7 +93,14 @@ class Driver:
             self.timeline.take_idle(segment)
         slot = self.timeline.slot
         template = self.timeline.template(slot)
-        return LiveFrame(slot, "idle", self.live.template_image(template), _SILENCE, template)
+        image, raw = self.idle_image(template)
+        return LiveFrame(slot, "idle", image, _SILENCE, template, raw=raw)
+
+    def idle_image(self, template: int) -> tuple[np.ndarray, bool]:
+        """What an idle slot on `template` shows, and whether that is the template as it is."""
+        if self.idle == TEMPLATE:
+            return self.live.template_image(template), True
+        return self.live.idle_image(template, self.blend, self.computes_rest)
 
     def _take(self, utterance: Utterance, due: float) -> LiveFrame:
         slot = self.timeline.slot
@@ -101,6 +113,8 @@ class Driver:
 
 class SimulatedDriver(Driver):
     """Every slot rendered when asked for, as fast as the machine can; nothing dropped."""
+
+    computes_rest = True
 
     def place(self, utterance: Utterance, not_before: int | None = None) -> None:
         """The next free slot; latency counts from the utterance's turn."""
@@ -147,8 +161,8 @@ class RealtimeDriver(Driver):
     """
 
     def __init__(self, timeline: Timeline, renderer: Renderer, live: LiveModel, margin: float, threaded: bool,
-                 on_stop: Callable[[], None], blend: Blend = FEATHER) -> None:
-        super().__init__(timeline, renderer, live, blend)
+                 on_stop: Callable[[], None], blend: Blend = FEATHER, idle: str = RENDERED) -> None:
+        super().__init__(timeline, renderer, live, blend, idle)
         self.margin, self.threaded, self.on_stop = margin, threaded, on_stop
         self._thread: threading.Thread | None = None
 

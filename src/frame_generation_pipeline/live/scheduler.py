@@ -143,7 +143,7 @@ class Scheduler:
     def __init__(self, hold: float = 0.02) -> None:
         self.turns = Turns(hold)
         self._seats: weakref.WeakSet[Seat] = weakref.WeakSet()  # a session dropped without leaving goes too
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a session's need changes (work waiting for a quiet model)
 
     def join(self) -> Seat:
         """A Seat for a session, counted among those sharing the model (with no need until it reports one)."""
@@ -161,6 +161,7 @@ class Scheduler:
         """`seat`'s session has speech to render, or not."""
         with self._lock:
             seat.speaking = speaking
+            self._lock.notify_all()
 
     def speakers(self, seat: Seat) -> int:
         """Sessions that reported speech to render, counting `seat`'s (so at least 1): how many ways
@@ -168,8 +169,27 @@ class Scheduler:
         with self._lock:
             return 1 + sum(other.speaking for other in self._seats if other is not seat)
 
+    def speaking(self) -> bool:
+        """True when a session has speech to render."""
+        with self._lock:
+            return any(seat.speaking for seat in self._seats)
+
+    def quiet(self) -> bool:
+        """True when no session has speech to render and no turn is held or waiting (background work may go)."""
+        return not self.speaking() and self.turns.ahead() == 0
+
+    def wait_quiet(self, timeout: float) -> None:
+        """Wait until a session's need changes (or `wake`), at most `timeout` seconds."""
+        with self._lock:
+            self._lock.wait(timeout)
+
+    def wake(self) -> None:
+        """Wake whoever waits in `wait_quiet`."""
+        with self._lock:
+            self._lock.notify_all()
+
     def turn(self, deadline: float = math.inf) -> contextlib.AbstractContextManager[Turn]:
-        """A turn for work of no session (the warm-up): the earliest deadline first, as any."""
+        """A turn for work of no session (the warm-up, rest frames): the earliest deadline first, as any."""
         return self.turns.turn(deadline)
 
     def ahead(self, deadline: float = math.inf) -> int:

@@ -1,5 +1,6 @@
 """What a viewer of a live session gets from each slot: the image on screen (a dropped slot keeps the
-last image shown, or the slot's template before any) and the audio as 16-bit samples."""
+last image of its utterance, or shows where the idle schedule stands before that utterance's first
+image) and the audio as 16-bit samples."""
 
 from __future__ import annotations
 
@@ -27,23 +28,31 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
 class Screen:
     """The image a viewer sees in each slot, in slot order.
 
+    A dropped slot shows the last image of its own utterance; before that utterance has shown one
+    (a reply whose first frames were late) it shows what an idle slot on its template would, so the
+    avatar goes on from where the idle schedule stands instead of holding the last idle image.
+
     Args:
-        template_image: the decoded image of a template index (StreamingSession.template_image).
+        idle_image: what an idle slot on a template index shows (StreamingSession.idle_image).
     """
 
-    def __init__(self, template_image: Callable[[int], np.ndarray]) -> None:
-        self._template_image = template_image
+    def __init__(self, idle_image: Callable[[int], np.ndarray]) -> None:
+        self._idle_image = idle_image
         self._last: np.ndarray | None = None
+        self._last_utterance: int | None = None
 
     def show(self, frame: LiveFrame) -> np.ndarray:
-        """`frame`'s image; for a dropped slot the last image shown, or its template before any."""
-        image = frame.image if frame.image is not None else self._last
-        if image is None:
-            image = self._template_image(frame.template)
-        self._last = image
+        """`frame`'s image; for a dropped slot the last image of its utterance, or the idle image of its template."""
+        if frame.image is not None:
+            image, owner = frame.image, frame.utterance
+        elif self._last is not None and frame.utterance is not None and frame.utterance == self._last_utterance:
+            image, owner = self._last, self._last_utterance
+        else:
+            image, owner = self._idle_image(frame.template), None
+        self._last, self._last_utterance = image, owner
         return image
 
-    def show_template(self, template: int) -> np.ndarray:
-        """Template `template`'s image, shown instead of the slot's (an avatar's interrupted speech)."""
-        self._last = self._template_image(template)
+    def show_idle(self, template: int) -> np.ndarray:
+        """The idle image of `template`, shown instead of the slot's (an avatar's interrupted speech)."""
+        self._last, self._last_utterance = self._idle_image(template), None
         return self._last

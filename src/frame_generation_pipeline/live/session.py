@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.mel import frames_for_samples
 from ..checks import require_int
 from ..contract import SAMPLE_RATE
-from ..errors import StreamError
+from ..errors import AudioError, StreamError
 from ..inputs.templates import TemplateSet, as_templates, ping_pong_schedule
 from ..models.hubert import HubertWindows
+from ..models.silence import RunningOn, utterance_frames
 from ..models.speech_encoder import SpeechEncoder
 from ..pipeline import FrameGenerationPipeline
 from ..render.blend import FEATHER, Blend
@@ -35,11 +37,12 @@ from ..render.template_cache import TemplateCache
 from .drivers import RealtimeDriver, SimulatedDriver
 from .pacing import DEFAULT_MARGIN, RenderRate
 from .renderer import Renderer
+from .rest import check_idle
 from .shared import DEFAULT_CACHE_BYTES, LiveModel
-from .slot import Clock, LiveFrame, RealClock
+from .slot import RENDERED, Clock, LiveFrame, RealClock
 from .stats import SessionStats
 from .timeline import Timeline
-from .utterance import Utterance, check_samples, frames_for_samples
+from .utterance import Utterance, check_samples
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ class StreamingSession:
             has its own LiveModel (a shared one brings its own; None: the whole network every frame).
         half_rate: in real time, render every other slot of an utterance (each image shown twice)
             where the measured speed is below real time (False: every slot, dropping what is late).
+        idle: what idle slots show: "rendered" (each template's rest frame, the render of silence;
+            an utterance's speech runs on into silence until its frames reach it) or "template" (the
+            templates as they are, utterances ending with their speech, as before; docs/live.md).
     """
 
     def __init__(
@@ -94,13 +100,17 @@ class StreamingSession:
         hubert: HubertWindows | None = None,
         template_cache: TemplateCache | None = None,
         half_rate: bool = True,
+        idle: str = RENDERED,
     ) -> None:
         if shared is not None and (shared.model is not model or shared.templates is not templates
                                    or shared.encoder is not encoder):
             raise StreamError("`shared` is a LiveModel of another model, template set or encoder")
         ping_pong_schedule(0, len(templates), start_frame)  # refuses a start frame outside the templates
+        self.idle_shows = check_idle(idle)
+        rest_ahead = realtime and idle == RENDERED  # a simulation computes each rest frame when it shows it
         self._owns_live = shared is None
-        self.live = shared or LiveModel(model, templates, encoder, cache_bytes, template_cache=template_cache)
+        self.live = shared or LiveModel(model, templates, encoder, cache_bytes, template_cache=template_cache,
+                                        rest_in_background=rest_ahead)
         self.model, self.templates, self.encoder = model, templates, encoder
         self.batch_size = live_batch_size(batch_size, model)
         self.realtime, self.threaded, self.clock = realtime, threaded, clock or RealClock()
@@ -110,8 +120,8 @@ class StreamingSession:
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
         self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate, self.seat, half_rate)
         self.driver: RealtimeDriver | SimulatedDriver = (
-            RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend)
-            if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend))
+            RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend, idle)
+            if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend, idle))
 
     @classmethod
     def from_pipeline(
@@ -155,18 +165,31 @@ class StreamingSession:
 
     def push_audio(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
         """Add speech to the open utterance (opening one): 16 kHz mono float32 in [-1, 1] or int16."""
-        self.timeline.push(check_samples(samples, sample_rate), lambda: self.encoder.stream(False, self.hubert))
+        self.timeline.push(check_samples(samples, sample_rate), lambda: self._rows(self.encoder.stream(False, self.hubert)))
 
     def end_of_speech(self) -> None:
-        """Close the open utterance: its last frames are rendered with the end's padding."""
+        """Close the open utterance: its last frames are rendered with the silence that follows it (with
+        idle="template", with the end's padding)."""
         self.timeline.end_open()
 
     def say(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
         """Queue a whole utterance (known length); return its duration in seconds."""
         data = check_samples(samples, sample_rate)
         frames_for_samples(len(data), "<speech>")  # refuses speech shorter than 0.2 s now, not later
-        self.timeline.say(data, self.encoder.stream(True, self.hubert))
+        self.timeline.say(data, self._rows(self.encoder.stream(True, self.hubert)))
         return len(data) / SAMPLE_RATE
+
+    def _rows(self, stream: Any) -> RunningOn:
+        """An utterance's feature rows, running on into silence at its end where idle slots are rendered."""
+        return RunningOn(stream, self.encoder, tail=self.idle_shows == RENDERED)
+
+    def frames_for(self, samples: int) -> int:
+        """Frames an utterance of `samples` samples shows (its run into silence included; 0 when too
+        short to render)."""
+        try:
+            return utterance_frames(self.encoder, samples, self.idle_shows == RENDERED)
+        except AudioError:
+            return 0
 
     def idle(self, frames: int) -> None:
         """Queue `frames` idle slots (a simulation's gap; in real time gaps are real time); 0 ends the
@@ -240,8 +263,13 @@ class StreamingSession:
         return self.timeline.next_slot
 
     def template_image(self, template: int) -> np.ndarray:
-        """The decoded image of template `template` (what an idle slot shows)."""
+        """The decoded image of template `template` as it is."""
         return self.live.template_image(template)
+
+    def idle_image(self, template: int) -> np.ndarray:
+        """What an idle slot on template `template` shows now (in real time a rest frame not yet kept
+        is not computed here: the template as it is)."""
+        return self.driver.idle_image(template)[0]
 
     def state_bytes(self) -> int:
         """Memory the session holds for frames, speech and templates (bounded; see docs/live.md);

@@ -7,6 +7,10 @@ copy of the cropped templates, the model warms up once, and sessions that have s
 take turns at the network, the most urgent first (scheduler.py). Each session joins the LiveModel's
 scheduler, so that a session placing an utterance while N sessions have speech to render expects
 1/N of the model.
+
+It also keeps the avatar at rest: each template's rest frame (render/rest.py), computed by a thread
+of its own (rest.py) from the end of its warm-up (which it must not slow down, nor find the template
+cache filled by), where `rest_in_background`, while no session has speech to render.
 """
 
 from __future__ import annotations
@@ -20,18 +24,24 @@ import numpy as np
 
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet
+from ..models.rest_cache import RestStore
+from ..models.silence import rest_window
 from ..models.speech_encoder import SpeechEncoder
 from ..render.arithmetic import paste_generated_region
 from ..render.blend import FEATHER, Blend
 from ..render.cropped import CroppedCache
 from ..render.generator import InferenceModel
+from ..render.rest import DEFAULT_REST_BYTES, RestFrames
 from ..render.template_cache import TemplateCache, run_network
 from .pacing import RenderRate
+from .rest import RestFiller
 from .scheduler import Scheduler
 from .slot import Clock, RealClock
 
 #: Timed batches (and encoder windows) of the warm-up: one alone varies by tens of per cent.
 WARM_UP_ROUNDS = 3
+#: Seconds `close` waits for the rest frames' thread to finish its batch.
+CLOSE_SECONDS = 5.0
 #: Default budget of the cropped-template cache (shared by every session of a LiveModel).
 DEFAULT_CACHE_BYTES = 64 << 20
 
@@ -45,11 +55,17 @@ class LiveModel:
         encoder: the audio model: the ave encoder, or a hubert model for a hubert checkpoint.
         cache_bytes: budget of the cropped-template cache.
         on_batch: called with (frames, seconds) after every network batch (a server's metrics).
+        template_cache: where the network's template half is kept per template (None: the whole network).
+        rest_in_background: compute every template's rest frame in a thread once the model is warmed
+            up (a real-time session's first `warm_up`; else only when a simulation shows one, or once
+            `rest_filler.start()` is called).
+        rest_bytes: memory for rest frames (the rest are read back from disk where they are kept).
     """
 
     def __init__(self, model: InferenceModel, templates: TemplateSet, encoder: SpeechEncoder[Any],
                  cache_bytes: int = DEFAULT_CACHE_BYTES, on_batch: Callable[[int, float], None] | None = None,
-                 template_cache: TemplateCache | None = None) -> None:
+                 template_cache: TemplateCache | None = None, rest_in_background: bool = True,
+                 rest_bytes: int = DEFAULT_REST_BYTES) -> None:
         if model.mode.name != encoder.mode.name:
             kind = "an ave checkpoint (its features come from the audio encoder)" if encoder.mode.name == "ave" else \
                 "a hubert checkpoint (its features come from the hubert model)"
@@ -67,10 +83,28 @@ class LiveModel:
         self._streams = [ThreadPoolExecutor(1, thread_name_prefix=f"live-network-{i}") for i in range(model.streams)]
         self._warm_up_lock = threading.Lock()
         self._measured: dict[int, RenderRate] = {}
+        self.rest = RestFrames(self.infer, self.network_inputs, lambda: rest_window(encoder),
+                               RestStore.of(model, templates, encoder), rest_bytes)
+        self.rest_filler = RestFiller(self.rest, self.scheduler, len(templates), model.streams)
+        self._rest_in_background = rest_in_background
 
     def template_image(self, template: int) -> np.ndarray:
         """The decoded image of template `template` (what an idle slot shows)."""
         return self.cache.get(template).template.image
+
+    def idle_image(self, template: int, blend: Blend = FEATHER, compute: bool = False) -> tuple[np.ndarray, bool]:
+        """What an idle slot on `template` shows and whether it is the raw template: its rest frame pasted
+        as `blend` says (computed now, in a turn at the model, when `compute` and not yet kept), or
+        the template as it is while its rest frame is not computed (the background thread is told)."""
+        pixels = self.rest.get(template)
+        if pixels is None and compute:
+            with self.scheduler.turn():
+                self.rest.compute([template])
+            pixels = self.rest.get(template)
+        if pixels is None:
+            self.rest_filler.hint(template)
+            return self.template_image(template), True
+        return self.compose(template, pixels, blend), False
 
     def compose(self, template: int, pixels: np.ndarray, blend: Blend = FEATHER) -> np.ndarray:
         """Generated 320x320 pixels pasted into template `template`'s frame, joined as `blend` says."""
@@ -109,6 +143,8 @@ class LiveModel:
         with self._warm_up_lock:
             if batch_size not in self._measured:
                 self._measured[batch_size] = self._measure(batch_size, clock or RealClock())
+            if self._rest_in_background:
+                self.rest_filler.start()  # once: later calls do nothing
             return self._measured[batch_size]
 
     def _first_calls(self, batch_size: int) -> None:
@@ -146,6 +182,8 @@ class LiveModel:
         return rate
 
     def close(self) -> None:
-        """Let the network threads go (when no session uses the model any more)."""
+        """Let the network threads and the rest frames' thread go (when no session uses the model any more)."""
+        self.rest_filler.stop()
+        self.rest_filler.join(CLOSE_SECONDS)  # it may be in a batch: not in the network when the process exits
         for stream in self._streams:
             stream.shutdown(wait=False)

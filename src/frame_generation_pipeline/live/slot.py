@@ -15,6 +15,10 @@ from ..contract import SAMPLE_RATE, get_mode
 FPS = get_mode("ave").fps
 #: Audio samples per slot (640 at 16 kHz).
 SLOT_SAMPLES = SAMPLE_RATE // FPS
+#: What an idle slot shows (`idle=`): its template's rest frame (the network's render of silence,
+#: live/rest.py), or the template as it is.
+RENDERED, TEMPLATE = "rendered", "template"
+IDLE_CHOICES = (RENDERED, TEMPLATE)
 
 
 class Clock(Protocol):
@@ -48,13 +52,15 @@ class LiveFrame:
 
     Attributes:
         slot: index on the session's timeline; pts = slot / fps seconds.
-        kind: "speech", "idle" (the template itself) or "dropped" (not rendered in time: keep
+        kind: "speech", "idle" (the avatar at rest) or "dropped" (not rendered in time: keep
             showing the previous image).
         image: HxWx3 uint8 BGR, None for a dropped slot.
         audio: the slot's float32 samples at 16 kHz (SLOT_SAMPLES of them; silence when idle).
         utterance, frame: which utterance and which of its frames (None when idle).
         template: the template index shown (or that would have been, when dropped).
         repeated: a speech slot showing the image of the slot before (half rate: every other frame rendered).
+        raw: an idle slot showing its template as it is (not its rest frame: `idle="template"`, or
+            a real-time session's cold start while the rest frame is being computed).
     """
 
     slot: int
@@ -65,6 +71,7 @@ class LiveFrame:
     utterance: int | None = None
     frame: int | None = None
     repeated: bool = False
+    raw: bool = False
 
     @property
     def pts(self) -> float:

@@ -28,13 +28,16 @@ KEPT_REPORTS = 100
 
 @dataclass
 class SessionStats:
-    """Counts and timings of a session so far (reports of the latest KEPT_REPORTS utterances)."""
+    """Counts and timings of a session so far (reports of the latest KEPT_REPORTS utterances); of the
+    idle slots, `idle_rendered` showed their template's rest frame and `idle_raw` the template as it is."""
 
     slots: int = 0
     speech_frames: int = 0
     idle_frames: int = 0
     dropped_frames: int = 0
     repeated_frames: int = 0
+    idle_rendered: int = 0
+    idle_raw: int = 0
     utterances: deque[UtteranceReport] = field(default_factory=lambda: deque(maxlen=KEPT_REPORTS))
 
     @property
@@ -42,13 +45,16 @@ class SessionStats:
         """The first speech frame's latency of the earliest kept utterance that showed one (None before)."""
         return next((u.first_frame_latency_s for u in self.utterances if u.first_frame_latency_s is not None), None)
 
-    def count(self, kind: str, repeated: bool = False) -> None:
-        """Count one slot of `kind` ("speech", "idle" or "dropped"), `repeated` at half rate."""
+    def count(self, kind: str, repeated: bool = False, raw: bool = False) -> None:
+        """Count one slot of `kind` ("speech", "idle" or "dropped"), `repeated` at half rate, `raw` an
+        idle slot showing its template as it is."""
         self.slots += 1
         self.repeated_frames += repeated
         if kind == "speech":
             self.speech_frames += 1
         elif kind == "idle":
             self.idle_frames += 1
+            self.idle_raw += raw
+            self.idle_rendered += not raw
         else:
             self.dropped_frames += 1

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import StreamError
 from ..inputs.templates import ping_pong_index
-from ..models.speech_encoder import FeatureRows
+from ..models.silence import RunningOn
 from .pacing import DELAY, DROP
 from .scheduler import Seat
 from .slot import FPS, Clock, LiveFrame
@@ -57,7 +57,7 @@ class Timeline:
 
     # --- producers --------------------------------------------------------------------------
 
-    def push(self, samples: np.ndarray, features: Callable[[], FeatureRows]) -> None:
+    def push(self, samples: np.ndarray, features: Callable[[], RunningOn]) -> None:
         """Add speech to the open utterance (opening one, under the drop policy)."""
         with self.changed:
             self._check_open()
@@ -67,7 +67,7 @@ class Timeline:
             self._report_need()
             self.changed.notify_all()
 
-    def say(self, samples: np.ndarray, features: FeatureRows) -> None:
+    def say(self, samples: np.ndarray, features: RunningOn) -> None:
         """Queue a whole utterance (the delay policy) after ending the open one."""
         with self.changed:
             self._check_open()
@@ -109,7 +109,7 @@ class Timeline:
         if self.closed:
             raise StreamError("the session is closed: no more audio can be pushed")
 
-    def _new_utterance(self, policy: str, features: FeatureRows) -> Utterance:
+    def _new_utterance(self, policy: str, features: RunningOn) -> Utterance:
         utterance = Utterance(self._next_id, policy, self.clock.now(), features)
         self._next_id += 1
         self._segments.append(utterance)
@@ -204,7 +204,7 @@ class Timeline:
         """Count `frame` as shown and move on to the next slot (both at once, under the lock)."""
         with self.changed:
             self.slot += 1
-            self.stats.count(frame.kind, frame.repeated)
+            self.stats.count(frame.kind, frame.repeated, frame.raw)
         return frame
 
     @property

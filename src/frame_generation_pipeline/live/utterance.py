@@ -10,10 +10,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..audio.mel import frames_for_samples
 from ..contract import SAMPLE_RATE
 from ..errors import AudioError, StreamError
-from ..models.speech_encoder import FeatureRows
+from ..models.silence import RunningOn
 from .screen import INT16_SCALE
 from .slot import SLOT_SAMPLES, LiveFrame
 from .stats import UtteranceReport
@@ -54,7 +53,7 @@ class Utterance:
     features' heavy work, done by the render thread alone, runs outside it).
     """
 
-    def __init__(self, number: int, policy: str, arrived: float, features: FeatureRows) -> None:
+    def __init__(self, number: int, policy: str, arrived: float, features: RunningOn) -> None:
         self._number, self._policy, self._arrived, self._features = number, policy, arrived, features
         self._lock = threading.Lock()
         self._incoming: list[np.ndarray] = []
@@ -122,12 +121,13 @@ class Utterance:
             return bool(self._incoming) or (self._ended and not self._end_ingested)
 
     def known_frames(self) -> int | None:
-        """Frames of the utterance when its length is known (it has ended), else None."""
+        """Frames of the utterance when its length is known (it has ended), else None: its run into
+        silence included (models/silence.py)."""
         with self._lock:
             if not self._ended:
                 return None
         try:
-            return frames_for_samples(self._samples, f"utterance {self._number}")
+            return self._features.frames_for(self._samples, f"utterance {self._number}")
         except AudioError:
             return 0
 

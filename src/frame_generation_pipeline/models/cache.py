@@ -4,7 +4,8 @@ Location: $FRAME_GEN_CACHE_DIR, else $XDG_CACHE_HOME/frame_generation_pipeline, 
 ~/.cache/frame_generation_pipeline. Entries are keyed by checkpoint sha256, mode and opset:
 `onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and those of the template cache),
 `openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them) and
-`fidelity/<sha>-<mode>-opset<N>/` (the bf16 checks on template sets, render/fidelity.py).
+`fidelity/<sha>-<mode>-opset<N>/` (the bf16 checks on template sets, render/fidelity.py) and
+`rest/<sha>-<mode>-opset<N>/` (the live avatar's rest frames per template set, models/rest_cache.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ CACHE_ENV = "FRAME_GEN_CACHE_DIR"
 #: Opset of the graphs the backends export for themselves.
 CACHE_OPSET = 17
 #: The kinds of entries, one folder each.
-KINDS = ("onnx", "openvino", "fidelity")
+KINDS = ("onnx", "openvino", "fidelity", "rest")
 #: The graphs of one export: the whole network; the same also giving the template half's skips (a
 #: template's first visit); the rest of the network from those (docs/contract.md, "The network").
 PARTS = ("full", "first", "rest")

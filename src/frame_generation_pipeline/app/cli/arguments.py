@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES, ONNX_OPSETS
 from ...errors import ConfigurationError
+from ...live.slot import IDLE_CHOICES, RENDERED
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
 from ...render.blend import Blend
@@ -227,3 +228,10 @@ def subcommand(
     parser.set_defaults(handler=handler)
     add_common(parser)
     return parser
+
+
+def add_idle(parser: argparse.ArgumentParser) -> None:
+    """--idle: what the avatar shows between utterances."""
+    parser.add_argument("--idle", default=RENDERED, choices=IDLE_CHOICES,
+                        help="rendered: each template's rest frame (the network's render of silence: the mouth at "
+                             "rest; speech runs on into it); template: the templates as they are (docs/live.md)")

@@ -34,7 +34,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "cache", run_cache, "list or clear the export cache",
         "List the cache's entries: the checkpoint's sha256 (first 24 hex digits), mode, opset, which graph\n"
         "(full network; first and rest: the template cache's), kind (onnx: an export; openvino: what OpenVINO compiled\n"
-        "from it) and size. With --clear remove them. WHICH (a checkpoint file or a sha256 prefix) keeps\n"
+        "from it; fidelity: the bf16 checks; rest: the live avatar's rest frames) and size. With --clear remove\n"
+        "them. WHICH (a checkpoint file or a sha256 prefix) keeps\n"
         "it to one checkpoint's entries. The cache is $FRAME_GEN_CACHE_DIR, else\n"
         "$XDG_CACHE_HOME/frame_generation_pipeline, else ~/.cache/frame_generation_pipeline.",
         "frame-gen cache", "frame-gen cache --clear 5.pth", "frame-gen cache --clear",

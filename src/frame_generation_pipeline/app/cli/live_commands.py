@@ -8,6 +8,7 @@ from ...models.hubert import HubertWindows
 from .arguments import (
     add_audio_model,
     add_blend,
+    add_idle,
     add_model,
     blend_from,
     non_negative_float,
@@ -33,7 +34,8 @@ def run_live(args: argparse.Namespace) -> int:
     batch = plan.batch_for(pipeline.batch_of(pipeline.model_for(plan.templates)))
     session = StreamingSession.from_pipeline(pipeline, plan.templates, encoder, realtime=args.realtime,
                                              start_frame=args.start_frame, batch_size=batch,
-                                             blend=options.blend, hubert=HubertWindows(lookahead=args.hubert_lookahead))
+                                             blend=options.blend, hubert=HubertWindows(lookahead=args.hubert_lookahead),
+                                             idle=args.idle)
     data = simulate_viewer(session, plan, args.frames_dir, args.chunk_ms, args.realtime, args.gap_seconds, args.policy)
     if args.report is not None:
         write_report(data, args.report)
@@ -76,3 +78,4 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     live.add_argument("--start-frame", type=non_negative_int, default=0, help="first template frame to use")
     live.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     add_blend(live)
+    add_idle(live)

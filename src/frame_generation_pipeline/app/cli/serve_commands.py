@@ -14,6 +14,7 @@ from ...live.pacing import SERVE_MARGIN
 from .arguments import (
     add_audio_model,
     add_blend,
+    add_idle,
     add_model,
     blend_from,
     ip_address,
@@ -52,7 +53,7 @@ def run_serve(args: argparse.Namespace) -> int:
         pipeline = pipeline_from(args)
         encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
         settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.video_codec,
-                                  args.parsing, args.start_margin, blend)
+                                  args.parsing, args.start_margin, blend, args.idle)
         server = AvatarServer(pipeline, templates, encoder, settings)
         web.run_app(server.app(), sock=listener, print=None if args.quiet else print, handle_signals=True)
     return 0
@@ -104,6 +105,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_audio_model(serve, required=False)
     serve.add_argument("--parsing", action="store_true", help="keep parsing-masked pixels from the template")
     add_blend(serve)
+    add_idle(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=port_number, default=8010, help="port to listen on")
     serve.add_argument("--max-sessions", type=positive_int, default=4, help="visitors at once (more get 503)")

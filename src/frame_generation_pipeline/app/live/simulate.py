@@ -107,7 +107,7 @@ def _record(session: StreamingSession, producer: threading.Thread, scratch: Path
 def _shown(session: StreamingSession, audio: wave.Wave_write, folder: Path | None) -> Iterator[np.ndarray]:
     """Each slot's image as a viewer sees it (a dropped slot repeats the last one), its audio written
     to `audio` and its image, losslessly, into `folder`."""
-    screen = Screen(session.template_image)
+    screen = Screen(session.idle_image)
     for frame in session:
         image = screen.show(frame)
         audio.writeframes(to_int16(frame.audio).astype("<i2").tobytes())
@@ -126,6 +126,8 @@ def report(session: StreamingSession, realtime: bool, policy: str) -> dict:
         "frames": stats.slots,
         "speech_frames": stats.speech_frames,
         "idle_frames": stats.idle_frames,
+        "idle_rendered": stats.idle_rendered,
+        "idle_raw": stats.idle_raw,
         "dropped_frames": stats.dropped_frames,
         "repeated_frames": stats.repeated_frames,
         "render_fps": session.rate.frames_per_second,

@@ -102,7 +102,7 @@ class SessionMedia:
             self._pump.start()
 
     def _run(self) -> None:
-        screen = Screen(self.session.template_image)
+        screen = Screen(self.session.idle_image)
         latest_utterance: int | None = None
         try:
             for slot in self.session:
@@ -114,7 +114,7 @@ class SessionMedia:
                 if self.metrics is not None:
                     first = slot.kind == "speech" and slot.utterance != latest_utterance
                     latest_utterance = slot.utterance if first else latest_utterance
-                    self.metrics.slot(slot.kind, self._latency(slot.utterance) if first else None)
+                    self.metrics.slot(slot.kind, self._latency(slot.utterance) if first else None, slot.raw)
             self._send(None)
         except Exception:  # a failing session must not take the server with it
             logger.exception("session pump stopped")

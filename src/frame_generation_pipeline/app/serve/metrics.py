@@ -1,4 +1,5 @@
-"""The server's Prometheus metrics (GET /metrics): sessions, frames rendered, shown and dropped,
+"""The server's Prometheus metrics (GET /metrics): sessions, frames rendered, shown and dropped, idle
+slots shown rendered (rest frames) and raw (templates as they are),
 latency to the first frame of each utterance, seconds spent in network batches, and the arithmetic
 (backend, precision, the fidelity check's dB).
 
@@ -28,6 +29,8 @@ class ServerMetrics:
         self._rendered = Counter("fgp_frames_rendered", "Speech frames rendered by the network", registry=self.registry)
         self._shown = Counter("fgp_frames_shown", "Slots sent to visitors with an image of their own, by kind "
                               "(speech, idle)", ["kind"], registry=self.registry)
+        self._idle = Counter("fgp_idle_frames", "Idle slots sent to visitors, by what they showed (rendered: "
+                             "the template's rest frame; raw: the template as it is)", ["shown"], registry=self.registry)
         self._dropped = Counter("fgp_frames_dropped", "Speech slots not rendered in time (the previous image "
                                 "was repeated)", registry=self.registry)
         self._latency = Histogram("fgp_first_frame_latency_seconds", "From an utterance's first sample to its "
@@ -49,12 +52,15 @@ class ServerMetrics:
         self._rendered.inc(frames)
         self._render.observe(seconds)
 
-    def slot(self, kind: str, first_frame_latency: float | None = None) -> None:
-        """A slot of `kind` was sent; the latency of its utterance when it is that one's first frame."""
+    def slot(self, kind: str, first_frame_latency: float | None = None, raw: bool = False) -> None:
+        """A slot of `kind` was sent (`raw`: an idle one showing its template as it is); the latency of
+        its utterance when it is that one's first frame."""
         if kind == "dropped":
             self._dropped.inc()
         else:
             self._shown.labels(kind).inc()
+        if kind == "idle":
+            self._idle.labels("raw" if raw else "rendered").inc()
         if first_frame_latency is not None:
             self._latency.observe(first_frame_latency)
 

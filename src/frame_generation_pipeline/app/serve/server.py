@@ -34,6 +34,7 @@ from ...inputs.templates import TemplateSet
 from ...live.pacing import SERVE_MARGIN
 from ...live.session import StreamingSession, live_batch_size
 from ...live.shared import LiveModel
+from ...live.slot import RENDERED
 from ...models.audio_encoder import AudioEncoder
 from ...models.backends.base import InferenceBackend
 from ...pipeline import FrameGenerationPipeline
@@ -82,6 +83,7 @@ class ServerSettings:
     use_parsing: bool = False
     start_margin: float = SERVE_MARGIN
     blend: Blend = FEATHER
+    idle: str = RENDERED
     consent_interval: float = CONSENT_INTERVAL
 
 
@@ -125,7 +127,7 @@ class AvatarServer:
     def _warmed_up(self) -> LiveModel:
         self.model = model = self.pipeline.model_for(self.templates)  # precision auto: bf16 checked on these templates
         live = LiveModel(model, self.templates, self.encoder, on_batch=self.metrics.batch,
-                         template_cache=self.pipeline.template_cache)
+                         template_cache=self.pipeline.template_cache, rest_in_background=self.settings.idle == RENDERED)
         live.fidelity_db = self.pipeline.fidelity_db(self.templates)
         self.metrics.arithmetic(model.name, model.precision, live.fidelity_db)
         live.warm_up(live_batch_size(self.pipeline.batch_of(model), model))
@@ -179,7 +181,7 @@ class AvatarServer:
         try:
             session = await asyncio.to_thread(StreamingSession.on, self.live, batch_size=self.pipeline.batch_of(self.model),
                                               realtime=True, margin=self.settings.start_margin,
-                                              blend=self.settings.blend)
+                                              blend=self.settings.blend, idle=self.settings.idle)
         finally:
             async with self._lock:
                 self._joining -= 1
@@ -261,7 +263,8 @@ class AvatarServer:
                                   "precision": self.model.precision, "fidelity_db": session.live.fidelity_db,
                                   "slots": stats.slots,
                                   "speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
-                                  "repeated_frames": stats.repeated_frames,
+                                  "repeated_frames": stats.repeated_frames, "idle_frames": stats.idle_frames,
+                                  "idle_rendered": stats.idle_rendered, "idle_raw": stats.idle_raw,
                                   "utterances": [asdict(u) for u in list(stats.utterances)[-8:]]})
 
     async def delete(self, request: web.Request) -> web.Response:
