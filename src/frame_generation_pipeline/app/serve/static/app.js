@@ -1,8 +1,14 @@
-// The page of `frame-gen serve`: one WebRTC session, speech from a file or the microphone, live figures.
+// The page of `frame-gen serve`: one WebRTC session, speech from a file, typed text or the microphone, live figures.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const CONTROLS = ["disconnect", "file", "speak", "text", "say", "mic"];
 let pc = null, session = null, micSender = null, micStream = null, poller = null;
+// Press to speech: from a press of Speak file or Say to the first screen refresh at which the avatar's
+// audio, received on the session's track, carries sound (over SPEECH_LEVEL RMS; the idle avatar's is
+// silence). Its frames are stamped from the same 40 ms slots as its audio, so its mouth moves then.
+const SPEECH_LEVEL = 0.01, GIVE_UP_MS = 60000;
+let meter = null, pressedAt = null;
 
 function headers(extra = {}) {
   const token = $("token").value;
@@ -31,6 +37,7 @@ async function connect() {
   const stream = new MediaStream();
   pc.addEventListener("track", (event) => {
     stream.addTrack(event.track);
+    if (event.track.kind === "audio") listen(new MediaStream([event.track]));
     $("video").srcObject = stream;
     $("video").play().catch(() => {});
   });
@@ -53,16 +60,68 @@ async function connect() {
   session = answer.session;
   $("session").textContent = session;
   await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
-  for (const id of ["disconnect", "file", "speak", "mic"]) $(id).disabled = false;
+  for (const id of CONTROLS) $(id).disabled = false;
   poller = setInterval(showStats, 1000);
+}
+
+function listen(stream) {
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 512;
+  context.createMediaStreamSource(stream).connect(analyser);
+  meter = { context, analyser, samples: new Float32Array(analyser.fftSize) };
+}
+
+function level() {
+  meter.analyser.getFloatTimeDomainData(meter.samples);
+  return Math.sqrt(meter.samples.reduce((sum, value) => sum + value * value, 0) / meter.samples.length);
+}
+
+function timePress() {
+  pressedAt = performance.now();
+  $("press").textContent = "...";
+  if (meter) meter.context.resume();
+  requestAnimationFrame(watchForSpeech);
+}
+
+function watchForSpeech(now) {
+  if (pressedAt === null || !meter) return;
+  if (level() > SPEECH_LEVEL) {
+    $("press").textContent = `${((now - pressedAt) / 1000).toFixed(2)} s`;
+    pressedAt = null;
+  } else if (now - pressedAt > GIVE_UP_MS) {
+    $("press").textContent = "no speech heard";
+    pressedAt = null;
+  } else {
+    requestAnimationFrame(watchForSpeech);
+  }
+}
+
+async function refused(response, what) {
+  pressedAt = null;
+  $("press").textContent = "-";
+  status(`${what}: ${await reasonOf(response)} (${response.status}).`);
 }
 
 async function speak() {
   const file = $("file").files[0];
   if (!file || !session) { status("Choose an audio file first."); return; }
+  timePress();
   const response = await fetch(`/speak?session=${session}`, { method: "POST", headers: headers(), body: file });
-  status(response.ok ? `Speaking ${file.name} (${(await response.json()).duration.toFixed(1)} s).`
-                      : `Not spoken: ${await reasonOf(response)} (${response.status}).`);
+  if (!response.ok) { await refused(response, "Not spoken"); return; }
+  const duration = (await response.json()).duration;
+  status(`Speaking ${file.name}${duration == null ? "" : ` (${duration.toFixed(1)} s)`}.`);
+}
+
+async function say() {
+  if (!session) return;
+  timePress();
+  const response = await fetch(`/say?session=${session}`, {
+    method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ text: $("text").value }),
+  });
+  if (!response.ok) { await refused(response, "Not said"); return; }
+  const said = await response.json();
+  status(`Saying ${said.sentences} sentence${said.sentences === 1 ? "" : "s"}.`);
 }
 
 async function toggleMicrophone() {
@@ -98,7 +157,7 @@ async function disconnect() {
   if (micStream) micStream.getTracks().forEach((track) => track.stop());
   if (pc) pc.close();
   pc = null; session = null; micStream = null;
-  for (const id of ["disconnect", "file", "speak", "mic"]) $(id).disabled = true;
+  for (const id of CONTROLS) $(id).disabled = true;
   $("connect").disabled = false;
   status("Disconnected.");
 }
@@ -106,4 +165,6 @@ async function disconnect() {
 $("connect").addEventListener("click", connect);
 $("disconnect").addEventListener("click", disconnect);
 $("speak").addEventListener("click", speak);
+$("say").addEventListener("click", say);
+$("text").addEventListener("keydown", (event) => { if (event.key === "Enter") say(); });
 $("mic").addEventListener("click", toggleMicrophone);
