@@ -54,7 +54,7 @@ class Voice:
         self._piper: Any = PiperVoice.load(self.model, self.model.with_name(self.model.name + ".json"))
         self._lock = threading.Lock()  # piper's phonemizer (espeak-ng) is one per process
         self.sample_rate = int(self._piper.config.sample_rate)
-        logger.info("voice %s loaded (%d Hz)", self.model.name, self.sample_rate)
+        logger.debug("voice %s loaded (%d Hz)", self.model.name, self.sample_rate)
 
     def sentences(self, text: str, argument: str = "text") -> list[list[str]]:
         """The phonemes of each sentence of `text`; ConfigurationError naming `argument` when it has
@@ -62,7 +62,8 @@ class Voice:
         if not isinstance(text, str):
             raise ConfigurationError(f"{argument}: expected text, got {type(text).__name__}")
         with self._lock:
-            phonemes = [sentence for sentence in self._piper.phonemize(text) if sentence] if text.strip() else []
+            said = self._piper.phonemize(text) if text.strip() else []
+        phonemes = [sentence for sentence in said if any(phoneme.isalpha() for phoneme in sentence)]  # not only punctuation
         if not phonemes:
             raise ConfigurationError(f"{argument}: is empty: give some words to say")
         return phonemes

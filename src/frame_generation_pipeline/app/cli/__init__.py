@@ -27,6 +27,7 @@ from . import (
     live_commands,
     port_commands,
     render_commands,
+    say_commands,
     serve_commands,
 )
 from .arguments import Handler, Parser
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render_commands.add_commands(commands)
+    say_commands.add_commands(commands)
     demo_commands.add_commands(commands)
     live_commands.add_commands(commands)
     serve_commands.add_commands(commands)

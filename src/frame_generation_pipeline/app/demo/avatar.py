@@ -33,8 +33,11 @@ CHECKPOINT = "data/avatar_ave.pth"
 #: How the avatar's square joins its template: feathered, as the network's outermost pixels
 #: (a few rows and columns) are still a little off after its short training.
 BLEND = "feather"
-#: Speech the avatar was not trained on (espeak-ng, a voice and sentence outside the training set).
+#: Speech the avatar was not trained on (espeak-ng, a voice and sentence outside the training set), its
+#: sentence (also said in the local voice where the [voice] extra is installed), and the silence around it.
 SPEECH = "data/demo_speech.wav"
+SENTENCE = "Hello, I am the demo avatar. Watch my mouth move as I speak."
+PAD_SECONDS = 0.4
 
 
 def face_box(k: int) -> tuple[float, float, float]:

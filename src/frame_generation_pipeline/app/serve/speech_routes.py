@@ -1,5 +1,6 @@
-"""The routes that give a visitor's avatar something to say: `POST /speak` (an audio file, pushed
-into the session as it is decoded, so that its speech starts after its first second) and
+"""The routes that give a visitor's avatar something to say: `POST /speak` (an audio file, decoded
+as a stream and said as known-length speech, its first part as soon as its first seconds are
+decoded where the session renders faster than real time) and
 `POST /say` (text, spoken by the local voice of the `[voice]` extra one sentence at a time, each
 sentence queued as known-length speech as soon as it is made). Same token, limits and one-line
 reasons as every route."""
@@ -7,10 +8,9 @@ reasons as every route."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from ...audio.ffmpeg import probe_audio
 from ...audio.mel import HOP, MEL_WINDOW
 from ...audio.speech import stream_speech
 from ...contract import SAMPLE_RATE
-from ...errors import BackendUnavailableError, FrameGenerationError, first_line
+from ...errors import AudioError, BackendUnavailableError, FrameGenerationError, first_line
 from ...live.session import StreamingSession
 
 if TYPE_CHECKING:  # the server imports this module: its Visitor only for the types
@@ -33,8 +33,13 @@ logger = logging.getLogger(__name__)
 #: Largest upload to /speak, and the longest speech it may hold.
 MAX_UPLOAD_BYTES = 20 << 20
 MAX_SPEECH_SECONDS = 120.0
-#: Seconds of a file decoded before its speech is pushed (then the rest, as it comes).
+#: Seconds of a file decoded at a time; a file is said in two parts (its first 1-2 s, then the rest)
+#: where the session renders at least SPLIT_FPS frames/s: its first part starts without waiting for
+#: the whole file's encoding. Slower, known-length speech must be planned whole (the delay policy), so
+#: it is said in one part.
 DECODE_SECONDS = 1.0
+SPLIT_SAMPLES = SAMPLE_RATE
+SPLIT_FPS = 30.0
 #: Longest text /say takes (characters), and the shortest speech a session takes (samples: one encoder window).
 MAX_TEXT_CHARS = 1000
 MIN_SPEECH_SAMPLES = MEL_WINDOW * HOP
@@ -62,8 +67,8 @@ class SpeechRoutes:
         self._voice = asyncio.ensure_future(asyncio.to_thread(_load_voice))
 
     async def speak(self, request: web.Request) -> web.Response:
-        """Push an uploaded audio file (wav, mp3, flac, ogg...) into the session as it is decoded; 202
-        with its duration (as the file states it) once its first second is queued."""
+        """Say an uploaded audio file (wav, mp3, flac, ogg...) as known-length speech; 202 with its
+        duration (as the file states it) once its first part is queued (file_parts)."""
         visitor = self.visitor_of(request)
         if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:
             return reason(413, f"upload of {request.content_length} bytes is over the {MAX_UPLOAD_BYTES >> 20} MB limit")
@@ -76,17 +81,22 @@ class SpeechRoutes:
             path.write_bytes(body)
             info = await asyncio.to_thread(probe_audio, path)
             if info.duration is not None and info.duration > MAX_SPEECH_SECONDS:
+                folder.cleanup()
                 return reason(413, f"speech of {info.duration:.1f} s is over the {MAX_SPEECH_SECONDS:g} s limit")
-            chunks = stream_speech(info, DECODE_SECONDS)
-            first = await asyncio.to_thread(next, chunks, None)
+            parts = file_parts(stream_speech(info, DECODE_SECONDS), visitor.session.rate.frames_per_second >= SPLIT_FPS)
+            first = await asyncio.to_thread(next, parts, None)
         except FrameGenerationError as exc:
             folder.cleanup()
             return reason(415, f"not audio this server can decode ({getattr(exc, 'problem', str(exc))})")
-        if first is None or (info.duration is not None and info.duration * SAMPLE_RATE < MIN_SPEECH_SAMPLES):
+        try:
+            if first is None or len(first) < MIN_SPEECH_SAMPLES:
+                seconds = 0 if first is None else len(first) / SAMPLE_RATE
+                raise AudioError(path, f"holds {seconds:.2f} s of speech: a session takes at least {MIN_SPEECH_SAMPLES / SAMPLE_RATE:g} s")
+            visitor.session.say(first)
+        except FrameGenerationError as exc:
             folder.cleanup()
-            return reason(400, f"speech of {info.duration or 0:.2f} s is shorter than {MIN_SPEECH_SAMPLES / SAMPLE_RATE:g} s")
-        visitor.session.push_audio(first)
-        visitor.tasks.append(asyncio.ensure_future(_push_rest(visitor.session, chunks, folder, len(first))))
+            return reason(400, getattr(exc, "problem", str(exc)))
+        visitor.tasks.append(asyncio.ensure_future(_say_rest(visitor.session, parts, folder)))
         return web.json_response({"session": visitor.id, "duration": info.duration}, status=202)
 
     async def say(self, request: web.Request) -> web.Response:
@@ -112,7 +122,8 @@ class SpeechRoutes:
         except FrameGenerationError as exc:
             return reason(400, first_line(exc))
         if len(sentences) > 1:
-            visitor.tasks.append(asyncio.ensure_future(_say_rest(visitor.session, voice, sentences[1:])))
+            rest = (_sentence_speech(voice, sentence) for sentence in sentences[1:])
+            visitor.tasks.append(asyncio.ensure_future(_say_rest(visitor.session, rest)))
         return web.json_response({"session": visitor.id, "sentences": len(sentences),
                                   "first_sentence_s": round(len(first) / SAMPLE_RATE, 3)}, status=202)
 
@@ -135,30 +146,48 @@ def _sentence_speech(voice: Voice, phonemes: list[str]) -> np.ndarray:
     return np.pad(speech, (0, max(0, MIN_SPEECH_SAMPLES - len(speech))))
 
 
-async def _push_rest(session: StreamingSession, chunks: Generator[np.ndarray, None, None], folder: tempfile.TemporaryDirectory,
-                     pushed: int) -> None:
-    """Push a file's remaining chunks as they are decoded, then end its utterance (also when the file
-    fails midway or runs past the limit)."""
+def file_parts(chunks: Iterator[np.ndarray], split: bool) -> Generator[np.ndarray, None, None]:
+    """A file's decoded speech as the utterances to say: where `split`, its first 1-2 s (cut at their
+    quietest 20 ms, so that the seam falls in a pause where there is one) as soon as they are decoded,
+    then the rest; else all of it at once. Stops at MAX_SPEECH_SECONDS; the last part is padded to
+    the shortest a session takes."""
+    kept: list[np.ndarray] = []
+    total = 0
+    for chunk in chunks:
+        chunk = chunk[: max(0, int(MAX_SPEECH_SECONDS * SAMPLE_RATE) - total)]
+        kept.append(chunk)
+        total += len(chunk)
+        if split and total >= 2 * SPLIT_SAMPLES:
+            speech = np.concatenate(kept)
+            cut = quietest_cut(speech[: 2 * SPLIT_SAMPLES], SPLIT_SAMPLES)
+            yield speech[:cut]
+            kept, split = [speech[cut:]], False
+        if total >= MAX_SPEECH_SECONDS * SAMPLE_RATE:
+            logger.warning("speech cut at the %g s limit", MAX_SPEECH_SECONDS)
+            break
+    if kept:
+        rest = np.concatenate(kept)
+        yield np.pad(rest, (0, max(0, MIN_SPEECH_SAMPLES - len(rest)))) if len(rest) else rest
+
+
+def quietest_cut(speech: np.ndarray, earliest: int) -> int:
+    """The sample from `earliest` on at which the quietest 20 ms of `speech` begins."""
+    step = SAMPLE_RATE // 50
+    frames = speech[earliest : earliest + (len(speech) - earliest) // step * step].reshape(-1, step)
+    return earliest + step * int(np.argmin(np.mean(frames**2, axis=1))) if len(frames) else len(speech)
+
+
+async def _say_rest(session: StreamingSession, parts: Iterator[np.ndarray], folder: tempfile.TemporaryDirectory | None = None) -> None:
+    """Say each further part (a sentence, the rest of a file) as soon as it is made, until the
+    session closes or the parts fail; then let go of `folder` (the file's)."""
     try:
-        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-            pushed += len(chunk)
-            if pushed > MAX_SPEECH_SECONDS * SAMPLE_RATE:
-                logger.warning("speech cut at the %g s limit", MAX_SPEECH_SECONDS)
-                break
-            session.push_audio(chunk)
+        while (part := await asyncio.to_thread(next, parts, None)) is not None:
+            if len(part):
+                session.say(part)
     except FrameGenerationError as exc:
-        logger.warning("speech ended early: %s", first_line(exc))
+        logger.info("the rest was not said: %s", first_line(exc))
     finally:
-        with contextlib.suppress(FrameGenerationError):
-            session.end_of_speech()
-        await asyncio.to_thread(chunks.close)  # ffmpeg stops
-        folder.cleanup()
-
-
-async def _say_rest(session: StreamingSession, voice: Voice, sentences: list[list[str]]) -> None:
-    """Queue each further sentence as soon as it is made (until the session closes)."""
-    try:
-        for sentence in sentences:
-            session.say(await asyncio.to_thread(_sentence_speech, voice, sentence))
-    except FrameGenerationError as exc:
-        logger.info("the rest of the text was not said: %s", first_line(exc))
+        if isinstance(parts, Generator):
+            await asyncio.to_thread(parts.close)  # a file's: ffmpeg stops
+        if folder is not None:
+            folder.cleanup()
