@@ -15,6 +15,10 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo as render_demo
 
     check_output(args.output, "--output", {}, folder=True)  # before anything is generated
+    if args.text is not None:
+        from ...audio.voice import default_voice
+
+        default_voice().sentences(args.text, "--text")  # an empty text or a missing voice: one line, first
     result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet, text=args.text)
     report(args, result.summary())
     if not args.quiet:
