@@ -104,6 +104,15 @@ async def say_text(page, args: dict, base: str, visitor) -> dict:
     await page.wait_for_timeout(1000)
     found["utterances"] = [{"frames": r.frames, "dropped": r.dropped, "policy": r.policy,
                             "first_frame_latency_s": r.first_frame_latency_s} for r in reports()]
+    found["rtc"] = await page.evaluate("""async () => {
+      const out = {};
+      (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') out[r.kind] = {
+        jitter_buffer_s: r.jitterBufferDelay / Math.max(r.jitterBufferEmittedCount, 1),
+        target_s: (r.jitterBufferTargetDelay || 0) / Math.max(r.jitterBufferEmittedCount, 1),
+        minimum_s: (r.jitterBufferMinimumDelay || 0) / Math.max(r.jitterBufferEmittedCount, 1),
+        frames_dropped: r.framesDropped, total_processing_s: r.totalProcessingDelay / Math.max(r.framesDecoded || 1, 1)}; });
+      return out;
+    }""")
     seen = await page.evaluate("window.seen")
     found["idle"], found["speaking"] = seen[:idle], seen[idle:]
     return found

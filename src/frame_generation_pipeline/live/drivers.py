@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..render.blend import NO_BLEND, Blend
-from .pacing import DROP, start_delay
+from .pacing import DELAY, DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
 from .slot import SLOT_SAMPLES, LiveFrame
@@ -161,6 +161,10 @@ class RealtimeDriver(Driver):
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
                             self.renderer.batch_size, utterance.stride)
         delay += utterance.extra_lookahead_seconds
+        if utterance.policy == DELAY and utterance.start_slot is None:
+            # known-length speech is encoded and rendered from its turn on, not from its arrival: one
+            # queued behind another (a text's next sentence) plans from now, or its first frames drop
+            delay += max(0.0, self.timeline.clock.now() - utterance.arrived)
         self.timeline.place(utterance, delay, not_before)
 
     def skip_after(self) -> Callable[[int], float]:
