@@ -54,24 +54,26 @@ async def scenario_page(args: dict, base: str, server: AvatarServer) -> dict:
 
 
 #: What the page's video and audio do, sampled at each screen refresh: how much the frame (drawn
-#: small, grey) changed since the refresh before (mean absolute difference, 0-255), and the audio's
-#: RMS from the analyser the page measures its latency with.
-WATCH = """() => {
+#: small, grey) changed since the refresh before (mean absolute difference, 0-255), and the RMS of the
+#: audio played out since then (from the receiver's totalAudioEnergy, as the page measures its latency).
+WATCH = """async () => {
   const video = document.getElementById('video'), canvas = document.createElement('canvas');
   canvas.width = 64; canvas.height = 48;
   const context = canvas.getContext('2d', { willReadFrequently: true });
-  let previous = null;
+  let previous = null, heard = await playedAudio();
   window.seen = [];
-  const look = () => {
-    context.drawImage(video, 0, 0, 64, 48);
-    const pixels = context.getImageData(0, 0, 64, 48).data;
-    let change = 0;
-    if (previous) for (let i = 0; i < pixels.length; i += 4) change += Math.abs(pixels[i + 1] - previous[i + 1]);
-    previous = pixels;
-    window.seen.push([change / (64 * 48), level()]);
-    if (window.seen.length < 100000) requestAnimationFrame(look);
-  };
-  requestAnimationFrame(look);
+  (async () => {
+    while (window.seen.length < 100000 && pc) {
+      await new Promise(requestAnimationFrame);
+      context.drawImage(video, 0, 0, 64, 48);
+      const pixels = context.getImageData(0, 0, 64, 48).data;
+      let change = 0;
+      if (previous) for (let i = 0; i < pixels.length; i += 4) change += Math.abs(pixels[i + 1] - previous[i + 1]);
+      const now = await playedAudio(), seconds = now.seconds - heard.seconds;
+      window.seen.push([change / (64 * 48), seconds > 0 ? Math.sqrt((now.energy - heard.energy) / seconds) : 0]);
+      previous = pixels; heard = now;
+    }
+  })();
 }"""
 #: Two sentences to say, and requests /say must refuse (with a status and a reason) while they are said.
 TEXT = "Hello there. I say what you type."
@@ -104,15 +106,6 @@ async def say_text(page, args: dict, base: str, visitor) -> dict:
     await page.wait_for_timeout(1000)
     found["utterances"] = [{"frames": r.frames, "dropped": r.dropped, "policy": r.policy,
                             "first_frame_latency_s": r.first_frame_latency_s} for r in reports()]
-    found["rtc"] = await page.evaluate("""async () => {
-      const out = {};
-      (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') out[r.kind] = {
-        jitter_buffer_s: r.jitterBufferDelay / Math.max(r.jitterBufferEmittedCount, 1),
-        target_s: (r.jitterBufferTargetDelay || 0) / Math.max(r.jitterBufferEmittedCount, 1),
-        minimum_s: (r.jitterBufferMinimumDelay || 0) / Math.max(r.jitterBufferEmittedCount, 1),
-        frames_dropped: r.framesDropped, total_processing_s: r.totalProcessingDelay / Math.max(r.framesDecoded || 1, 1)}; });
-      return out;
-    }""")
     seen = await page.evaluate("window.seen")
     found["idle"], found["speaking"] = seen[:idle], seen[idle:]
     return found

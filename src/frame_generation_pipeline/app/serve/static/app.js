@@ -5,10 +5,11 @@ const $ = (id) => document.getElementById(id);
 const CONTROLS = ["disconnect", "file", "speak", "text", "say", "mic"];
 let pc = null, session = null, micSender = null, micStream = null, poller = null;
 // Press to speech: from a press of Speak file or Say to the first screen refresh at which the avatar's
-// audio, received on the session's track, carries sound (over SPEECH_LEVEL RMS; the idle avatar's is
-// silence). Its frames are stamped from the same 40 ms slots as its audio, so its mouth moves then.
+// audio, as the browser plays it out, carries sound (its RMS since the refresh before over SPEECH_LEVEL,
+// from the receiver's totalAudioEnergy; the idle avatar's is silence). Its frames are stamped from the
+// same 40 ms slots as its audio, so its mouth moves then too.
 const SPEECH_LEVEL = 0.01, GIVE_UP_MS = 60000;
-let meter = null, pressedAt = null;
+let pressedAt = null;
 
 function headers(extra = {}) {
   const token = $("token").value;
@@ -37,7 +38,6 @@ async function connect() {
   const stream = new MediaStream();
   pc.addEventListener("track", (event) => {
     stream.addTrack(event.track);
-    if (event.track.kind === "audio") listen(new MediaStream([event.track]));
     $("video").srcObject = stream;
     $("video").play().catch(() => {});
   });
@@ -64,36 +64,33 @@ async function connect() {
   poller = setInterval(showStats, 1000);
 }
 
-function listen(stream) {
-  const context = new AudioContext();
-  const analyser = context.createAnalyser();
-  analyser.fftSize = 512;
-  context.createMediaStreamSource(stream).connect(analyser);
-  meter = { context, analyser, samples: new Float32Array(analyser.fftSize) };
+async function playedAudio() {
+  let played = { energy: 0, seconds: 0 };
+  (await pc.getStats()).forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "audio") {
+      played = { energy: report.totalAudioEnergy || 0, seconds: report.totalSamplesDuration || 0 };
+    }
+  });
+  return played;
 }
 
-function level() {
-  meter.analyser.getFloatTimeDomainData(meter.samples);
-  return Math.sqrt(meter.samples.reduce((sum, value) => sum + value * value, 0) / meter.samples.length);
-}
-
-function timePress() {
-  pressedAt = performance.now();
+async function timePress() {
+  const pressed = performance.now();
+  pressedAt = pressed;
   $("press").textContent = "...";
-  if (meter) meter.context.resume();
-  requestAnimationFrame(watchForSpeech);
-}
-
-function watchForSpeech(now) {
-  if (pressedAt === null || !meter) return;
-  if (level() > SPEECH_LEVEL) {
-    $("press").textContent = `${((now - pressedAt) / 1000).toFixed(2)} s`;
-    pressedAt = null;
-  } else if (now - pressedAt > GIVE_UP_MS) {
-    $("press").textContent = "no speech heard";
-    pressedAt = null;
-  } else {
-    requestAnimationFrame(watchForSpeech);
+  let before = await playedAudio();
+  while (pressedAt === pressed && pc) {
+    const now = await new Promise(requestAnimationFrame);
+    const after = await playedAudio();
+    const seconds = after.seconds - before.seconds;
+    if (seconds > 0 && Math.sqrt((after.energy - before.energy) / seconds) > SPEECH_LEVEL) {
+      $("press").textContent = `${((now - pressed) / 1000).toFixed(2)} s`;
+      pressedAt = null;
+    } else if (now - pressed > GIVE_UP_MS) {
+      $("press").textContent = "no speech heard";
+      pressedAt = null;
+    }
+    before = after;
   }
 }
 
