@@ -12,7 +12,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from aiohttp import web
@@ -24,9 +24,8 @@ from ...contract import SAMPLE_RATE
 from ...errors import AudioError, BackendUnavailableError, FrameGenerationError, first_line
 from ...live.session import StreamingSession
 
-if TYPE_CHECKING:  # the server imports this module: its Visitor only for the types
+if TYPE_CHECKING:  # the [voice] extra is imported only when the voice loads
     from ...audio.voice import Voice
-    from .server import Visitor
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +44,14 @@ MAX_TEXT_CHARS = 1000
 MIN_SPEECH_SAMPLES = MEL_WINDOW * HOP
 
 
+class Speaker(Protocol):
+    """What the routes need of a visitor (the server's Visitor): its id, session and tasks."""
+
+    id: str
+    session: StreamingSession
+    tasks: list[asyncio.Task]
+
+
 def reason(status: int, why: str) -> web.Response:
     """A refusal: `status` with a one-line JSON reason."""
     return web.json_response({"error": why}, status=status)
@@ -53,7 +60,7 @@ def reason(status: int, why: str) -> web.Response:
 class SpeechRoutes:
     """/speak and /say on the visitors that `visitor_of` finds for a request."""
 
-    def __init__(self, visitor_of: Callable[[web.Request], Visitor]) -> None:
+    def __init__(self, visitor_of: Callable[[web.Request], Speaker]) -> None:
         self.visitor_of = visitor_of
         self._voice: asyncio.Task[Voice] | None = None
 
@@ -65,6 +72,7 @@ class SpeechRoutes:
 
     async def _start_voice(self, _app: web.Application) -> None:
         self._voice = asyncio.ensure_future(asyncio.to_thread(_load_voice))
+        self._voice.add_done_callback(lambda task: task.cancelled() or task.exception())  # without [voice]: said on /say
 
     async def speak(self, request: web.Request) -> web.Response:
         """Say an uploaded audio file (wav, mp3, flac, ogg...) as known-length speech; 202 with its
