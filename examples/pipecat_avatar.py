@@ -1,15 +1,16 @@
-"""A Pipecat pipeline with the SyncTalk_2D avatar: a fake TTS speaks a WAV file, the avatar renders
-it, SmallWebRTCTransport sends video and audio to the browser page served here.
+"""A Pipecat pipeline with the SyncTalk_2D avatar: a local TTS says typed text (or a fake TTS a WAV
+file), the avatar renders it, SmallWebRTCTransport sends video and audio to the browser page served here.
 
-    pip install 'frame-generation-pipeline[pipecat]'
+    pip install '.[pipecat,voice]'
+    python examples/pipecat_avatar.py --text "Hello! I run entirely on this machine."
+    # open http://127.0.0.1:7860/ and press Connect: the demo avatar says it, again after each 5 s
     python examples/pipecat_avatar.py --checkpoint 5.pth --template-dir dataset/May \\
         --audio-encoder audio_visual_encoder.pth --speech hello.wav
-    # open http://127.0.0.1:7860/ and press Connect: the avatar says hello.wav, again after each 5 s
-    python examples/pipecat_avatar.py
-    # without a checkpoint: the demo avatar (shipped with the package) says its demo sentence
+    # your avatar says hello.wav (a fake TTS: no [voice] needed)
 
-Nothing is downloaded: the page is served from this file. Replace FileTTS by a real TTS service
-(with an STT and an LLM before it) for a voice agent.
+Nothing is downloaded: the page is served from this file, the voice comes from its package
+(LocalTTSService, the [voice] extra). For a voice agent, put an STT and an LLM before the TTS in
+place of TextSource.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 
 import numpy as np
 from aiohttp import web
-from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
+from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSSpeakFrame, TTSStartedFrame, TTSStoppedFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -33,6 +34,7 @@ from frame_generation_pipeline.app.demo.run import make_demo_inputs
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE
 from frame_generation_pipeline.integrations.pipecat import SyncTalkVideoService
+from frame_generation_pipeline.integrations.pipecat_tts import LocalTTSService
 
 PAGE = """<!doctype html><title>avatar</title><video id=v autoplay playsinline></video><br>
 <button id=b>Connect</button><script>
@@ -79,8 +81,39 @@ class FileTTS(FrameProcessor):
             await asyncio.sleep(len(self.audio) / 24000 + self.every)
 
 
+class TextSource(FrameProcessor):
+    """Stands in for an LLM: asks the TTS after it to say `text`, again `every` seconds after each saying."""
+
+    #: A generous guess of a word's length in speech, to wait out the saying before the pause.
+    SECONDS_PER_WORD = 0.5
+
+    def __init__(self, text: str, every: float) -> None:
+        super().__init__()
+        self.text, self.every = text, every
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pass every frame on."""
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+    async def speak_forever(self) -> None:
+        """Say the text, wait, say it again."""
+        while True:
+            await self.push_frame(TTSSpeakFrame(self.text))
+            await asyncio.sleep(self.SECONDS_PER_WORD * len(self.text.split()) + self.every)
+
+
+def speakers(args: argparse.Namespace) -> tuple[FrameProcessor, list[FrameProcessor]]:
+    """What speaks: (the processor whose speak_forever starts it, the processors before the avatar)."""
+    if args.text is not None:
+        source = TextSource(args.text, args.every)
+        return source, [source, LocalTTSService()]
+    tts = FileTTS(load_speech(args.speech), args.every)
+    return tts, [tts]
+
+
 def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
-    """The pipeline of one visitor: fake TTS -> avatar -> WebRTC output; returns (worker, tts, transport)."""
+    """The pipeline of one visitor: TTS -> avatar -> WebRTC output; returns (worker, speaker, transport)."""
     avatar = SyncTalkVideoService(checkpoint=args.checkpoint, template_dir=args.template_dir,
                                   audio_encoder=args.audio_encoder, backend=args.backend, device=args.device,
                                   onnx=args.onnx, start_margin=args.start_margin, idle=args.idle)
@@ -88,10 +121,10 @@ def build(args: argparse.Namespace, connection: SmallWebRTCConnection):
     transport = SmallWebRTCTransport(connection, TransportParams(
         audio_out_enabled=True, video_out_enabled=True, video_out_width=width, video_out_height=height,
         video_out_framerate=25))
-    tts = FileTTS(load_speech(args.speech), args.every)
-    worker = PipelineWorker(Pipeline([transport.input(), tts, avatar, transport.output()]), params=PipelineParams(
+    speaker, before = speakers(args)
+    worker = PipelineWorker(Pipeline([transport.input(), *before, avatar, transport.output()]), params=PipelineParams(
         enable_metrics=True, audio_out_sample_rate=SAMPLE_RATE))  # the avatar's 16 kHz as is: in step with its frames
-    return worker, tts, transport
+    return worker, speaker, transport
 
 
 def app(args: argparse.Namespace) -> web.Application:
@@ -105,13 +138,13 @@ def app(args: argparse.Namespace) -> web.Application:
         body = await request.json()
         connection = SmallWebRTCConnection(ice_servers=[])
         await connection.initialize(sdp=body["sdp"], type=body["type"])
-        worker, tts, transport = build(args, connection)
+        worker, speaker, transport = build(args, connection)
 
         speaking: list[asyncio.Future] = []
 
         @transport.event_handler("on_client_connected")
         async def connected(transport, client):
-            speaking.append(_keep(tasks, tts.speak_forever()))
+            speaking.append(_keep(tasks, speaker.speak_forever()))
 
         @transport.event_handler("on_client_disconnected")
         async def disconnected(transport, client):
@@ -154,7 +187,9 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", default=None, help="your avatar's checkpoint (default: the demo avatar)")
     parser.add_argument("--template-dir", default=None, help="with --checkpoint: its template folder")
     parser.add_argument("--audio-encoder", default=None, help="with --checkpoint: audio_visual_encoder.pth")
-    parser.add_argument("--speech", default=None, help="what the fake TTS says (default with the demo avatar: its sentence)")
+    parser.add_argument("--text", default=None, help="what the local TTS says (the [voice] extra)")
+    parser.add_argument("--speech", default=None, help="a WAV file the fake TTS says instead (default with the demo avatar: "
+                        "its sentence)")
     parser.add_argument("--every", type=float, default=5.0, help="seconds of silence between two sayings")
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--device", default=None)
@@ -165,8 +200,10 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     args = parser.parse_args(argv)
     own = (args.checkpoint, args.template_dir, args.audio_encoder)
-    if any(value is not None for value in own) and (None in own or args.speech is None):
-        parser.error("your own avatar needs --checkpoint, --template-dir, --audio-encoder and --speech "
+    if args.text is not None and args.speech is not None:
+        parser.error("give --text or --speech, not both")
+    if any(value is not None for value in own) and (None in own or (args.speech is None and args.text is None)):
+        parser.error("your own avatar needs --checkpoint, --template-dir, --audio-encoder and --speech or --text "
                      "(give none of the first three for the demo avatar)")
     return args
 
@@ -176,9 +213,9 @@ def main() -> None:
     args = options()
     with tempfile.TemporaryDirectory(prefix="pipecat-demo-") as folder:
         if args.checkpoint is None:
-            demo = make_demo_inputs(folder)
+            demo = make_demo_inputs(folder, speech=args.text is None)
             args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
-            args.speech = args.speech or demo.audio
+            args.speech = args.speech or (None if args.text is not None else demo.audio)
         web.run_app(app(args), host="127.0.0.1", port=args.port)
 
 

@@ -3,6 +3,7 @@ serve_scenarios.py, on its server."""
 
 from __future__ import annotations
 
+import aiohttp
 from playwright.async_api import async_playwright
 
 from frame_generation_pipeline.app.serve.server import AvatarServer
@@ -45,6 +46,66 @@ async def scenario_page(args: dict, base: str, server: AvatarServer) -> dict:
         stats = visitor.session.stats  # as the server counts them, once the page shows the whole utterance
         found["server"] = {"speech_frames": stats.speech_frames, "dropped_frames": stats.dropped_frames,
                            "first_frame_latency_s": stats.first_frame_latency_s}
+        found["file_press"] = await page.text_content("#press")
+        found["say"] = await say_text(page, args, base, visitor)
         await page.click("#disconnect")
         await browser.close()
+    return found
+
+
+#: What the page's video and audio do, sampled at each screen refresh: how much the frame (drawn
+#: small, grey) changed since the refresh before (mean absolute difference, 0-255), and the RMS of the
+#: audio played out since then (from the receiver's totalAudioEnergy, as the page measures its latency).
+WATCH = """async () => {
+  const video = document.getElementById('video'), canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 48;
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  let previous = null, heard = await playedAudio();
+  window.seen = [];
+  (async () => {
+    while (window.seen.length < 100000 && pc) {
+      await new Promise(requestAnimationFrame);
+      context.drawImage(video, 0, 0, 64, 48);
+      const pixels = context.getImageData(0, 0, 64, 48).data;
+      let change = 0;
+      if (previous) for (let i = 0; i < pixels.length; i += 4) change += Math.abs(pixels[i + 1] - previous[i + 1]);
+      const now = await playedAudio(), seconds = now.seconds - heard.seconds;
+      window.seen.push([change / (64 * 48), seconds > 0 ? Math.sqrt((now.energy - heard.energy) / seconds) : 0]);
+      previous = pixels; heard = now;
+    }
+  })();
+}"""
+#: Two sentences to say, and requests /say must refuse (with a status and a reason) while they are said.
+TEXT = "Hello there. I say what you type."
+BAD_SAYS = {"empty": {"json": {"text": "  "}}, "too_long": {"json": {"text": "word " * 250}},
+            "not_json": {"data": b"hello"}, "punctuation_only": {"json": {"text": "... , ."}}}
+
+
+async def say_text(page, args: dict, base: str, visitor) -> dict:
+    """Type TEXT, press Say; while it is said, bad /say requests on the same session; what the page saw."""
+    found = {}
+    await page.evaluate(WATCH)
+    await page.wait_for_timeout(500)
+    idle = len(await page.evaluate("window.seen"))
+    before = len(visitor.session.stats.utterances)
+    await page.fill("#text", TEXT)
+    await page.click("#say")
+    async with aiohttp.ClientSession() as http:
+        found["bad"] = {}
+        for name, kwargs in BAD_SAYS.items():
+            async with http.post(f"{base}/say?session={visitor.id}", **kwargs) as response:
+                found["bad"][name] = [response.status, (await response.json()).get("error", "")]
+    await page.wait_for_function("document.getElementById('press').textContent.endsWith(' s')", timeout=60000)
+    found["status"] = await page.text_content("#status")
+    found["press"] = await page.text_content("#press")
+    reports = lambda: list(visitor.session.stats.utterances)[before:]  # noqa: E731
+    for _ in range(600):
+        if len(reports()) == 2 and not visitor.session.timeline.utterances():  # both placed, and shown
+            break
+        await page.wait_for_timeout(100)
+    await page.wait_for_timeout(1000)
+    found["utterances"] = [{"frames": r.frames, "dropped": r.dropped, "policy": r.policy,
+                            "first_frame_latency_s": r.first_frame_latency_s} for r in reports()]
+    seen = await page.evaluate("window.seen")
+    found["idle"], found["speaking"] = seen[:idle], seen[idle:]
     return found

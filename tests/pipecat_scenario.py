@@ -75,9 +75,11 @@ async def scenario(args: dict) -> dict:
     limit_ice_addresses(("127.0.0.1",))  # aioice skips loopback, the namespace's only interface
     record_arrivals()
     module = example()
+    said = ["--text", args["text"]] if "text" in args else ["--speech", args["clip"]]  # the local TTS, or the fake one
     options = module.options(["--checkpoint", args["checkpoint"], "--template-dir", args["templates"],
-                              "--audio-encoder", args["encoder"], "--speech", args["clip"], "--every", "600",
-                              "--backend", "onnxruntime", "--onnx", args["onnx"], "--start-margin", "1.0",
+                              "--audio-encoder", args["encoder"], *said, "--every", "600",
+                              "--backend", args.get("backend", "onnxruntime"), "--start-margin", "1.0",
+                              *(["--onnx", args["onnx"]] if "onnx" in args else []),
                               "--idle", "template"])  # idle frames are told from speech by their distance to the template
     runner = web.AppRunner(module.app(options))
     await runner.setup()

@@ -100,6 +100,7 @@ async def bad_requests(http: aiohttp.ClientSession, base: str, session: str) -> 
         "speak_empty": ("post", f"/speak?session={session}", {"data": b""}),
         "speak_too_large": ("post", f"/speak?session={session}", {"data": b"\0" * (21 << 20)}),
         "speak_unknown_session": ("post", "/speak?session=nosuch", {"data": b"x"}),
+        "say_unknown_session": ("post", "/say?session=nosuch", {"json": {"text": "hello"}}),
         "delete_unknown_session": ("delete", "/session?session=nosuch", {}),
     }
     for name, (method, path, kwargs) in cases.items():

@@ -17,7 +17,7 @@ from frame_generation_pipeline.files import MANIFEST
 
 from .helpers import cli_status
 
-SUBCOMMANDS = ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "demo", "prepare", "live", "serve",
+SUBCOMMANDS = ("video", "frames", "features", "export-onnx", "reference", "verify-reference", "say", "demo", "prepare", "live", "serve",
                "batch", "compare")
 
 
@@ -126,7 +126,7 @@ def test_help_lists_the_subcommands_in_order_and_every_mode_choice(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
     listed = re.findall(r"^    (\S+)", capsys.readouterr().out, flags=re.MULTILINE)
-    assert listed == ["video", "frames", "reference", "features", "export-onnx", "verify-reference", "demo", "prepare", "live",
+    assert listed == ["video", "frames", "reference", "features", "export-onnx", "verify-reference", "say", "demo", "prepare", "live",
                       "serve", "batch", "package", "verify-package", "compare", "cache"]
     for command in ("export-onnx", "package", "live", "serve"):
         with pytest.raises(SystemExit):

@@ -22,6 +22,7 @@ PARTS = {
     "models/hubert.py": ("models/hubert.py", "hubert"),
     "integrations/pipecat.py": ("integrations/pipecat.py", "pipecat"),
     "integrations/livekit.py": ("integrations/livekit.py", "livekit"),
+    "audio/voice.py": ("audio/voice.py", "voice"),
 }
 
 

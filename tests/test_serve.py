@@ -136,7 +136,7 @@ def test_a_spoken_clip_arrives_as_the_offline_frames_with_its_audio_in_sync(serv
     assert bad["speak_not_audio"][0] == 415 and "not audio" in bad["speak_not_audio"][1]
     assert bad["speak_empty"] == [400, "the request body is empty: send an audio file"]
     assert bad["speak_too_large"][0] == 413 and "limit" in bad["speak_too_large"][1]
-    assert bad["speak_unknown_session"][0] == bad["delete_unknown_session"][0] == 404
+    assert bad["speak_unknown_session"][0] == bad["delete_unknown_session"][0] == bad["say_unknown_session"][0] == 404
     assert bad["stats_no_session"][0] == 400 and "session parameter is missing" in bad["stats_no_session"][1]
     assert bad["offer_not_sdp"][0] == 400 and 'does not start with "v=0"' in bad["offer_not_sdp"][1]
     assert bad["offer_malformed_sdp"][0] == 400 and "needs a video and an audio media section" in bad["offer_malformed_sdp"][1]
@@ -179,7 +179,32 @@ def test_the_page_plays_in_a_real_browser(served, scenarios):
     assert page["frames"] == f"{server['speech_frames']} / {server['dropped_frames']}", f"the page shows {page}, the server {server}"
     assert page["latency"] == f"{server['first_frame_latency_s']:.2f} s", f"the page shows {page}, the server {server}"
     assert found["latency_text"] == page["latency"], "the latency shown during the utterance is its first frame's"
+    assert _seconds(found["file_press"]) >= server["first_frame_latency_s"], "press to speech includes the server's latency"
     assert Path(found["screenshot"]).stat().st_size > 10_000
+
+
+def _seconds(text: str) -> float:
+    assert text.endswith(" s"), f"the page shows {text!r}, not seconds"
+    return float(text[:-2])
+
+
+def test_typed_text_is_said_in_the_browser_while_bad_requests_are_refused(scenarios):
+    found = _scenario(scenarios, "page")["say"]
+    bad = found["bad"]
+    assert bad["empty"] == [400, "the text is empty: type something to say"]
+    assert bad["too_long"] == [413, "text of 1250 characters is over the 1000 character limit"]
+    assert bad["not_json"] == [400, 'expected JSON {"text": "what to say"}']
+    assert bad["punctuation_only"] == [400, "text: is empty: give some words to say"]
+    assert found["status"] == "Saying 2 sentences."
+    utterances = found["utterances"]
+    assert [u["policy"] for u in utterances] == ["delay", "delay"], "each sentence is known-length speech"
+    # a sentence queued behind another plans from its turn (drivers.py): few drops even on a loaded machine
+    assert all(u["frames"] > 10 and u["dropped"] <= u["frames"] // 4 for u in utterances), utterances
+    assert _seconds(found["press"]) >= utterances[0]["first_frame_latency_s"], "press to speech includes the server's latency"
+    idle, speaking = np.array(found["idle"]), np.array(found["speaking"])
+    assert idle[:, 1].max() < 0.01 and speaking[:, 1].max() > 0.05, "the audio track is silent at rest and carries the speech"
+    moving = speaking[speaking[:, 1] > 0.02, 0]  # the frames while it is heard
+    assert np.percentile(moving, 90) > 3 * max(idle[:, 0].max(), 0.5), "the mouth moves while it speaks"
 
 
 def _free_port() -> int:
@@ -219,6 +244,10 @@ def test_the_command_serves_loopback_with_a_token_and_stops_cleanly_on_sigterm(s
         page_status, page = _get(f"{base}/")
         assert page_status == 200 and "<video" in page, "the page needs no token"
         assert _get(f"{base}/health", "s3cret")[1]["max_sessions"] == 2
+        say = urllib.request.Request(f"{base}/say?session=x", data=b'{"text": "hi"}', method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(say, timeout=10)
+        assert (refused.value.code, json.loads(refused.value.read())) == (401, {"error": "missing or wrong Authorization: Bearer token"})
         listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
         assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening and f"*:{port}" not in listening
     finally:

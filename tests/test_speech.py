@@ -156,3 +156,38 @@ def test_bin_features_for_ports_round_trip(encoder_path, speech, checkpoints, te
                      "--output-dir", str(tmp_path / f"out-{name}")]) == 0
         frames[name] = [p.read_bytes() for p in sorted((tmp_path / f"out-{name}").glob("*.png"))]
     assert len(frames["f.bin"]) == 2 and frames["f.bin"] == frames["f.npy"]
+
+
+def test_a_file_decoded_as_a_stream_gives_the_samples_of_the_whole_decode(tmp_path):
+    from frame_generation_pipeline.audio.speech import stream_speech
+
+    mp3 = tmp_path / "talk.mp3"  # 44.1 kHz stereo: resampled and mixed as a stream
+    subprocess.run([ffmpeg_executable(), "-loglevel", "error", "-i", str(TALK), "-ar", "44100", "-ac", "2", str(mp3)], check=True)
+    for path in (TALK, mp3):
+        chunks = list(stream_speech(path, seconds=1.0))
+        assert all(len(chunk) <= 16000 * 1.05 for chunk in chunks) and len(chunks) >= 6, [len(c) for c in chunks]
+        whole = load_speech(path)
+        streamed = np.concatenate(chunks)
+        assert len(streamed) == len(whole) and np.abs(streamed - whole).max() < 1e-4
+    with pytest.raises(AudioError, match="holds no samples"):
+        empty = tmp_path / "empty.wav"
+        soundfile.write(empty, np.zeros(0, np.float32), 16000)
+        list(stream_speech(empty))
+
+
+def test_a_file_is_said_in_two_parts_cut_in_a_pause_or_whole():
+    pytest.importorskip("aiohttp")
+    from frame_generation_pipeline.app.serve.speech_routes import file_parts
+
+    speech = load_speech(TALK)  # a silent second in the middle (2.3-3.3 s)
+    chunks = [speech[i : i + 16000] for i in range(0, len(speech), 16000)]
+    whole = list(file_parts(iter(chunks), split=False))
+    assert len(whole) == 1 and np.array_equal(whole[0], speech)
+    first, rest = file_parts(iter(chunks[:2] + [speech[32000:40000]]), split=True)  # 2.5 s: the cut within 1-2 s
+    assert 16000 <= len(first) < 32000 and np.array_equal(np.concatenate([first, rest]), speech[:40000])
+    frames = speech[16000:32000].reshape(-1, 320)
+    assert np.mean(speech[len(first) : len(first) + 320] ** 2) == np.min(np.mean(frames**2, axis=1)), "at the quietest 20 ms"
+    loud = np.random.default_rng(0).uniform(-0.5, 0.5, 32100).astype(np.float32)
+    loud[31680:32000] = 0  # the quietest 20 ms: the cut leaves 420 samples after it
+    first, rest = file_parts(iter([loud[:32000], loud[32000:]]), split=True)
+    assert len(first) == 31680 and len(rest) == 3200, "a last part under 0.2 s is padded to what a session takes"

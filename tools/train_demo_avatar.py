@@ -85,8 +85,7 @@ SENTENCES = (
     "We measured every frame twice, before anyone looked at the video.",
     "Shall we meet at noon? I will bring the maps and some food.",
 )
-DEMO_VOICE, DEMO_SENTENCE = "en-us-nyc", "Hello, I am the demo avatar. Watch my mouth move as I speak."
-PAD_SECONDS = 0.4
+DEMO_VOICE = "en-us-nyc"
 STEPS, BATCH, LR, WARMUP, FINAL_LR = 260, 4, 2e-3, 10, 2e-5
 MOUTH_WEIGHT = 6.0
 FPS = 25
@@ -99,7 +98,7 @@ def espeak(voice: str, text: str, path: Path, speed: int = 150) -> Path:
 
 
 def padded(samples: np.ndarray) -> np.ndarray:
-    pad = np.zeros(int(PAD_SECONDS * SAMPLE_RATE), np.float32)
+    pad = np.zeros(int(avatar.PAD_SECONDS * SAMPLE_RATE), np.float32)
     return np.concatenate([pad, samples, pad])
 
 
@@ -302,7 +301,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.demo_speech:
         Path(args.work).mkdir(parents=True, exist_ok=True)
-        raw = espeak(DEMO_VOICE, DEMO_SENTENCE, Path(args.work) / "demo_raw.wav")
+        raw = espeak(DEMO_VOICE, avatar.SENTENCE, Path(args.work) / "demo_raw.wav")
         write_wav(PACKAGE_DATA / avatar.SPEECH, padded(load_speech(raw)))
         return
     train(args)

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,14 +99,37 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
     return AudioInfo(path, duration, int(stream[1]), _channel_count(stream[2].strip(), path))
 
 
+def _decode_command(info: AudioInfo) -> list[str]:
+    """ffmpeg's command that writes the first audio stream's samples as float32 at their own rate to stdout."""
+    return [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(info.path),
+            "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+
+
+def _interleaved(data: bytes, channels: int) -> np.ndarray:
+    samples = np.frombuffer(data, dtype=np.float32)
+    return samples[: len(samples) // channels * channels].reshape(-1, channels)
+
+
 def decode_audio(info: AudioInfo) -> np.ndarray:
     """Every sample of the first audio stream at its own rate: float32 (samples, channels)."""
-    result = subprocess.run(
-        [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(info.path),
-         "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
-        capture_output=True, check=False,
-    )
+    result = subprocess.run(_decode_command(info), capture_output=True, check=False)
     if result.returncode != 0:
         raise AudioError(info.path, f"cannot be decoded ({last_lines(result.stderr.decode('utf-8', 'replace'), 1)})")
-    samples = np.frombuffer(result.stdout, dtype=np.float32)
-    return samples[: len(samples) // info.channels * info.channels].reshape(-1, info.channels)
+    return _interleaved(result.stdout, info.channels)
+
+
+def decode_audio_chunks(info: AudioInfo, seconds: float) -> Iterator[np.ndarray]:
+    """The first audio stream's samples as they are decoded, `seconds` at a time (the last may be
+    shorter): float32 (samples, channels) at its own rate. AudioError when ffmpeg fails midway."""
+    frame_bytes = 4 * info.channels
+    chunk_bytes = max(1, round(seconds * info.sample_rate)) * frame_bytes
+    with subprocess.Popen(_decode_command(info), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None  # both piped
+        try:
+            while data := process.stdout.read(chunk_bytes):
+                yield _interleaved(data, info.channels)
+            problem = process.stderr.read().decode("utf-8", "replace")
+        finally:
+            process.kill()  # a consumer that stops early leaves no ffmpeg behind
+        if process.wait() != 0 and problem:
+            raise AudioError(info.path, f"cannot be decoded ({last_lines(problem, 1)})")

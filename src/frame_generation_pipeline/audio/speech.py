@@ -4,12 +4,13 @@ exactly as librosa.load(path, sr=16000) returns it; the hubert path takes the fi
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 
 import numpy as np
 
 from ..contract import SAMPLE_RATE
 from ..errors import AudioError
-from .ffmpeg import AudioInfo, decode_audio, probe_audio
+from .ffmpeg import AudioInfo, decode_audio, decode_audio_chunks, probe_audio
 
 
 def resample(mono: np.ndarray, rate: int) -> np.ndarray:
@@ -23,6 +24,12 @@ def resample(mono: np.ndarray, rate: int) -> np.ndarray:
     return np.asarray(np.pad(resampled, (0, max(0, size - len(resampled))))[:size], dtype=np.float32)
 
 
+def _mono(samples: np.ndarray, first_channel: bool) -> np.ndarray:
+    """Interleaved (samples, channels) as one channel: their mean, or the first (`first_channel`)."""
+    mix = samples.shape[1] > 1 and not first_channel
+    return samples.mean(axis=1, dtype=np.float32) if mix else samples[:, 0].copy()
+
+
 def load_speech(source: str | os.PathLike[str] | AudioInfo, first_channel: bool = False) -> np.ndarray:
     """Decode an audio file (wav, mp3, m4a, flac...) to mono float32 samples at 16 kHz.
 
@@ -33,6 +40,23 @@ def load_speech(source: str | os.PathLike[str] | AudioInfo, first_channel: bool 
     samples = decode_audio(info)
     if len(samples) == 0:
         raise AudioError(info.path, "holds no samples (the recording is empty)")
-    mix = info.channels > 1 and not first_channel
-    mono = samples.mean(axis=1, dtype=np.float32) if mix else samples[:, 0].copy()
-    return resample(mono, info.sample_rate)
+    return resample(_mono(samples, first_channel), info.sample_rate)
+
+
+def stream_speech(source: str | os.PathLike[str] | AudioInfo, seconds: float = 1.0) -> Generator[np.ndarray, None, None]:
+    """An audio file's speech as mono float32 at 16 kHz, `seconds` at a time as ffmpeg decodes it (live
+    speech starts after its first chunk, not after the whole file); the channels' mean, resampled as
+    one stream (soxr HQ). AudioError for a file with no samples, before anything is yielded."""
+    import soxr
+
+    info = source if isinstance(source, AudioInfo) else probe_audio(source)
+    stream = None if info.sample_rate == SAMPLE_RATE else soxr.ResampleStream(info.sample_rate, SAMPLE_RATE, 1, "float32", "HQ")
+    empty = True
+    for chunk in decode_audio_chunks(info, seconds):
+        mono = _mono(chunk, False)
+        empty = empty and len(mono) == 0
+        yield mono if stream is None else np.asarray(stream.resample_chunk(mono), dtype=np.float32)
+    if empty:
+        raise AudioError(info.path, "holds no samples (the recording is empty)")
+    if stream is not None:
+        yield np.asarray(stream.resample_chunk(np.empty(0, np.float32), last=True), dtype=np.float32)

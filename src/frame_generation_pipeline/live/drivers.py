@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..render.blend import FEATHER, Blend
-from .pacing import DROP, start_delay
+from .pacing import DELAY, DROP, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
 from .slot import RENDERED, SLOT_SAMPLES, TEMPLATE, LiveFrame
@@ -179,7 +179,12 @@ class RealtimeDriver(Driver):
             utterance.set_stride(self.renderer.stride())
         delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
                             self.renderer.batch_size, utterance.stride)
-        return delay + utterance.extra_lookahead_seconds
+        delay += utterance.extra_lookahead_seconds
+        if utterance.policy == DELAY:
+            # known-length speech is encoded and rendered from its turn on, not from its arrival: one
+            # queued behind another (a text's next sentence) plans from now, or its first frames drop
+            delay += max(0.0, self.timeline.clock.now() - utterance.arrived)
+        return delay
 
     def skip_after(self) -> Callable[[int], float]:
         """Slots are due on the timeline's clock."""

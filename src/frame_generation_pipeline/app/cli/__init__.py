@@ -28,6 +28,7 @@ from . import (
     port_commands,
     prepare_commands,
     render_commands,
+    say_commands,
     serve_commands,
 )
 from .arguments import Handler, Parser
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render_commands.add_commands(commands)
+    say_commands.add_commands(commands)
     demo_commands.add_commands(commands)
     prepare_commands.add_commands(commands)
     live_commands.add_commands(commands)

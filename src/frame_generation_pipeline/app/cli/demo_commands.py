@@ -15,7 +15,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..demo.run import run_demo as render_demo
 
     check_output(args.output, "--output", {}, folder=True)  # before anything is generated
-    result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
+    if args.text is not None:
+        from ...audio.voice import default_voice
+
+        default_voice().sentences(args.text, "--text")  # an empty text or a missing voice: one line, first
+    result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet, text=args.text)
     report(args, result.summary())
     if not args.quiet:
         folder = Path(result.output).resolve().parent
@@ -32,10 +36,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "demo", run_demo, "render the demo avatar saying a sentence, and a contact sheet of it",
         "Render the demo avatar (a drawn face trained with tools/train_demo_avatar.py, shipped with the\n"
         "package) saying a sentence it was not trained on: demo.mp4 and contact_sheet.png (frames across\n"
-        "the clip under its waveform), with the avatar's files in inputs/. The folder is replaced as a\n"
-        "whole (one that holds other files is refused).",
+        "the clip under its waveform), with the avatar's files in inputs/. The sentence is said by the\n"
+        "local voice where the [voice] extra is installed (else the shipped espeak-ng clip); --text says\n"
+        "your own words. The folder is replaced as a whole (one that holds other files is refused).",
         "frame-gen demo --output demo",
+        'frame-gen demo --output demo --text "Type anything and I say it."',
     )
     demo.add_argument("--output", default="demo", help="folder for the inputs, demo.mp4 and contact_sheet.png")
     demo.add_argument("--seconds", type=positive_float, default=None,
-                      help="say only the first SECONDS of the sentence (default: all of it, 5.3 s; at least 0.2)")
+                      help="say only the first SECONDS of the sentence (default: all of it; at least 0.2)")
+    demo.add_argument("--text", default=None, help="what the avatar says, in the local voice (the [voice] extra)")

@@ -45,7 +45,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if folder is not None:
             from ..demo.run import make_demo_inputs
 
-            demo = make_demo_inputs(folder)
+            demo = make_demo_inputs(folder, speech=False)
             args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
             args.parsing = True
         templates = TemplateSet.from_folder(args.template_dir, args.parsing)

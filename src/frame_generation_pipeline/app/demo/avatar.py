@@ -30,8 +30,11 @@ ENCODER_SEED = 20260
 #: SHA-256 of the encoder's tensors (names and bytes in state_dict order), as training used them.
 ENCODER_SHA256 = "a9770269418be3759bd8dfcc678dfe9150d2a905f17c75b9b5db6798f62680de"
 CHECKPOINT = "data/avatar_ave.pth"
-#: Speech the avatar was not trained on (espeak-ng, a voice and sentence outside the training set).
+#: Speech the avatar was not trained on (espeak-ng, a voice and sentence outside the training set), its
+#: sentence (also said in the local voice where the [voice] extra is installed), and the silence around it.
 SPEECH = "data/demo_speech.wav"
+SENTENCE = "Hello, I am the demo avatar. Watch my mouth move as I speak."
+PAD_SECONDS = 0.4
 
 
 def face_box(k: int) -> tuple[float, float, float]:

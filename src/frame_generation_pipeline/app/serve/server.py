@@ -5,7 +5,8 @@ of its own (timeline, streaming state, tracks) on one LiveModel: one cropped-tem
 warm-up and fair turns at the model for all. Nothing slow runs on the event loop: the LiveModel is
 built and warmed up in a worker thread when the server starts, sessions are made in one, and each
 session's frames are converted in its pump thread. Routes: `GET /` the page, `GET /health`,
-`GET /metrics`, `POST /offer`, `POST /speak?session=ID`, `GET /stats?session=ID`,
+`GET /metrics`, `POST /offer`, `POST /speak?session=ID` and
+`POST /say?session=ID` (speech_routes.py), `GET /stats?session=ID`,
 `DELETE /session?session=ID`. Every bad request is answered with a status and a one-line JSON
 reason; the others go on.
 """
@@ -17,7 +18,6 @@ import contextlib
 import hmac
 import json
 import logging
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -26,10 +26,8 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-from ...audio.speech import load_speech
-from ...contract import SAMPLE_RATE
 from ...devices import tune_allocator
-from ...errors import FrameGenerationError, first_line
+from ...errors import first_line
 from ...inputs.templates import TemplateSet
 from ...live.pacing import SERVE_MARGIN
 from ...live.session import StreamingSession, live_batch_size
@@ -43,12 +41,11 @@ from .ice import CONSENT_INTERVAL, configure_ice
 from .media import SessionMedia, feed_microphone
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .sdp import ADVICE, offer_problem
+from .speech_routes import MAX_UPLOAD_BYTES, SpeechRoutes
+from .speech_routes import reason as _reason
 
 logger = logging.getLogger(__name__)
 
-#: Largest upload to /speak, and the longest speech it may hold.
-MAX_UPLOAD_BYTES = 20 << 20
-MAX_SPEECH_SECONDS = 120.0
 #: Seconds an ended session's threads are given to stop.
 JOIN_SECONDS = 5.0
 
@@ -111,7 +108,7 @@ class AvatarServer:
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics_text)
         app.router.add_post("/offer", self.offer)
-        app.router.add_post("/speak", self.speak)
+        SpeechRoutes(self._visitor).add_to(app)  # /speak and /say
         app.router.add_get("/stats", self.stats)
         app.router.add_delete("/session", self.delete)
         app.on_startup.append(self._start)
@@ -230,30 +227,6 @@ class AvatarServer:
             raise web.HTTPNotFound(reason=f"no session {session_id!r}")
         return self.visitors[session_id]
 
-    async def speak(self, request: web.Request) -> web.Response:
-        """Queue an uploaded audio file (wav, mp3, flac, ogg...) as an utterance; 202 with its duration."""
-        visitor = self._visitor(request)
-        if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:
-            return _reason(413, f"upload of {request.content_length} bytes is over the {MAX_UPLOAD_BYTES >> 20} MB limit")
-        body = await request.read()
-        if not body:
-            return _reason(400, "the request body is empty: send an audio file")
-        with tempfile.TemporaryDirectory(prefix="fgp-speak-") as folder:
-            path = Path(folder) / "speech"
-            path.write_bytes(body)
-            try:
-                samples = await asyncio.get_running_loop().run_in_executor(None, load_speech, path)
-            except FrameGenerationError as exc:
-                return _reason(415, f"not audio this server can decode ({getattr(exc, 'problem', str(exc))})")
-        seconds = len(samples) / SAMPLE_RATE
-        if seconds > MAX_SPEECH_SECONDS:
-            return _reason(413, f"speech of {seconds:.1f} s is over the {MAX_SPEECH_SECONDS:g} s limit")
-        try:
-            visitor.session.say(samples)
-        except FrameGenerationError as exc:
-            return _reason(400, str(exc))
-        return web.json_response({"session": visitor.id, "duration": seconds}, status=202)
-
     async def stats(self, request: web.Request) -> web.Response:
         """Live figures of a session: latency to first frame, frames/s, dropped frames."""
         session = self._visitor(request).session
@@ -294,7 +267,3 @@ class AvatarServer:
             await self._end(session_id, "server stopping")
         if self.live is not None:
             self.live.close()
-
-
-def _reason(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)

@@ -1,8 +1,15 @@
-// The page of `frame-gen serve`: one WebRTC session, speech from a file or the microphone, live figures.
+// The page of `frame-gen serve`: one WebRTC session, speech from a file, typed text or the microphone, live figures.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const CONTROLS = ["disconnect", "file", "speak", "text", "say", "mic"];
 let pc = null, session = null, micSender = null, micStream = null, poller = null;
+// Press to speech: from a press of Speak file or Say to the first screen refresh at which the avatar's
+// audio, as the browser plays it out, carries sound (its RMS since the refresh before over SPEECH_LEVEL,
+// from the receiver's totalAudioEnergy; the idle avatar's is silence). Its frames are stamped from the
+// same 40 ms slots as its audio, so its mouth moves then too.
+const SPEECH_LEVEL = 0.01, GIVE_UP_MS = 60000;
+let pressedAt = null;
 
 function headers(extra = {}) {
   const token = $("token").value;
@@ -53,16 +60,65 @@ async function connect() {
   session = answer.session;
   $("session").textContent = session;
   await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
-  for (const id of ["disconnect", "file", "speak", "mic"]) $(id).disabled = false;
+  for (const id of CONTROLS) $(id).disabled = false;
   poller = setInterval(showStats, 1000);
+}
+
+async function playedAudio() {
+  let played = { energy: 0, seconds: 0 };
+  (await pc.getStats()).forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "audio") {
+      played = { energy: report.totalAudioEnergy || 0, seconds: report.totalSamplesDuration || 0 };
+    }
+  });
+  return played;
+}
+
+async function timePress() {
+  const pressed = performance.now();
+  pressedAt = pressed;
+  $("press").textContent = "...";
+  let before = await playedAudio();
+  while (pressedAt === pressed && pc) {
+    const now = await new Promise(requestAnimationFrame);
+    const after = await playedAudio();
+    const seconds = after.seconds - before.seconds;
+    if (seconds > 0 && Math.sqrt((after.energy - before.energy) / seconds) > SPEECH_LEVEL) {
+      $("press").textContent = `${((now - pressed) / 1000).toFixed(2)} s`;
+      pressedAt = null;
+    } else if (now - pressed > GIVE_UP_MS) {
+      $("press").textContent = "no speech heard";
+      pressedAt = null;
+    }
+    before = after;
+  }
+}
+
+async function refused(response, what) {
+  pressedAt = null;
+  $("press").textContent = "-";
+  status(`${what}: ${await reasonOf(response)} (${response.status}).`);
 }
 
 async function speak() {
   const file = $("file").files[0];
   if (!file || !session) { status("Choose an audio file first."); return; }
+  timePress();
   const response = await fetch(`/speak?session=${session}`, { method: "POST", headers: headers(), body: file });
-  status(response.ok ? `Speaking ${file.name} (${(await response.json()).duration.toFixed(1)} s).`
-                      : `Not spoken: ${await reasonOf(response)} (${response.status}).`);
+  if (!response.ok) { await refused(response, "Not spoken"); return; }
+  const duration = (await response.json()).duration;
+  status(`Speaking ${file.name}${duration == null ? "" : ` (${duration.toFixed(1)} s)`}.`);
+}
+
+async function say() {
+  if (!session) return;
+  timePress();
+  const response = await fetch(`/say?session=${session}`, {
+    method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ text: $("text").value }),
+  });
+  if (!response.ok) { await refused(response, "Not said"); return; }
+  const said = await response.json();
+  status(`Saying ${said.sentences} sentence${said.sentences === 1 ? "" : "s"}.`);
 }
 
 async function toggleMicrophone() {
@@ -98,7 +154,7 @@ async function disconnect() {
   if (micStream) micStream.getTracks().forEach((track) => track.stop());
   if (pc) pc.close();
   pc = null; session = null; micStream = null;
-  for (const id of ["disconnect", "file", "speak", "mic"]) $(id).disabled = true;
+  for (const id of CONTROLS) $(id).disabled = true;
   $("connect").disabled = false;
   status("Disconnected.");
 }
@@ -106,4 +162,6 @@ async function disconnect() {
 $("connect").addEventListener("click", connect);
 $("disconnect").addEventListener("click", disconnect);
 $("speak").addEventListener("click", speak);
+$("say").addEventListener("click", say);
+$("text").addEventListener("keydown", (event) => { if (event.key === "Enter") say(); });
 $("mic").addEventListener("click", toggleMicrophone);
