@@ -23,13 +23,11 @@ def run_say(args: argparse.Namespace) -> int:
     speech = default_voice().speech(args.text, "--text")  # an empty text or a missing voice: one line, before the model
     with tempfile.TemporaryDirectory(prefix="frame-gen-say-") as folder:
         if args.demo:
-            from ..demo.avatar import BLEND
             from ..demo.run import make_demo_inputs
 
             demo = make_demo_inputs(Path(folder) / "demo", speech=False)
             args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
             args.parsing = True
-            args.blend = BLEND if args.blend == "none" else args.blend
         args.audio = str(write_wav(Path(folder) / "speech.wav", speech))
         return run_video(args)
 
@@ -47,8 +45,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     say.add_argument("--text", required=True, help="what the avatar says (one or more sentences)")
     say.add_argument("--output", required=True, help="video file to write (.mp4, .m4v, .mov, .mkv)")
-    say.add_argument("--demo", action="store_true", help="the demo avatar (shipped with the package), pasted with "
-                     "--blend feather unless told: no checkpoint, templates or encoder needed")
+    say.add_argument("--demo", action="store_true", help="the demo avatar (shipped with the package): no checkpoint, "
+                     "templates or encoder needed")
     add_model(say, required=False)
     say.add_argument("--template-dir", default=None, help="folder with full_body_img/, landmarks/ [, parsing/]")
     add_audio_model(say, required=False)
