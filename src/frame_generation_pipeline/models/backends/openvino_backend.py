@@ -58,6 +58,7 @@ class OpenVinoBackend(ExportedBackend):
         except RuntimeError as exc:
             reason = first_line(exc)
             raise ModelFileError(path, f"OpenVINO cannot compile it ({reason})") from None
+        logger.debug("%s %s", "loaded from OpenVINO's cache:" if compiled.get_property("LOADED_FROM_CACHE") else "compiled:", path)
         requests = threading.local()
 
         def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
