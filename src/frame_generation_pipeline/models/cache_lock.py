@@ -35,10 +35,11 @@ def lock_path(entry: Path) -> Path:
 
 
 def _open_locked(path: Path, wait: bool) -> int | None:
-    """A descriptor of `path` holding its flock (the file created where missing); None where another
-    process holds it and `wait` is False."""
+    """A descriptor of `path` holding its flock (the file and its folder created where missing); None
+    where another process holds it and `wait` is False."""
     while True:
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise OutputError(path, f"cannot create the cache's lock file ({describe_os_error(exc)})") from None

@@ -77,8 +77,7 @@ def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateS
     if value is not None:
         return value
     with contextlib.ExitStack() as held:
-        with contextlib.suppress(OSError, OutputError):  # an unwritable cache: measured all the same (_measure warns)
-            path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OutputError):  # an unwritable cache: measured all the same (_measure warns)
             held.enter_context(entry_lock(path))
         value = _recorded(path)  # another process may have measured it while this one waited
         return _measure(model, exact, images, audio, path) if value is None else value

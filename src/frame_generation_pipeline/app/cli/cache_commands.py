@@ -17,7 +17,7 @@ def run_cache(args: argparse.Namespace) -> int:
     if args.clear:
         removed, left = clear_cache(args.which), clear_leftovers(args.which)
         report(args, f"removed {len(removed)} cache entries ({_megabytes(sum(e.nbytes for e in removed))}) "
-                     f"and {len(left)} leftovers of interrupted writes from {cache_root()}")
+                     f"and {len(left)} leftover(s) of interrupted writes from {cache_root()}")
         return 0
     entries, leftovers = select_entries(args.which), cache_leftovers(args.which)
     for entry in entries:
@@ -25,7 +25,7 @@ def run_cache(args: argparse.Namespace) -> int:
               f"{_megabytes(entry.nbytes):>9}  {entry.path}")
     for leftover in leftovers:
         print(f"leftover  {leftover.what:<19}  {_megabytes(leftover.nbytes):>9}  {leftover.path}")
-    left = f"; {len(leftovers)} leftovers of interrupted writes (--clear removes them)" if leftovers else ""
+    left = f"; {len(leftovers)} leftover(s) of interrupted writes (--clear removes them)" if leftovers else ""
     print(f"{len(entries)} entries, {_megabytes(sum(e.nbytes for e in entries))} in {cache_root()}{left}")
     return 0
 
