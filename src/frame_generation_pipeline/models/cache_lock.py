@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
 from ..errors import OutputError
 from ..files import describe_os_error
 
