@@ -25,8 +25,8 @@ def run_cache(args: argparse.Namespace) -> int:
               f"{_megabytes(entry.nbytes):>9}  {entry.path}")
     for leftover in leftovers:
         print(f"leftover  {leftover.what:<19}  {_megabytes(leftover.nbytes):>9}  {leftover.path}")
-    left = f"; {len(leftovers)} leftover(s) of interrupted writes (--clear removes them)" if leftovers else ""
-    print(f"{len(entries)} entries, {_megabytes(sum(e.nbytes for e in entries))} in {cache_root()}{left}")
+    found = f"; {len(leftovers)} leftover(s) of interrupted writes (--clear removes them)" if leftovers else ""
+    print(f"{len(entries)} entries, {_megabytes(sum(e.nbytes for e in entries))} in {cache_root()}{found}")
     return 0
 
 
