@@ -18,9 +18,9 @@ from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frame_generation_pipeline.models.cache import export_path
 from frame_generation_pipeline.models.onnx_files import onnx_metadata
+from frame_generation_pipeline.render.cropped import crop_template
 from frame_generation_pipeline.render.generator import FrameRenderer
 from frame_generation_pipeline.render.lru import ByteLRU
-from frame_generation_pipeline.render.cropped import crop_template
 from frame_generation_pipeline.render.template_cache import TemplateCache, run_network
 
 from .test_live_session import world  # noqa: F401 (the live tests' templates, speech and encoder)
