@@ -3,6 +3,7 @@ reported, a killed worker's job retried, a chunked job equal to a serial render)
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import av
@@ -11,6 +12,7 @@ import pytest
 
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
+from frame_generation_pipeline.app.farm import runner
 from frame_generation_pipeline.app.farm.jobs import Job, job_from
 from frame_generation_pipeline.app.farm.runner import _message, chunks
 from frame_generation_pipeline.app.farm.worker import render_segment, render_whole
@@ -158,3 +160,78 @@ def test_a_segment_is_encoded_with_the_jobs_settings_and_a_failure_ends_ffmpeg(t
     with pytest.raises(KeyboardInterrupt):
         render_segment(failing, job, "f.npy", 0, 3, tmp_path / "broken.mp4")
     assert broken.closed and _children() == [], "ffmpeg and the render must stop with the segment"
+
+
+class _InProcessRay:
+    """Stands in for Ray: one actor running the farm's tasks in this process, in the order submitted;
+    a task's exception comes back wrapped as Ray wraps it (`cause`)."""
+
+    class exceptions:  # noqa: N801 (as ray.exceptions)
+        class RayError(Exception):
+            pass
+
+        class RayActorError(RayError):
+            pass
+
+    def __init__(self, worker):
+        call = lambda method: SimpleNamespace(remote=lambda *args: (method, args))  # noqa: E731
+        self.actor = SimpleNamespace(plan=call(worker.plan), render=call(worker.render))
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def remote(self, **options):
+        return lambda cls: SimpleNamespace(remote=lambda *args: self.actor)
+
+    def wait(self, references, num_returns):
+        return references[:num_returns], references[num_returns:]
+
+    def get(self, reference):
+        method, args = reference
+        try:
+            return method(*args)
+        except Exception as exc:
+            wrapped = RuntimeError("the task failed")
+            wrapped.cause = exc
+            raise wrapped from None
+
+    def kill(self, actor):
+        pass
+
+
+class _FlakyWorker:
+    """Plans fail as the job's template folder name says: `flaky` once with an OSError, `broken` always
+    with one, `missing` with the user's error; renders give the job's max_frames."""
+
+    def __init__(self):
+        self.plans = []
+
+    def plan(self, job, scratch):
+        name = Path(job.template_dir).name
+        self.plans.append(name)
+        if name == "missing":
+            raise TemplateError(job.template_dir, "template folder not found")
+        if name == "broken" or (name == "flaky" and self.plans.count(name) == 1):
+            raise OSError(5, "Input/output error")
+        return {"frames": job.max_frames, "fps": 25.0, "features": "f.npy"}
+
+    def render(self, job, features, first, count, segment):
+        return count
+
+
+def test_a_job_failing_for_another_reason_than_its_inputs_is_tried_again_and_an_input_error_is_not(tmp_path, monkeypatch):
+    worker = _FlakyWorker()
+    monkeypatch.setattr(runner, "_ray", lambda: _InProcessRay(worker))
+    jobs = [{**_BASE, "template_dir": name, "output": str(tmp_path / f"{name}.mp4"), "max_frames": 3}
+            for name in ("flaky", "missing", "broken")]
+    rows = {Path(row["output"]).stem: row for row in runner.render_batch(jobs, retries=2)}
+    assert (rows["flaky"]["status"], rows["flaky"]["attempts"], rows["flaky"]["frames"]) == ("ok", 2, 3)
+    assert (rows["missing"]["status"], rows["missing"]["attempts"]) == ("failed", 1), "the user's error is final"
+    assert rows["missing"]["error"] == "missing: template folder not found"
+    assert (rows["broken"]["status"], rows["broken"]["attempts"]) == ("failed", 3)
+    assert rows["broken"]["error"] == "it failed 3 times (OSError: [Errno 5] Input/output error)"
+    assert sorted(worker.plans) == sorted(["flaky"] * 2 + ["missing"] + ["broken"] * 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no scratch folder is left"
