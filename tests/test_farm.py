@@ -3,6 +3,7 @@ reported, a killed worker's job retried, a chunked job equal to a serial render)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,6 +89,24 @@ def test_a_bad_job_line_is_refused_before_anything_runs(tmp_path, capsys, line, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'jobs.jsonl'}: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.jsonl"]
+
+
+def test_every_jobs_inputs_are_checked_as_video_checks_them_before_the_cluster_starts(tmp_path, features, speech, capsys):
+    templates = synthetic.make_templates(tmp_path / "tpl", 2, 200, 160, parsing=False)
+    (tmp_path / "c.pth").write_bytes(b"weights")
+    job = {"checkpoint": str(tmp_path / "c.pth"), "template_dir": str(templates), "audio": str(speech["long"]),
+           "audio_features": str(features["ave"])}
+    lines = [{**job, "output": str(tmp_path / "first.mp4")},
+             {**job, "output": str(tmp_path / "second.mp4"), "audio": str(tmp_path / "gone.wav")}]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert cli_status(["batch", tmp_path / "jobs.jsonl"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'jobs.jsonl'}: line 2: {tmp_path / 'gone.wav'}: "
+                                       "audio file not found\n")
+    lines[1] = {**lines[0], "output": str(tmp_path / "second.mp4"), "start_frame": 2}
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert cli_status(["batch", tmp_path / "jobs.jsonl"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'jobs.jsonl'}: line 2: --start-frame 2 is outside")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "jobs.jsonl", "tpl"], "nothing ran"
 
 
 def test_jobs_are_cut_in_chunks_that_cover_every_frame_once():

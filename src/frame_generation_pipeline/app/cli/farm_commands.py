@@ -44,4 +44,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0, help="GPUs each worker gets (0: CPU workers)")
     batch.add_argument("--report", default=None, help="write a JSON line per job here (in place when the batch ends)")
     batch.add_argument("--chunk-frames", type=positive_int, default=None, help="split longer jobs into chunks of this many frames")
-    batch.add_argument("--retries", type=non_negative_int, default=2, help="times a job is tried again when its worker dies or it fails for a reason other than its inputs")
+    batch.add_argument("--retries", type=non_negative_int, default=2,
+                       help="times a job is tried again when its worker dies or it fails for a reason other than its inputs")
