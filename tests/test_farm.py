@@ -4,6 +4,7 @@ reported, a killed worker's job retried, a chunked job equal to a serial render)
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ import pytest
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
 from frame_generation_pipeline.app.farm import runner
-from frame_generation_pipeline.app.farm.jobs import Job, job_from
+from frame_generation_pipeline.app.farm.jobs import JOB_KEYS, Job, job_from
 from frame_generation_pipeline.app.farm.runner import _message, chunks
 from frame_generation_pipeline.app.farm.worker import render_segment, render_whole
 from frame_generation_pipeline.contract import get_mode
@@ -107,6 +108,15 @@ def test_every_jobs_inputs_are_checked_as_video_checks_them_before_the_cluster_s
     assert cli_status(["batch", tmp_path / "jobs.jsonl"]) == 2
     assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'jobs.jsonl'}: line 2: --start-frame 2 is outside")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "jobs.jsonl", "tpl"], "nothing ran"
+
+
+def test_batch_help_and_the_docs_list_every_key_a_job_may_have(capsys):
+    assert cli_status(["batch", "--help"]) == 0
+    listed = capsys.readouterr().out.split("without dashes:", 1)[1].split(".\n", 1)[0]
+    assert [key.strip() for key in listed.split(",")] == list(JOB_KEYS)
+    assert set(JOB_KEYS) == {field.name for field in fields(Job)} - {"blend"} | set(NO_BLEND.settings())
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "farm.md").read_text()
+    assert [key for key in JOB_KEYS if f"`{key}`" not in docs] == []
 
 
 def test_jobs_are_cut_in_chunks_that_cover_every_frame_once():

@@ -12,10 +12,8 @@ from ...checks import missing_file
 from ...contract import AUDIO_MODELS, mode_for_audio_model
 from ...errors import ConfigurationError, FrameGenerationError, InputFileError
 from ...files import check_output
-from ...models.audio_models import check_checkpoint_file, describe_audio_model
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, check_container
-from ...plan import plan_render
 from ...render.blend import NO_BLEND, Blend
 
 
@@ -56,7 +54,9 @@ class Job:
 
 
 _BLEND_KEYS = tuple(NO_BLEND.settings())
-_KEYS = {field.name for field in fields(Job)} | set(_BLEND_KEYS)
+#: Every key a job line may have: Job's fields, the blend's three in place of `blend`.
+JOB_KEYS = (*(field.name for field in fields(Job) if field.name != "blend"), *_BLEND_KEYS)
+_KEYS = set(JOB_KEYS)
 _REQUIRED = ("checkpoint", "template_dir", "audio", "output")
 
 
@@ -68,7 +68,7 @@ def job_from(data: object, where: str) -> Job:
         raise ConfigurationError(f"{where}: expected a JSON object of options, got {type(data).__name__}")
     unknown = sorted(set(data) - _KEYS)
     if unknown:
-        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (keys are the video options: {', '.join(sorted(_KEYS))})")
+        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (keys are the video options: {', '.join(JOB_KEYS)})")
     missing = [key for key in _REQUIRED if not data.get(key)]
     if missing:
         raise ConfigurationError(f"{where}: missing {missing[0]!r}")
@@ -97,6 +97,9 @@ def check_inputs(job: Job, where: str) -> None:
     """The job's inputs checked as `video` checks them before any model loads (its checkpoint, its
     template folder and the templates it uses, its speech, features or audio model, its output against
     its inputs); ConfigurationError naming `where` and the problem."""
+    from ...models.audio_models import check_checkpoint_file, describe_audio_model
+    from ...plan import plan_render  # OpenCV and the audio stack, loaded here only: `batch --help` lists Job's keys
+
     try:
         check_checkpoint_file(Path(job.checkpoint))
         plan_render("video", job.output, job.template_dir, job.mode or "ave", job.audio_features, job.audio,
