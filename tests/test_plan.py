@@ -280,6 +280,9 @@ def test_the_speech_length_warning_needs_more_than_one_frame(work, capsys):
     write_speech_like_wav(work / "one.wav", 4 / 25)  # the 3 feature rows + exactly one frame
     assert cli_status([a for a in _video(work, **{"--audio": work / "one.wav"}) if a != "--quiet"]) == 0
     assert _warnings(capsys) == []
+    write_speech_like_wav(work / "part.wav", 4.25 / 25)  # and a quarter: one whole frame cut, and a part of one
+    assert cli_status([a for a in _video(work, **{"--audio": work / "part.wav"}) if a != "--quiet"]) == 0
+    assert _warnings(capsys) == []
     write_speech_like_wav(work / "two.wav", 5 / 25)
     assert cli_status([a for a in _video(work, **{"--audio": work / "two.wav"}) if a != "--quiet"]) == 0
     assert [w.split(" lasts ")[1] for w in _warnings(capsys)] == [

@@ -9,6 +9,7 @@ the batch. What runs below a plan takes it as it is and checks nothing again.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -105,7 +106,9 @@ class RenderPlan:
 
     def warn_about_timing(self) -> None:
         """Warn (a line each) when the fps is not the features' rate, or when the speech and the video
-        of a complete render are more than one frame apart (the speech is then cut or padded)."""
+        of a complete render are more than one frame apart (the speech is then cut or padded): a cut
+        counts the speech's whole frames only, so 31.89 s of speech over 796 frames at 25 fps (797.25)
+        is within a frame."""
         count, fps, mode = self.frame_count, self.fps, self.mode
         if fps != mode.fps:
             logger.warning(
@@ -115,8 +118,8 @@ class RenderPlan:
         info = self.audio[0]
         if info.duration is None or count < len(self.ready_features):
             return
-        video = count / fps
-        if abs(info.duration * fps - count) > 1 + 1e-6:  # more than one frame apart
+        video, spoken = count / fps, info.duration * fps  # the speech in frames, the last one maybe partial
+        if math.floor(spoken + 1e-6) - count > 1 or count - spoken > 1 + 1e-6:  # more than one whole frame apart
             what = "cut" if info.duration > video else "padded with silence"
             logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
                            "the speech is %s", info.path, info.duration, video, count, fps, what)
