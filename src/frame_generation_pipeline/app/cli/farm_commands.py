@@ -7,7 +7,7 @@ import textwrap
 import time
 
 from .arguments import Formatter, non_negative_float, non_negative_int, positive_int, subcommand
-from .messages import report
+from .messages import command_seconds, report
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -22,8 +22,9 @@ def run_batch(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     ok = [row for row in rows if row["status"] == "ok"]
     frames = sum(row["frames"] for row in ok)
-    report(args, f"batch: {len(ok)} ok, {len(rows) - len(ok)} failed; {frames} frames in {seconds:.1f} s "
-                 f"({frames / seconds if seconds else 0.0:.1f} frames/s)")
+    report(args, f"batch: {len(ok)} ok, {len(rows) - len(ok)} failed; {frames} frames in {seconds:.1f} s on the cluster "
+                 f"({frames / seconds if seconds else 0.0:.1f} frames/s); {command_seconds(args):.1f} s for the whole "
+                 "command (with the jobs' checks)")
     return 0 if len(ok) == len(rows) else 1
 
 
