@@ -43,6 +43,10 @@ KINDS = ("video", "frames", "reference", "live")
 #: Memory one frame in flight takes in a batched network call (activations included), measured
 #: for the 328 U-Net in fp32; the batch is capped so that a batch fits in half the free memory.
 BYTES_PER_FRAME_IN_FLIGHT = 200 << 20
+#: The largest batch a render runs: where frames/s stop growing. On a 2-core AVX-512 CPU the network's
+#: core-ms per frame are flat from batch 1 to 32 (OpenVINO bf16 75-78, onnxruntime 128-148) while its
+#: memory grows by 170 and 440 MB per frame (benchmarks/batch_size.py); 8 is CUDA's default batch.
+MAX_BATCH = 8
 _OUTPUT_NAMES = {"video": "--output", "frames": "--output-dir", "reference": "--output-dir", "live": "--output"}
 
 Path_ = str | os.PathLike[str]
@@ -130,14 +134,15 @@ class RenderPlan:
 
 
 def choose_batch(requested: int, frames: int, quiet: bool = False) -> int:
-    """`requested` capped by the frame count and by the memory free now; a warning line when it is
-    lowered (unless `quiet`)."""
+    """`requested` capped by MAX_BATCH, the frame count and the memory free now; a warning line when
+    it is lowered (unless `quiet`)."""
     memory = available_memory()
     fits = max(1, memory // 2 // BYTES_PER_FRAME_IN_FLIGHT) if memory else requested
     free = f"{memory >> 20} MB are free" if memory else "the free memory is unknown"
-    chosen = max(1, min(requested, frames or requested, fits))
+    chosen = max(1, min(requested, frames or requested, fits, MAX_BATCH))
     if chosen < requested and not quiet:
         why = f"{frames} frames are rendered" if chosen == frames else \
+            "a larger batch adds no speed, only memory (docs/rendering.md)" if chosen == MAX_BATCH else \
             f"a batch takes about {BYTES_PER_FRAME_IN_FLIGHT >> 20} MB per frame and {free}"
         logger.warning("batch size %d is more than this render can use (%s): using %d", requested, why, chosen)
     return chosen
