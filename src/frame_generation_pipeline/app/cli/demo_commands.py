@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .arguments import positive_float, subcommand
-from .messages import report
+from .messages import command_seconds, report
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -16,7 +16,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     check_output(args.output, "--output", {}, folder=True)  # before anything is generated
     result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet)
-    report(args, result.summary())
+    report(args, result.summary(command_seconds(args)))
     if not args.quiet:
         folder = Path(result.output).resolve().parent
         print(f"demo video: {folder / 'demo.mp4'}")
