@@ -18,7 +18,7 @@ import pytest
 
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.files import file_sha256
-from frame_generation_pipeline.models.cache import PARTS, cache_entries, cache_leftovers, export_path
+from frame_generation_pipeline.models.cache import PARTS, cache_entries, cache_leftovers, clear_cache, export_path
 from frame_generation_pipeline.models.cache_lock import WRITING_MARK, entry_lock, lock_path, writing
 
 from .helpers import cli_status
@@ -102,6 +102,7 @@ def test_a_folder_whose_writer_was_killed_is_listed_and_emptied_before_it_is_rea
     writer = subprocess.Popen([sys.executable, str(SCENARIO), "folder", str(folder)], stdout=subprocess.PIPE, text=True)
     assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
     assert cache_leftovers() == [] and (folder / WRITING_MARK).is_file()
+    assert clear_cache() == [] and (folder / "model.blob").is_file(), "a folder in use is not removed"
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(timeout=60)
     assert [(left.what, left.path) for left in cache_leftovers()] == [("lock file", lock_path(folder)),
