@@ -62,6 +62,7 @@ class OpenVinoBackend(ExportedBackend):
             if path.is_relative_to(cache_root()):  # the cache's own export: compiled again on the next try
                 raise CacheError(f"{path}: {reason}") from None
             raise ModelFileError(path, reason) from None
+        logger.debug("%s %s", "loaded from OpenVINO's cache:" if compiled.get_property("LOADED_FROM_CACHE") else "compiled:", path)
         requests = threading.local()
 
         def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
