@@ -158,3 +158,7 @@ def test_a_fidelity_record_asked_for_by_several_at_once_is_measured_once(tmp_pat
         values = list(pool.map(lambda _: ask(), range(3)))
     assert values == [float("inf")] * 3 and len(measured) == 1, "measured by one, read by the others"
     assert cache_leftovers() == []
+    record = next((tmp_path / "cache" / "fidelity").rglob("*.json"))
+    stale = record.with_name(f".{record.stem}.abcd1234.partial.json")  # as a killed process leaves it
+    stale.write_text("{")
+    assert [left.path for left in cache_leftovers("ab" * 4)] == [stale] and cache_leftovers("cd" * 4) == []

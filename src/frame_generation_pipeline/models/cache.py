@@ -155,8 +155,9 @@ class Leftover:
 
     @property
     def checkpoint_sha256(self) -> str:
-        """The (shortened) sha256 of the checkpoint whose entry it was, or "" where the name does not say."""
-        match = _NAME.match(self.entry.name)
+        """The (shortened) sha256 of the checkpoint whose entry it was (named by the entry or, for a
+        fidelity record, its folder), or "" where the names do not say."""
+        match = _NAME.match(self.entry.name) or _NAME.fullmatch(self.entry.parent.name)
         return match["sha"] if match else ""
 
 
