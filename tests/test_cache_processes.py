@@ -1,5 +1,5 @@
-"""Many processes, one cache: an entry made once while the others wait, a killed holder that blocks
-no one, and what interrupted writes leave listed and cleared by `frame-gen cache`.
+"""Many processes, one cache: an entry (a graph, a fidelity record) made once while the others wait,
+a killed holder that blocks no one, and what interrupted writes leave listed and cleared by `frame-gen cache`.
 
 The processes are real (tests/cache_scenario.py); their torch exporter is a stand-in copying the
 session's export through the real atomic write, so that they cost an interpreter each, not an export.
@@ -12,14 +12,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from frame_generation_pipeline import TemplateSet
+from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.files import file_sha256
-from frame_generation_pipeline.models.cache import PARTS, cache_entries, cache_leftovers, export_path
+from frame_generation_pipeline.models.cache import PARTS, cache_entries, cache_leftovers, clear_cache, export_path
 from frame_generation_pipeline.models.cache_lock import WRITING_MARK, entry_lock, lock_path, writing
+from frame_generation_pipeline.render.fidelity import measured_fidelity
 
 from .helpers import cli_status
 
@@ -102,6 +109,7 @@ def test_a_folder_whose_writer_was_killed_is_listed_and_emptied_before_it_is_rea
     writer = subprocess.Popen([sys.executable, str(SCENARIO), "folder", str(folder)], stdout=subprocess.PIPE, text=True)
     assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
     assert cache_leftovers() == [] and (folder / WRITING_MARK).is_file()
+    assert clear_cache() == [] and (folder / "model.blob").is_file(), "a folder in use is not removed"
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(timeout=60)
     assert [(left.what, left.path) for left in cache_leftovers()] == [("lock file", lock_path(folder)),
@@ -122,3 +130,35 @@ def test_a_lock_is_dropped_with_its_holder_and_held_by_one_at_a_time(tmp_path):
             str(lock_path(entry))], timeout=60)
         assert child.returncode == 3, "another process cannot take it while it is held"
     assert not lock_path(entry).exists(), "the holder removes its lock file"
+
+
+def test_a_fidelity_record_asked_for_by_several_at_once_is_measured_once(tmp_path, monkeypatch):
+    """Threads stand in for processes here: each takes the lock through a file of its own, and flock
+    keeps two open files of one lock apart as it keeps two processes."""
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    templates = TemplateSet.from_folder(synthetic.make_templates(tmp_path / "tpl", 3, 200, 160, parsing=False))
+    started, measured = threading.Barrier(3), []
+
+    class Model:
+        name, precision, checkpoint_sha256, mode = "stand-in", "bf16", "ab" * 32, get_mode("ave")
+
+        def run(self, images, audio):
+            return np.full((len(images), 3, 320, 320), 0.5, np.float32)
+
+    def exact():
+        measured.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for the others to find no record and wait
+        return Model()
+
+    def ask():
+        started.wait()
+        return measured_fidelity(Model(), exact, templates)
+
+    with ThreadPoolExecutor(3) as pool:
+        values = list(pool.map(lambda _: ask(), range(3)))
+    assert values == [float("inf")] * 3 and len(measured) == 1, "measured by one, read by the others"
+    assert cache_leftovers() == []
+    record = next((tmp_path / "cache" / "fidelity").rglob("*.json"))
+    stale = record.with_name(f".{record.stem}.abcd1234.partial.json")  # as a killed process leaves it
+    stale.write_text("{")
+    assert [left.path for left in cache_leftovers("ab" * 4)] == [stale] and cache_leftovers("cd" * 4) == []

@@ -19,7 +19,7 @@ from frame_generation_pipeline.app.farm.jobs import JOB_KEYS, Job, job_from
 from frame_generation_pipeline.app.farm.runner import _message, chunks
 from frame_generation_pipeline.app.farm.worker import render_segment, render_whole
 from frame_generation_pipeline.contract import get_mode
-from frame_generation_pipeline.errors import ConfigurationError, TemplateError
+from frame_generation_pipeline.errors import CacheError, ConfigurationError, TemplateError
 from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.render.blend import NO_BLEND, Blend
 
@@ -232,8 +232,9 @@ class _InProcessRay:
 
 
 class _FlakyWorker:
-    """Plans fail as the job's template folder name says: `flaky` once with an OSError, `broken` always
-    with one, `missing` with the user's error; renders give the job's max_frames."""
+    """Plans fail as the job's template folder name says: `flaky` once with an OSError, `cache` once with
+    a broken cache entry, `broken` always with an OSError, `missing` with the user's error; renders give
+    the job's max_frames."""
 
     def __init__(self):
         self.plans = []
@@ -245,6 +246,8 @@ class _FlakyWorker:
             raise TemplateError(job.template_dir, "template folder not found")
         if name == "broken" or (name == "flaky" and self.plans.count(name) == 1):
             raise OSError(5, "Input/output error")
+        if name == "cache" and self.plans.count(name) == 1:  # as OpenVINO failing on a blob another process broke
+            raise CacheError("x-ave-opset17.onnx: OpenVINO cannot compile it (Exception from src/inference/src/cpp/core.cpp:132:)")
         return {"frames": job.max_frames, "fps": 25.0, "features": "f.npy"}
 
     def render(self, job, features, first, count, segment):
@@ -255,12 +258,13 @@ def test_a_job_failing_for_another_reason_than_its_inputs_is_tried_again_and_an_
     worker = _FlakyWorker()
     monkeypatch.setattr(runner, "_ray", lambda: _InProcessRay(worker))
     jobs = [{**_BASE, "template_dir": name, "output": str(tmp_path / f"{name}.mp4"), "max_frames": 3}
-            for name in ("flaky", "missing", "broken")]
+            for name in ("flaky", "cache", "missing", "broken")]
     rows = {Path(row["output"]).stem: row for row in runner.render_batch(jobs, retries=2)}
     assert (rows["flaky"]["status"], rows["flaky"]["attempts"], rows["flaky"]["frames"]) == ("ok", 2, 3)
+    assert (rows["cache"]["status"], rows["cache"]["attempts"]) == ("ok", 2)
     assert (rows["missing"]["status"], rows["missing"]["attempts"]) == ("failed", 1), "the user's error is final"
     assert rows["missing"]["error"] == "missing: template folder not found"
     assert (rows["broken"]["status"], rows["broken"]["attempts"]) == ("failed", 3)
     assert rows["broken"]["error"] == "it failed 3 times (OSError: [Errno 5] Input/output error)"
-    assert sorted(worker.plans) == sorted(["flaky"] * 2 + ["missing"] + ["broken"] * 3)
+    assert sorted(worker.plans) == sorted(["flaky"] * 2 + ["cache"] * 2 + ["missing"] + ["broken"] * 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "no scratch folder is left"

@@ -121,10 +121,14 @@ def select_entries(which: str | os.PathLike[str] | None) -> list[CacheEntry]:
 
 
 def clear_cache(which: str | os.PathLike[str] | None = None) -> list[CacheEntry]:
-    """Remove the entries of one checkpoint (its path or a sha256 prefix), or all for None; those removed."""
-    removed = select_entries(which)
-    for entry in removed:
-        _remove(entry.path)
+    """Remove the entries of one checkpoint (its path or a sha256 prefix), or all for None, but those a
+    running process is writing or reading in place (OpenVINO's); those removed."""
+    removed = []
+    for entry in select_entries(which):
+        with unheld(entry.path) as free:
+            if free:
+                _remove(entry.path)
+                removed.append(entry)
     return removed
 
 
@@ -151,8 +155,9 @@ class Leftover:
 
     @property
     def checkpoint_sha256(self) -> str:
-        """The (shortened) sha256 of the checkpoint whose entry it was, or "" where the name does not say."""
-        match = _NAME.match(self.entry.name)
+        """The (shortened) sha256 of the checkpoint whose entry it was (named by the entry or, for a
+        fidelity record, its folder), or "" where the names do not say."""
+        match = _NAME.match(self.entry.name) or _NAME.fullmatch(self.entry.parent.name)
         return match["sha"] if match else ""
 
 

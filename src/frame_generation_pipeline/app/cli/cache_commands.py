@@ -15,7 +15,7 @@ def run_cache(args: argparse.Namespace) -> int:
     from ...models.cache import cache_leftovers, cache_root, clear_cache, clear_leftovers, select_entries
 
     if args.clear:
-        removed, left = clear_cache(args.which), clear_leftovers(args.which)
+        left, removed = clear_leftovers(args.which), clear_cache(args.which)  # leftovers first: an entry's removal takes its lock file
         report(args, f"removed {len(removed)} cache entries ({_megabytes(sum(e.nbytes for e in removed))}) "
                      f"and {len(left)} leftover(s) of interrupted writes from {cache_root()}")
         return 0

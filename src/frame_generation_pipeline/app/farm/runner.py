@@ -184,7 +184,10 @@ class Farm:
         return actor.render.remote(state.job, state.features, task.first, task.count, segment)
 
     def _collect(self, task: Task, reference, actor, tasks: deque[Task], bar: tqdm) -> None:
-        """Take a task's outcome: its worker died (a retry), it failed (the job is reported), or the job goes on."""
+        """Take a task's outcome: its worker died (a retry), it failed (tried again, or the job is reported),
+        or the job goes on; a piece of a job already reported as failed is dropped."""
+        if task.state.finished:
+            return
         try:
             result = self.ray.get(reference)
         except self.ray.exceptions.RayActorError as exc:
