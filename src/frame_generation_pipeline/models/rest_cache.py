@@ -4,8 +4,8 @@ export cache so that the next start of the same avatar has them at once (live/re
 Folder: `rest/<sha>-<mode>-opset<N>/<backend>-<precision>-<digest>/<template>.npy` under the cache
 root (models/cache.py lists and clears it per checkpoint), the digest naming the template files
 (TemplateSet.identity: each file's size, modification time and inode), the audio model's files and
-the device. A file is written to a
-temporary beside it and renamed into place: one that exists is complete.
+the device. A file is written to a temporary beside it and renamed into place: one that exists is
+complete.
 """
 
 from __future__ import annotations
