@@ -6,10 +6,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
-from .models.backends.torch_backend import DTYPES, TorchBackend
-
-#: The precisions UNetModel runs, to their torch dtypes.
-PRECISIONS = {name: getattr(torch, dtype) for name, dtype in DTYPES.items()}
+from .models.backends.torch_backend import PRECISIONS, TorchBackend
 
 
 class UNetModel(TorchBackend):
