@@ -41,6 +41,7 @@ demo: install
 
 bench: install-dev
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/template_cache.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/live_stages.py

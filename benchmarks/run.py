@@ -5,6 +5,10 @@ in the real layout, speech-like audio), for each frame size:
 
   upstream    upstream's loop (benchmarks/upstream.py: torch eager, one frame per forward pass, an
               MJPG temporary video, then a second encode with libx264 crf 20 + AAC);
+  whole process  what a user waits for, from starting the process to its exit: upstream's script
+              as its own process (python, import torch, the load, the loop, both encodes) against
+              `frame-gen video` with the default options (the export cache warm: the checkpoint's
+              graphs exported and compiled by an earlier run), both from the same feature file;
   default     what `frame-gen video` does with no options (backend auto, default batch and preset,
               the template cache on); "no template cache" the same with --template-cache-mb 0;
   pipeline    `video` end to end per backend (and precision), default settings otherwise; the
@@ -20,7 +24,7 @@ returns to each template several times in a clip, as in any video longer than it
 hits). Each measurement runs in a fresh subprocess, so its peak RSS
 and CPU time are its own, and the measurements take turns for `--repeat` rounds: on a shared
 machine a neighbour's load comes and goes, so frames/s is each one's best round (all rounds are
-kept in the JSON). Model loading and one-time exports are outside every timing. The report starts
+kept in the JSON). Model loading and one-time exports are outside every timing but the whole processes'. The report starts
 with the CPU's flags (AVX2, AVX-512, bf16, AMX): numbers from different machines differ by them.
 """
 
@@ -164,7 +168,8 @@ def runs(backends: list[str]) -> list[dict]:
     from frame_generation_pipeline.models.backends import backend_class
 
     found = [{"name": "upstream", "kind": "upstream"}, {"name": "default", "kind": "default"},
-             {"name": "default, no template cache", "kind": "default", "no_template_cache": True}]
+             {"name": "default, no template cache", "kind": "default", "no_template_cache": True},
+             {"name": f"upstream{WHOLE}", "kind": "process"}, {"name": f"default{WHOLE}", "kind": "process"}]
     for backend in backends:
         if not backend_class(backend).installed():
             continue
@@ -212,6 +217,35 @@ def run_child(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+#: The suffix of the rows that time a whole process, from its start to its exit.
+WHOLE = ", whole process"
+
+
+def run_process(spec: dict, data: dict, workdir: Path, frames: int) -> dict:
+    """Time `spec`'s whole process (upstream's script, or `frame-gen video` with the default options)
+    from its start to its exit, with its CPU time (its own and its children's: ffmpeg). No peak memory:
+    a child's ru_maxrss starts from this process's at the fork."""
+    output = str(workdir / f"{spec['name'].split(',')[0]}-process.mp4")
+    if spec["name"].startswith("upstream"):
+        command = [sys.executable, str(HERE / "upstream.py"), data["checkpoint"], data["templates"], data["features"],
+                   data["audio"], output]
+    else:
+        command = [sys.executable, "-m", "frame_generation_pipeline", "video", "--quiet", "--checkpoint", data["checkpoint"],
+                   "--template-dir", data["templates"], "--audio-features", data["features"], "--audio", data["audio"],
+                   "--output", output]
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this child and of its children
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        errors.seek(0)
+        if process.returncode != 0:
+            raise SystemExit(f"{spec['name']} failed:\n{errors.read().decode()[-3000:]}")
+    return {"fps": frames / seconds, "seconds": seconds, "cpu_ms": 1000 * (usage.ru_utime + usage.ru_stime) / frames,
+            "ffmpeg_cpu_ms": float("nan"), "peak_rss_mb": float("nan")}
+
+
 def best_of(rounds: list[dict]) -> dict:
     """The round with the highest frames/s, with every round's frames/s and the peak memory of all."""
     best = dict(max(rounds, key=lambda row: row["fps"]))
@@ -229,14 +263,17 @@ def measure_size(size: str, data: dict, args: argparse.Namespace, workdir: Path)
     rounds: dict[str, list[dict]] = {spec["name"]: [] for spec in specs}
     for round_ in range(args.repeat):
         for spec in specs:
-            rounds[spec["name"]].append(run_child(spec, data, workdir, args.frames))
+            measure_one = run_process if spec["kind"] == "process" else run_child
+            rounds[spec["name"]].append(measure_one(spec, data, workdir, args.frames))
             print(f"{size} round {round_ + 1}/{args.repeat} {spec['name']}: {rounds[spec['name']][-1]['fps']:.2f} frames/s",
                   flush=True)
     rows = {name: best_of(found) for name, found in rounds.items()}
+    for side in ("upstream", "default"):  # what the whole processes ran, as the same runs in-process
+        rows[f"{side}{WHOLE}"].update({key: rows[side][key] for key in ("backend", "precision", "batch", "streams")})
     for name, row in rows.items():
-        if name != "upstream" and not name.startswith("network"):
-            row["vs_upstream"] = row["fps"] / rows["upstream"]["fps"]
-            network = rows.get(f"network, {_label(row['backend'], row['precision'])}"
+        if not name.startswith(("upstream", "network")):
+            row["vs_upstream"] = row["fps"] / rows[f"upstream{WHOLE}" if name.endswith(WHOLE) else "upstream"]["fps"]
+            network = None if name.endswith(WHOLE) else rows.get(f"network, {_label(row['backend'], row['precision'])}"
                                f"{'' if name.endswith('no template cache') else PARTS['rest']}")
             if network is not None:
                 row["efficiency"] = row["fps"] / network["fps"]

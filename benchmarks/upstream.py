@@ -4,12 +4,16 @@ Written from the facts of docs/contract.md, in upstream's shape: the network in 
 frame per forward pass, every template read from disk each frame, frames into an MJPG temporary
 video, then a second encode with libx264 and the speech. Nothing from the package but the network
 module (the same module upstream's checkpoints load into) and the path of the ffmpeg binary.
+
+Run as a script it is upstream's whole process (the interpreter, `import torch`, the load, the loop,
+both encodes): `python benchmarks/upstream.py CHECKPOINT TEMPLATE_DIR FEATURES.npy SPEECH OUTPUT.mp4`.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -76,3 +80,7 @@ def render_video(checkpoint: str, mode: str, template_dir: str, features_path: s
                     "-c:v", "libx264", "-c:a", "aac", "-crf", "20", output], check=True)
     os.remove(temporary)
     return len(features)
+
+
+if __name__ == "__main__":
+    render_video(sys.argv[1], "ave", *sys.argv[2:6])

@@ -43,7 +43,8 @@ def test_frames_says_what_it_does_and_sums_up(checkpoints, features, templates_6
     lines = captured.err.strip().splitlines()
     assert lines[0].startswith("loading ") and any(line.startswith("backend onnxruntime") for line in lines)
     assert re.fullmatch(rf"wrote {re.escape(str(tmp_path / 'f'))}: 7 frames \(0\.28 s at 25 fps\) with onnxruntime fp32 on cpu, "
-                        r"batch 3, in \d+\.\d s \(\d+\.\d frames/s\)", lines[-1]), lines[-1]
+                        r"batch 3, rendered in \d+\.\d s \(\d+\.\d frames/s\); "
+                        r"\d+\.\d s for the whole command \(with loading, features and checks\)", lines[-1]), lines[-1]
     assert captured.out == ""
 
 

@@ -3,6 +3,9 @@ reported, a killed worker's job retried, a chunked job equal to a serial render)
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
+from pathlib import Path
 from types import SimpleNamespace
 
 import av
@@ -11,11 +14,12 @@ import pytest
 
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.app.demo.speech import write_speech_like_wav
-from frame_generation_pipeline.app.farm.jobs import Job, job_from
+from frame_generation_pipeline.app.farm import runner
+from frame_generation_pipeline.app.farm.jobs import JOB_KEYS, Job, job_from
 from frame_generation_pipeline.app.farm.runner import _message, chunks
 from frame_generation_pipeline.app.farm.worker import render_segment, render_whole
 from frame_generation_pipeline.contract import get_mode
-from frame_generation_pipeline.errors import ConfigurationError, TemplateError
+from frame_generation_pipeline.errors import CacheError, ConfigurationError, TemplateError
 from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.render.blend import FEATHER, NO_BLEND, Blend
 
@@ -86,6 +90,33 @@ def test_a_bad_job_line_is_refused_before_anything_runs(tmp_path, capsys, line, 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'jobs.jsonl'}: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.jsonl"]
+
+
+def test_every_jobs_inputs_are_checked_as_video_checks_them_before_the_cluster_starts(tmp_path, features, speech, capsys):
+    templates = synthetic.make_templates(tmp_path / "tpl", 2, 200, 160, parsing=False)
+    (tmp_path / "c.pth").write_bytes(b"weights")
+    job = {"checkpoint": str(tmp_path / "c.pth"), "template_dir": str(templates), "audio": str(speech["long"]),
+           "audio_features": str(features["ave"])}
+    lines = [{**job, "output": str(tmp_path / "first.mp4")},
+             {**job, "output": str(tmp_path / "second.mp4"), "audio": str(tmp_path / "gone.wav")}]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert cli_status(["batch", tmp_path / "jobs.jsonl"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'jobs.jsonl'}: line 2: {tmp_path / 'gone.wav'}: "
+                                       "audio file not found\n")
+    lines[1] = {**lines[0], "output": str(tmp_path / "second.mp4"), "start_frame": 2}
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert cli_status(["batch", tmp_path / "jobs.jsonl"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'jobs.jsonl'}: line 2: --start-frame 2 is outside")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth", "jobs.jsonl", "tpl"], "nothing ran"
+
+
+def test_batch_help_and_the_docs_list_every_key_a_job_may_have(capsys):
+    assert cli_status(["batch", "--help"]) == 0
+    listed = capsys.readouterr().out.split("without dashes:", 1)[1].split(".\n", 1)[0]
+    assert [key.strip() for key in listed.split(",")] == list(JOB_KEYS)
+    assert set(JOB_KEYS) == {field.name for field in fields(Job)} - {"blend"} | set(NO_BLEND.settings())
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "farm.md").read_text()
+    assert [key for key in JOB_KEYS if f"`{key}`" not in docs] == []
 
 
 def test_jobs_are_cut_in_chunks_that_cover_every_frame_once():
@@ -161,3 +192,82 @@ def test_a_segment_is_encoded_with_the_jobs_settings_and_a_failure_ends_ffmpeg(t
     with pytest.raises(KeyboardInterrupt):
         render_segment(failing, job, "f.npy", 0, 3, tmp_path / "broken.mp4")
     assert broken.closed and _children() == [], "ffmpeg and the render must stop with the segment"
+
+
+class _InProcessRay:
+    """Stands in for Ray: one actor running the farm's tasks in this process, in the order submitted;
+    a task's exception comes back wrapped as Ray wraps it (`cause`)."""
+
+    class exceptions:  # noqa: N801 (as ray.exceptions)
+        class RayError(Exception):
+            pass
+
+        class RayActorError(RayError):
+            pass
+
+    def __init__(self, worker):
+        call = lambda method: SimpleNamespace(remote=lambda *args: (method, args))  # noqa: E731
+        self.actor = SimpleNamespace(plan=call(worker.plan), render=call(worker.render))
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def remote(self, **options):
+        return lambda cls: SimpleNamespace(remote=lambda *args: self.actor)
+
+    def wait(self, references, num_returns):
+        return references[:num_returns], references[num_returns:]
+
+    def get(self, reference):
+        method, args = reference
+        try:
+            return method(*args)
+        except Exception as exc:
+            wrapped = RuntimeError("the task failed")
+            wrapped.cause = exc
+            raise wrapped from None
+
+    def kill(self, actor):
+        pass
+
+
+class _FlakyWorker:
+    """Plans fail as the job's template folder name says: `flaky` once with an OSError, `cache` once with
+    a broken cache entry, `broken` always with an OSError, `missing` with the user's error; renders give
+    the job's max_frames."""
+
+    def __init__(self):
+        self.plans = []
+
+    def plan(self, job, scratch):
+        name = Path(job.template_dir).name
+        self.plans.append(name)
+        if name == "missing":
+            raise TemplateError(job.template_dir, "template folder not found")
+        if name == "broken" or (name == "flaky" and self.plans.count(name) == 1):
+            raise OSError(5, "Input/output error")
+        if name == "cache" and self.plans.count(name) == 1:  # as OpenVINO failing on a blob another process broke
+            raise CacheError("x-ave-opset17.onnx: OpenVINO cannot compile it (Exception from src/inference/src/cpp/core.cpp:132:)")
+        return {"frames": job.max_frames, "fps": 25.0, "features": "f.npy"}
+
+    def render(self, job, features, first, count, segment):
+        return count
+
+
+def test_a_job_failing_for_another_reason_than_its_inputs_is_tried_again_and_an_input_error_is_not(tmp_path, monkeypatch):
+    worker = _FlakyWorker()
+    monkeypatch.setattr(runner, "_ray", lambda: _InProcessRay(worker))
+    jobs = [{**_BASE, "template_dir": name, "output": str(tmp_path / f"{name}.mp4"), "max_frames": 3}
+            for name in ("flaky", "cache", "missing", "broken")]
+    rows = {Path(row["output"]).stem: row for row in runner.render_batch(jobs, retries=2)}
+    assert (rows["flaky"]["status"], rows["flaky"]["attempts"], rows["flaky"]["frames"]) == ("ok", 2, 3)
+    assert (rows["cache"]["status"], rows["cache"]["attempts"]) == ("ok", 2)
+    assert (rows["missing"]["status"], rows["missing"]["attempts"]) == ("failed", 1), "the user's error is final"
+    assert rows["missing"]["error"] == "missing: template folder not found"
+    assert (rows["broken"]["status"], rows["broken"]["attempts"]) == ("failed", 3)
+    assert rows["broken"]["error"] == "it failed 3 times (OSError: [Errno 5] Input/output error)"
+    assert sorted(worker.plans) == sorted(["flaky"] * 2 + ["cache"] * 2 + ["missing"] + ["broken"] * 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no scratch folder is left"

@@ -60,13 +60,15 @@ def test_bf16_where_the_cpu_has_it(native_bf16, exports, templates_640, features
     assert largest > 2 and psnr >= 40, f"bf16 frames at {psnr:.1f} dB of the exact path, largest difference {largest:.0f}"
 
 
-def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch):
+def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
+    caplog.set_level("DEBUG", "frame_generation_pipeline.models.backends.openvino_backend")
     first = OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="fp32")
     blobs = sorted(p.name for p in (tmp_path / "openvino").iterdir())
     assert blobs, "compiling must leave a cached blob"
     OpenVinoBackend(mode="ave", model_file=exports["ave"], precision="fp32")
     assert sorted(p.name for p in (tmp_path / "openvino").iterdir()) == blobs, "the second compile reuses the blob"
+    assert [record.message.split(":")[0] for record in caplog.records] == ["compiled", "loaded from OpenVINO's cache"]
     rng = np.random.default_rng(0)
     out = first.run(rng.random((2, 6, 320, 320), dtype=np.float32), rng.standard_normal((2, 32, 16, 16), dtype=np.float32))
     assert out.shape == (2, 3, 320, 320) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1

@@ -186,6 +186,15 @@ def test_the_batch_is_capped_by_free_memory(monkeypatch, caplog):
     assert plan.choose_batch(2, 50) == 2 and plan.choose_batch(8, 1, quiet=True) == 1
 
 
+def test_the_batch_is_capped_where_a_larger_one_adds_no_speed(monkeypatch, caplog):
+    from frame_generation_pipeline import plan
+
+    monkeypatch.setattr(plan, "available_memory", lambda: 1 << 40)
+    assert plan.choose_batch(100000, 5000) == plan.MAX_BATCH == 8  # not 2700 frames in flight, as memory allows
+    assert "batch size 100000 is more than this render can use (a larger batch adds no speed, only memory" in caplog.text
+    assert plan.choose_batch(8, 5000) == 8 and plan.choose_batch(3, 5000) == 3
+
+
 # --- mistakes found before any model loads --------------------------------------------------
 
 def _resize(path):
@@ -279,6 +288,9 @@ def _warnings(capsys) -> list[str]:
 def test_the_speech_length_warning_needs_more_than_one_frame(work, capsys):
     write_speech_like_wav(work / "one.wav", 4 / 25)  # the 3 feature rows + exactly one frame
     assert cli_status([a for a in _video(work, **{"--audio": work / "one.wav"}) if a != "--quiet"]) == 0
+    assert _warnings(capsys) == []
+    write_speech_like_wav(work / "part.wav", 4.25 / 25)  # and a quarter: one whole frame cut, and a part of one
+    assert cli_status([a for a in _video(work, **{"--audio": work / "part.wav"}) if a != "--quiet"]) == 0
     assert _warnings(capsys) == []
     write_speech_like_wav(work / "two.wav", 5 / 25)
     assert cli_status([a for a in _video(work, **{"--audio": work / "two.wav"}) if a != "--quiet"]) == 0

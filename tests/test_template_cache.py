@@ -4,19 +4,24 @@ shared by two live sessions (the template half computed once per template)."""
 
 from __future__ import annotations
 
+import gc
+
+import cv2
 import numpy as np
 import pytest
 
 from frame_generation_pipeline import TemplateSet, UNetModel
+from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frame_generation_pipeline.models.cache import export_path
 from frame_generation_pipeline.models.onnx_files import onnx_metadata
+from frame_generation_pipeline.render.cropped import crop_template
 from frame_generation_pipeline.render.generator import FrameRenderer
 from frame_generation_pipeline.render.lru import ByteLRU
-from frame_generation_pipeline.render.template_cache import TemplateCache
+from frame_generation_pipeline.render.template_cache import TemplateCache, run_network
 
 from .test_live_session import world  # noqa: F401 (the live tests' templates, speech and encoder)
 
@@ -171,3 +176,36 @@ def test_the_byte_lru_replaces_keys_counts_and_refuses_what_cannot_fit():
     assert lru.put("c", "cccccc") and lru.find("b") is None and lru.evicted == 1, "b was the least recently used"
     assert lru.find("a") == "aa" and (lru.hits, lru.misses) == (1, 1)
     assert not lru.put("d", "d" * 11) and lru.nbytes == 8, "larger than the budget: kept out, nothing evicted"
+
+
+def test_a_template_folder_written_again_in_place_is_not_served_from_stale_entries(tmp_path):
+    folder = synthetic.make_templates(tmp_path / "tpl", 2, 200, 160, parsing=False)
+    model, cache = Halves(), TemplateCache()
+    audio = np.zeros((1, *get_mode("ave").audio_shape), np.float32)
+
+    def render() -> tuple[np.ndarray, np.ndarray]:  # as each farm job opens its templates again
+        templates = TemplateSet.from_folder(folder)
+        images = crop_template(templates.load(0)).network_input[None]
+        return run_network(model, images, audio, cache, templates, [0]), Halves().run(images, audio)
+
+    assert np.array_equal(*render()) and np.array_equal(*render()) and (cache.computed, cache.hits) == (1, 1)
+    image = folder / "full_body_img" / "0.jpg"
+    cv2.imwrite(str(image), 255 - cv2.imread(str(image)))  # same names, same count, another picture
+    served, fresh = render()
+    assert cache.computed == 2 and np.array_equal(served, fresh), "the new picture's template half, not the kept one"
+
+
+def test_a_model_that_does_not_say_what_it_is_never_shares_the_entries_of_one_gone_before():
+    class Bare(Halves):
+        name = checkpoint_sha256 = None  # says neither its backend nor its checkpoint
+
+    cache, audio = TemplateCache(), np.zeros((1, *get_mode("ave").audio_shape), np.float32)
+    images = np.random.default_rng(4).random((1, 6, 8, 8), dtype=np.float32)
+    for _ in range(3):  # each model collected before the next is made, maybe at the same address
+        model = Bare()
+        cache.run(model, images, audio, ["template 0"])
+        cache.run(model, images, audio, ["template 0"])
+        assert model.calls == ["first", "rest"]
+        del model
+        gc.collect()
+    assert cache.computed == 3 and cache.hits == 3

@@ -74,6 +74,11 @@ class ExportError(FrameGenerationError):
     """An ONNX export failed its check against the torch model."""
 
 
+class CacheError(FrameGenerationError):
+    """An entry of the export cache could not be made or read (a write another process left broken, a
+    full disk): not a fault of the user's inputs, so trying again may succeed (the farm does)."""
+
+
 class BackendUnavailableError(FrameGenerationError):
     """A backend was asked for whose library is not installed, or that cannot run on the device."""
 

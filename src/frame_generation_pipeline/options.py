@@ -67,6 +67,10 @@ class RenderOptions:
             checked_blend(self.blend)
 
 
+#: What a command's time holds beside the render's, as its closing line says.
+COMMAND_PARTS = "with loading, features and checks"
+
+
 @dataclass(frozen=True)
 class RenderResult:
     """What a render produced and how fast.
@@ -105,13 +109,14 @@ class RenderResult:
         """frames / seconds: the speed of the whole render, inputs to finished output."""
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
-    def summary(self) -> str:
+    def summary(self, command_seconds: float | None = None) -> str:
         """One line: output, frames, duration, backend, precision (and its checked dB), device, batch
-        size, wall time and speed."""
+        size, the render's wall time and speed, and (given `command_seconds`) the whole command's."""
+        whole = "" if command_seconds is None else f"; {command_seconds:.1f} s for the whole command ({COMMAND_PARTS})"
         return (
             f"wrote {self.output}: {self.frames} frames ({self.duration:.2f} s at {self.fps:g} fps) with "
             f"{describe_precision(self.backend, self.precision, self.fidelity_db)} on {self.device}, "
-            f"batch {self.batch_size}, in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s)"
+            f"batch {self.batch_size}, rendered in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s){whole}"
         )
 
 

@@ -9,6 +9,7 @@ the batch. What runs below a plan takes it as it is and checks nothing again.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,10 @@ KINDS = ("video", "frames", "reference", "live")
 #: Memory one frame in flight takes in a batched network call (activations included), measured
 #: for the 328 U-Net in fp32; the batch is capped so that a batch fits in half the free memory.
 BYTES_PER_FRAME_IN_FLIGHT = 200 << 20
+#: The largest batch a render runs: where frames/s stop growing. On a 2-core AVX-512 CPU the network's
+#: core-ms per frame are flat from batch 1 to 32 (OpenVINO bf16 75-78, onnxruntime 128-148) while its
+#: memory grows by 170 and 440 MB per frame (benchmarks/batch_size.py); 8 is CUDA's default batch.
+MAX_BATCH = 8
 _OUTPUT_NAMES = {"video": "--output", "frames": "--output-dir", "reference": "--output-dir", "live": "--output"}
 
 Path_ = str | os.PathLike[str]
@@ -105,7 +110,9 @@ class RenderPlan:
 
     def warn_about_timing(self) -> None:
         """Warn (a line each) when the fps is not the features' rate, or when the speech and the video
-        of a complete render are more than one frame apart (the speech is then cut or padded)."""
+        of a complete render are more than one frame apart (the speech is then cut or padded): a cut
+        counts the speech's whole frames only, so 31.89 s of speech over 796 frames at 25 fps (797.25)
+        is within a frame."""
         count, fps, mode = self.frame_count, self.fps, self.mode
         if fps != mode.fps:
             logger.warning(
@@ -115,8 +122,8 @@ class RenderPlan:
         info = self.audio[0]
         if info.duration is None or count < len(self.ready_features):
             return
-        video = count / fps
-        if abs(info.duration * fps - count) > 1 + 1e-6:  # more than one frame apart
+        video, spoken = count / fps, info.duration * fps  # the speech in frames, the last one maybe partial
+        if math.floor(spoken + 1e-6) - count > 1 or count - spoken > 1 + 1e-6:  # more than one whole frame apart
             what = "cut" if info.duration > video else "padded with silence"
             logger.warning("the speech %s lasts %.2f s but the features give %.2f s of video (%d frames at %g fps): "
                            "the speech is %s", info.path, info.duration, video, count, fps, what)
@@ -127,14 +134,15 @@ class RenderPlan:
 
 
 def choose_batch(requested: int, frames: int, quiet: bool = False) -> int:
-    """`requested` capped by the frame count and by the memory free now; a warning line when it is
-    lowered (unless `quiet`)."""
+    """`requested` capped by MAX_BATCH, the frame count and the memory free now; a warning line when
+    it is lowered (unless `quiet`)."""
     memory = available_memory()
     fits = max(1, memory // 2 // BYTES_PER_FRAME_IN_FLIGHT) if memory else requested
     free = f"{memory >> 20} MB are free" if memory else "the free memory is unknown"
-    chosen = max(1, min(requested, frames or requested, fits))
+    chosen = max(1, min(requested, frames or requested, fits, MAX_BATCH))
     if chosen < requested and not quiet:
         why = f"{frames} frames are rendered" if chosen == frames else \
+            "a larger batch adds no speed, only memory (docs/rendering.md)" if chosen == MAX_BATCH else \
             f"a batch takes about {BYTES_PER_FRAME_IN_FLIGHT >> 20} MB per frame and {free}"
         logger.warning("batch size %d is more than this render can use (%s): using %d", requested, why, chosen)
     return chosen

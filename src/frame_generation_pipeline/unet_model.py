@@ -6,7 +6,10 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
-from .models.backends.torch_backend import PRECISIONS, TorchBackend
+from .models.backends.torch_backend import DTYPES, TorchBackend
+
+#: The precisions UNetModel runs, to their torch dtypes.
+PRECISIONS = {name: getattr(torch, dtype) for name, dtype in DTYPES.items()}
 
 
 class UNetModel(TorchBackend):

@@ -6,8 +6,10 @@ N being the number of `.jpg` files in `full_body_img`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +73,8 @@ class TemplateFrame:
 
 
 class TemplateSet:
-    """A validated template folder; files are read lazily, landmarks are parsed once."""
+    """A validated template folder; files are read lazily, landmarks are parsed once. `identity`
+    digests every file's size, modification time and inode as the folder was opened."""
 
     def __init__(
         self,
@@ -89,10 +92,7 @@ class TemplateSet:
         if self.count == 0:
             raise TemplateError(self.image_dir, "holds no .jpg template frames")
         self._check_numbering()
-        for k in range(self.count):
-            for path in self._paths(k):
-                if not path.is_file():
-                    raise TemplateError(path, f"template {k} of 0..{self.count - 1} is missing")
+        self.identity = self._files_identity()
         self._boxes: dict[int, CropBox] = {}
         self._size: tuple[int, int] | None = None
         self._validated: set[int] = set()
@@ -112,6 +112,22 @@ class TemplateSet:
                 raise TemplateError(root, f"holds no {IMAGE_DIR}/: give the folder that holds {IMAGE_DIR}/ and "
                                           f"{LANDMARK_DIR}/ ({inside[0]})")
         return cls(root / IMAGE_DIR, root / LANDMARK_DIR, root / PARSING_DIR if use_parsing else None)
+
+    def _files_identity(self) -> str:
+        """A digest of every template file's (size, mtime_ns, inode), read as each is checked to be
+        there: another one when a file is rewritten or replaced, so that nothing kept from the folder
+        as it was (the template cache's entries) is taken for it as it is."""
+        digest = hashlib.sha256()
+        for k in range(self.count):
+            for path in self._paths(k):
+                try:
+                    info = path.stat()
+                except OSError:
+                    info = None
+                if info is None or not stat.S_ISREG(info.st_mode):
+                    raise TemplateError(path, f"template {k} of 0..{self.count - 1} is missing")
+                digest.update(f"{info.st_size} {info.st_mtime_ns} {info.st_ino};".encode())
+        return digest.hexdigest()
 
     def _check_numbering(self) -> None:
         """Name the common off-by-one (`ffmpeg -i x.mp4 dir/%d.jpg` numbers images from 1)."""

@@ -24,7 +24,8 @@ from .speech_encoder import SpeechEncoder
 Path_ = str | os.PathLike[str]
 
 
-def _check_checkpoint(path: Path) -> None:
+def check_checkpoint_file(path: Path) -> None:
+    """CheckpointError unless `path` is a file (what a plan checks of a checkpoint before it loads)."""
     if not path.is_file():
         raise CheckpointError(path, missing_file(path, "checkpoint file"))
 
@@ -42,7 +43,7 @@ class _Kind:
 
 _KINDS = {
     # AudioEncoder's frame rule and channel mix, named here without importing torch
-    "ave": _Kind("--audio-encoder", _check_checkpoint, frames_for_samples, False, "audio_encoder:AudioEncoder"),
+    "ave": _Kind("--audio-encoder", check_checkpoint_file, frames_for_samples, False, "audio_encoder:AudioEncoder"),
     "hubert": _Kind("--hubert-model", check_model_folder, HubertEncoder.frame_count, HubertEncoder.first_channel,
                     "hubert:HubertEncoder"),
 }

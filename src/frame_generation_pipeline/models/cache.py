@@ -6,6 +6,9 @@ Location: $FRAME_GEN_CACHE_DIR, else $XDG_CACHE_HOME/frame_generation_pipeline, 
 `openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them) and
 `fidelity/<sha>-<mode>-opset<N>/` (the bf16 checks on template sets, render/fidelity.py) and
 `rest/<sha>-<mode>-opset<N>/` (the live avatar's rest frames per template set, models/rest_cache.py).
+Each entry is made by one process at a time (models/cache_lock.py); what an interrupted write
+leaves (a temporary, a lock file of no live holder, a folder half written) is listed and removed
+here as a leftover.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from ..contract import ModeSpec
 from ..errors import ConfigurationError, OutputError
 from ..files import describe_os_error, file_sha256
+from .cache_lock import LOCK_SUFFIX, WRITING_MARK, is_held, lock_path, unheld
 
 CACHE_ENV = "FRAME_GEN_CACHE_DIR"
 #: Opset of the graphs the backends export for themselves.
@@ -99,27 +103,108 @@ def cache_entries() -> list[CacheEntry]:
     return entries
 
 
-def select_entries(which: str | os.PathLike[str] | None) -> list[CacheEntry]:
-    """The entries of one checkpoint (`which`: its path, or a prefix of its sha256), or all for None."""
-    entries = cache_entries()
+def _sha_prefix(which: str | os.PathLike[str] | None) -> str:
+    """The sha256 prefix `which` names (a checkpoint's path, or a prefix of its sha256); "" for None."""
     if which is None:
-        return entries
+        return ""
     text = os.fspath(which)
     if Path(text).is_file():
-        sha = file_sha256(text)[:_SHA_CHARS]
-    elif re.fullmatch(r"[0-9a-fA-F]{6,64}", text):
-        sha = text.lower()[:_SHA_CHARS]
-    else:
-        raise ConfigurationError(f"{text}: neither a checkpoint file nor a sha256 prefix (6 or more hex digits)")
-    return [entry for entry in entries if entry.checkpoint_sha256.startswith(sha)]
+        return file_sha256(text)[:_SHA_CHARS]
+    if re.fullmatch(r"[0-9a-fA-F]{6,64}", text):
+        return text.lower()[:_SHA_CHARS]
+    raise ConfigurationError(f"{text}: neither a checkpoint file nor a sha256 prefix (6 or more hex digits)")
+
+
+def select_entries(which: str | os.PathLike[str] | None) -> list[CacheEntry]:
+    """The entries of one checkpoint (`which`: its path, or a prefix of its sha256), or all for None."""
+    sha = _sha_prefix(which)
+    return [entry for entry in cache_entries() if entry.checkpoint_sha256.startswith(sha)]
 
 
 def clear_cache(which: str | os.PathLike[str] | None = None) -> list[CacheEntry]:
-    """Remove the entries of one checkpoint (its path or a sha256 prefix), or all for None; those removed."""
-    removed = select_entries(which)
-    for entry in removed:
-        try:
-            shutil.rmtree(entry.path) if entry.path.is_dir() else entry.path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise OutputError(entry.path, f"cannot remove the cache entry ({describe_os_error(exc)})") from None
+    """Remove the entries of one checkpoint (its path or a sha256 prefix), or all for None, but those a
+    running process is writing or reading in place (OpenVINO's); those removed."""
+    removed = []
+    for entry in select_entries(which):
+        with unheld(entry.path) as free:
+            if free:
+                _remove(entry.path)
+                removed.append(entry)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    try:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(path, f"cannot remove from the cache ({describe_os_error(exc)})") from None
+
+
+#: A temporary of files.atomic_file: `.NAME.<8 random characters>.partial[.SUFFIX]` for entry NAME[.SUFFIX].
+_PARTIAL = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.partial(?P<suffix>\.[^.]+)?")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """What an interrupted write left in the cache: `what` ("temporary", "lock file", "half-written
+    folder") at `path`, of the entry `entry`, whose writer is gone."""
+
+    path: Path
+    what: str
+    entry: Path
+    nbytes: int
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """The (shortened) sha256 of the checkpoint whose entry it was (named by the entry or, for a
+        fidelity record, its folder), or "" where the names do not say."""
+        match = _NAME.match(self.entry.name) or _NAME.fullmatch(self.entry.parent.name)
+        return match["sha"] if match else ""
+
+
+def _interrupted(path: Path) -> tuple[str, Path] | None:
+    """What `path` is when an interrupted write may have left it, and the entry it belongs to; else None."""
+    if path.is_dir():
+        return ("half-written folder", path) if (path / WRITING_MARK).exists() else None
+    partial = _PARTIAL.fullmatch(path.name)
+    if partial is not None:
+        return "temporary", path.with_name(partial["stem"] + (partial["suffix"] or ""))
+    if path.name.startswith(".") and path.name.endswith(LOCK_SUFFIX):
+        return "lock file", path.with_name(path.name[1:-len(LOCK_SUFFIX)])
+    return None
+
+
+def _leftover(path: Path) -> Leftover | None:
+    """`path` as a leftover of an interrupted write; None where it is not one (or its writer is alive)."""
+    found = _interrupted(path)
+    if found is None or is_held(lock_path(found[1])):
+        return None
+    try:
+        return Leftover(path, found[0], found[1], _size(path))
+    except FileNotFoundError:  # removed meanwhile
+        return None
+
+
+def cache_leftovers(which: str | os.PathLike[str] | None = None) -> list[Leftover]:
+    """What interrupted writes left in the cache (of one checkpoint, as for `select_entries`), writes
+    under way left out."""
+    sha = _sha_prefix(which)
+    found = []
+    for kind in KINDS:
+        folder = cache_root() / kind
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
+            leftover = _leftover(path)
+            if leftover is not None and leftover.checkpoint_sha256.startswith(sha):
+                found.append(leftover)
+    return found
+
+
+def clear_leftovers(which: str | os.PathLike[str] | None = None) -> list[Leftover]:
+    """Remove what interrupted writes left (of one checkpoint, or all); those removed."""
+    removed = []
+    for leftover in cache_leftovers(which):
+        with unheld(leftover.entry) as free:
+            if free:
+                _remove(leftover.path)
+                removed.append(leftover)
     return removed

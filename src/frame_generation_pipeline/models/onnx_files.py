@@ -1,10 +1,12 @@
-"""ONNX files and their metadata: importing onnx, reading a file's metadata, and its provenance check."""
+"""ONNX files and their metadata: importing onnx, reading a file's metadata (without onnx), and its provenance check."""
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import ModuleType
+from typing import BinaryIO
 
 from ..checks import missing_file
 from ..contract import ModeSpec
@@ -27,15 +29,66 @@ def onnx_module() -> ModuleType:
 
 
 def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The metadata properties of an exported model; ModelFileError if it is not a readable ONNX file."""
-    onnx = onnx_module()
+    """The metadata properties of an ONNX model file; ModelFileError if it is not a readable ONNX file.
+
+    Read from the file's top-level protobuf fields, seeking past the graph: neither the graph's bytes
+    nor the onnx package are loaded (importing onnx alone took 0.7 s of a 1 s start).
+    """
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        with open(path, "rb") as handle:
+            graphs, metadata = 0, {}
+            for number, value in _fields(handle, os.fstat(handle.fileno()).st_size, skip=_GRAPH):
+                graphs += number == _GRAPH
+                if number == _METADATA:
+                    entry = dict(_fields(io.BytesIO(value), len(value)))
+                    metadata[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
     except (FileNotFoundError, IsADirectoryError):
         raise ModelFileError(path, missing_file(path, "model file")) from None
-    except Exception as exc:  # protobuf raises its own types for foreign bytes
-        raise ModelFileError(path, f"not a readable ONNX model ({type(exc).__name__})") from None
-    return {entry.key: entry.value for entry in model.metadata_props}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(path, f"not a readable ONNX model ({exc})") from None
+    if graphs != 1:
+        raise ModelFileError(path, "not a readable ONNX model (no graph)")
+    return metadata
+
+
+#: ModelProto's field numbers of the graph and of a metadata entry (onnx.proto).
+_GRAPH, _METADATA = 7, 14
+#: Protobuf wire types: a varint, 8 bytes, a length-delimited value, 4 bytes.
+_VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
+
+
+def _varint(handle: BinaryIO) -> int:
+    value = shift = 0
+    while True:
+        byte = handle.read(1)
+        if not byte or shift > 63:
+            raise ValueError("a number runs past the end")
+        value |= (byte[0] & 0x7F) << shift
+        shift += 7
+        if byte[0] < 0x80:
+            return value
+
+
+def _fields(handle: BinaryIO, size: int, skip: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(field number, bytes) of the protobuf message in `handle` up to `size` (b"" for numbers, and for
+    field `skip`, whose bytes are seeked past); ValueError where the bytes are not such a message."""
+    while handle.tell() < size:
+        key = _varint(handle)
+        number, wire = key >> 3, key & 7
+        if number == 0 or wire not in (_VARINT, _FIXED64, _BYTES, _FIXED32):
+            raise ValueError(f"field {number} has wire type {wire}")
+        if wire == _VARINT:
+            _varint(handle)
+            yield number, b""
+            continue
+        length = {_FIXED64: 8, _FIXED32: 4}.get(wire) or _varint(handle)
+        if handle.tell() + length > size:
+            raise ValueError(f"field {number} runs past the end")
+        if number == skip:
+            handle.seek(length, os.SEEK_CUR)
+            yield number, b""
+        else:
+            yield number, handle.read(length)
 
 
 def check_model_file(

@@ -3,8 +3,9 @@ export cache so that the next start of the same avatar has them at once (live/re
 
 Folder: `rest/<sha>-<mode>-opset<N>/<backend>-<precision>-<digest>/<template>.npy` under the cache
 root (models/cache.py lists and clears it per checkpoint), the digest naming the template files
-(paths, sizes, modification times), the audio model's files and the device. A file is written to a
-temporary beside it and renamed into place: one that exists is complete.
+(TemplateSet.identity: each file's size, modification time and inode), the audio model's files and
+the device. A file is written to a temporary beside it and renamed into place: one that exists is
+complete.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ REST_SHAPE = (320, 320, 3)
 
 
 def _stamp(path: Path) -> list[Any]:
-    """What identifies a file's content cheaply (its path, size and modification time); a folder's files'."""
+    """What identifies the audio model's file cheaply (its path, size and modification time); a folder's files'."""
     if path.is_dir():
         return [_stamp(item) for item in sorted(path.iterdir()) if item.is_file()]
     stat = path.stat()
@@ -42,7 +43,7 @@ def rest_key(model: Any, templates: TemplateSet, encoder: Any) -> str | None:
     of its files (a stand-in: its rest frames are kept in memory only)."""
     try:
         audio = _stamp(Path(encoder.path))
-        files = [_stamp(path) for k in range(len(templates)) for path in (templates.image_path(k), templates.landmark_path(k))]
+        files = [str(templates.image_dir.resolve()), templates.identity]  # every file's size, mtime and inode
         identity = [model.checkpoint_sha256, model.mode.name, model.name, model.precision, str(model.device),
                     encoder.mode.name, audio, files]
     except (AttributeError, OSError):

@@ -5,6 +5,7 @@ export cache (keyed by checkpoint, templates and precision) so that it runs once
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from ..errors import OutputError
 from ..files import atomic_file, describe_os_error
 from ..inputs.templates import TemplateSet
 from ..models.cache import cache_dir, entry_name
+from ..models.cache_lock import entry_lock
 from .arithmetic import to_pixels
 from .cropped import crop_template
 from .template_cache import templates_key
@@ -57,22 +59,38 @@ def record_path(model: Any, images: np.ndarray, audio: np.ndarray) -> Path:
     return folder / f"{model.name}-{model.precision}-{digest.hexdigest()[:16]}.json"
 
 
-def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateSet) -> float:
-    """dB of `model`'s generated squares against the exact path (`exact()` loads it, only when the
-    cache has no record) on a few of `templates`; measured once, then read from the cache."""
-    images, audio = check_inputs(templates, model.mode.audio_shape)
-    path = record_path(model, images, audio)
+def _recorded(path: Path) -> float | None:
+    """The dB a complete record at `path` holds; None where there is none (or an unreadable one)."""
     try:
         return float(json.loads(path.read_text())["psnr_db"])
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return None
+
+
+def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateSet) -> float:
+    """dB of `model`'s generated squares against the exact path (`exact()` loads it, only when the
+    cache has no record) on a few of `templates`; measured once (by one process while others wait
+    for it), then read from the cache."""
+    images, audio = check_inputs(templates, model.mode.audio_shape)
+    path = record_path(model, images, audio)
+    value = _recorded(path)
+    if value is not None:
+        return value
+    with contextlib.ExitStack() as held:
+        with contextlib.suppress(OutputError):  # an unwritable cache: measured all the same (_measure warns)
+            held.enter_context(entry_lock(path))
+        value = _recorded(path)  # another process may have measured it while this one waited
+        return _measure(model, exact, images, audio, path) if value is None else value
+
+
+def _measure(model: Any, exact: Callable[[], Any], images: np.ndarray, audio: np.ndarray, path: Path) -> float:
+    """Measure the check and keep its record at `path` (written to a temporary, renamed into place)."""
     ours = np.stack([to_pixels(output) for output in model.run(images, audio)])
     theirs = np.stack([to_pixels(output) for output in exact().run(images, audio)])
     value = psnr(ours, theirs)
     record = {"psnr_db": value, "backend": model.name, "precision": model.precision, "templates": len(images),
               "max_difference": int(np.abs(ours.astype(np.int16) - theirs).max())}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as temporary:
             temporary.write_text(json.dumps(record) + "\n")
     except (OSError, OutputError) as exc:  # the check still holds for this run

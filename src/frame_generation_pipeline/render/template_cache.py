@@ -2,8 +2,8 @@
 template from its first frame on, in a thread-safe LRU bounded in bytes, for every render that shares it.
 
 One cache may serve every session of a server and every job of a farm worker: entries are keyed by
-the model (backend, checkpoint, mode, precision, device), the template set (its folders and size),
-parsing and the template index. What is kept per template is the skips x2..x6 (6.3 MB in fp32);
+the model (backend, checkpoint, mode, precision, device), the template set (its folders, size and
+files: see TemplateSet.identity), parsing and the template index. What is kept per template is the skips x2..x6 (6.3 MB in fp32);
 x1 (13.1 MB, from `inc` alone, about 1% of the network's arithmetic) is computed again with the rest.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -30,17 +31,23 @@ Skips = tuple[np.ndarray, ...]
 
 
 def model_key(model: Any) -> Hashable:
-    """What makes two models' template halves interchangeable (the model object itself if it says nothing)."""
-    fields = ("name", "checkpoint_sha256", "precision", "device")
-    if not all(hasattr(model, field) for field in fields):
-        return id(model)
-    return (*(getattr(model, field) for field in fields), model.mode.name)
+    """What makes two models' template halves interchangeable: what the model says it is (backend,
+    checkpoint digest, precision, device, mode); a model that does not say is known by a weak
+    reference to it, which no later model can share (an id() could, once the model is collected)."""
+    fields = ("name", "checkpoint_sha256", "precision", "device", "mode")
+    if all(getattr(model, field, None) for field in fields):
+        return (*(getattr(model, field) for field in fields[:-1]), model.mode.name)
+    try:
+        return weakref.ref(model)
+    except TypeError:  # no weak reference to it: the key keeps the model itself
+        return model
 
 
 def templates_key(templates: TemplateSet) -> Hashable:
-    """What identifies a template set's network inputs (its folders, their size) and its parsing."""
+    """What identifies a template set's network inputs (its folders, their size, its files' identity:
+    a folder written again in place is another set) and its parsing."""
     return (str(templates.image_dir.resolve()), str(templates.landmark_dir.resolve()), len(templates),
-            None if templates.parsing_dir is None else str(templates.parsing_dir.resolve()))
+            None if templates.parsing_dir is None else str(templates.parsing_dir.resolve()), templates.identity)
 
 
 class TemplateCache(ByteLRU[Skips]):

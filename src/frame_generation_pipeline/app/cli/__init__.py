@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -114,7 +115,9 @@ def command_logging(args: argparse.Namespace) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `frame-gen` with `argv` (default: sys.argv[1:]); return the exit status."""
+    started = time.perf_counter()
     args = build_parser().parse_args(argv)
+    args.started = started  # the closing lines say the whole command's time (messages.command_seconds)
     with command_logging(args):
         return _run(args)
 

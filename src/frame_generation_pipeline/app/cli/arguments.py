@@ -148,7 +148,8 @@ def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
                         "with upstream's paste (--blend none, unless --blend feather is given)")
     parser.add_argument("--onnx", default=None, help="an exported .onnx of this checkpoint for onnxruntime/openvino "
                         "(default: export once into the cache)")
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="frames per network call (default: per backend)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="frames per network call (default: per backend; at most 8, where a larger one adds no speed)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="auto: bf16 where the CPU has it natively and a check on your checkpoint and templates "
                              "measures at least 45 dB against the exact path, else fp32 (within 2 per value); "

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .arguments import positive_float, subcommand
-from .messages import report
+from .messages import command_seconds, report
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -20,7 +20,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
         default_voice().sentences(args.text, "--text")  # an empty text or a missing voice: one line, first
     result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet, text=args.text)
-    report(args, result.summary())
+    report(args, result.summary(command_seconds(args)))
     if not args.quiet:
         folder = Path(result.output).resolve().parent
         print(f"demo video: {folder / 'demo.mp4'}")

@@ -22,7 +22,7 @@ from .arguments import (
     subcommand,
 )
 from .from_args import audio_model_from, pipeline_from, plan_from
-from .messages import report
+from .messages import command_seconds, report
 
 if TYPE_CHECKING:  # the CLI imports torch only in the commands that need it
     from ...models.audio_encoder import AudioEncoder
@@ -40,14 +40,14 @@ def render_options(args: argparse.Namespace, reference: bool = False, **extra):
 def run_video(args: argparse.Namespace) -> int:
     """`frame-gen video`: render and encode one video."""
     plan, settings = plan_from(args, "video", args.output, render_options(args, fps=args.fps, crf=args.crf, preset=args.preset))
-    report(args, pipeline_from(args, settings).render(plan).summary())
+    report(args, pipeline_from(args, settings).render(plan).summary(command_seconds(args)))
     return 0
 
 
 def run_frames(args: argparse.Namespace) -> int:
     """`frame-gen frames`: render numbered image files into a folder."""
     plan, settings = plan_from(args, "frames", args.output_dir, render_options(args, image_format=args.image_format))
-    report(args, pipeline_from(args, settings).render(plan).summary())
+    report(args, pipeline_from(args, settings).render(plan).summary(command_seconds(args)))
     return 0
 
 
@@ -58,7 +58,7 @@ def run_reference(args: argparse.Namespace) -> int:
     plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, True, samples=args.samples),
                                exact=exact)
     result = pipeline_from(args, settings).render(plan)
-    report(args, result.summary().replace(" frames (", " frames rendered (", 1) + ", exact path")
+    report(args, result.summary(command_seconds(args)).replace(" frames (", " frames rendered (", 1) + ", exact path")
     return 0
 
 

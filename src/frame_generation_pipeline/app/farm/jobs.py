@@ -1,4 +1,4 @@
-"""Render jobs for the farm: a JSONL file of them, checked whole before anything runs."""
+"""Render jobs for the farm: a JSONL file of them, checked whole (every job's inputs too) before anything runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from ...checks import missing_file
 from ...contract import AUDIO_MODELS, mode_for_audio_model
-from ...errors import ConfigurationError, InputFileError
+from ...errors import ConfigurationError, FrameGenerationError, InputFileError
 from ...files import check_output
 from ...options import RenderOptions
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, check_container
@@ -54,7 +54,9 @@ class Job:
 
 
 _BLEND_KEYS = tuple(FEATHER.settings())
-_KEYS = {field.name for field in fields(Job)} | set(_BLEND_KEYS)
+#: Every key a job line may have: Job's fields, the blend's three in place of `blend`.
+JOB_KEYS = (*(field.name for field in fields(Job) if field.name != "blend"), *_BLEND_KEYS)
+_KEYS = set(JOB_KEYS)
 _REQUIRED = ("checkpoint", "template_dir", "audio", "output")
 
 
@@ -66,7 +68,7 @@ def job_from(data: object, where: str) -> Job:
         raise ConfigurationError(f"{where}: expected a JSON object of options, got {type(data).__name__}")
     unknown = sorted(set(data) - _KEYS)
     if unknown:
-        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (keys are the video options: {', '.join(sorted(_KEYS))})")
+        raise ConfigurationError(f"{where}: unknown key {unknown[0]!r} (keys are the video options: {', '.join(JOB_KEYS)})")
     missing = [key for key in _REQUIRED if not data.get(key)]
     if missing:
         raise ConfigurationError(f"{where}: missing {missing[0]!r}")
@@ -91,9 +93,26 @@ def job_from(data: object, where: str) -> Job:
 _PATHS = {"checkpoint", "template_dir", "audio", "output", "audio_features", "audio_encoder", "hubert_model", "onnx"}
 
 
+def check_inputs(job: Job, where: str) -> None:
+    """The job's inputs checked as `video` checks them before any model loads (its checkpoint, its
+    template folder and the templates it uses, its speech, features or audio model, its output against
+    its inputs); ConfigurationError naming `where` and the problem."""
+    from ...models.audio_models import check_checkpoint_file, describe_audio_model
+    from ...plan import plan_render  # OpenCV and the audio stack, loaded here only: `batch --help` lists Job's keys
+
+    try:
+        check_checkpoint_file(Path(job.checkpoint))
+        plan_render("video", job.output, job.template_dir, job.mode or "ave", job.audio_features, job.audio,
+                    describe_audio_model(job.audio_encoder, job.hubert_model), job.options(), job.batch_size,
+                    inputs={"--checkpoint": job.checkpoint, "--onnx": job.onnx})
+    except FrameGenerationError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+
+
 def read_jobs(path: str | os.PathLike[str], report: str | os.PathLike[str] | None = None) -> list[Job]:
     """Every job of a JSONL file (blank lines and # comments skipped); a bad line is named, none runs.
-    The outputs, and the `report` to write, are checked against the job file and every job's files."""
+    The outputs, and the `report` to write, are checked against the job file and every job's files,
+    then every job's inputs (check_inputs)."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -101,7 +120,7 @@ def read_jobs(path: str | os.PathLike[str], report: str | os.PathLike[str] | Non
         raise InputFileError(path, missing_file(path, "job file")) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"cannot read the job file ({exc})") from None
-    jobs = []
+    numbered = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -109,8 +128,11 @@ def read_jobs(path: str | os.PathLike[str], report: str | os.PathLike[str] | Non
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputFileError(path, f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
-        jobs.append(job_from(data, f"{path}: line {number}"))
-    return check_outputs(jobs, str(path), report, path)
+        numbered[number] = job_from(data, f"{path}: line {number}")
+    jobs = check_outputs(list(numbered.values()), str(path), report, path)
+    for number, job in numbered.items():
+        check_inputs(job, f"{path}: line {number}")
+    return jobs
 
 
 def check_outputs(jobs: list[Job], source: str, report: str | os.PathLike[str] | None = None,

@@ -1,5 +1,6 @@
 """The farm's driver: jobs to a pool of Ray actors (one loaded model per worker and checkpoint),
-long jobs split in chunks and joined by stream copy, retries when a worker dies, a report line per job.
+long jobs split in chunks and joined by stream copy, retries when a worker dies or a job fails for a
+reason other than its inputs, a report line per job.
 
 Ray Core actors rather than Ray Data: a job list is a handful of heavyweight items, each a file in
 and a file out, with per-job failures, retries and joins to report; an actor keeps its models
@@ -25,7 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ...devices import usable_cpus
-from ...errors import BackendUnavailableError, FrameGenerationError, first_line, install_hint
+from ...errors import BackendUnavailableError, CacheError, FrameGenerationError, first_line, install_hint
 from ...files import atomic_file, check_output_file
 from ...outputs.video import join_segments
 from .jobs import Job, check_outputs, job_from
@@ -82,6 +83,14 @@ def _ray():
     except ImportError:
         raise BackendUnavailableError(f"batch needs ray: {install_hint('farm')}") from None
     return ray
+
+
+def retryable(exc: BaseException) -> bool:
+    """True where a job failed for a reason other than its inputs (an OSError, a backend's failure, a
+    cache entry another process left broken): trying again may succeed. The package's errors about
+    what the user gave (a missing file, a bad option) are final."""
+    cause = getattr(exc, "cause", None) or exc
+    return isinstance(cause, CacheError) or not isinstance(cause, FrameGenerationError)
 
 
 def _message(exc: BaseException) -> str:
@@ -175,14 +184,20 @@ class Farm:
         return actor.render.remote(state.job, state.features, task.first, task.count, segment)
 
     def _collect(self, task: Task, reference, actor, tasks: deque[Task], bar: tqdm) -> None:
-        """Take a task's outcome: its worker died (a retry), it failed (the job is reported), or the job goes on."""
+        """Take a task's outcome: its worker died (a retry), it failed (tried again, or the job is reported),
+        or the job goes on; a piece of a job already reported as failed is dropped."""
+        if task.state.finished:
+            return
         try:
             result = self.ray.get(reference)
         except self.ray.exceptions.RayActorError as exc:
             self._retry(task, actor, exc, tasks)
             return
-        except Exception as exc:  # the job's own error: report it, the others go on
-            self._finish(task.state, "failed", _message(exc))
+        except Exception as exc:  # the job's own error: its inputs' is final, another is tried again
+            if retryable(exc):
+                self._retry(task, None, exc, tasks)
+            else:
+                self._finish(task.state, "failed", _message(exc))
             return
         if isinstance(task, PlanTask):
             tasks.extend(self._planned(task.state, result))
@@ -205,17 +220,20 @@ class Farm:
             self._complete(task.state)
 
     def _retry(self, task: Task, actor, exc: BaseException, tasks: deque[Task]) -> None:
-        """The worker died running `task`: queue it again once the worker is back, or fail the job
-        after `retries` attempts."""
+        """`task` failed for a reason other than its inputs (`actor`: the worker that died running it, or
+        None where the task raised): queue it again (once the worker is back), or fail the job after
+        `retries` attempts."""
         state = task.state
         state.attempts += 1
+        what = "a worker died" if actor is not None else "it failed"
         if state.attempts > self.retries:
-            self._finish(state, "failed", f"a worker died {state.attempts} times ({_message(exc)})")
+            self._finish(state, "failed", f"{what} {state.attempts} times ({_message(exc)})", tries=state.attempts)
             return
-        logger.warning("farm: a worker died rendering %s; trying again (%d of %d)", state.job.output,
+        logger.warning("farm: %s rendering %s (%s); trying again (%d of %d)", what, state.job.output, _message(exc),
                        state.attempts, self.retries)
-        with contextlib.suppress(self.ray.exceptions.RayError):
-            self.ray.get(actor.pid.remote(), timeout=120)  # Ray restarts it; wait until it answers
+        if actor is not None:
+            with contextlib.suppress(self.ray.exceptions.RayError):
+                self.ray.get(actor.pid.remote(), timeout=120)  # Ray restarts it; wait until it answers
         tasks.appendleft(task)
 
     def _complete(self, state: JobState) -> None:
@@ -236,13 +254,14 @@ class Farm:
         with atomic_file(state.job.output) as temporary:
             join_segments(segments, Path(state.job.audio), temporary, state.frames / state.fps)
 
-    def _finish(self, state: JobState, status: str, error: str | None = None) -> None:
+    def _finish(self, state: JobState, status: str, error: str | None = None, tries: int | None = None) -> None:
+        """Report the job (tried `tries` times; by default once more than it failed and was tried again)."""
         state.finished = True
         self._clean(state)
         self._report({"output": state.job.output, "status": status,
                       "frames": sum(state.done.values()) if status == "ok" else 0,
                       "seconds": round(time.perf_counter() - state.started, 3), "error": error,
-                      "attempts": state.attempts + 1})
+                      "attempts": state.attempts + 1 if tries is None else tries})
 
     def _report(self, row: dict) -> None:
         """Keep a job's report row, append it to the report file, and log it."""

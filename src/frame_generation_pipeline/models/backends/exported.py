@@ -16,6 +16,7 @@ from ...contract import ModeSpec, get_mode
 from ...devices import device_type, usable_cpus
 from ...errors import ConfigurationError
 from ..cache import CACHE_OPSET, PARTS, cache_dir, export_path
+from ..cache_lock import entry_locks
 from ..onnx_files import SKIP_NAMES, check_mode, check_model_file
 from .base import InferenceBackend, checkpoint_digest
 
@@ -30,18 +31,31 @@ Graph = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
 def cached_export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: str, parts: Sequence[str] = PARTS) -> Path:
     """The cached ONNX export of `checkpoint` (whose sha256 is `sha256`): the full graph's path; the
-    `parts` missing from the cache are exported first (loading torch weights once)."""
-    missing = [part for part in parts if not export_path(sha256, mode, part).is_file()]
-    if missing:
-        from .torch_backend import TorchBackend
+    `parts` missing from the cache are exported first (loading torch weights once), by one process
+    while any other asking for them waits (models/cache_lock.py)."""
+    wanted = [part for part in PARTS if part in parts]  # one order everywhere: no two processes wait on each other
 
-        model = TorchBackend(checkpoint, mode, device="cpu", checkpoint_sha256=sha256)  # a bad checkpoint is refused here
-        logger.info("exporting %s to ONNX once, into the cache (%s)", os.fspath(checkpoint), cache_dir("onnx"))
-        for part in missing:
-            model.export_to_onnx(export_path(sha256, mode, part), CACHE_OPSET, part)
+    def missing() -> list[str]:
+        return [part for part in wanted if not export_path(sha256, mode, part).is_file()]
+
+    if missing():
+        with entry_locks([export_path(sha256, mode, part) for part in missing()]):
+            _export(checkpoint, mode, sha256, missing())  # checked again once held: another process may have made them
     elif "full" in parts:
         logger.info("using the cached export %s", export_path(sha256, mode))
     return export_path(sha256, mode)
+
+
+def _export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: str, parts: Sequence[str]) -> None:
+    """Export `parts` of `checkpoint` into the cache (each written to a temporary, renamed into place)."""
+    if not parts:
+        return
+    from .torch_backend import TorchBackend
+
+    model = TorchBackend(checkpoint, mode, device="cpu", checkpoint_sha256=sha256)  # a bad checkpoint is refused here
+    logger.info("exporting %s to ONNX once, into the cache (%s)", os.fspath(checkpoint), cache_dir("onnx"))
+    for part in parts:
+        model.export_to_onnx(export_path(sha256, mode, part), CACHE_OPSET, part)
 
 
 class ExportedBackend(InferenceBackend):

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ...devices import cpu_summary, device_type, usable_cpus
-from ...errors import BackendUnavailableError, ConfigurationError, ModelFileError, first_line
-from ..cache import compiled_dir
+from ...errors import BackendUnavailableError, CacheError, ConfigurationError, ModelFileError, first_line
+from ..cache import cache_root, compiled_dir
+from ..cache_lock import writing
 from ..onnx_files import onnx_metadata
 from .exported import ExportedBackend, Graph
 
@@ -46,7 +47,6 @@ class OpenVinoBackend(ExportedBackend):
 
         metadata = onnx_metadata(path)
         core = openvino.Core()
-        core.set_property({"CACHE_DIR": str(compiled_dir(path))})
         config = {
             "INFERENCE_PRECISION_HINT": _HINTS[precision],
             "PERFORMANCE_HINT": "LATENCY",
@@ -54,10 +54,15 @@ class OpenVinoBackend(ExportedBackend):
             "INFERENCE_NUM_THREADS": str(usable_cpus()),
         }
         try:
-            compiled = core.compile_model(str(path), "CPU", config)
+            with writing(compiled_dir(path)) as folder:  # one process at a time reads and writes what OpenVINO keeps
+                core.set_property({"CACHE_DIR": str(folder)})
+                compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:
-            reason = first_line(exc)
-            raise ModelFileError(path, f"OpenVINO cannot compile it ({reason})") from None
+            reason = f"OpenVINO cannot compile it ({first_line(exc)})"
+            if path.is_relative_to(cache_root()):  # the cache's own export: compiled again on the next try
+                raise CacheError(f"{path}: {reason}") from None
+            raise ModelFileError(path, reason) from None
+        logger.debug("%s %s", "loaded from OpenVINO's cache:" if compiled.get_property("LOADED_FROM_CACHE") else "compiled:", path)
         requests = threading.local()
 
         def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

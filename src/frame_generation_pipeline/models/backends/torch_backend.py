@@ -1,4 +1,8 @@
-"""The torch backend: the U-Net module itself; bit-exact to the contract in fp32 on the CPU."""
+"""The torch backend: the U-Net module itself; bit-exact to the contract in fp32 on the CPU.
+
+torch is imported when a model is made, not with this module: `auto` reads every backend's rank
+without loading the libraries of those it does not take (docs/performance.md, "A warm start").
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, resolve_device
 from ...errors import ConfigurationError
-from ..checkpoints import load_unet_state
-from ..network import SyncTalkUNet, fold_batchnorm
 from .base import InferenceBackend, checkpoint_digest
 
 if TYPE_CHECKING:
+    import torch
+
     from ..export import ExportReport
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: The precisions the backend runs, by the name of their torch dtype.
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of `precision` ("fp32", "fp16", "bf16")."""
+    import torch
+
+    return getattr(torch, DTYPES[precision])
 
 
 class TorchBackend(InferenceBackend):
@@ -47,7 +58,7 @@ class TorchBackend(InferenceBackend):
     name = "torch"
     requires = ("torch",)
     extra = ""
-    precisions = tuple(PRECISIONS)
+    precisions = tuple(DTYPES)
 
     def __init__(
         self,
@@ -58,6 +69,11 @@ class TorchBackend(InferenceBackend):
         optimize: bool | None = None,
         checkpoint_sha256: str | None = None,
     ) -> None:
+        import torch
+
+        from ..checkpoints import load_unet_state
+        from ..network import SyncTalkUNet, fold_batchnorm
+
         spec = get_mode(mode)
         device = resolve_device(device)
         precision = self.resolve_precision(precision, device_type(device))
@@ -76,7 +92,7 @@ class TorchBackend(InferenceBackend):
             runtime = fold_batchnorm(copy.deepcopy(self.network)) if self.optimized else copy.deepcopy(self.network)
             memory_format = torch.channels_last if self.optimized else torch.contiguous_format
             # Module.to takes memory_format (torch documents it), its stubs list no overload with it.
-            self._runtime = runtime.to(dtype=PRECISIONS[precision], memory_format=memory_format)  # type: ignore[call-overload]
+            self._runtime = runtime.to(dtype=torch_dtype(precision), memory_format=memory_format)  # type: ignore[call-overload]
         logger.info("loaded %s (%s) into torch on %s, %s%s", self.checkpoint_path, spec.name, device, precision,
                     ", optimised" if self.optimized else "")
 
@@ -112,7 +128,9 @@ class TorchBackend(InferenceBackend):
               ) -> tuple[np.ndarray, ...]:
         """`function(*images[, audio])` on host arrays moved to the model's device and precision (image-like
         arrays in its memory format); its results as float32 host arrays."""
-        dtype = PRECISIONS[self.precision]
+        import torch
+
+        dtype = torch_dtype(self.precision)
         memory_format = torch.channels_last if self.optimized else torch.contiguous_format
         with torch.inference_mode():
             tensors = [self._to_device(array).to(dtype=dtype, memory_format=memory_format) for array in images]
@@ -123,6 +141,8 @@ class TorchBackend(InferenceBackend):
             return tuple(result.float().cpu().numpy() for result in results)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        import torch
+
         tensor = torch.from_numpy(np.ascontiguousarray(array, np.float32))
         if device_type(self.device) == "cuda":  # page-locked buffers make the copies asynchronous
             tensor = tensor.pin_memory()
@@ -132,7 +152,7 @@ class TorchBackend(InferenceBackend):
         """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch;
         `part` "first" or "rest" exports that graph of the template cache instead (docs/contract.md, "The network").
 
-        The export is run in onnxruntime on random inputs at batch sizes 1 and 3 and refused
+        The export is run in onnxruntime on random inputs at batch sizes 1 and 2 and refused
         (ExportError, nothing written) if it differs from torch by more than 1e-4. The mode, audio
         shape, input layout and the checkpoint's sha256 are stored in the model's metadata.
         """
