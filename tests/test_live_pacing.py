@@ -110,6 +110,48 @@ def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_w
     assert session.stats.repeated_frames == sum(s.repeated for s in slots)
 
 
+class SlowingDown(Recorder):
+    """The fake network at `fast` seconds a frame for its first `calls` frames, then at `slow` (the
+    machine taken by something else meanwhile, such as an encoder)."""
+
+    def __init__(self, clock, fast, slow, calls):
+        super().__init__(clock, fast)
+        self.slow, self.after = slow, calls
+
+    def run(self, images, audio):
+        if len(self.calls) >= self.after:
+            self.seconds_per_frame = self.slow
+        return super().run(images, audio)
+
+
+@pytest.mark.parametrize("half_rate", [True, False])
+def test_open_speech_that_falls_behind_real_time_goes_on_at_half_rate_instead_of_dropping(world, half_rate):
+    from frame_generation_pipeline.live.shared import WARM_UP_ROUNDS
+
+    clock = FakeClock()
+    slow_from = 1 + WARM_UP_ROUNDS + 20  # the warm-up's calls, then 20 frames at full speed
+    model = SlowingDown(clock, fast=0.02, slow=0.06, calls=slow_from)  # 50 frames/s, then 16.7
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
+                               threaded=False, half_rate=half_rate, idle="template")
+    session.due(0)
+    samples = np.tile(world["speech"]["long"], 4)  # long enough to fall behind: its lookahead is soon spent
+    session.push_audio(samples)
+    session.end_of_speech()
+    session.close()
+    speech = [s for s in drive(session, clock) if s.utterance == 0]
+    report = session.stats.utterances[0]
+    assert not any(s.repeated for s in speech[:20]), "full rate while the machine keeps up"
+    if not half_rate:
+        assert not report.half_rate and report.dropped > len(speech) // 8, "without half rate it drops"
+        return
+    assert report.half_rate and 20 <= report.half_rate_from < 30, "half rate from soon after the slowdown"
+    after = speech[report.half_rate_from :]
+    assert report.dropped <= 3 and all(s.kind == "speech" for s in after), "nothing dropped once at half rate"
+    assert all(a.image is b.image and b.repeated for a, b in zip(after[0::2], after[1::2])), "each image shown twice"
+    heard = np.concatenate([s.audio for s in speech])
+    assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
+
+
 def test_the_first_frame_latency_is_the_first_utterances_that_showed_a_frame():
     stats = SessionStats()
     assert stats.first_frame_latency_s is None

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 
 from ..render.arithmetic import to_pixels
-from .pacing import RenderRate
+from .pacing import DROP, RenderRate
 from .scheduler import Seat
 from .shared import LiveModel
 from .slot import FPS, Clock
@@ -80,6 +80,7 @@ class Renderer:
         if intake.windows:
             self.rate.add_encoding(self.clock.now() - started, intake.windows)
         if due is not None:
+            self._keep_up(utterance)
             utterance.skip_late(lambda slot: self._late(due(slot)))
         if utterance.next_ready():
             if due is not None and self._can_wait_for_batch(utterance, due):
@@ -87,6 +88,16 @@ class Renderer:
             self._render(utterance, due)
             return True
         return intake.taken
+
+    def _keep_up(self, utterance: Utterance) -> None:
+        """Open speech placed at full rate goes on at half rate once the measured speed (which counts
+        whatever else the machine does meanwhile, such as an encoder) no longer keeps real time: every
+        other frame rendered rather than frames dropped at random."""
+        if utterance.policy != DROP or utterance.stride == 2 or utterance.start_slot is None or self.stride() == 1:
+            return
+        if utterance.halve():
+            logger.info("utterance %d goes on at half rate from its frame %d: its frames no longer keep real time",
+                        utterance.number, utterance.next_slot() - utterance.start_slot)
 
     def _finish_estimate(self, deadline: float) -> float:
         """When a batch due at `deadline` started now would be done: after the turns before it, then its own."""

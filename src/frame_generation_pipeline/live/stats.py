@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 @dataclass
 class UtteranceReport:
     """What happened to one utterance: when it started, how it was paced, what was dropped; at half
-    rate (`half_rate`) how many of its `frames` repeated the image before (`repeated`)."""
+    rate (`half_rate`) how many of its `frames` repeated the image before (`repeated`), and from which
+    frame on (`half_rate_from`: 0 when it started so, later when the machine slowed down meanwhile)."""
 
     utterance: int
     policy: str
@@ -20,6 +21,7 @@ class UtteranceReport:
     first_frame_latency_s: float | None = None
     half_rate: bool = False
     repeated: int = 0
+    half_rate_from: int | None = None
 
 
 #: Utterance reports a session keeps (the latest ones): its state must not grow with its length.

@@ -145,8 +145,21 @@ class Utterance:
         with self._lock:
             self._arrived = max(self._arrived, turn) if turn is not None else self._arrived
             self._start_slot = slot
-            self._report = UtteranceReport(self._number, self._policy, slot, delay, half_rate=self._stride == 2)
+            half = self._stride == 2
+            self._report = UtteranceReport(self._number, self._policy, slot, delay, half_rate=half,
+                                           half_rate_from=0 if half else None)
             return self._report
+
+    def halve(self) -> bool:
+        """Render every other frame from the next one to render on (half rate), for a placed utterance
+        whose frames no longer keep up; called by the render thread between its batches. True when it
+        was at full rate until now."""
+        with self._lock:
+            if self._stride == 2 or self._report is None:
+                return False
+            self._stride = 2
+            self._report.half_rate, self._report.half_rate_from = True, self._next_render
+            return True
 
     def end_slot(self) -> int | None:
         """The slot after the utterance's last, once its start and length are known."""
