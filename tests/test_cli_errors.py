@@ -308,6 +308,12 @@ def test_serve_refuses_an_unusable_address_or_port_in_one_line(good, tmp_path, c
     assert status == 2 and err.count("\n") == 1 and message in err, err
 
 
+def test_an_option_is_taken_only_as_spelled_in_full(capsys):
+    # `--audio` once read as the start of --audio-encoder: "--demo ...: drop --audio-encoder", an option not given
+    assert cli_status(["serve", "--demo", "--audio", "x.wav"]) == 2
+    assert capsys.readouterr().err == "error: unrecognized arguments: --audio x.wav (see `frame-gen --help`)\n"
+
+
 def test_live_with_a_mode_no_audio_model_computes_says_so_without_naming_an_option_it_lacks(good, capsys):
     status = cli_status(["live", "--checkpoint", str(good / "ave.pth"), "--template-dir", str(good / "tpl"),
                          "--audio-encoder", str(good / "ave.pth"), "--audio", str(good / "s.wav"), "--mode", "wenet",

@@ -133,6 +133,9 @@ def test_say_renders_text_to_a_video_with_its_speech(tmp_path, checkpoints, expo
     (["say", "--demo", "--checkpoint", "mine.pth", "--text", "hi", "--output", "x.mp4"],
      "error: --demo serves the demo avatar with its own files: drop --checkpoint\n"),
     (["demo", "--text", "...", "--output", "demo_out"], "error: --text: is empty: give some words to say\n"),
+    (["say", "--demo", "--text", "hi", "--output", "x.mp4", "--audio", "x.wav"],
+     "error: argument --audio: say speaks its --text: to render a speech file, use `frame-gen video --audio FILE` "
+     "(see `frame-gen say --help`)\n"),
 ])
 def test_say_and_demo_refuse_bad_text_in_one_line_before_any_model(argv, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "frame_generation_pipeline", *argv], capture_output=True, text=True,

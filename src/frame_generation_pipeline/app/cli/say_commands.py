@@ -6,7 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from .arguments import add_audio_model, add_blend, add_encoding, add_model, positive_int, subcommand
+from .arguments import add_audio_model, add_blend, add_encoding, add_model, positive_int, refuse, subcommand
 from .render_commands import run_video
 from .serve_commands import check_avatar_arguments
 
@@ -44,6 +44,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         '    --text "Hello there." --output hello.mp4',
     )
     say.add_argument("--text", required=True, help="what the avatar says (one or more sentences)")
+    refuse(say, "--audio", "say speaks its --text: to render a speech file, use `frame-gen video --audio FILE`")
     say.add_argument("--output", required=True, help="video file to write (.mp4, .m4v, .mov, .mkv)")
     say.add_argument("--demo", action="store_true", help="the demo avatar (shipped with the package): no checkpoint, "
                      "templates or encoder needed")
