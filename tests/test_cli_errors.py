@@ -66,6 +66,9 @@ def _set_line(index, text):
 
 CASES = {
     "missing template folder": (lambda d: shutil.rmtree(d / "tpl"), {}, "tpl: template folder not found"),
+    "a file as template folder": (None, {"--template-dir": "f.npy"}, "f.npy: is a file, not a folder"),
+    "a file as landmarks folder": (lambda d: (shutil.rmtree(d / "tpl/landmarks"), (d / "tpl/landmarks").write_text("")), {},
+                                   "landmarks: is a file, not a folder"),
     "missing landmarks folder": (lambda d: shutil.rmtree(d / "tpl/landmarks"), {}, "landmarks: template folder not found"),
     "missing lms": (lambda d: (d / "tpl/landmarks/2.lms").unlink(), {}, "2.lms: template 2 of 0..3 is missing"),
     "missing jpg": (lambda d: (d / "tpl/full_body_img/3.jpg").rename(d / "tpl/full_body_img/9.jpg"), {}, "3.jpg: template 3"),
