@@ -311,6 +311,18 @@ def test_serve_refuses_an_unusable_address_or_port_in_one_line(good, tmp_path, c
     assert status == 2 and err.count("\n") == 1 and message in err, err
 
 
+def test_a_file_that_is_no_checkpoint_is_refused_before_the_features_are_computed(good, tmp_path, capsys, monkeypatch,
+                                                                                 encoder_path):
+    from frame_generation_pipeline.models import audio_models
+
+    monkeypatch.setattr(audio_models, "load_audio_model", lambda *_: pytest.fail("the audio model loaded first"))
+    status = cli_status(["video", "--checkpoint", good / "s.wav", "--template-dir", good / "tpl", "--audio-encoder",
+                         encoder_path, "--audio", good / "s.wav", "--output", tmp_path / "out.mp4"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"error: {good / 's.wav'}: not a PyTorch checkpoint") and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_option_is_taken_only_as_spelled_in_full(capsys):
     # `--audio` once read as the start of --audio-encoder: "--demo ...: drop --audio-encoder", an option not given
     assert cli_status(["serve", "--demo", "--audio", "x.wav"]) == 2
