@@ -10,17 +10,21 @@ from .arguments import add_audio_model, add_blend, add_encoding, add_model, posi
 from .render_commands import run_video
 from .serve_commands import check_avatar_arguments
 
+#: Silence before and after the text's speech: the video opens and ends with the mouth at rest.
+PAUSE_SECONDS = 0.25
+
 
 def run_say(args: argparse.Namespace) -> int:
     """`frame-gen say`: the text said by the local voice, rendered and encoded as `video` does."""
-    from ...audio.voice import default_voice
+    from ...audio.voice import default_voice, in_silence
     from ...files import check_output
     from ..demo.speech import write_wav
 
     check_avatar_arguments(args)
     if args.demo:
         check_output(args.output, "--output", {})  # your own files are checked against it by `video`
-    speech = default_voice().speech(args.text, "--text")  # an empty text or a missing voice: one line, before the model
+    said = default_voice().speech(args.text, "--text")  # an empty text or a missing voice: one line, before the model
+    speech = in_silence(said, PAUSE_SECONDS)
     with tempfile.TemporaryDirectory(prefix="frame-gen-say-") as folder:
         if args.demo:
             from ..demo.run import make_demo_inputs
