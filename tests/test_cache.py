@@ -42,7 +42,9 @@ def test_the_cache_lists_what_each_entry_is(cache, capsys):
     assert {e.nbytes for e in entries if e.kind == "openvino"} == {1000}
     assert cli_status(["cache"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 6 and out[-1].startswith("5 entries") and all(line.split()[0] in (ave, hubert) for line in out[:-1])
+    assert out[0].split() == ["checkpoint", "mode", "opset", "graph", "kind", "size", "path"]
+    assert len(out) == 7 and out[-1].startswith("5 entries") and all(line.split()[0] in (ave, hubert) for line in out[1:-1])
+    assert {line.index(" MB ") + len(" MB") for line in out[1:-1]} == {out[0].index("size") + len("size")}, "sizes under size"
 
 
 def test_clearing_one_checkpoint_by_path_or_sha_prefix_leaves_the_rest(cache, checkpoints, capsys):

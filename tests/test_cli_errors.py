@@ -66,6 +66,9 @@ def _set_line(index, text):
 
 CASES = {
     "missing template folder": (lambda d: shutil.rmtree(d / "tpl"), {}, "tpl: template folder not found"),
+    "a file as template folder": (None, {"--template-dir": "f.npy"}, "f.npy: is a file, not a folder"),
+    "a file as landmarks folder": (lambda d: (shutil.rmtree(d / "tpl/landmarks"), (d / "tpl/landmarks").write_text("")), {},
+                                   "landmarks: is a file, not a folder"),
     "missing landmarks folder": (lambda d: shutil.rmtree(d / "tpl/landmarks"), {}, "landmarks: template folder not found"),
     "missing lms": (lambda d: (d / "tpl/landmarks/2.lms").unlink(), {}, "2.lms: template 2 of 0..3 is missing"),
     "missing jpg": (lambda d: (d / "tpl/full_body_img/3.jpg").rename(d / "tpl/full_body_img/9.jpg"), {}, "3.jpg: template 3"),
@@ -92,8 +95,8 @@ CASES = {
     "batch size 0": (None, {"--batch-size": "0"}, "argument --batch-size: must be at least 1, got 0"),
     "fps nan": (None, {"--fps": "nan"}, "argument --fps: must be a finite number greater than 0, got 'nan'"),
     "fps inf": (None, {"--fps": "inf"}, "argument --fps: must be a finite number greater than 0, got 'inf'"),
-    "output .txt": (None, {"--output": "out.txt"}, "out.txt has suffix '.txt': expected a video file ending in .mp4, .m4v, .mov, .mkv"),
-    "output without suffix": (None, {"--output": "out"}, "has no suffix: expected a video file ending in .mp4"),
+    "output .txt": (None, {"--output": "out.txt"}, "out.txt: has suffix '.txt': expected a video file ending in .mp4, .m4v, .mov, .mkv"),
+    "output without suffix": (None, {"--output": "out"}, "out: has no suffix: expected a video file ending in .mp4"),
     "exact with cuda": (None, {"--exact": None, "--device": "cuda"}, "--exact means --backend torch --device cpu"),
     "checkpoint of another mode": (None, {"--checkpoint": "wenet.pth"}, "wenet.pth: has the layout of mode 'wenet'"),
     "unknown mode": (None, {"--mode": "whisper"}, "argument --mode: invalid choice: 'whisper'"),
@@ -306,6 +309,24 @@ def test_serve_refuses_an_unusable_address_or_port_in_one_line(good, tmp_path, c
                          "--audio-encoder", str(good / "ave.pth"), "--port", "8010", option, value])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_before_the_features_are_computed(good, tmp_path, capsys, monkeypatch,
+                                                                                 encoder_path):
+    from frame_generation_pipeline.models import audio_models
+
+    monkeypatch.setattr(audio_models, "load_audio_model", lambda *_: pytest.fail("the audio model loaded first"))
+    status = cli_status(["video", "--checkpoint", good / "s.wav", "--template-dir", good / "tpl", "--audio-encoder",
+                         encoder_path, "--audio", good / "s.wav", "--output", tmp_path / "out.mp4"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"error: {good / 's.wav'}: not a PyTorch checkpoint") and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_option_is_taken_only_as_spelled_in_full(capsys):
+    # `--audio` once read as the start of --audio-encoder: "--demo ...: drop --audio-encoder", an option not given
+    assert cli_status(["serve", "--demo", "--audio", "x.wav"]) == 2
+    assert capsys.readouterr().err == "error: unrecognized arguments: --audio x.wav (see `frame-gen --help`)\n"
 
 
 def test_live_with_a_mode_no_audio_model_computes_says_so_without_naming_an_option_it_lacks(good, capsys):

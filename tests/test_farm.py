@@ -94,7 +94,7 @@ def test_a_bad_job_line_is_refused_before_anything_runs(tmp_path, capsys, line, 
 
 def test_every_jobs_inputs_are_checked_as_video_checks_them_before_the_cluster_starts(tmp_path, features, speech, capsys):
     templates = synthetic.make_templates(tmp_path / "tpl", 2, 200, 160, parsing=False)
-    (tmp_path / "c.pth").write_bytes(b"weights")
+    (tmp_path / "c.pth").write_bytes(b"PK\x03\x04 weights")  # begins as a checkpoint does: the checks read no more
     job = {"checkpoint": str(tmp_path / "c.pth"), "template_dir": str(templates), "audio": str(speech["long"]),
            "audio_features": str(features["ave"])}
     lines = [{**job, "output": str(tmp_path / "first.mp4")},

@@ -146,7 +146,7 @@ def test_live_refuses_an_utterance_too_short_for_the_encoder_as_video_does(work,
 def test_feature_format_comes_from_the_suffix(work, capsys):
     common = ["features", "--quiet", "--audio-encoder", work / "enc.pth", "--audio", work / "talk.wav"]
     assert cli_status([*common, "--output", work / "x.csv"]) == 2
-    assert "x.csv has suffix '.csv': expected a feature file ending in .npy, or .bin" in _error(capsys)
+    assert "x.csv: has suffix '.csv': expected a feature file ending in .npy, or .bin" in _error(capsys)
     assert cli_status([*common, "--output", work / "x.npy", "--format", "bin"]) == 2
     assert "--format bin disagrees with --output" in _error(capsys)
     assert cli_status([*common, "--output", work / "f.bin"]) == 0

@@ -261,6 +261,49 @@ def test_the_command_serves_loopback_with_a_token_and_stops_cleanly_on_sigterm(s
     assert process.returncode == 0, err
 
 
+def test_two_says_at_once_are_said_one_after_the_other_each_whole(monkeypatch):
+    pytest.importorskip("aiohttp")
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from frame_generation_pipeline.app.serve import speech_routes
+
+    class Voice:
+        """Three sentences per text, each taking a while to make, whose speech says which it is (text a: 10, 11, 12)."""
+
+        def sentences(self, text):
+            return [(ord(text) - ord("a") + 1) * 10 + n for n in range(3)]
+
+        def say(self, sentence):
+            time.sleep(0.05)
+            return np.full(speech_routes.MIN_SPEECH_SAMPLES, sentence, np.float32)
+
+    class Session:
+        def __init__(self):
+            self.said = []
+
+        def say(self, samples):
+            self.said.append(int(samples[0]))
+
+    monkeypatch.setattr(speech_routes, "_load_voice", Voice)
+
+    async def both_at_once():
+        visitor = SimpleNamespace(id="v", session=Session(), tasks=[], turn=asyncio.Lock())
+        app = web.Application()
+        speech_routes.SpeechRoutes(lambda _request: visitor).add_to(app)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            answers = await asyncio.gather(*(client.post("/say", json={"text": text}) for text in "ab"))
+            assert [answer.status for answer in answers] == [202, 202]
+            await asyncio.gather(*visitor.tasks)
+        return visitor.session.said
+
+    said = asyncio.run(both_at_once())
+    assert said in ([10, 11, 12, 20, 21, 22], [20, 21, 22, 10, 11, 12]), f"the two texts' sentences interleaved: {said}"
+
+
 def test_a_visitor_joining_never_stalls_one_who_is_speaking(scenarios):
     found = _scenario(scenarios, "join")
     assert found["b_status"] == 200

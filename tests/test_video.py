@@ -14,7 +14,7 @@ import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
-from frame_generation_pipeline.errors import ConfigurationError, EncoderError
+from frame_generation_pipeline.errors import EncoderError, OutputError
 from frame_generation_pipeline.files import atomic_file
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.options import RenderOptions
@@ -107,7 +107,7 @@ def test_ffmpeg_failure_carries_ffmpegs_message_and_leaves_nothing(speech, tmp_p
 
 @pytest.mark.parametrize("name", ["clip.txt", "clip", "clip.nosuchformat"])
 def test_an_output_that_is_no_video_container_is_refused_before_rendering(pipeline, features, templates_640, speech, tmp_path, name):
-    with pytest.raises(ConfigurationError, match=r"expected a video file ending in \.mp4, \.m4v, \.mov, \.mkv"):
+    with pytest.raises(OutputError, match=r"has (suffix .*|no suffix): expected a video file ending in \.mp4, \.m4v, \.mov, \.mkv"):
         pipeline.video(tmp_path / name, templates_640, speech["long"], features["ave"])
     assert list(tmp_path.iterdir()) == []
 

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from frame_generation_pipeline.app.cli.say_commands import PAUSE_SECONDS
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.audio import voice as voice_module
 from frame_generation_pipeline.audio.voice import Voice, default_voice, find_voice
@@ -125,7 +126,12 @@ def test_say_renders_text_to_a_video_with_its_speech(tmp_path, checkpoints, expo
         video, audio = container.streams.video[0], container.streams.audio[0]
         seconds = float(video.frames / video.average_rate)
         assert audio is not None and (video.width, video.height) == (160, 120)
-    assert SECONDS_PER_WORD[0] * 2 <= seconds <= SECONDS_PER_WORD[1] * 2 + 0.3, seconds
+        heard = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)])
+        rate = audio.rate
+    pause = PAUSE_SECONDS * 2  # silence before and after the words: the video opens and ends at rest
+    assert SECONDS_PER_WORD[0] * 2 + pause <= seconds <= SECONDS_PER_WORD[1] * 2 + pause + 0.3, seconds
+    lead = np.abs(heard[: int(0.2 * rate)]).max()
+    assert lead < 0.01 * np.abs(heard).max(), f"the first 0.2 s are silent (peak {lead:.4f}): the video opens at rest"
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -133,6 +139,9 @@ def test_say_renders_text_to_a_video_with_its_speech(tmp_path, checkpoints, expo
     (["say", "--demo", "--checkpoint", "mine.pth", "--text", "hi", "--output", "x.mp4"],
      "error: --demo serves the demo avatar with its own files: drop --checkpoint\n"),
     (["demo", "--text", "...", "--output", "demo_out"], "error: --text: is empty: give some words to say\n"),
+    (["say", "--demo", "--text", "hi", "--output", "x.mp4", "--audio", "x.wav"],
+     "error: argument --audio: say speaks its --text: to render a speech file, use `frame-gen video --audio FILE` "
+     "(see `frame-gen say --help`)\n"),
 ])
 def test_say_and_demo_refuse_bad_text_in_one_line_before_any_model(argv, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "frame_generation_pipeline", *argv], capture_output=True, text=True,

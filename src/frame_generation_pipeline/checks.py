@@ -37,6 +37,26 @@ def require_path(value: object, name: str) -> os.PathLike[str] | str:
     return value
 
 
+#: How a file torch.save wrote begins: a zip archive, or (its legacy format) a pickle.
+CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
+#: What a checkpoint should be, said after what a file is instead.
+CHECKPOINT_EXPECTED = "expected a state_dict saved with torch.save(net.state_dict(), path)"
+
+
+def not_a_checkpoint(head: bytes) -> str | None:
+    """What a file beginning with `head` is where torch.save cannot have written it (empty, text,
+    another binary format); None where it begins as a checkpoint does."""
+    if head.startswith(CHECKPOINT_STARTS):
+        return None
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"not a PyTorch checkpoint (unknown binary format); {CHECKPOINT_EXPECTED}"
+    return f"a text file, not a PyTorch checkpoint; {CHECKPOINT_EXPECTED}"
+
+
 def missing_file(path: os.PathLike[str] | str, what: str) -> str:
     """Why `path` cannot be read as a `what` that does not open: a folder is there, or nothing is."""
     if os.path.isdir(path):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import SAMPLE_RATE
 from ..errors import BackendUnavailableError, ConfigurationError, install_hint
 from .speech import resample
 
@@ -84,6 +85,14 @@ class Voice:
     def speech(self, text: str, argument: str = "text") -> np.ndarray:
         """The whole of `text` as one 16 kHz float32 array (its sentences one after another)."""
         return np.concatenate(list(self.stream(text, argument)))
+
+
+def in_silence(speech: np.ndarray, seconds: float) -> np.ndarray:
+    """`speech` (16 kHz) with `seconds` of silence before and after it: a video of it opens and ends
+    with the mouth at rest (the voice's first word starts 20-40 ms in; its audio window reaches
+    further, so without a pause the first frame is already mid-word)."""
+    pad = np.zeros(int(round(seconds * SAMPLE_RATE)), np.float32)
+    return np.concatenate([pad, speech, pad])
 
 
 @functools.lru_cache(maxsize=1)

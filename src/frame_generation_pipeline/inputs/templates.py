@@ -87,7 +87,7 @@ class TemplateSet:
         self.parsing_dir = Path(parsing_dir) if parsing_dir is not None else None
         for folder in (self.image_dir, self.landmark_dir, self.parsing_dir):
             if folder is not None and not folder.is_dir():
-                raise TemplateError(folder, "template folder not found")
+                raise TemplateError(folder, _not_a_folder(folder))
         self.count = sum(1 for _ in self.image_dir.glob("*.jpg"))
         if self.count == 0:
             raise TemplateError(self.image_dir, "holds no .jpg template frames")
@@ -102,7 +102,7 @@ class TemplateSet:
         """Open a template folder holding full_body_img/, landmarks/ and (if used) parsing/."""
         root = Path(require_path(root, "template folder"))
         if not root.is_dir():
-            raise TemplateError(root, "template folder not found")
+            raise TemplateError(root, _not_a_folder(root))
         if not (root / IMAGE_DIR).is_dir():
             if root.name in (IMAGE_DIR, LANDMARK_DIR, PARSING_DIR):
                 raise TemplateError(root, f"is the {root.name}/ folder itself: give the folder that holds "
@@ -224,3 +224,8 @@ def as_templates(source: TemplateSet | str | os.PathLike[str], use_parsing: bool
     if not isinstance(source, (str, os.PathLike)):
         raise ArgumentTypeError(f"templates must be a TemplateSet or a template folder path, got {type(source).__name__}")
     return TemplateSet.from_folder(source, use_parsing)
+
+
+def _not_a_folder(path: Path) -> str:
+    """Why `path`, expected to be a template folder, is not one: something else is there, or nothing is."""
+    return "is a file, not a folder" if os.path.exists(path) else "template folder not found"

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..audio.mel import frames_for_samples
-from ..checks import missing_file
+from ..checks import missing_file, not_a_checkpoint
 from ..contract import mode_for_audio_model
 from ..errors import CheckpointError
+from ..files import describe_os_error
 from .hubert import HubertEncoder, check_model_folder
 from .speech_encoder import SpeechEncoder
 
@@ -25,9 +26,18 @@ Path_ = str | os.PathLike[str]
 
 
 def check_checkpoint_file(path: Path) -> None:
-    """CheckpointError unless `path` is a file (what a plan checks of a checkpoint before it loads)."""
+    """CheckpointError unless `path` is a readable file that begins as torch.save writes one (what a
+    plan checks of a checkpoint before anything loads)."""
     if not path.is_file():
         raise CheckpointError(path, missing_file(path, "checkpoint file"))
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot be read ({describe_os_error(exc)})") from None
+    problem = not_a_checkpoint(head)
+    if problem is not None:
+        raise CheckpointError(path, problem)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import missing_file
+from ..checks import CHECKPOINT_EXPECTED, missing_file, not_a_checkpoint
 from ..contract import MODES, ModeSpec
 from ..errors import CheckpointError
 from .network import SyncTalkUNet
@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 _PREFIXES = ("module.",)
 #: The key under which training loops (Lightning and most others) save the weights beside their state.
 _WRAPPER = "state_dict"
-_EXPECTED = "expected a state_dict saved with torch.save(net.state_dict(), path)"
 
 
 def _what_the_file_is(path: Path, error: Exception) -> str:
@@ -31,15 +30,7 @@ def _what_the_file_is(path: Path, error: Exception) -> str:
         head = handle.read(512)
     if head.startswith(b"PK\x03\x04") and not isinstance(error, pickle.UnpicklingError):
         return "a damaged PyTorch checkpoint (its zip archive cannot be read)"
-    if head.startswith((b"PK\x03\x04", b"\x80")):
-        return f"a pickle of Python objects other than tensors; {_EXPECTED}"
-    if not head:
-        return "an empty file"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"not a PyTorch checkpoint (unknown binary format); {_EXPECTED}"
-    return f"a text file, not a PyTorch checkpoint; {_EXPECTED}"
+    return not_a_checkpoint(head) or f"a pickle of Python objects other than tensors; {CHECKPOINT_EXPECTED}"
 
 
 def read_state_dict(
@@ -65,7 +56,7 @@ def read_state_dict(
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise CheckpointError(path, f"does not hold a state_dict (a mapping of names to tensors); {_EXPECTED}")
+        raise CheckpointError(path, f"does not hold a state_dict (a mapping of names to tensors); {CHECKPOINT_EXPECTED}")
     for prefix in prefixes:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}

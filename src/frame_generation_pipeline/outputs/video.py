@@ -21,7 +21,7 @@ from typing import IO
 import numpy as np
 
 from ..audio.ffmpeg import ffmpeg_executable, last_lines
-from ..errors import ConfigurationError, EncoderError
+from ..errors import EncoderError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +43,7 @@ def check_container(path: str | os.PathLike[str]) -> None:
     suffix = Path(path).suffix.lower()
     if suffix not in CONTAINERS:
         found = f"suffix {suffix!r}" if suffix else "no suffix"
-        raise ConfigurationError(
-            f"output {os.fspath(path)} has {found}: expected a video file ending in {', '.join(CONTAINERS)}"
-        )
+        raise OutputError(path, f"has {found}: expected a video file ending in {', '.join(CONTAINERS)}")
 
 
 def enlarge_pipe(stream: IO[bytes], size: int = _PIPE_BYTES) -> None:

@@ -3,7 +3,8 @@
 Exit status: 0 on success, 1 when a check found a mismatch, 2 on a user-facing error (one
 `error: ...` line on stderr, no traceback unless --debug), 130 on Ctrl-C, 128 + N on signal N
 (SIGTERM 143, SIGHUP 129), 141 without a word when the reader of its output has gone (`| head`,
-as SIGPIPE). On any failure outputs are left as they were before the command.
+as SIGPIPE). On any failure outputs are left as they were before the command. `serve` exits 0 on
+Ctrl-C and SIGTERM: that is how a server is stopped.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ...contract import AUDIO_MODELS, BLEND_MODES, DEFAULT_BLEND_WIDTH, MODES, ONNX_OPSETS
 from ...errors import ConfigurationError
@@ -24,7 +24,12 @@ HUBERT_HELP = ("local hubert model folder to compute hubert features from --audi
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line on stderr and exit status 2."""
+    """An ArgumentParser whose usage errors are one line on stderr and exit status 2, and which takes
+    options only as spelled in full (no prefix of one, so an unknown option is never another's start)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
@@ -213,6 +218,23 @@ def add_encoding(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=positive_float, default=None, help="frame rate (default: 25 for ave/hubert, 20 for wenet)")
     parser.add_argument("--crf", type=crf_value, default=DEFAULT_CRF, help="x264 quality 0..51, lower is better")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS, help="x264 speed preset")
+
+
+class _Refused(argparse.Action):
+    """An option its command does not take, refused naming what to give instead (see `refuse`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, hint: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.hint = hint
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> NoReturn:
+        parser.error(f"argument {option_string}: {self.hint}")
+
+
+def refuse(parser: argparse.ArgumentParser, option: str, hint: str) -> None:
+    """Refuse `option`, an option users reach for that `parser` does not take, with `hint` (hidden from help)."""
+    parser.add_argument(option, action=_Refused, hint=hint, nargs="*", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 Handler = Callable[[argparse.Namespace], int]

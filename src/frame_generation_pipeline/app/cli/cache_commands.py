@@ -8,10 +8,13 @@ import argparse
 from .arguments import subcommand
 from .messages import report
 
+#: One line of the listing: checkpoint sha256 (24 hex digits), mode, opset, graph, kind, size, path.
+_ROW = "{:<24}  {:<6}  {:<7}  {:<8}  {:<8}  {:>9}  {}"
+
 
 def run_cache(args: argparse.Namespace) -> int:
-    """`frame-gen cache`: one line per entry and per leftover of an interrupted write (and a total),
-    or with --clear remove them."""
+    """`frame-gen cache`: a header and one line per entry, one per leftover of an interrupted write,
+    and a total; or with --clear remove them."""
     from ...models.cache import cache_leftovers, cache_root, clear_cache, clear_leftovers, select_entries
 
     if args.clear:
@@ -20,9 +23,11 @@ def run_cache(args: argparse.Namespace) -> int:
                      f"and {len(left)} leftover(s) of interrupted writes from {cache_root()}")
         return 0
     entries, leftovers = select_entries(args.which), cache_leftovers(args.which)
+    if entries:
+        print(_ROW.format("checkpoint", "mode", "opset", "graph", "kind", "size", "path"))
     for entry in entries:
-        print(f"{entry.checkpoint_sha256}  {entry.mode:<6}  opset{entry.opset}  {entry.part:<8}  {entry.kind:<8}  "
-              f"{_megabytes(entry.nbytes):>9}  {entry.path}")
+        print(_ROW.format(entry.checkpoint_sha256, entry.mode, f"opset{entry.opset}", entry.part, entry.kind,
+                          _megabytes(entry.nbytes), entry.path))
     for leftover in leftovers:
         print(f"leftover  {leftover.what:<19}  {_megabytes(leftover.nbytes):>9}  {leftover.path}")
     found = f"; {len(leftovers)} leftover(s) of interrupted writes (--clear removes them)" if leftovers else ""

@@ -14,9 +14,8 @@ from .arguments import audio_model_option
 def model_settings(args: argparse.Namespace, exact: bool = False) -> dict:
     """The model options of the arguments, checked without loading anything (--exact, or `exact`:
     torch on the CPU)."""
-    from ...checks import missing_file
     from ...devices import check_precision, resolve_device
-    from ...errors import CheckpointError
+    from ...models.audio_models import check_checkpoint_file
 
     backend, device, precision = args.backend, args.device, args.precision
     if args.exact or exact:
@@ -24,8 +23,7 @@ def model_settings(args: argparse.Namespace, exact: bool = False) -> dict:
             raise ConfigurationError("--exact means --backend torch --device cpu --precision fp32: drop the others")
         backend, device, precision = "torch", "cpu", "fp32"
     check_precision(precision, resolve_device(device))
-    if not Path(args.checkpoint).is_file():
-        raise CheckpointError(args.checkpoint, missing_file(args.checkpoint, "checkpoint file"))
+    check_checkpoint_file(Path(args.checkpoint))
     from ...render.template_cache import TemplateCache
 
     mode = mode_for_audio_model(args.mode, audio_model_option(args), feature_files=hasattr(args, "audio_features"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...contract import MODES, get_mode
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, OutputError
 from ...inputs.features import FEATURE_FORMATS
 from .arguments import (
     add_audio_model,
@@ -63,13 +63,13 @@ def run_reference(args: argparse.Namespace) -> int:
 
 
 def feature_format(output: Path, given: str | None) -> str:
-    """The feature file format of `output`'s suffix (.npy, .bin); ConfigurationError for another
-    suffix, or a --format that disagrees with it."""
+    """The feature file format of `output`'s suffix (.npy, .bin); OutputError for another suffix,
+    ConfigurationError for a --format that disagrees with it."""
     suffix = output.suffix.lower().lstrip(".")
     if suffix not in FEATURE_FORMATS:
         found = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
-        raise ConfigurationError(f"--output {output} has {found}: expected a feature file ending in .npy, or .bin "
-                                 "(raw float32 rows with their FILE.bin.json)")
+        raise OutputError(output, f"has {found}: expected a feature file ending in .npy, or .bin "
+                                  "(raw float32 rows with their FILE.bin.json)")
     if given is not None and given != suffix:
         raise ConfigurationError(f"--format {given} disagrees with --output {output} (a .{suffix} file): drop --format")
     return suffix

@@ -6,21 +6,25 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from .arguments import add_audio_model, add_blend, add_encoding, add_model, positive_int, subcommand
+from .arguments import add_audio_model, add_blend, add_encoding, add_model, positive_int, refuse, subcommand
 from .render_commands import run_video
 from .serve_commands import check_avatar_arguments
+
+#: Silence before and after the text's speech: the video opens and ends with the mouth at rest.
+PAUSE_SECONDS = 0.25
 
 
 def run_say(args: argparse.Namespace) -> int:
     """`frame-gen say`: the text said by the local voice, rendered and encoded as `video` does."""
-    from ...audio.voice import default_voice
+    from ...audio.voice import default_voice, in_silence
     from ...files import check_output
     from ..demo.speech import write_wav
 
     check_avatar_arguments(args)
     if args.demo:
         check_output(args.output, "--output", {})  # your own files are checked against it by `video`
-    speech = default_voice().speech(args.text, "--text")  # an empty text or a missing voice: one line, before the model
+    said = default_voice().speech(args.text, "--text")  # an empty text or a missing voice: one line, before the model
+    speech = in_silence(said, PAUSE_SECONDS)
     with tempfile.TemporaryDirectory(prefix="frame-gen-say-") as folder:
         if args.demo:
             from ..demo.run import make_demo_inputs
@@ -44,6 +48,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         '    --text "Hello there." --output hello.mp4',
     )
     say.add_argument("--text", required=True, help="what the avatar says (one or more sentences)")
+    refuse(say, "--audio", "say speaks its --text: to render a speech file, use `frame-gen video --audio FILE`")
     say.add_argument("--output", required=True, help="video file to write (.mp4, .m4v, .mov, .mkv)")
     say.add_argument("--demo", action="store_true", help="the demo avatar (shipped with the package): no checkpoint, "
                      "templates or encoder needed")

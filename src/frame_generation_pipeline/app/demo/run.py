@@ -45,7 +45,7 @@ def demo_speech(text: str | None = None) -> np.ndarray:
     """What the demo says, 16 kHz: `text` in the local voice (the [voice] extra), with the silence
     the shipped clip has around it; without `text` the demo's sentence in that voice where it is
     installed, else the shipped clip (espeak-ng)."""
-    from ...audio.voice import default_voice
+    from ...audio.voice import default_voice, in_silence
 
     try:
         said = default_voice().speech(avatar.SENTENCE if text is None else text, "--text")
@@ -54,8 +54,7 @@ def demo_speech(text: str | None = None) -> np.ndarray:
             raise
         with avatar.packaged(avatar.SPEECH) as shipped:
             return load_speech(shipped)
-    pad = np.zeros(int(avatar.PAD_SECONDS * SAMPLE_RATE), np.float32)
-    return np.concatenate([pad, said, pad])
+    return in_silence(said, avatar.PAD_SECONDS)
 
 
 def make_demo_inputs(folder: str | os.PathLike[str], seconds: float | None = None, text: str | None = None,

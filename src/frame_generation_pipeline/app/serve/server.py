@@ -59,6 +59,7 @@ class Visitor:
     session: StreamingSession
     media: SessionMedia
     tasks: list[asyncio.Task] = field(default_factory=list)
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while one /speak or /say queues its parts
     ending: bool = False
 
 

@@ -2,8 +2,9 @@
 as a stream and said as known-length speech, its first part as soon as its first seconds are
 decoded where the session renders faster than real time) and
 `POST /say` (text, spoken by the local voice of the `[voice]` extra one sentence at a time, each
-sentence queued as known-length speech as soon as it is made). Same token, limits and one-line
-reasons as every route."""
+sentence queued as known-length speech as soon as it is made). A visitor's requests are said in
+the order they came, each whole: a second waits until the first's last part is queued. Same token,
+limits and one-line reasons as every route."""
 
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ MIN_SPEECH_SAMPLES = MEL_WINDOW * HOP
 
 
 class Speaker(Protocol):
-    """What the routes need of a visitor (the server's Visitor): its id, session and tasks."""
+    """What the routes need of a visitor (the server's Visitor): its id, session, tasks and turn
+    (held while one request's parts are queued)."""
 
     id: str
     session: StreamingSession
     tasks: list[asyncio.Task]
+    turn: asyncio.Lock
 
 
 def reason(status: int, why: str) -> web.Response:
@@ -100,11 +103,10 @@ class SpeechRoutes:
             if first is None or len(first) < MIN_SPEECH_SAMPLES:
                 seconds = 0 if first is None else len(first) / SAMPLE_RATE
                 raise AudioError(path, f"holds {seconds:.2f} s of speech: a session takes at least {MIN_SPEECH_SAMPLES / SAMPLE_RATE:g} s")
-            visitor.session.say(first)
+            await _say_in_turn(visitor, first, parts, folder)
         except FrameGenerationError as exc:
             folder.cleanup()
             return reason(400, getattr(exc, "problem", str(exc)))
-        visitor.tasks.append(asyncio.ensure_future(_say_rest(visitor.session, parts, folder)))
         return web.json_response({"session": visitor.id, "duration": info.duration}, status=202)
 
     async def say(self, request: web.Request) -> web.Response:
@@ -124,14 +126,12 @@ class SpeechRoutes:
             voice = await self._loaded_voice()
             sentences = await asyncio.to_thread(voice.sentences, text)
             first = await asyncio.to_thread(_sentence_speech, voice, sentences[0])
-            visitor.session.say(first)
+            rest = (_sentence_speech(voice, sentence) for sentence in sentences[1:])
+            await _say_in_turn(visitor, first, rest)
         except BackendUnavailableError as exc:
             return reason(501, f"this server has no voice: {first_line(exc)}")
         except FrameGenerationError as exc:
             return reason(400, first_line(exc))
-        if len(sentences) > 1:
-            rest = (_sentence_speech(voice, sentence) for sentence in sentences[1:])
-            visitor.tasks.append(asyncio.ensure_future(_say_rest(visitor.session, rest)))
         return web.json_response({"session": visitor.id, "sentences": len(sentences),
                                   "first_sentence_s": round(len(first) / SAMPLE_RATE, 3)}, status=202)
 
@@ -183,6 +183,22 @@ def quietest_cut(speech: np.ndarray, earliest: int) -> int:
     step = SAMPLE_RATE // 50
     frames = speech[earliest : earliest + (len(speech) - earliest) // step * step].reshape(-1, step)
     return earliest + step * int(np.argmin(np.mean(frames**2, axis=1))) if len(frames) else len(speech)
+
+
+async def _say_in_turn(visitor: Speaker, first: np.ndarray, rest: Iterator[np.ndarray],
+                       folder: tempfile.TemporaryDirectory | None = None) -> None:
+    """Say `first` once the visitor's earlier requests have queued their last parts, then `rest` in
+    the background (_say_rest), keeping the turn until it is done: one request's parts are never
+    interleaved with another's."""
+    await visitor.turn.acquire()
+    try:
+        visitor.session.say(first)
+    except BaseException:
+        visitor.turn.release()
+        raise
+    task = asyncio.ensure_future(_say_rest(visitor.session, rest, folder))
+    task.add_done_callback(lambda _task: visitor.turn.release())  # also when cancelled before it ran
+    visitor.tasks.append(task)
 
 
 async def _say_rest(session: StreamingSession, parts: Iterator[np.ndarray], folder: tempfile.TemporaryDirectory | None = None) -> None:
