@@ -198,9 +198,9 @@ class FrameGenerationPipeline:
         return plan.encoded(self.audio_models.get(plan.audio_model))
 
     def _result(self, plan: RenderPlan, fps: float, generator: FrameRenderer, started: float) -> RenderResult:
-        return RenderResult(str(plan.output), plan.frame_count, fps, getattr(generator.model, "name", self.backend), self.device,
+        return RenderResult(str(plan.output), plan.frame_count, fps, generator.model.name, self.device,
                             generator.batch_size, time.perf_counter() - started, plan.options,
-                            getattr(generator.model, "precision", "fp32"), self.fidelity_db(plan.templates))
+                            generator.model.precision, self.fidelity_db(plan.templates))
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,

@@ -13,13 +13,14 @@ import math
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from ..errors import OutputError
 from ..files import atomic_file, describe_os_error
 from ..inputs.templates import TemplateSet
+from ..models.backends.base import InferenceModel
 from ..models.cache import cache_dir, entry_name
 from ..models.cache_lock import entry_lock
 from .arithmetic import to_pixels
@@ -50,7 +51,7 @@ def check_inputs(templates: TemplateSet, audio_shape: tuple[int, ...], count: in
     return images, audio
 
 
-def record_path(model: Any, images: np.ndarray, audio: np.ndarray) -> Path:
+def record_path(model: InferenceModel, images: np.ndarray, audio: np.ndarray) -> Path:
     """Where the check of `model` on these inputs is kept: beside the checkpoint's export, named by
     the backend, precision and a digest of the inputs (so other templates have a record of their own)."""
     digest = hashlib.sha256(images.tobytes())
@@ -67,7 +68,7 @@ def _recorded(path: Path) -> float | None:
         return None
 
 
-def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateSet) -> float:
+def measured_fidelity(model: InferenceModel, exact: Callable[[], InferenceModel], templates: TemplateSet) -> float:
     """dB of `model`'s generated squares against the exact path (`exact()` loads it, only when the
     cache has no record) on a few of `templates`; measured once (by one process while others wait
     for it), then read from the cache."""
@@ -83,7 +84,7 @@ def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateS
         return _measure(model, exact, images, audio, path) if value is None else value
 
 
-def _measure(model: Any, exact: Callable[[], Any], images: np.ndarray, audio: np.ndarray, path: Path) -> float:
+def _measure(model: InferenceModel, exact: Callable[[], InferenceModel], images: np.ndarray, audio: np.ndarray, path: Path) -> float:
     """Measure the check and keep its record at `path` (written to a temporary, renamed into place)."""
     ours = np.stack([to_pixels(output) for output in model.run(images, audio)])
     theirs = np.stack([to_pixels(output) for output in exact().run(images, audio)])
@@ -99,15 +100,19 @@ def _measure(model: Any, exact: Callable[[], Any], images: np.ndarray, audio: np
     return value
 
 
-class CheckedPrecision:
+#: The kind of model a CheckedPrecision hands out (a backend, for the pipeline).
+Model = TypeVar("Model", bound=InferenceModel)
+
+
+class CheckedPrecision(Generic[Model]):
     """The model precision auto renders each template set with: `model` where `checked` is False (no
     check applies), else `model` where its check on the set passes, or the fp32 model `fp32()` loads
     (once) where it measures below MIN_FIDELITY_DB (one warning line). `exact()` loads the exact path."""
 
-    def __init__(self, model: Any, checked: bool, exact: Callable[[], Any], fp32: Callable[[], Any]) -> None:
+    def __init__(self, model: Model, checked: bool, exact: Callable[[], InferenceModel], fp32: Callable[[], Model]) -> None:
         self.model, self.checked, self._exact, self._load_fp32 = model, checked, exact, fp32
         self._measured: dict[Hashable, float] = {}
-        self._fp32: Any = None
+        self._fp32: Model | None = None
         self._lock = threading.Lock()
 
     def fidelity_db(self, templates: TemplateSet) -> float | None:
@@ -126,7 +131,7 @@ class CheckedPrecision:
                                 templates.image_dir.parent)
             return self._measured[key]
 
-    def model_for(self, templates: TemplateSet) -> Any:
+    def model_for(self, templates: TemplateSet) -> Model:
         """`model`, or the fp32 one where the check on `templates` measures below MIN_FIDELITY_DB."""
         db = self.fidelity_db(templates)
         if db is None or db >= MIN_FIDELITY_DB:

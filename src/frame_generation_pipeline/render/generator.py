@@ -17,35 +17,24 @@ from collections.abc import Container, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 import numpy as np
 
 from ..checks import require_int
-from ..contract import ModeSpec, get_mode
+from ..contract import get_mode
 from ..errors import ConfigurationError
 from ..inputs.features import AudioFeatures, as_features
 from ..inputs.landmarks import CropBox
 from ..inputs.templates import TemplateSet, as_templates
+from ..models.backends.base import InferenceModel
 from .blend import NO_BLEND, Blend
 from .cropped import CroppedCache, CroppedTemplate
 from .cropped import compose as compose_frame
 from .template_cache import TemplateCache, run_network
 
+__all__ = ["FrameRenderer", "InferenceModel", "RenderedFrame"]
+
 logger = logging.getLogger(__name__)
-
-
-class InferenceModel(Protocol):
-    """What the generator needs of a model: its mode, batched inference on host arrays, and how
-    many calls to `run` it takes at once (from as many threads); with a template cache also
-    `first_visit` and `rest` (models.backends.base.InferenceBackend)."""
-
-    mode: ModeSpec
-    streams: int
-
-    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -127,7 +116,7 @@ class FrameRenderer:
     """Renders output frames from a loaded model.
 
     Args:
-        unet_model: a loaded backend (or anything with `mode`, `streams` and `run`).
+        unet_model: a loaded backend (or another InferenceModel, such as a test's stand-in).
         mode: the audio mode; must be the model's (None takes the model's).
         batch_size: frames per network call; with the exact torch backend frames do not depend on it.
         workers: threads that decode and crop templates ahead of the network and paste
