@@ -30,7 +30,8 @@ from ..models.backends.base import InferenceModel
 from .blend import NO_BLEND, Blend
 from .cropped import CroppedCache, CroppedTemplate
 from .cropped import compose as compose_frame
-from .template_cache import TemplateCache, run_network
+from .streams import NetworkStreams
+from .template_cache import TemplateCache
 
 __all__ = ["FrameRenderer", "InferenceModel", "RenderedFrame"]
 
@@ -66,7 +67,7 @@ class _InFlight:
         self.schedule, self.first, self.keep_tensors, self.blend = schedule, first, keep_tensors, blend
         self.cache = CroppedCache(templates, renderer.cache_bytes)
         self.workers = ThreadPoolExecutor(renderer.workers, thread_name_prefix="frame-worker")
-        self.network = ThreadPoolExecutor(renderer.model.streams, thread_name_prefix="frame-network")
+        self.network = NetworkStreams(renderer.model, "frame-network", renderer.template_cache)
         self.cropping: deque[Future[CroppedTemplate]] = deque()
         self.inferring: deque[tuple[range, list[CroppedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
         self.composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
@@ -84,8 +85,7 @@ class _InFlight:
         indices = range(self.first + positions.start, self.first + positions.stop)
         audio = self.features.windows(indices)
         inputs = np.stack([item.network_input for item in cropped])
-        call = self.network.submit(run_network, self.model, inputs, audio, self.template_cache, self.templates,
-                                   [item.template.index for item in cropped])
+        call = self.network.submit(inputs, audio, self.templates, [item.template.index for item in cropped])
         self.inferring.append((indices, cropped, audio, call))
         if len(self.inferring) == self.model.streams:
             self.compose()
@@ -108,7 +108,7 @@ class _InFlight:
 
     def close(self) -> None:
         """Stop the threads (what is queued and not started is cancelled)."""
-        self.network.shutdown(wait=True, cancel_futures=True)
+        self.network.close(wait=True)
         self.workers.shutdown(wait=True, cancel_futures=True)
 
 
