@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
+from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet, files
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.errors import ConfigurationError, EncoderError
 from frame_generation_pipeline.files import atomic_file
@@ -62,6 +62,26 @@ def _umask():
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+@pytest.mark.parametrize("proc", [True, False], ids=["proc", "probe"])
+def test_the_umask_is_read_without_being_changed(monkeypatch, proc):
+    """os.umask(0) for a moment would give another thread's new file mode 0666: read it from /proc or a probe."""
+    set_umask, read_text = os.umask, Path.read_text
+    if not proc:  # a system without /proc/self/status
+
+        def no_proc(path, *args, **kwargs):
+            if str(path) == "/proc/self/status":
+                raise FileNotFoundError(path)
+            return read_text(path, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", no_proc)
+    previous = set_umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the umask was changed to read it"))
+        assert files._umask() == 0o027
+    finally:
+        set_umask(previous)
 
 
 def test_frames_are_in_order_and_close_to_lossless(pipeline, features, templates_640, speech, tmp_path):

@@ -35,8 +35,8 @@ class ServerMetrics:
                                 "was repeated)", registry=self.registry)
         self._latency = Histogram("fgp_first_frame_latency_seconds", "From an utterance's first sample to its "
                                   "first frame rendered", buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self._render = Histogram("fgp_render_seconds", "Seconds per network batch (waiting for the model's turn "
-                                 "included)", buckets=_BATCH_BUCKETS, registry=self.registry)
+        self._render = Histogram("fgp_render_seconds", "Seconds per network batch, from its turn at the model "
+                                 "to its pixels (the wait for the turn not included)", buckets=_BATCH_BUCKETS, registry=self.registry)
 
     def arithmetic(self, backend: str, precision: str, fidelity_db: float | None) -> None:
         """Say which backend and precision the network runs in and, where checked, its dB against the exact path."""
