@@ -14,7 +14,7 @@ PACKAGE = ROOT / "src" / "frame_generation_pipeline"
 
 #: The data flow, bottom to top: a module may import from its own layer and the layers below.
 LAYERS = {
-    "version": 0, "errors": 0, "contract": 0, "checks": 0, "files": 0, "devices": 0, "__init__": 0,
+    "version": 0, "errors": 0, "contract": 0, "checks": 0, "files": 0, "devices": 0, "precisions": 0, "__init__": 0,
     "inputs": 1,
     "audio": 2,
     "models": 3,

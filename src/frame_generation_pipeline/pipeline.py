@@ -29,6 +29,7 @@ from .outputs.frames import write_frames
 from .outputs.video import encode_frames
 from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
+from .precisions import BASELINE
 from .render.blend import FEATHER, Blend
 from .render.fidelity import CheckedPrecision
 from .render.generator import FrameRenderer
@@ -99,10 +100,9 @@ class FrameGenerationPipeline:
         self.template_cache = TemplateCache() if template_cache is None else template_cache
         self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
         self.audio_models = AudioModels(self.device)
-        #: precision auto's bf16 checked per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
-        self.precision_check = CheckedPrecision(
-            self.model, precision == "auto" and self.model.precision == "bf16", lambda: self._exact_model(),
-            lambda: load_backend(checkpoint_path, self.mode, self.device, backend, "fp32", onnx_path))
+        #: precision auto's checked precisions (bf16) checked per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
+        self.precision_check = CheckedPrecision(self.model, precision == "auto", lambda: self._exact_model(), lambda: load_backend(
+            checkpoint_path, self.mode, self.device, backend, BASELINE, onnx_path))
         self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
 
     @property

@@ -1,6 +1,7 @@
 """The fidelity check of a faster arithmetic (bf16) on the user's own checkpoint and templates: a
-few templates through it and through the exact path, the PSNR over the generated square, kept in the
-export cache (keyed by checkpoint, templates and precision) so that it runs once per avatar.
+few templates through it and through the exact path, the PSNR over the generated square against the
+precision's threshold (precisions.py), kept in the export cache (keyed by checkpoint, templates and
+precision) so that it runs once per avatar.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from ..inputs.templates import TemplateSet
 from ..models.backends.base import InferenceModel
 from ..models.cache import cache_dir, entry_name
 from ..models.cache_lock import entry_lock
+from ..precisions import BASELINE, get_precision
 from .arithmetic import to_pixels
 from .cropped import crop_template
 from .template_cache import templates_key
 
 logger = logging.getLogger(__name__)
 
-#: Below this PSNR against the exact path (over the generated square) `auto` runs fp32 instead.
-MIN_FIDELITY_DB = 45.0
 #: Templates the check runs, spread over the set (first, middle, last for three).
 CHECK_TEMPLATES = 3
 #: The audio windows of the check: seeded standard-normal rows (features have about that scale).
@@ -105,38 +105,41 @@ Model = TypeVar("Model", bound=InferenceModel)
 
 
 class CheckedPrecision(Generic[Model]):
-    """The model precision auto renders each template set with: `model` where `checked` is False (no
-    check applies), else `model` where its check on the set passes, or the fp32 model `fp32()` loads
-    (once) where it measures below MIN_FIDELITY_DB (one warning line). `exact()` loads the exact path."""
+    """The model precision `auto` renders each template set with: `model` where its precision is not
+    one `auto` checks (precisions.py) or `auto` was not asked for, else `model` where its check on the
+    set reaches the precision's threshold, or the baseline (fp32) model `fallback()` loads (once)
+    where it measures below (one warning line). `exact()` loads the exact path."""
 
-    def __init__(self, model: Model, checked: bool, exact: Callable[[], InferenceModel], fp32: Callable[[], Model]) -> None:
-        self.model, self.checked, self._exact, self._load_fp32 = model, checked, exact, fp32
+    def __init__(self, model: Model, auto: bool, exact: Callable[[], InferenceModel], fallback: Callable[[], Model]) -> None:
+        self.model, self._exact, self._load_fallback = model, exact, fallback
+        #: The PSNR the check must reach; None where no check applies.
+        self.threshold = get_precision(model.precision).min_fidelity_db if auto else None
         self._measured: dict[Hashable, float] = {}
-        self._fp32: Model | None = None
+        self._fallback: Model | None = None
         self._lock = threading.Lock()
 
     def fidelity_db(self, templates: TemplateSet) -> float | None:
         """The check's dB on `templates` (measured once per checkpoint and set); None where none applies."""
-        if not self.checked:
+        if self.threshold is None:
             return None
         key = templates_key(templates)
         with self._lock:
             if key not in self._measured:
                 value = self._measured[key] = measured_fidelity(self.model, self._exact, templates)
-                if value < MIN_FIDELITY_DB:
-                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in fp32",
-                                   self.model.describe(), value, templates.image_dir.parent, MIN_FIDELITY_DB)
+                if value < self.threshold:
+                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in %s",
+                                   self.model.describe(), value, templates.image_dir.parent, self.threshold, BASELINE)
                 else:
                     logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
                                 templates.image_dir.parent)
             return self._measured[key]
 
     def model_for(self, templates: TemplateSet) -> Model:
-        """`model`, or the fp32 one where the check on `templates` measures below MIN_FIDELITY_DB."""
+        """`model`, or the baseline one where the check on `templates` measures below the threshold."""
         db = self.fidelity_db(templates)
-        if db is None or db >= MIN_FIDELITY_DB:
+        if db is None or self.threshold is None or db >= self.threshold:
             return self.model
         with self._lock:
-            if self._fp32 is None:
-                self._fp32 = self._load_fp32()
-            return self._fp32
+            if self._fallback is None:
+                self._fallback = self._load_fallback()
+            return self._fallback

@@ -22,6 +22,7 @@ from ...checks import missing_file
 from ...contract import INPUT_SHAPE, ModeSpec
 from ...errors import CheckpointError, ConfigurationError
 from ...files import describe_os_error, file_sha256
+from ...precisions import BASELINE, PRECISIONS, where_they_run
 
 
 def checkpoint_digest(path: str | os.PathLike[str]) -> str:
@@ -152,13 +153,14 @@ class InferenceBackend(InferenceModel):
 
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """The concrete precision for `precision` ("auto" -> "fp32" unless the backend says otherwise);
+        """The concrete precision for `precision` ("auto" -> the baseline, fp32, unless the backend says otherwise);
         ConfigurationError if unsupported."""
         if precision == "auto":
-            return "fp32"
+            return BASELINE
         if precision not in cls.precisions:
+            where = f" ({where_they_run((precision,))})" if precision in PRECISIONS else ""
             raise ConfigurationError(
                 f"precision {precision!r} is not one the {cls.name} backend runs (it runs {', '.join(cls.precisions)}): "
-                "drop --precision, or choose a backend that runs it (bf16: openvino on the CPU, torch on CUDA)"
+                f"drop --precision, or choose a backend that runs it{where}"
             )
         return precision
