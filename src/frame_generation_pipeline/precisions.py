@@ -22,6 +22,8 @@ class Precision:
             it runs on CUDA only.
         no_cpu: why a CPU cannot run it, for the refusal ("it has no AVX-512 BF16 or AMX").
         backends: which backends run it where, for the help and refusals ("torch on CUDA").
+        max_difference: the most a generated pixel value differs from the exact path's (step 10's
+            pixels, the paste aside); None where no bound is promised.
         min_fidelity_db: where `auto` takes it only after the fidelity check, the PSNR against the exact
             path it must reach on the user's templates; None where `auto` takes it unchecked.
     """
@@ -30,6 +32,7 @@ class Precision:
     cpu_flag: str | None
     no_cpu: str
     backends: str
+    max_difference: int | None = None
     min_fidelity_db: float | None = None
 
     @property
@@ -42,7 +45,7 @@ class Precision:
 BASELINE = "fp32"
 PRECISIONS = {
     precision.name: precision for precision in (
-        Precision(BASELINE, "", "", "every backend"),
+        Precision(BASELINE, "", "", "every backend", max_difference=2),
         Precision("fp16", None, "fp16 runs on CUDA only", "torch on CUDA"),
         Precision("bf16", "bf16", "it has no AVX-512 BF16 or AMX", "openvino on CPUs with bf16, or torch on CUDA",
                   min_fidelity_db=45.0),
