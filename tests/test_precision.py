@@ -92,7 +92,7 @@ def test_precisions_are_declared_once():
 
 
 def test_a_cpu_without_bf16_runs_fp32_unchecked(checkpoints, exports, templates_640, monkeypatch):
-    monkeypatch.setattr(FrameGenerationPipeline, "_exact_model", lambda self: pytest.fail("nothing to check in fp32"))
+    monkeypatch.setattr(fidelity, "exact_model", lambda *args: pytest.fail("nothing to check in fp32"))
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu")
     templates = TemplateSet.from_folder(templates_640)
     assert (pipeline.backend, pipeline.model.precision) == ("onnxruntime", "fp32")
@@ -127,7 +127,7 @@ def test_the_fidelity_check_sends_auto_to_fp32_below_45_db_once_per_avatar(nativ
     assert kept.is_file() and kept.parent.name.startswith(pipeline.model.checkpoint_sha256[:24]), "kept beside the export"
 
     # a second start reads the kept check: the exact path is not loaded again
-    monkeypatch.setattr(FrameGenerationPipeline, "_exact_model", lambda self: pytest.fail("the check ran again"))
+    monkeypatch.setattr(fidelity, "exact_model", lambda *args: pytest.fail("the check ran again"))
     again = FrameGenerationPipeline(hurt_checkpoint, device="cpu")
     assert again.fidelity_db(templates) == result.fidelity_db and again.model_for(templates).precision == "fp32"
 

@@ -1,7 +1,8 @@
 """The fidelity check of a faster arithmetic (bf16) on the user's own checkpoint and templates: a
 few templates through it and through the exact path, the PSNR over the generated square against the
 precision's threshold (precisions.py), kept in the export cache (keyed by checkpoint, templates and
-precision) so that it runs once per avatar.
+precision) so that it runs once per avatar; and the loading it needs (`load_checked`: the model
+asked for, the exact path and the baseline model), so that a pipeline asks for its model once.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import hashlib
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
+from ..contract import ModeSpec
+from ..devices import check_precision, resolve_device
 from ..errors import OutputError
 from ..files import atomic_file, describe_os_error
 from ..inputs.templates import TemplateSet
+from ..models.backends import InferenceBackend, load_backend
 from ..models.backends.base import InferenceModel
 from ..models.cache import cache_dir, entry_name
 from ..models.cache_lock import entry_lock
@@ -28,6 +33,9 @@ from ..precisions import BASELINE, get_precision
 from .arithmetic import to_pixels
 from .cropped import crop_template
 from .template_cache import templates_key
+
+if TYPE_CHECKING:  # torch loads only where the exact path is needed
+    from ..models.backends.torch_backend import TorchBackend
 
 logger = logging.getLogger(__name__)
 
@@ -143,3 +151,23 @@ class CheckedPrecision(Generic[Model]):
             if self._fallback is None:
                 self._fallback = self._load_fallback()
             return self._fallback
+
+
+def exact_model(checkpoint: str | os.PathLike[str], mode: ModeSpec, model: InferenceModel) -> TorchBackend:
+    """The exact path of `model`'s checkpoint: `model` where it is exact, else torch in fp32 on the CPU, loaded now."""
+    from ..models.backends.torch_backend import TorchBackend
+
+    if isinstance(model, TorchBackend) and model.exact:
+        return model
+    return TorchBackend(checkpoint, mode, device="cpu")
+
+
+def load_checked(checkpoint: str | os.PathLike[str], mode: ModeSpec, device: str | None, backend: str, precision: str,
+                 model_file: str | os.PathLike[str] | None) -> CheckedPrecision[InferenceBackend]:
+    """Backend `backend` in `precision` loaded once (a precision the device cannot run refused before
+    anything loads), with the check `auto` asks for; the exact path and the baseline model are
+    loaded from here too, and only when the check needs them."""
+    check_precision(precision, resolve_device(device))
+    model = load_backend(checkpoint, mode, device, backend, precision, model_file)
+    return CheckedPrecision(model, precision == "auto", lambda: exact_model(checkpoint, mode, model),
+                            lambda: load_backend(checkpoint, mode, model.device, backend, BASELINE, model_file))
