@@ -12,11 +12,12 @@ from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.models.silence import run_on
 from frame_generation_pipeline.render.blend import FEATHER
 
 
-class Recorder:
+class Recorder(InferenceModel):
     """A deterministic stand-in for the network that records every input it is given."""
 
     mode, streams, name, precision = get_mode("ave"), 1, "recorder", "fp32"

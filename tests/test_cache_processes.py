@@ -24,6 +24,7 @@ from frame_generation_pipeline import TemplateSet
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.files import file_sha256
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.models.cache import PARTS, cache_entries, cache_leftovers, clear_cache, export_path
 from frame_generation_pipeline.models.cache_lock import WRITING_MARK, entry_lock, lock_path, writing
 from frame_generation_pipeline.render.fidelity import measured_fidelity
@@ -139,8 +140,11 @@ def test_a_fidelity_record_asked_for_by_several_at_once_is_measured_once(tmp_pat
     templates = TemplateSet.from_folder(synthetic.make_templates(tmp_path / "tpl", 3, 200, 160, parsing=False))
     started, measured = threading.Barrier(3), []
 
-    class Model:
-        name, precision, checkpoint_sha256, mode = "stand-in", "bf16", "ab" * 32, get_mode("ave")
+    class Model(InferenceModel):
+        name = "stand-in"
+
+        def __init__(self):
+            super().__init__(get_mode("ave"), precision="bf16", checkpoint_sha256="ab" * 32)
 
         def run(self, images, audio):
             return np.full((len(images), 3, 320, 320), 0.5, np.float32)

@@ -14,6 +14,7 @@ from frame_generation_pipeline import FrameGenerator, TemplateSet, UNetModel
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.errors import ConfigurationError
 from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.render.cropped import CroppedCache
 
 
@@ -59,11 +60,14 @@ def test_stopping_early_ends_the_worker_threads(model, three_templates):
     assert not [t for t in threading.enumerate() if t.name.startswith(("frame-worker", "frame-network"))]
 
 
-class _Paired:
+class _Paired(InferenceModel):
     """A model whose calls must meet in pairs: a call made alone times out and fails."""
 
+    name = "paired"
+
     def __init__(self, model, streams):
-        self.model, self.mode, self.streams = model, model.mode, streams
+        super().__init__(model.mode, streams=streams)
+        self.model = model
         self.meeting = threading.Barrier(streams, timeout=20)
         self.threads = set()
 

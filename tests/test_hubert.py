@@ -127,7 +127,8 @@ def test_a_hubert_model_with_mode_ave_is_refused_before_loading(hubert_wav, chec
                          "--audio", hubert_wav, "--template-dir", templates_640, "--output-dir", tmp_path / "f"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1
-    assert "--hubert-model computes hubert features, but --mode is 'ave'" in err[0]
+    assert "--hubert-model computes hubert features, but --mode is 'ave'" in err[0] and "--audio-features" in err[0], \
+        "frames takes feature files: the refusal names the option"
 
 
 def test_the_pipeline_loads_a_hubert_model_once_and_refuses_it_for_ave(hubert_model, hubert_wav, checkpoints):

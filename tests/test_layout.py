@@ -14,7 +14,7 @@ PACKAGE = ROOT / "src" / "frame_generation_pipeline"
 
 #: The data flow, bottom to top: a module may import from its own layer and the layers below.
 LAYERS = {
-    "version": 0, "errors": 0, "contract": 0, "checks": 0, "files": 0, "devices": 0, "__init__": 0,
+    "version": 0, "errors": 0, "contract": 0, "checks": 0, "files": 0, "devices": 0, "precisions": 0, "__init__": 0,
     "inputs": 1,
     "audio": 2,
     "models": 3,
@@ -210,4 +210,14 @@ def test_audio_models_are_told_apart_by_their_interface_not_by_hasattr():
               for node in ast.walk(ast.parse(path.read_text()))
               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "hasattr" and node.args
               and any(word in ast.unparse(node).lower() for word in ("encoder", "hubert", "audio_model", "encode"))]
+    assert probes == []
+
+
+def test_models_are_told_apart_by_their_interface_not_by_getattr():
+    """InferenceModel (models/backends/base.py) says what a network model is, stand-ins included: no
+    getattr(model, ...) or hasattr(model, ...) in src, whatever the model is called there."""
+    probes = [f"{path.relative_to(PACKAGE)}:{node.lineno}" for path in _modules()
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr") and node.args
+              and "model" in ast.unparse(node.args[0]).lower()]
     assert probes == []

@@ -19,6 +19,7 @@ from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.live.slot import FPS, SLOT_SAMPLES, LiveFrame
 from frame_generation_pipeline.live.utterance import check_samples
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.render.blend import FEATHER, NO_BLEND, Blend
 from frame_generation_pipeline.render.cropped import compose, crop_template
 
@@ -182,18 +183,19 @@ def test_async_iteration_yields_the_same_slots(world):
 
 def test_state_stays_bounded_over_a_simulated_hour(world):
     class Zeros(AudioEncoder):  # encoder and network stand-ins: state, not arithmetic, is measured here
-        mode, streams = get_mode("ave"), 1
-
         def __init__(self):  # loads nothing
             pass
 
         def encode_windows(self, windows):
             return np.zeros((len(windows), 512), np.float32)
 
+    class Blank(InferenceModel):
+        name = "blank"
+
         def run(self, images, audio):
             return np.zeros((len(images), 3, 320, 320), np.float32)
 
-    session = StreamingSession(Zeros(), world["templates"], Zeros(), batch_size=4, idle="template")  # rest frames: test_live_rest
+    session = StreamingSession(Blank(get_mode("ave")), world["templates"], Zeros(), batch_size=4, idle="template")  # rest frames: test_live_rest
     sizes, in_flight = [], []
     for _minute in range(60):  # an hour: a 2 s utterance and 58 s of idle each minute
         session.say(world["speech"]["long"])

@@ -1,8 +1,10 @@
 """Precision auto: bf16 where the CPU has it natively, unless the fidelity check on the user's own
-checkpoint and templates measures it below 45 dB against the exact path; fp32 on other CPUs."""
+checkpoint and templates measures it below 45 dB against the exact path; fp32 on other CPUs. The
+decision is tested on any CPU with stand-in models; the real bf16 path where the CPU has it."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 
@@ -11,8 +13,13 @@ import pytest
 import torch
 
 from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
+from frame_generation_pipeline.app.cli.arguments import add_model
 from frame_generation_pipeline.app.demo import synthetic
+from frame_generation_pipeline.contract import get_mode
+from frame_generation_pipeline.models.backends import BACKENDS, backend_class
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.options import describe_precision
+from frame_generation_pipeline.precisions import BASELINE, PRECISION_CHOICES, PRECISIONS, get_precision
 from frame_generation_pipeline.render import fidelity
 
 
@@ -24,8 +31,68 @@ def test_psnr_against_a_transcription_of_its_definition():
     assert fidelity.psnr(ours, exact) == pytest.approx(10 * math.log10(255**2 / (9 / 300)))
 
 
+class Shifted(InferenceModel):
+    """A stand-in network of `checkpoint` in `precision` whose output is the exact one's plus `shift` (in [0, 1] units)."""
+
+    name = "shifted"
+
+    def __init__(self, precision, shift, checkpoint="cd" * 32):
+        super().__init__(get_mode("ave"), precision=precision, checkpoint_sha256=checkpoint)
+        self.shift = shift
+
+    def run(self, images, audio):
+        return np.clip(images[:, :3] * 0.5 + self.shift, 0, 1).astype(np.float32)
+
+
+def test_the_check_decides_on_any_cpu_with_stand_in_models(tmp_path, monkeypatch, caplog):
+    """What the pipeline decides on bf16 hardware, decided here with stand-ins: a checked precision that
+    measures below its threshold renders in the baseline (loaded once, said once), one above keeps its
+    model; nothing is checked without auto or for an unchecked precision; a record is measured once."""
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path / "cache"))
+    templates = TemplateSet.from_folder(synthetic.make_templates(tmp_path / "tpl", 3, 200, 160, parsing=False))
+    exact_loads, fallback_loads = [], []
+
+    def check(model, auto=True):
+        def exact():
+            exact_loads.append(model)
+            return Shifted(BASELINE, 0.0)
+
+        def fallback():
+            fallback_loads.append(model)
+            return Shifted(BASELINE, 0.0)
+
+        return fidelity.CheckedPrecision(model, auto, exact, fallback)
+
+    far = check(Shifted("bf16", 0.1))  # 25.5 levels off: about 20 dB
+    with caplog.at_level(logging.WARNING, logger=fidelity.__name__):
+        chosen = [far.model_for(templates) for _ in range(2)]
+    assert far.fidelity_db(templates) < get_precision("bf16").min_fidelity_db
+    assert chosen[0] is chosen[1] is not far.model and chosen[0].precision == BASELINE and len(fallback_loads) == 1
+    assert len([r for r in caplog.records if "rendering in fp32" in r.getMessage()]) == 1
+    near = check(Shifted("bf16", 0.0, checkpoint="ef" * 32))  # another checkpoint: a record of its own
+    assert near.model_for(templates) is near.model and near.fidelity_db(templates) >= 45 and len(fallback_loads) == 1
+    assert len(exact_loads) == 2
+    again = check(Shifted("bf16", 0.1))
+    assert again.fidelity_db(templates) == far.fidelity_db(templates) and len(exact_loads) == 2, "read from its record"
+    for unchecked in (check(Shifted("bf16", 0.1), auto=False), check(Shifted(BASELINE, 0.1))):
+        assert unchecked.fidelity_db(templates) is None and unchecked.model_for(templates) is unchecked.model
+    assert len(exact_loads) == 2 and len(fallback_loads) == 1
+
+
+def test_precisions_are_declared_once():
+    """The CLI offers what the registry declares, and every backend runs only declared precisions."""
+    parser = argparse.ArgumentParser()
+    add_model(parser, required=False)
+    for name in PRECISION_CHOICES:
+        assert parser.parse_args(["--precision", name]).precision == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--precision", "int8"])  # not declared
+    assert PRECISION_CHOICES == ("auto", *PRECISIONS) and BASELINE in PRECISIONS
+    assert all(set(backend_class(name).precisions) <= set(PRECISIONS) for name in BACKENDS)
+
+
 def test_a_cpu_without_bf16_runs_fp32_unchecked(checkpoints, exports, templates_640, monkeypatch):
-    monkeypatch.setattr(FrameGenerationPipeline, "_exact_model", lambda self: pytest.fail("nothing to check in fp32"))
+    monkeypatch.setattr(fidelity, "exact_model", lambda *args: pytest.fail("nothing to check in fp32"))
     pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu")
     templates = TemplateSet.from_folder(templates_640)
     assert (pipeline.backend, pipeline.model.precision) == ("onnxruntime", "fp32")
@@ -54,13 +121,13 @@ def test_the_fidelity_check_sends_auto_to_fp32_below_45_db_once_per_avatar(nativ
         result = pipeline.frames(tmp_path / "f", templates, features["ave"])
     below = [r for r in caplog.records if "rendering in fp32" in r.getMessage()]
     assert len(below) == 1 and below[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
-    assert result.precision == "fp32" and result.backend == "onnxruntime" and result.fidelity_db < fidelity.MIN_FIDELITY_DB
+    assert result.precision == "fp32" and result.backend == "onnxruntime" and result.fidelity_db < get_precision("bf16").min_fidelity_db
     assert "onnxruntime fp32 (bf16 measured" in result.summary()
     kept = fidelity.record_path(pipeline.model, *fidelity.check_inputs(templates, pipeline.mode.audio_shape))
     assert kept.is_file() and kept.parent.name.startswith(pipeline.model.checkpoint_sha256[:24]), "kept beside the export"
 
     # a second start reads the kept check: the exact path is not loaded again
-    monkeypatch.setattr(FrameGenerationPipeline, "_exact_model", lambda self: pytest.fail("the check ran again"))
+    monkeypatch.setattr(fidelity, "exact_model", lambda *args: pytest.fail("the check ran again"))
     again = FrameGenerationPipeline(hurt_checkpoint, device="cpu")
     assert again.fidelity_db(templates) == result.fidelity_db and again.model_for(templates).precision == "fp32"
 

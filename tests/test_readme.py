@@ -216,6 +216,14 @@ def test_layout_names_only_real_modules():
     assert missing == []
 
 
+def test_layout_names_every_module_below_the_application_layer():
+    """The core's rows name each of their modules (the app layer's row names its folders' roles)."""
+    named = set(_layout_paths())
+    modules = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path.name not in ("__init__.py", "__main__.py") and path.relative_to(PACKAGE).parts[0] != "app"]
+    assert [module for module in modules if module not in named] == []
+
+
 def test_layout_names_every_folder_of_the_package():
     named = set(_layout_paths())
     folders = sorted(

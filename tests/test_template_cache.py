@@ -15,6 +15,7 @@ from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.live.session import StreamingSession
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frame_generation_pipeline.models.cache import export_path
 from frame_generation_pipeline.models.onnx_files import onnx_metadata
@@ -73,7 +74,7 @@ def test_the_exported_split_graphs_match_the_full_graph_and_carry_its_provenance
     assert full["part"] == "full", "ports keep getting the whole network"
 
 
-class Halves:
+class Halves(InferenceModel):
     """A deterministic stand-in for a split network that counts the templates whose skips it computes
     and records each call (`first` for a whole network keeping skips, `rest`, `run`)."""
 
@@ -197,7 +198,7 @@ def test_a_template_folder_written_again_in_place_is_not_served_from_stale_entri
 
 def test_a_model_that_does_not_say_what_it_is_never_shares_the_entries_of_one_gone_before():
     class Bare(Halves):
-        name = checkpoint_sha256 = None  # says neither its backend nor its checkpoint
+        checkpoint_sha256 = ""  # does not say which checkpoint it is
 
     cache, audio = TemplateCache(), np.zeros((1, *get_mode("ave").audio_shape), np.float32)
     images = np.random.default_rng(4).random((1, 6, 8, 8), dtype=np.float32)

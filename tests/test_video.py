@@ -12,11 +12,12 @@ import av
 import numpy as np
 import pytest
 
-from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet
+from frame_generation_pipeline import FrameGenerationPipeline, TemplateSet, files
 from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.errors import EncoderError, OutputError
 from frame_generation_pipeline.files import atomic_file
 from frame_generation_pipeline.inputs.features import AudioFeatures
+from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.options import RenderOptions
 from frame_generation_pipeline.outputs.video import VideoEncoder, encode_frames
 from frame_generation_pipeline.render.blend import FEATHER
@@ -61,6 +62,26 @@ def _umask():
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+@pytest.mark.parametrize("proc", [True, False], ids=["proc", "probe"])
+def test_the_umask_is_read_without_being_changed(monkeypatch, proc):
+    """os.umask(0) for a moment would give another thread's new file mode 0666: read it from /proc or a probe."""
+    set_umask, read_text = os.umask, Path.read_text
+    if not proc:  # a system without /proc/self/status
+
+        def no_proc(path, *args, **kwargs):
+            if str(path) == "/proc/self/status":
+                raise FileNotFoundError(path)
+            return read_text(path, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", no_proc)
+    previous = set_umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the umask was changed to read it"))
+        assert files._umask() == 0o027
+    finally:
+        set_umask(previous)
 
 
 def test_frames_are_in_order_and_close_to_lossless(pipeline, features, templates_640, speech, tmp_path):
@@ -119,12 +140,14 @@ def test_mkv_holds_the_same_streams(pipeline, features, templates_640, speech, t
     assert info["video_codecs"] == ["h264"] and info["audio_codecs"] == ["aac"] and len(info["frames"]) == 3
 
 
-class _Interrupting:
+class _Interrupting(InferenceModel):
     """A model that renders a few batches, then behaves as if Ctrl-C was pressed."""
 
+    name = "interrupting"
+
     def __init__(self, model, after):
-        self.model, self.mode, self.calls, self.after = model, model.mode, 0, after
-        self.streams = model.streams
+        super().__init__(model.mode, streams=model.streams)
+        self.model, self.calls, self.after = model, 0, after
 
     def run(self, images, audio):
         self.calls += 1
@@ -195,16 +218,17 @@ MEMORY_SCRIPT = textwrap.dedent("""
     from frame_generation_pipeline.contract import get_mode
     from frame_generation_pipeline.files import atomic_file
     from frame_generation_pipeline.inputs.features import AudioFeatures
+    from frame_generation_pipeline.models.backends.base import InferenceModel
     from frame_generation_pipeline.outputs.video import VideoEncoder, encode_frames
 
-    class Echo:  # stands in for the network: memory, not arithmetic, is measured here
-        mode, streams = get_mode("ave"), 1
+    class Echo(InferenceModel):  # stands in for the network: memory, not arithmetic, is measured here
+        name = "echo"
         def run(self, images, audio):
             return images[:, :3].copy()
 
     folder, audio, frames, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     features = AudioFeatures(np.zeros((frames, 512), np.float32), "ave")
-    generator = FrameGenerator(Echo(), batch_size=4)
+    generator = FrameGenerator(Echo(get_mode("ave")), batch_size=4)
     with atomic_file(out) as temporary, VideoEncoder(temporary, 1920, 1080, 25, audio, preset="ultrafast", frame_count=frames) as encoder:
         for frame in generator.iter_frames(TemplateSet.from_folder(folder), features):
             encoder.write(frame)

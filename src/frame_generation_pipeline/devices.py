@@ -16,6 +16,7 @@ import re
 import sys
 
 from .errors import ConfigurationError
+from .precisions import PRECISIONS, Precision, get_precision
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +147,18 @@ def available_memory() -> int | None:
         return None
 
 
+def cpu_runs(precision: Precision) -> bool:
+    """True when this CPU runs `precision` (every CPU, one with the feature it needs, or none)."""
+    return precision.cpu_flag is not None and (precision.cpu_flag == "" or bool(cpu_summary()[precision.cpu_flag]))
+
+
 def check_precision(precision: str, device: str) -> None:
-    """ConfigurationError, before anything loads, for a precision `device` cannot run: bf16 on a CPU
-    without bf16 instructions, fp16 on a CPU."""
-    if device_type(device) != "cpu" or precision in ("auto", "fp32"):
+    """ConfigurationError, before anything loads, for a precision `device` cannot run (an unknown one,
+    or on a CPU one it lacks the instructions for, or one that runs on CUDA only: precisions.py)."""
+    if precision == "auto":
         return
-    if precision == "bf16" and cpu_summary()["bf16"]:
+    wanted = get_precision(precision)
+    if device_type(device) != "cpu" or cpu_runs(wanted):
         return
-    supported = "fp32, bf16" if cpu_summary()["bf16"] else "fp32"
-    why = "it has no AVX-512 BF16 or AMX" if precision == "bf16" else "fp16 runs on CUDA only"
-    raise ConfigurationError(f"precision {precision!r} is not supported by this CPU ({why}): it supports {supported}")
+    supported = ", ".join(name for name, spec in PRECISIONS.items() if cpu_runs(spec))
+    raise ConfigurationError(f"precision {precision!r} is not supported by this CPU ({wanted.no_cpu}): it supports {supported}")

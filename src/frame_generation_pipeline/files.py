@@ -175,9 +175,16 @@ def _write_manifest(staging: Path, writer: str) -> None:
 
 
 def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    """The process's umask, read without changing it (os.umask would, for a moment in which another
+    thread's new file gets the wrong mode): Linux's /proc/self/status, else the mode a probe file gets."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with tempfile.TemporaryDirectory() as folder:
+        probe = os.path.join(folder, "probe")
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o777))
+        return 0o777 & ~os.stat(probe).st_mode
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from .checks import require_int, require_number
 from .errors import ArgumentTypeError, ConfigurationError
 from .outputs.frames import check_image_format
 from .outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+from .precisions import BASELINE, checked_names
 from .render.blend import FEATHER, NO_BLEND, Blend, checked_blend
 
 
@@ -125,6 +126,6 @@ def describe_precision(backend: str, precision: str, fidelity_db: float | None) 
     the check sent `auto` to fp32; "onnxruntime fp32" where no check was made."""
     if fidelity_db is None:
         return f"{backend} {precision}"
-    if precision == "fp32":
-        return f"{backend} fp32 (bf16 measured {fidelity_db:.1f} dB)"
+    if precision == BASELINE:
+        return f"{backend} {BASELINE} ({checked_names()} measured {fidelity_db:.1f} dB)"
     return f"{backend} {precision} ({fidelity_db:.1f} dB of the exact path)"

@@ -17,20 +17,20 @@ from tqdm import tqdm
 
 from .audio.ffmpeg import AudioInfo
 from .contract import get_mode
-from .devices import check_precision, device_type, resolve_device
+from .devices import device_type
 from .errors import ConfigurationError
 from .files import MANIFEST, atomic_directory, atomic_file
 from .inputs.features import AudioFeatures
 from .inputs.templates import TemplateSet, as_templates
 from .models.audio_models import AudioModels
-from .models.backends import EXACT_BACKEND, InferenceBackend, load_backend
+from .models.backends import EXACT_BACKEND, InferenceBackend
 from .options import RenderOptions, RenderResult
 from .outputs.frames import write_frames
 from .outputs.video import encode_frames
 from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
 from .render.blend import FEATHER, Blend
-from .render.fidelity import CheckedPrecision
+from .render.fidelity import exact_model, load_checked
 from .render.generator import FrameRenderer
 from .render.template_cache import TemplateCache
 
@@ -89,9 +89,10 @@ class FrameGenerationPipeline:
         self.checkpoint_path = Path(checkpoint_path)
         self.onnx_path = None if onnx_path is None else Path(onnx_path)
         self.mode = get_mode(mode)
-        check_precision(precision, resolve_device(device))
         logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
-        self.model = load_backend(checkpoint_path, self.mode, device, backend, precision, onnx_path)
+        #: the model and precision auto's check of it per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
+        self.precision_check = load_checked(checkpoint_path, self.mode, device, backend, precision, onnx_path)
+        self.model = self.precision_check.model
         self.backend = self.model.name
         self.device = self.model.device
         #: The batch asked for (capped per render by its plan); None: the backend's default.
@@ -99,10 +100,6 @@ class FrameGenerationPipeline:
         self.template_cache = TemplateCache() if template_cache is None else template_cache
         self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
         self.audio_models = AudioModels(self.device)
-        #: precision auto's bf16 checked per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
-        self.precision_check = CheckedPrecision(
-            self.model, precision == "auto" and self.model.precision == "bf16", lambda: self._exact_model(),
-            lambda: load_backend(checkpoint_path, self.mode, self.device, backend, "fp32", onnx_path))
         self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
 
     @property
@@ -134,12 +131,7 @@ class FrameGenerationPipeline:
         return self._exact_model().export_to_onnx(output_path, opset_version)
 
     def _exact_model(self) -> TorchBackend:
-        from .models.backends.torch_backend import TorchBackend
-
-        if self.model.exact:
-            assert isinstance(self.model, TorchBackend)  # only the torch backend is exact
-            return self.model
-        return TorchBackend(self.checkpoint_path, self.mode, device="cpu")
+        return exact_model(self.checkpoint_path, self.mode, self.model)
 
     def audio_model(self, audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None) -> SpeechEncoder[Any]:
         """The loaded audio model of this checkpoint's mode: one of `audio_encoder` (ave) and
@@ -198,9 +190,9 @@ class FrameGenerationPipeline:
         return plan.encoded(self.audio_models.get(plan.audio_model))
 
     def _result(self, plan: RenderPlan, fps: float, generator: FrameRenderer, started: float) -> RenderResult:
-        return RenderResult(str(plan.output), plan.frame_count, fps, getattr(generator.model, "name", self.backend), self.device,
+        return RenderResult(str(plan.output), plan.frame_count, fps, generator.model.name, self.device,
                             generator.batch_size, time.perf_counter() - started, plan.options,
-                            getattr(generator.model, "precision", "fp32"), self.fidelity_db(plan.templates))
+                            generator.model.precision, self.fidelity_db(plan.templates))
 
     def video(
         self, output: Path_, templates: Templates, audio: Path_, features: Features = None,

@@ -123,7 +123,6 @@ class Avatar:
         self._queue: deque[_Utterance] = deque()  # utterances not yet over, oldest first
         self._open: _Utterance | None = None
         self._screen = Screen(session.idle_image)
-        self._opened = 0
 
     def push(self, samples: np.ndarray, sample_rate: int, channels: int = 1) -> bool:
         """Add speech (int16 or float32, interleaved channels) to the open utterance; True if this
@@ -157,12 +156,7 @@ class Avatar:
             return
         self.session.push_audio(data)
         if utterance.number is None:
-            utterance.number = self._number()
-
-    def _number(self) -> int:
-        """The number the session gave the utterance just opened: they count up from 0 in opening order."""
-        self._opened += 1
-        return self._opened - 1
+            utterance.number = self.session.latest_utterance
 
     def end(self, marker: Any = None) -> None:
         """End the open utterance; `marker` comes back (in an Ended) right after its last frame."""
@@ -180,7 +174,7 @@ class Avatar:
                            utterance.samples / SAMPLE_RATE)
         if self.policy == "delay" and utterance.frames:
             self.session.say(np.concatenate(utterance.held))
-            utterance.number, utterance.held = self._number(), []
+            utterance.number, utterance.held = self.session.latest_utterance, []
         elif utterance.number is not None:
             self.session.end_of_speech()
 

@@ -51,6 +51,9 @@ class Driver:
         """True while a render thread of the session's own is running."""
         return False
 
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the session's render thread to end (none here)."""
+
     def skip_after(self) -> Callable[[int], float] | None:
         """When each slot is due, for skipping frames that cannot be on time (None: skip none)."""
         return None

@@ -34,7 +34,7 @@ from ..pipeline import FrameGenerationPipeline
 from ..render.blend import FEATHER, Blend
 from ..render.generator import InferenceModel
 from ..render.template_cache import TemplateCache
-from .drivers import RealtimeDriver, SimulatedDriver
+from .drivers import Driver, RealtimeDriver, SimulatedDriver
 from .pacing import DEFAULT_MARGIN, RenderRate
 from .renderer import Renderer
 from .rest import check_idle
@@ -119,7 +119,7 @@ class StreamingSession:
         self.timeline = Timeline(self.clock, len(templates), start_frame, self.seat)
         rate = self.live.warm_up(self.batch_size, self.clock) if realtime else RenderRate()
         self.renderer = Renderer(self.live, self.timeline.template, self.clock, self.batch_size, rate, self.seat, half_rate)
-        self.driver: RealtimeDriver | SimulatedDriver = (
+        self.driver: Driver = (
             RealtimeDriver(self.timeline, self.renderer, self.live, margin, threaded, self._release, blend, idle)
             if realtime else SimulatedDriver(self.timeline, self.renderer, self.live, blend, idle))
 
@@ -179,6 +179,12 @@ class StreamingSession:
         self.timeline.say(data, self._rows(self.encoder.stream(True, self.hubert)))
         return len(data) / SAMPLE_RATE
 
+    @property
+    def latest_utterance(self) -> int | None:
+        """The number of the utterance `push_audio` or `say` opened last (its slots' LiveFrame.utterance);
+        None before the first."""
+        return self.timeline.latest_utterance
+
     def _rows(self, stream: Any) -> RunningOn:
         """An utterance's feature rows, running on into silence at its end where idle slots are rendered."""
         return RunningOn(stream, self.encoder, tail=self.idle_shows == RENDERED)
@@ -210,8 +216,7 @@ class StreamingSession:
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait up to `timeout` seconds for the session's render thread to end (after `close`)."""
-        if isinstance(self.driver, RealtimeDriver):
-            self.driver.join(timeout)
+        self.driver.join(timeout)
 
     def _release(self) -> None:
         """Nothing renders any more: the session leaves the model (a LiveModel of its own lets its threads go)."""

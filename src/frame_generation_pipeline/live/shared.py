@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from ..errors import StreamError
 from ..inputs.templates import TemplateSet
+from ..models.backends.base import InferenceModel
 from ..models.rest_cache import RestStore
 from ..models.silence import rest_window
 from ..models.speech_encoder import SpeechEncoder
-from ..render.arithmetic import paste_generated_region
 from ..render.blend import FEATHER, Blend
-from ..render.cropped import CroppedCache
-from ..render.generator import InferenceModel
+from ..render.cropped import CroppedCache, paste
 from ..render.rest import DEFAULT_REST_BYTES, RestFrames
-from ..render.template_cache import TemplateCache, run_network
+from ..render.streams import NetworkStreams
+from ..render.template_cache import TemplateCache
 from .pacing import RenderRate
 from .rest import RestFiller
 from .scheduler import Scheduler
@@ -78,9 +77,8 @@ class LiveModel:
         self.cache = CroppedCache(templates, cache_bytes)
         self.scheduler = Scheduler()
         #: One thread per network stream: part i of every batch runs on stream i, whoever asks, so
-        #: that what a stream's first call at a batch shape costs (an OpenVINO infer request of its
-        #: own, first allocations, kernels for the shape) is paid once, by the warm-up.
-        self._streams = [ThreadPoolExecutor(1, thread_name_prefix=f"live-network-{i}") for i in range(model.streams)]
+        #: that what a stream's first call at a batch shape costs is paid once, by the warm-up.
+        self._streams = NetworkStreams(model, "live-network", template_cache)
         self._warm_up_lock = threading.Lock()
         self._measured: dict[int, RenderRate] = {}
         self.rest = RestFrames(self.infer, self.network_inputs, lambda: rest_window(encoder),
@@ -108,9 +106,7 @@ class LiveModel:
 
     def compose(self, template: int, pixels: np.ndarray, blend: Blend = FEATHER) -> np.ndarray:
         """Generated 320x320 pixels pasted into template `template`'s frame, joined as `blend` says."""
-        cropped = self.cache.get(template)
-        return paste_generated_region(cropped.template.image, pixels, cropped.template.box,
-                                      resized_crop=cropped.resized_crop, parsing=cropped.template.parsing, blend=blend)
+        return paste(self.cache.get(template), pixels, blend)
 
     def network_inputs(self, templates: list[int]) -> np.ndarray:
         """The network image inputs (B, 6, 320, 320) of the given templates."""
@@ -120,12 +116,7 @@ class LiveModel:
         """The network on a batch of `templates` (through the template cache; None: not templates,
         run whole), split over the model's streams, which run at once, each on its own thread (as in
         the offline generator). Call it in a turn (`scheduler`), so that sessions take turns."""
-        cache = self.template_cache if templates is not None else None
-        keys = np.asarray(templates if templates is not None else range(len(images)))
-        parts = np.array_split(np.arange(len(images)), min(self.model.streams, len(images)))
-        calls = [stream.submit(run_network, self.model, images[part], audio[part], cache, self.templates,
-                               keys[part].tolist()) for stream, part in zip(self._streams, parts)]
-        return np.concatenate([call.result() for call in calls])
+        return self._streams.split(images, audio, self.templates, templates)
 
     def batch_done(self, frames: int, seconds: float) -> None:
         """Report a finished batch to `on_batch`, if one was given."""
@@ -185,5 +176,4 @@ class LiveModel:
         """Let the network threads and the rest frames' thread go (when no session uses the model any more)."""
         self.rest_filler.stop()
         self.rest_filler.join(CLOSE_SECONDS)  # it may be in a batch: not in the network when the process exits
-        for stream in self._streams:
-            stream.shutdown(wait=False)
+        self._streams.close(wait=False)

@@ -105,6 +105,12 @@ class Timeline:
             self.closed = True
             self.changed.notify_all()
 
+    @property
+    def latest_utterance(self) -> int | None:
+        """The number of the utterance opened last (they count up from 0); None before the first."""
+        with self.changed:
+            return self._next_id - 1 if self._next_id else None
+
     def _check_open(self) -> None:
         if self.closed:
             raise StreamError("the session is closed: no more audio can be pushed")

@@ -21,7 +21,9 @@ import numpy as np
 from ..errors import OutputError
 from ..files import atomic_file, describe_os_error
 from ..inputs.templates import TemplateSet
+from .backends.base import InferenceModel
 from .cache import cache_dir, entry_name
+from .speech_encoder import SpeechEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +39,19 @@ def _stamp(path: Path) -> list[Any]:
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def rest_key(model: Any, templates: TemplateSet, encoder: Any) -> str | None:
+def rest_key(model: InferenceModel, templates: TemplateSet, encoder: SpeechEncoder[Any]) -> str | None:
     """The digest of what rest frames depend on beyond the checkpoint: the template images and
-    landmarks, the audio model's files, the device; None where the model or encoder says nothing
-    of its files (a stand-in: its rest frames are kept in memory only)."""
+    landmarks, the audio model's files, the device; None where the model's checkpoint is unknown
+    (a stand-in: its rest frames are kept in memory only) or the audio model's files cannot be read."""
+    if model.identity is None:
+        return None
     try:
         audio = _stamp(Path(encoder.path))
-        files = [str(templates.image_dir.resolve()), templates.identity]  # every file's size, mtime and inode
-        identity = [model.checkpoint_sha256, model.mode.name, model.name, model.precision, str(model.device),
-                    encoder.mode.name, audio, files]
-    except (AttributeError, OSError):
+    except OSError:
         return None
+    files = [str(templates.image_dir.resolve()), templates.identity]  # every file's size, mtime and inode
+    identity = [model.checkpoint_sha256, model.mode.name, model.name, model.precision, str(model.device),
+                encoder.mode.name, audio, files]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
@@ -59,7 +63,7 @@ class RestStore:
         self._warned = False
 
     @classmethod
-    def of(cls, model: Any, templates: TemplateSet, encoder: Any) -> RestStore | None:
+    def of(cls, model: InferenceModel, templates: TemplateSet, encoder: SpeechEncoder[Any]) -> RestStore | None:
         """The store of `model` on `templates` with `encoder` (None where it cannot be keyed)."""
         key = rest_key(model, templates, encoder)
         if key is None:

@@ -36,11 +36,15 @@ def crop_template(template: TemplateFrame) -> CroppedTemplate:
 
 def compose(cropped: CroppedTemplate, output: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
     """Steps 10-13: the finished frame from a network output (3, 320, 320), pasted as `blend` says."""
+    return paste(cropped, to_pixels(output), blend)
+
+
+def paste(cropped: CroppedTemplate, pixels: np.ndarray, blend: Blend = NO_BLEND) -> np.ndarray:
+    """Steps 11-13: the finished frame from the generated 320x320 uint8 pixels, pasted as `blend` says
+    (what offline renders and live sessions, rest frames included, both paste with)."""
     template = cropped.template
-    return paste_generated_region(
-        template.image, to_pixels(output), template.box,
-        resized_crop=cropped.resized_crop, parsing=template.parsing, blend=blend,
-    )
+    return paste_generated_region(template.image, pixels, template.box, resized_crop=cropped.resized_crop,
+                                  parsing=template.parsing, blend=blend)
 
 
 class CroppedCache(ByteLRU[CroppedTemplate]):

@@ -1,6 +1,8 @@
 """The fidelity check of a faster arithmetic (bf16) on the user's own checkpoint and templates: a
-few templates through it and through the exact path, the PSNR over the generated square, kept in the
-export cache (keyed by checkpoint, templates and precision) so that it runs once per avatar.
+few templates through it and through the exact path, the PSNR over the generated square against the
+precision's threshold (precisions.py), kept in the export cache (keyed by checkpoint, templates and
+precision) so that it runs once per avatar; and the loading it needs (`load_checked`: the model
+asked for, the exact path and the baseline model), so that a pipeline asks for its model once.
 """
 
 from __future__ import annotations
@@ -10,26 +12,33 @@ import hashlib
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
+from ..contract import ModeSpec
+from ..devices import check_precision, resolve_device
 from ..errors import OutputError
 from ..files import atomic_file, describe_os_error
 from ..inputs.templates import TemplateSet
+from ..models.backends import InferenceBackend, load_backend
+from ..models.backends.base import InferenceModel
 from ..models.cache import cache_dir, entry_name
 from ..models.cache_lock import entry_lock
+from ..precisions import BASELINE, get_precision
 from .arithmetic import to_pixels
 from .cropped import crop_template
 from .template_cache import templates_key
 
+if TYPE_CHECKING:  # torch loads only where the exact path is needed
+    from ..models.backends.torch_backend import TorchBackend
+
 logger = logging.getLogger(__name__)
 
-#: Below this PSNR against the exact path (over the generated square) `auto` runs fp32 instead.
-MIN_FIDELITY_DB = 45.0
 #: Templates the check runs, spread over the set (first, middle, last for three).
 CHECK_TEMPLATES = 3
 #: The audio windows of the check: seeded standard-normal rows (features have about that scale).
@@ -50,7 +59,7 @@ def check_inputs(templates: TemplateSet, audio_shape: tuple[int, ...], count: in
     return images, audio
 
 
-def record_path(model: Any, images: np.ndarray, audio: np.ndarray) -> Path:
+def record_path(model: InferenceModel, images: np.ndarray, audio: np.ndarray) -> Path:
     """Where the check of `model` on these inputs is kept: beside the checkpoint's export, named by
     the backend, precision and a digest of the inputs (so other templates have a record of their own)."""
     digest = hashlib.sha256(images.tobytes())
@@ -67,7 +76,7 @@ def _recorded(path: Path) -> float | None:
         return None
 
 
-def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateSet) -> float:
+def measured_fidelity(model: InferenceModel, exact: Callable[[], InferenceModel], templates: TemplateSet) -> float:
     """dB of `model`'s generated squares against the exact path (`exact()` loads it, only when the
     cache has no record) on a few of `templates`; measured once (by one process while others wait
     for it), then read from the cache."""
@@ -83,7 +92,7 @@ def measured_fidelity(model: Any, exact: Callable[[], Any], templates: TemplateS
         return _measure(model, exact, images, audio, path) if value is None else value
 
 
-def _measure(model: Any, exact: Callable[[], Any], images: np.ndarray, audio: np.ndarray, path: Path) -> float:
+def _measure(model: InferenceModel, exact: Callable[[], InferenceModel], images: np.ndarray, audio: np.ndarray, path: Path) -> float:
     """Measure the check and keep its record at `path` (written to a temporary, renamed into place)."""
     ours = np.stack([to_pixels(output) for output in model.run(images, audio)])
     theirs = np.stack([to_pixels(output) for output in exact().run(images, audio)])
@@ -99,39 +108,66 @@ def _measure(model: Any, exact: Callable[[], Any], images: np.ndarray, audio: np
     return value
 
 
-class CheckedPrecision:
-    """The model precision auto renders each template set with: `model` where `checked` is False (no
-    check applies), else `model` where its check on the set passes, or the fp32 model `fp32()` loads
-    (once) where it measures below MIN_FIDELITY_DB (one warning line). `exact()` loads the exact path."""
+#: The kind of model a CheckedPrecision hands out (a backend, for the pipeline).
+Model = TypeVar("Model", bound=InferenceModel)
 
-    def __init__(self, model: Any, checked: bool, exact: Callable[[], Any], fp32: Callable[[], Any]) -> None:
-        self.model, self.checked, self._exact, self._load_fp32 = model, checked, exact, fp32
+
+class CheckedPrecision(Generic[Model]):
+    """The model precision `auto` renders each template set with: `model` where its precision is not
+    one `auto` checks (precisions.py) or `auto` was not asked for, else `model` where its check on the
+    set reaches the precision's threshold, or the baseline (fp32) model `fallback()` loads (once)
+    where it measures below (one warning line). `exact()` loads the exact path."""
+
+    def __init__(self, model: Model, auto: bool, exact: Callable[[], InferenceModel], fallback: Callable[[], Model]) -> None:
+        self.model, self._exact, self._load_fallback = model, exact, fallback
+        #: The PSNR the check must reach; None where no check applies.
+        self.threshold = get_precision(model.precision).min_fidelity_db if auto else None
         self._measured: dict[Hashable, float] = {}
-        self._fp32: Any = None
+        self._fallback: Model | None = None
         self._lock = threading.Lock()
 
     def fidelity_db(self, templates: TemplateSet) -> float | None:
         """The check's dB on `templates` (measured once per checkpoint and set); None where none applies."""
-        if not self.checked:
+        if self.threshold is None:
             return None
         key = templates_key(templates)
         with self._lock:
             if key not in self._measured:
                 value = self._measured[key] = measured_fidelity(self.model, self._exact, templates)
-                if value < MIN_FIDELITY_DB:
-                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in fp32",
-                                   self.model.describe(), value, templates.image_dir.parent, MIN_FIDELITY_DB)
+                if value < self.threshold:
+                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in %s",
+                                   self.model.describe(), value, templates.image_dir.parent, self.threshold, BASELINE)
                 else:
                     logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
                                 templates.image_dir.parent)
             return self._measured[key]
 
-    def model_for(self, templates: TemplateSet) -> Any:
-        """`model`, or the fp32 one where the check on `templates` measures below MIN_FIDELITY_DB."""
+    def model_for(self, templates: TemplateSet) -> Model:
+        """`model`, or the baseline one where the check on `templates` measures below the threshold."""
         db = self.fidelity_db(templates)
-        if db is None or db >= MIN_FIDELITY_DB:
+        if db is None or self.threshold is None or db >= self.threshold:
             return self.model
         with self._lock:
-            if self._fp32 is None:
-                self._fp32 = self._load_fp32()
-            return self._fp32
+            if self._fallback is None:
+                self._fallback = self._load_fallback()
+            return self._fallback
+
+
+def exact_model(checkpoint: str | os.PathLike[str], mode: ModeSpec, model: InferenceModel) -> TorchBackend:
+    """The exact path of `model`'s checkpoint: `model` where it is exact, else torch in fp32 on the CPU, loaded now."""
+    from ..models.backends.torch_backend import TorchBackend
+
+    if isinstance(model, TorchBackend) and model.exact:
+        return model
+    return TorchBackend(checkpoint, mode, device="cpu")
+
+
+def load_checked(checkpoint: str | os.PathLike[str], mode: ModeSpec, device: str | None, backend: str, precision: str,
+                 model_file: str | os.PathLike[str] | None) -> CheckedPrecision[InferenceBackend]:
+    """Backend `backend` in `precision` loaded once (a precision the device cannot run refused before
+    anything loads), with the check `auto` asks for; the exact path and the baseline model are
+    loaded from here too, and only when the check needs them."""
+    check_precision(precision, resolve_device(device))
+    model = load_backend(checkpoint, mode, device, backend, precision, model_file)
+    return CheckedPrecision(model, precision == "auto", lambda: exact_model(checkpoint, mode, model),
+                            lambda: load_backend(checkpoint, mode, model.device, backend, BASELINE, model_file))

@@ -17,35 +17,25 @@ from collections.abc import Container, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
 
 import numpy as np
 
 from ..checks import require_int
-from ..contract import ModeSpec, get_mode
+from ..contract import get_mode
 from ..errors import ConfigurationError
 from ..inputs.features import AudioFeatures, as_features
 from ..inputs.landmarks import CropBox
 from ..inputs.templates import TemplateSet, as_templates
+from ..models.backends.base import InferenceModel
 from .blend import NO_BLEND, Blend
 from .cropped import CroppedCache, CroppedTemplate
 from .cropped import compose as compose_frame
-from .template_cache import TemplateCache, run_network
+from .streams import NetworkStreams
+from .template_cache import TemplateCache
+
+__all__ = ["FrameRenderer", "InferenceModel", "RenderedFrame"]
 
 logger = logging.getLogger(__name__)
-
-
-class InferenceModel(Protocol):
-    """What the generator needs of a model: its mode, batched inference on host arrays, and how
-    many calls to `run` it takes at once (from as many threads); with a template cache also
-    `first_visit` and `rest` (models.backends.base.InferenceBackend)."""
-
-    mode: ModeSpec
-    streams: int
-
-    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +67,7 @@ class _InFlight:
         self.schedule, self.first, self.keep_tensors, self.blend = schedule, first, keep_tensors, blend
         self.cache = CroppedCache(templates, renderer.cache_bytes)
         self.workers = ThreadPoolExecutor(renderer.workers, thread_name_prefix="frame-worker")
-        self.network = ThreadPoolExecutor(renderer.model.streams, thread_name_prefix="frame-network")
+        self.network = NetworkStreams(renderer.model, "frame-network", renderer.template_cache)
         self.cropping: deque[Future[CroppedTemplate]] = deque()
         self.inferring: deque[tuple[range, list[CroppedTemplate], np.ndarray, Future[np.ndarray]]] = deque()
         self.composing: deque[tuple[partial[RenderedFrame], Future[np.ndarray]]] = deque()
@@ -95,8 +85,7 @@ class _InFlight:
         indices = range(self.first + positions.start, self.first + positions.stop)
         audio = self.features.windows(indices)
         inputs = np.stack([item.network_input for item in cropped])
-        call = self.network.submit(run_network, self.model, inputs, audio, self.template_cache, self.templates,
-                                   [item.template.index for item in cropped])
+        call = self.network.submit(inputs, audio, self.templates, [item.template.index for item in cropped])
         self.inferring.append((indices, cropped, audio, call))
         if len(self.inferring) == self.model.streams:
             self.compose()
@@ -119,7 +108,7 @@ class _InFlight:
 
     def close(self) -> None:
         """Stop the threads (what is queued and not started is cancelled)."""
-        self.network.shutdown(wait=True, cancel_futures=True)
+        self.network.close(wait=True)
         self.workers.shutdown(wait=True, cancel_futures=True)
 
 
@@ -127,7 +116,7 @@ class FrameRenderer:
     """Renders output frames from a loaded model.
 
     Args:
-        unet_model: a loaded backend (or anything with `mode`, `streams` and `run`).
+        unet_model: a loaded backend (or another InferenceModel, such as a test's stand-in).
         mode: the audio mode; must be the model's (None takes the model's).
         batch_size: frames per network call; with the exact torch backend frames do not depend on it.
         workers: threads that decode and crop templates ahead of the network and paste

@@ -14,10 +14,11 @@ import threading
 import weakref
 from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..models.backends.base import InferenceModel
 from .lru import ByteLRU
 
 if TYPE_CHECKING:  # OpenCV stays unloaded for the CLI's arguments, which read the default budget here
@@ -30,17 +31,12 @@ DEFAULT_TEMPLATE_CACHE_MB = 512
 Skips = tuple[np.ndarray, ...]
 
 
-def model_key(model: Any) -> Hashable:
-    """What makes two models' template halves interchangeable: what the model says it is (backend,
-    checkpoint digest, precision, device, mode); a model that does not say is known by a weak
-    reference to it, which no later model can share (an id() could, once the model is collected)."""
-    fields = ("name", "checkpoint_sha256", "precision", "device", "mode")
-    if all(getattr(model, field, None) for field in fields):
-        return (*(getattr(model, field) for field in fields[:-1]), model.mode.name)
-    try:
-        return weakref.ref(model)
-    except TypeError:  # no weak reference to it: the key keeps the model itself
-        return model
+def model_key(model: InferenceModel) -> Hashable:
+    """What makes two models' template halves interchangeable: the model's identity (backend,
+    checkpoint digest, precision, device, mode); a model without one (its checkpoint unknown) is known
+    by a weak reference to it, which no later model can share (an id() could, once the model is collected)."""
+    identity = model.identity
+    return weakref.ref(model) if identity is None else identity
 
 
 def templates_key(templates: TemplateSet) -> Hashable:
@@ -65,11 +61,11 @@ class TemplateCache(ByteLRU[Skips]):
         self._claims = threading.Lock()
         self.computed = 0
 
-    def splits(self, model: Any) -> bool:
+    def splits(self, model: InferenceModel) -> bool:
         """True when this cache runs `model` in halves (it keeps something and the model can split)."""
-        return self.max_bytes > 0 and bool(getattr(model, "splits", False))
+        return self.max_bytes > 0 and model.splits
 
-    def run(self, model: Any, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
+    def run(self, model: InferenceModel, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
         """The network on a batch (`keys[i]` says which template `images[i]` is): the rest alone from
         the kept skips, or whole (keeping the skips) where a template is new; whole where it cannot split."""
         if not self.splits(model):
@@ -98,7 +94,7 @@ class TemplateCache(ByteLRU[Skips]):
                     found[key] = mine[key] = self._pending[key] = Future()
         return found, mine
 
-    def _first_visit(self, model: Any, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable],
+    def _first_visit(self, model: InferenceModel, images: np.ndarray, audio: np.ndarray, keys: Sequence[Hashable],
                      mine: dict[Hashable, Future[Skips]]) -> np.ndarray:
         """The whole network on the batch; the skips of the templates in `mine` kept."""
         try:
@@ -124,7 +120,7 @@ def _result(item: Skips | Future[Skips]) -> Skips:
     return item.result() if isinstance(item, Future) else item
 
 
-def run_network(model: Any, images: np.ndarray, audio: np.ndarray, cache: TemplateCache | None,
+def run_network(model: InferenceModel, images: np.ndarray, audio: np.ndarray, cache: TemplateCache | None,
                 templates: TemplateSet, indices: Sequence[int]) -> np.ndarray:
     """The network on a batch of templates `indices` of `templates`: through `cache` when there is one."""
     if cache is None:

@@ -13,10 +13,10 @@ from ...errors import ConfigurationError
 from ...live.slot import IDLE_CHOICES, RENDERED
 from ...models.backends import BACKEND_CHOICES
 from ...outputs.video import DEFAULT_CRF, DEFAULT_PRESET, PRESETS
+from ...precisions import PRECISION_CHOICES, describe_auto, where_they_run
 from ...render.blend import Blend
 from ...render.template_cache import DEFAULT_TEMPLATE_CACHE_MB
 
-PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 #: What no --blend means where frames are shown (`blend_from`).
 SHOWN_BLEND = "feather; none with --exact"
 HUBERT_HELP = ("local hubert model folder to compute hubert features from --audio "
@@ -156,9 +156,7 @@ def add_model(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="frames per network call (default: per backend; at most 8, where a larger one adds no speed)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="auto: bf16 where the CPU has it natively and a check on your checkpoint and templates "
-                             "measures at least 45 dB against the exact path, else fp32 (within 2 per value); "
-                             "bf16: openvino on CPUs with bf16, or torch on CUDA; fp16: torch on CUDA")
+                        help=f"auto: {describe_auto()}; {where_they_run()}")
     parser.add_argument("--template-cache-mb", type=non_negative_int, default=DEFAULT_TEMPLATE_CACHE_MB,
                         help="memory for the network's template half, 6.3 MB per template kept (0: none)")
 

@@ -11,9 +11,9 @@ from ...errors import ConfigurationError
 from .arguments import audio_model_option
 
 
-def model_settings(args: argparse.Namespace, exact: bool = False) -> dict:
+def model_settings(args: argparse.Namespace, exact: bool = False, feature_files: bool = False) -> dict:
     """The model options of the arguments, checked without loading anything (--exact, or `exact`:
-    torch on the CPU)."""
+    torch on the CPU); `feature_files`: the command takes --audio-features (a refusal names it)."""
     from ...devices import check_precision, resolve_device
     from ...models.audio_models import check_checkpoint_file
 
@@ -26,7 +26,7 @@ def model_settings(args: argparse.Namespace, exact: bool = False) -> dict:
     check_checkpoint_file(Path(args.checkpoint))
     from ...render.template_cache import TemplateCache
 
-    mode = mode_for_audio_model(args.mode, audio_model_option(args), feature_files=hasattr(args, "audio_features"))
+    mode = mode_for_audio_model(args.mode, audio_model_option(args), feature_files=feature_files)
     return {"mode": mode, "device": device, "backend": backend,
             "batch_size": args.batch_size, "onnx_path": args.onnx, "precision": precision,
             "template_cache": TemplateCache(args.template_cache_mb << 20)}
@@ -46,15 +46,17 @@ def audio_model_from(args: argparse.Namespace):
     return describe_audio_model(getattr(args, "audio_encoder", None), getattr(args, "hubert_model", None))
 
 
-def plan_from(args: argparse.Namespace, kind: str, output: str, options, exact: bool = False, **outputs: str | None):
+def plan_from(args: argparse.Namespace, kind: str, output: str, options, exact: bool = False, feature_files: bool = False,
+              **outputs: str | None):
     """The render's plan (everything checked that needs no model), with the features computed by the
     audio model where asked: all of it before the U-Net loads. Returns (plan, model settings; `exact`
-    as model_settings takes it)."""
+    as model_settings takes it). `feature_files`: the command has --audio-features (args.audio_features)."""
     from ...models.audio_models import load_audio_model
     from ...plan import plan_render
 
-    settings = model_settings(args, exact)
-    plan = plan_render(kind, output, args.template_dir, settings["mode"], getattr(args, "audio_features", None), args.audio,
+    settings = model_settings(args, exact, feature_files)
+    features = args.audio_features if feature_files else None
+    plan = plan_render(kind, output, args.template_dir, settings["mode"], features, args.audio,
                        audio_model_from(args), options, args.batch_size,
                        inputs={"--checkpoint": args.checkpoint, "--onnx": args.onnx}, extra_outputs=outputs)
     if plan.needs_features and plan.audio_model is not None:

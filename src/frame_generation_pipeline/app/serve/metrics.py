@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from ...precisions import checked_names
+
 #: The text exposition format's content type (prometheus-client's latest text version).
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
@@ -35,8 +37,8 @@ class ServerMetrics:
                                 "was repeated)", registry=self.registry)
         self._latency = Histogram("fgp_first_frame_latency_seconds", "From an utterance's first sample to its "
                                   "first frame rendered", buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self._render = Histogram("fgp_render_seconds", "Seconds per network batch (waiting for the model's turn "
-                                 "included)", buckets=_BATCH_BUCKETS, registry=self.registry)
+        self._render = Histogram("fgp_render_seconds", "Seconds per network batch, from its turn at the model "
+                                 "to its pixels (the wait for the turn not included)", buckets=_BATCH_BUCKETS, registry=self.registry)
 
     def arithmetic(self, backend: str, precision: str, fidelity_db: float | None) -> None:
         """Say which backend and precision the network runs in and, where checked, its dB against the exact path."""
@@ -44,8 +46,8 @@ class ServerMetrics:
                      ["backend", "precision"], registry=self.registry)
         info.labels(backend, precision).set(1)
         if fidelity_db is not None:
-            Gauge("fgp_fidelity_db", "PSNR in dB of the auto precision's bf16 against the exact path on the avatar's "
-                  "templates (the fidelity check)", registry=self.registry).set(fidelity_db)
+            Gauge("fgp_fidelity_db", f"PSNR in dB of the auto precision's {checked_names()} against the exact path on "
+                  "the avatar's templates (the fidelity check)", registry=self.registry).set(fidelity_db)
 
     def batch(self, frames: int, seconds: float) -> None:
         """A network batch of `frames` took `seconds` (called from render threads)."""

@@ -1,4 +1,5 @@
-"""What every inference backend is: a U-Net loaded once, run on batches of host arrays.
+"""What every inference model is (InferenceModel: what callers need of a U-Net, stand-ins included)
+and every inference backend (InferenceBackend: one users choose by name).
 
 A backend is one class in one file of this folder plus one line in the registry (`__init__.py`).
 It says whether its library is installed, how fast it is on a device type (the ranking `auto`
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -21,6 +22,7 @@ from ...checks import missing_file
 from ...contract import INPUT_SHAPE, ModeSpec
 from ...errors import CheckpointError, ConfigurationError
 from ...files import describe_os_error, file_sha256
+from ...precisions import BASELINE, PRECISIONS, where_they_run
 
 
 def checkpoint_digest(path: str | os.PathLike[str]) -> str:
@@ -33,31 +35,81 @@ def checkpoint_digest(path: str | os.PathLike[str]) -> str:
         raise CheckpointError(path, f"cannot read ({describe_os_error(exc)})") from None
 
 
-class InferenceBackend(ABC):
-    """A SyncTalk_2D 328 U-Net ready for batched inference on host arrays.
+class InferenceModel(ABC):
+    """A SyncTalk_2D 328 U-Net as renders, live sessions, the template cache and the fidelity check see
+    it: what it is (name, mode, device, precision, checkpoint) and its calls on batches of host arrays
+    (whole, and where it `splits` at the template half, a template's first visit and the rest).
+    Every backend is one (InferenceBackend), and so is every stand-in for one.
 
     Attributes:
         mode: the audio mode of the loaded network.
         device: "cpu", "cuda" or "cuda:N".
         precision: the arithmetic the network runs in ("fp32", "fp16", "bf16").
         streams: calls to `run` that may usefully run at once, from as many threads.
-        checkpoint_sha256: SHA-256 of the checkpoint the weights come from.
+        checkpoint_sha256: SHA-256 of the checkpoint the weights come from ("" where unknown).
     """
 
-    #: The name users pass as --backend.
+    #: The name users pass as --backend (a stand-in's own name otherwise).
     name: ClassVar[str]
-    #: Python modules the backend needs, and the pip extra that installs them ("" when they are core).
-    requires: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str] = ""
-    #: Precisions the backend can run in ("auto" picks among them per device).
-    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    mode: ModeSpec
+    device: str = "cpu"
+    precision: str = "fp32"
+    streams: int = 1
+    checkpoint_sha256: str = ""
 
-    def __init__(self, mode: ModeSpec, device: str, precision: str, streams: int, checkpoint_sha256: str) -> None:
+    def __init__(self, mode: ModeSpec, device: str = "cpu", precision: str = "fp32", streams: int = 1,
+                 checkpoint_sha256: str = "") -> None:
         self.mode = mode
         self.device = device
         self.precision = precision
         self.streams = streams
         self.checkpoint_sha256 = checkpoint_sha256
+
+    @abstractmethod
+    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
+
+    @property
+    def splits(self) -> bool:
+        """True when `first_visit` and `rest` can be run (what the template cache needs); False here."""
+        return False
+
+    def first_visit(self, images: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """What `run` gives, and the template half's skips x2..x6 of the same images, float32
+        (B, C, H, W) each (network.SKIP_SHAPES): what the template cache keeps of a template."""
+        raise ConfigurationError(f"{self.describe()} runs whole: it does not split at the template half")
+
+    def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
+        """The rest of the network: the images, their `first_visit` skips and the audio -> what `run` gives."""
+        raise ConfigurationError(f"{self.describe()} runs whole: it does not split at the template half")
+
+    @property
+    def exact(self) -> bool:
+        """True when frames equal the contract bit for bit (only the torch backend, fp32, on the CPU)."""
+        return False
+
+    @property
+    def identity(self) -> Hashable | None:
+        """What makes two models' outputs interchangeable (backend, checkpoint, precision, device,
+        mode); None where the checkpoint is unknown (such a model shares nothing it computes)."""
+        if not self.checkpoint_sha256:
+            return None
+        return self.name, self.checkpoint_sha256, self.precision, self.device, self.mode.name
+
+    def describe(self) -> str:
+        """One phrase for logs and summaries, e.g. "onnxruntime fp32 on cpu"."""
+        return f"{self.name} {self.precision} on {self.device}"
+
+
+class InferenceBackend(InferenceModel):
+    """An InferenceModel that users choose by name (`--backend`): loaded from a checkpoint, ranked by
+    its measured speed, always able to split at the template half (ExportedBackend says when it pays)."""
+
+    #: Python modules the backend needs, and the pip extra that installs them ("" when they are core).
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
+    #: Precisions the backend can run in ("auto" picks among them per device).
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
     @classmethod
     def installed(cls) -> bool:
@@ -75,32 +127,18 @@ class InferenceBackend(ABC):
         """Frames per network call when none is given (measured; docs/rendering.md, "Backends")."""
         return 8 if device_type == "cuda" else 1
 
-    @abstractmethod
-    def run(self, images: np.ndarray, audio: np.ndarray) -> np.ndarray:
-        """float32 (B, 6, 320, 320) and (B, *audio_shape) -> float32 (B, 3, 320, 320) in [0, 1]."""
-
     @property
     def splits(self) -> bool:
-        """True when `first_visit` and `rest` can be run (what the template cache needs)."""
+        """True: a backend runs `first_visit` and `rest`."""
         return True
 
     @abstractmethod
     def first_visit(self, images: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """What `run` gives, and the template half's skips x2..x6 of the same images, float32
-        (B, C, H, W) each (network.SKIP_SHAPES): what the template cache keeps of a template."""
+        """What `run` gives, and the template half's skips x2..x6 (see InferenceModel.first_visit)."""
 
     @abstractmethod
     def rest(self, images: np.ndarray, skips: Sequence[np.ndarray], audio: np.ndarray) -> np.ndarray:
-        """The rest of the network: the images, their `first_visit` skips and the audio -> what `run` gives."""
-
-    @property
-    def exact(self) -> bool:
-        """True when frames equal the contract bit for bit (only the torch backend, fp32, on the CPU)."""
-        return False
-
-    def describe(self) -> str:
-        """One phrase for logs and summaries, e.g. "onnxruntime fp32 on cpu"."""
-        return f"{self.name} {self.precision} on {self.device}"
+        """The rest of the network from the images, their skips and the audio (see InferenceModel.rest)."""
 
     def check_inputs(self, images: np.ndarray, audio: np.ndarray) -> None:
         """Raise ConfigurationError unless images and audio are batches of the mode's shapes."""
@@ -115,13 +153,14 @@ class InferenceBackend(ABC):
 
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """The concrete precision for `precision` ("auto" -> "fp32" unless the backend says otherwise);
+        """The concrete precision for `precision` ("auto" -> the baseline, fp32, unless the backend says otherwise);
         ConfigurationError if unsupported."""
         if precision == "auto":
-            return "fp32"
+            return BASELINE
         if precision not in cls.precisions:
+            where = f" ({where_they_run((precision,))})" if precision in PRECISIONS else ""
             raise ConfigurationError(
                 f"precision {precision!r} is not one the {cls.name} backend runs (it runs {', '.join(cls.precisions)}): "
-                "drop --precision, or choose a backend that runs it (bf16: openvino on the CPU, torch on CUDA)"
+                f"drop --precision, or choose a backend that runs it{where}"
             )
         return precision
