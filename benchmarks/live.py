@@ -144,14 +144,14 @@ def measure_with_encode(data: dict, folder: Path) -> dict:
             "dropped": found["dropped_frames"], "repeated": found["repeated_frames"],
             "dropped_share": found["dropped_frames"] / max(speech, 1),
             "half_rate": any(utterance["half_rate"] for utterance in found["utterances"]),
-            "half_rate_from": [utterance.get("half_rate_from") for utterance in found["utterances"]],
+            "rates": [(utterance["half_rate_from"], utterance["stride"]) for utterance in found["utterances"]],
             "first_frame_latency_s": found["first_frame_latency_s"] or float("nan")}
 
 
-def _rate(half_rate_from: list[int | None]) -> str:
-    """How the utterances ran: at full rate, at half rate, or at half rate from a frame on."""
-    said = ["full rate" if start is None else "half rate" if start == 0 else f"half rate from frame {start}"
-            for start in half_rate_from]
+def _rate(rates: list[tuple[int | None, int]]) -> str:
+    """How the utterances ran: at full rate, or every n-th slot (from the start or from a frame on)."""
+    said = ["full rate" if start is None else f"every {stride} slots" + (f" from frame {start}" if start else "")
+            for start, stride in rates]
     return ", ".join(said) or "no utterance"
 
 
@@ -217,7 +217,7 @@ def main() -> None:
               f"{row['realtime_dropped']:>12} of {row['realtime_dropped'] + row['realtime_speech']:<6}"
               f"{row['realtime_repeated']:>10}")
     print(f"\nframe-gen live --realtime --output (x264 encoding meanwhile), {encoded['backend']} {encoded['precision']}, "
-          f"{_rate(encoded['half_rate_from'])}: dropped {encoded['dropped']} of {encoded['speech_slots']} "
+          f"{_rate(encoded['rates'])}: dropped {encoded['dropped']} of {encoded['speech_slots']} "
           f"speech slots ({100 * encoded['dropped_share']:.1f}%), repeated {encoded['repeated']}, first frame after "
           f"{encoded['first_frame_latency_s']:.2f} s")
     print(f"\nwritten to {args.json or HERE / 'live_results.json'}")

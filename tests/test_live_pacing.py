@@ -3,6 +3,7 @@ dropping what cannot be on time, half rate below real time, and what the session
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 
@@ -124,15 +125,15 @@ class SlowingDown(Recorder):
         return super().run(images, audio)
 
 
-@pytest.mark.parametrize("half_rate", [True, False])
-def test_open_speech_that_falls_behind_real_time_goes_on_at_half_rate_instead_of_dropping(world, half_rate):
+@pytest.mark.parametrize(("slow", "stride"), [(0.06, 2), (0.1, 3), (0.06, 1)])
+def test_open_speech_that_falls_behind_real_time_goes_on_at_a_slower_rate_instead_of_dropping(world, slow, stride):
     from frame_generation_pipeline.live.shared import WARM_UP_ROUNDS
 
     clock = FakeClock()
     slow_from = 1 + WARM_UP_ROUNDS + 20  # the warm-up's calls, then 20 frames at full speed
-    model = SlowingDown(clock, fast=0.02, slow=0.06, calls=slow_from)  # 50 frames/s, then 16.7
+    model = SlowingDown(clock, fast=0.02, slow=slow, calls=slow_from)  # 50 frames/s, then 16.7 or 10
     session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
-                               threaded=False, half_rate=half_rate, idle="template")
+                               threaded=False, half_rate=stride > 1, idle="template")
     session.due(0)
     samples = np.tile(world["speech"]["long"], 4)  # long enough to fall behind: its lookahead is soon spent
     session.push_audio(samples)
@@ -141,13 +142,18 @@ def test_open_speech_that_falls_behind_real_time_goes_on_at_half_rate_instead_of
     speech = [s for s in drive(session, clock) if s.utterance == 0]
     report = session.stats.utterances[0]
     assert not any(s.repeated for s in speech[:20]), "full rate while the machine keeps up"
-    if not half_rate:
-        assert not report.half_rate and report.dropped > len(speech) // 8, "without half rate it drops"
+    if stride == 1:  # half_rate=False: every slot, dropped when late
+        assert not report.half_rate and report.dropped > len(speech) // 8, "without a slower rate it drops"
         return
-    assert report.half_rate and 20 <= report.half_rate_from < 30, "half rate from soon after the slowdown"
+    assert report.half_rate and report.stride == stride and 20 <= report.half_rate_from < 30, "slower soon after"
     after = speech[report.half_rate_from :]
-    assert report.dropped <= 3 and all(s.kind == "speech" for s in after), "nothing dropped once at half rate"
-    assert all(a.image is b.image and b.repeated for a, b in zip(after[0::2], after[1::2])), "each image shown twice"
+    assert report.dropped <= 3 and all(s.kind == "speech" for s in after), "nothing dropped once slower"
+    rendered = [i for i, s in enumerate(after) if not s.repeated]
+    gaps = [b - a for a, b in zip(rendered, rendered[1:])]
+    assert gaps == sorted(gaps) and set(gaps) <= set(range(2, stride + 1)) and gaps[-1] == stride, \
+        f"slower and slower, never back, down to every {stride}th slot: {gaps}"
+    assert all(s.image is after[rendered[bisect.bisect_right(rendered, i) - 1]].image for i, s in enumerate(after)), \
+        "each rendered image shown in the slots up to the next"
     heard = np.concatenate([s.audio for s in speech])
     assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
 

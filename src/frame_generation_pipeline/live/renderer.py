@@ -19,8 +19,14 @@ logger = logging.getLogger(__name__)
 
 #: A real-time session renders every slot where its expected speed (a frame's network share and its
 #: audio encoder window) is at least this many times real time; below, every other slot (half rate:
-#: 12.5 frames/s, each image shown twice, the lips on time) rather than dropping at random.
+#: 12.5 frames/s, each image shown twice, the lips on time) rather than dropping at random, and
+#: below half of it every third slot (8.3 frames/s).
 FULL_RATE_HEADROOM = 1.1
+#: The slowest rate: every MAX_STRIDE-th slot rendered; frames that cannot keep even that are dropped.
+MAX_STRIDE = 3
+_RATES = {1: "full rate", 2: "half rate", 3: "a third of the rate"}
+_EVERY = {2: "every other slot", 3: "every third slot"}
+_SHOWN = {2: "twice", 3: "three times"}
 
 
 class Renderer:
@@ -33,42 +39,47 @@ class Renderer:
         batch_size: speech frames per network call.
         rate: the measure it updates and plans with (its LiveModel's shared one, or an empty one).
         seat: the session's place at the model's scheduler (its turns, and how many share the model).
-        half_rate: whether `stride` may choose every other slot.
+        half_rate: whether `stride` may choose a slower rate than every slot.
     """
 
     def __init__(self, live: LiveModel, template_of: Callable[[int], int], clock: Clock, batch_size: int,
                  rate: RenderRate, seat: Seat, half_rate: bool = True) -> None:
         self.live, self.template_of, self.clock, self.batch_size, self.rate = live, template_of, clock, batch_size, rate
         self.seat, self.half_rate = seat, half_rate
-        self._half_rate_said = False
+        self._rates_said: set[int] = set()
 
     def expected(self) -> RenderRate:
         """The session's measured speed as it is now: shared with the other sessions speaking."""
         return self.rate.shared_by(self.seat.speakers())
 
     def stride(self) -> int:
-        """1 (render every slot) where the expected speed keeps real time with FULL_RATE_HEADROOM (or half
-        rate is off), else 2 (every other slot); the first half-rate choice of a session is said once."""
+        """Every how many slots a frame is rendered: the smallest stride (1, every slot, up to
+        MAX_STRIDE) whose slots the expected speed fills with FULL_RATE_HEADROOM to spare (1 where half
+        rate is off); a session's first choice of each slower rate is said once."""
         speakers = self.seat.speakers()
         expected = self.rate.shared_by(speakers)
         per_slot = expected.seconds_per_frame + expected.seconds_per_window
-        if not self.half_rate or per_slot * FPS * FULL_RATE_HEADROOM <= 1:
+        stride = min(MAX_STRIDE, max(1, math.ceil(per_slot * FPS * FULL_RATE_HEADROOM - 1e-9)))
+        if not self.half_rate or stride == 1:
             return 1
-        if not self._half_rate_said:
-            self._half_rate_said = True
-            self._say_half_rate(expected, speakers)
-        return 2
+        if stride not in self._rates_said:
+            self._rates_said.add(stride)
+            self._say_rate(stride, expected, speakers)
+        return stride
 
-    def _say_half_rate(self, expected: RenderRate, speakers: int) -> None:
+    def _say_rate(self, stride: int, expected: RenderRate, speakers: int) -> None:
         """The one line that says why: the measured time of a frame (its network share, from batches
-        of batch_size, and its audio encoder window) against what full rate allows."""
+        of batch_size, and its audio encoder window) against what the rate above allows."""
         network, window = round(1000 * expected.seconds_per_frame, 1), round(1000 * expected.seconds_per_window, 1)
         shared = f", the model shared by {speakers} sessions speaking" if speakers > 1 else ""
-        logger.info("rendering every other slot (%g images/s, each shown twice): a frame takes %.1f ms here (the network "
-                    "%.1f ms of a frame in batches of %d taking %.1f ms, the audio encoder %.1f ms a window%s), and "
-                    "full rate needs at most %.1f ms (%.0f ms a slot, %.0f%% kept spare)", FPS / 2, network + window,
-                    network, self.batch_size, 1000 * expected.seconds_per_batch, window, shared,
-                    1000 / FPS / FULL_RATE_HEADROOM, 1000 / FPS, 100 * (FULL_RATE_HEADROOM - 1))
+        above = stride - 1
+        slots = "a slot" if above == 1 else f"{above} slots"
+        logger.info("rendering %s (%.3g images/s, each shown %s): a frame takes %.1f ms here (the network %.1f ms of "
+                    "a frame in batches of %d taking %.1f ms, the audio encoder %.1f ms a window%s), and %s needs at "
+                    "most %.1f ms (%.0f ms %s, %.0f%% kept spare)", _EVERY[stride], FPS / stride, _SHOWN[stride],
+                    network + window, network, self.batch_size, 1000 * expected.seconds_per_batch, window, shared,
+                    _RATES[above], 1000 * above / FPS / FULL_RATE_HEADROOM, 1000 * above / FPS, slots,
+                    100 * (FULL_RATE_HEADROOM - 1))
 
     def step(self, utterance: Utterance, due: Callable[[int], float] | None = None) -> bool:
         """Take in the utterance's pushed speech, skip the frames a batch started now would finish
@@ -90,14 +101,15 @@ class Renderer:
         return intake.taken
 
     def _keep_up(self, utterance: Utterance) -> None:
-        """Open speech placed at full rate goes on at half rate once the measured speed (which counts
-        whatever else the machine does meanwhile, such as an encoder) no longer keeps real time: every
-        other frame rendered rather than frames dropped at random."""
-        if utterance.policy != DROP or utterance.stride == 2 or utterance.start_slot is None or self.stride() == 1:
+        """Placed open speech goes on at a slower rate once the measured speed (which counts whatever
+        else the machine does meanwhile, such as an encoder) no longer keeps its rate: fewer frames
+        rendered, evenly, rather than frames dropped at random."""
+        if utterance.policy != DROP or utterance.start_slot is None or utterance.stride == MAX_STRIDE:
             return
-        if utterance.halve():
-            logger.info("utterance %d goes on at half rate from its frame %d: its frames no longer keep real time",
-                        utterance.number, utterance.next_slot() - utterance.start_slot)
+        stride = self.stride()
+        if utterance.slow_down(stride):
+            logger.info("utterance %d goes on at %s from its frame %d: its frames no longer keep up", utterance.number,
+                        _RATES[stride], utterance.next_slot() - utterance.start_slot)
 
     def _finish_estimate(self, deadline: float) -> float:
         """When a batch due at `deadline` started now would be done: after the turns before it, then its own."""

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class UtteranceReport:
-    """What happened to one utterance: when it started, how it was paced, what was dropped; at half
-    rate (`half_rate`) how many of its `frames` repeated the image before (`repeated`), and from which
-    frame on (`half_rate_from`: 0 when it started so, later when the machine slowed down meanwhile)."""
+    """What happened to one utterance: when it started, how it was paced, what was dropped; below full
+    rate (`half_rate`: every `stride`-th frame rendered, 2 at half rate, 3 at a third) how many of its
+    `frames` repeated the image before (`repeated`), and from which frame on (`half_rate_from`: 0 when
+    it started so, later when the machine slowed down meanwhile)."""
 
     utterance: int
     policy: str
@@ -22,6 +23,7 @@ class UtteranceReport:
     half_rate: bool = False
     repeated: int = 0
     half_rate_from: int | None = None
+    stride: int = 1
 
 
 #: Utterance reports a session keeps (the latest ones): its state must not grow with its length.

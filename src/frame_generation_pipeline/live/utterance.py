@@ -66,7 +66,7 @@ class Utterance:
         self._start_slot: int | None = None
         self._report: UtteranceReport | None = None
         self._next_render = 0
-        #: 1: every frame rendered; 2: every other one, each image shown in its slot and the next (half rate).
+        #: 1: every frame rendered; n > 1: every n-th one, each image shown in its slot and the n - 1 after.
         self._stride = 1
         self._rendered: dict[int, tuple[np.ndarray, float]] = {}  # frame -> (320x320 pixels, clock time done)
         self._composed: tuple[np.ndarray, np.ndarray] | None = None  # the last pixels pasted and their image
@@ -93,7 +93,7 @@ class Utterance:
 
     @property
     def stride(self) -> int:
-        """1: every frame is rendered; 2: every other one (half rate)."""
+        """1: every frame is rendered; 2: every other one (half rate); 3: every third."""
         return self._stride
 
     @property
@@ -134,7 +134,7 @@ class Utterance:
     # --- placing ------------------------------------------------------------------------------
 
     def set_stride(self, stride: int) -> None:
-        """Render every `stride`-th frame (1 or 2), chosen before the utterance starts."""
+        """Render every `stride`-th frame, chosen before the utterance starts."""
         with self._lock:
             assert self._start_slot is None, "the stride is chosen before the start"
             self._stride = stride
@@ -145,20 +145,23 @@ class Utterance:
         with self._lock:
             self._arrived = max(self._arrived, turn) if turn is not None else self._arrived
             self._start_slot = slot
-            half = self._stride == 2
-            self._report = UtteranceReport(self._number, self._policy, slot, delay, half_rate=half,
-                                           half_rate_from=0 if half else None)
+            slower = self._stride > 1
+            self._report = UtteranceReport(self._number, self._policy, slot, delay, half_rate=slower,
+                                           half_rate_from=0 if slower else None, stride=self._stride)
             return self._report
 
-    def halve(self) -> bool:
-        """Render every other frame from the next one to render on (half rate), for a placed utterance
-        whose frames no longer keep up; called by the render thread between its batches. True when it
-        was at full rate until now."""
+    def slow_down(self, stride: int) -> bool:
+        """Render every `stride`-th frame from the next one to render on, for a placed utterance whose
+        frames no longer keep up at its rate; called by the render thread between its batches. True
+        when `stride` is slower than its rate until now."""
         with self._lock:
-            if self._stride == 2 or self._report is None:
+            if stride <= self._stride or self._report is None:
                 return False
-            self._stride = 2
-            self._report.half_rate, self._report.half_rate_from = True, self._next_render
+            self._stride = stride
+            report = self._report
+            if report.half_rate_from is None:
+                report.half_rate, report.half_rate_from = True, self._next_render
+            report.stride = stride
             return True
 
     def end_slot(self) -> int | None:
@@ -239,12 +242,13 @@ class Utterance:
         return frames, audio
 
     def record(self, frame: int, pixels: np.ndarray, when: float) -> None:
-        """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when` (at half rate, for
-        the next frame's slot too)."""
+        """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when` (below full rate,
+        for the slots of the frames it stands for too)."""
         with self._lock:
-            self._rendered[frame] = (pixels, when)
-            if self._stride == 2 and ((frames := self.frames()) is None or frame + 1 < frames):
-                self._rendered[frame + 1] = (pixels, when)
+            frames = self.frames()
+            last = frame + self._stride if frames is None else min(frame + self._stride, frames)
+            for shown in range(frame, max(last, frame + 1)):
+                self._rendered[shown] = (pixels, when)
 
     # --- the consumer -------------------------------------------------------------------------
 
@@ -262,7 +266,7 @@ class Utterance:
     def take(self, frame: int, slot: int, template: int, due: float,
              compose: Callable[[int, np.ndarray], np.ndarray]) -> LiveFrame:
         """The slot of `frame`: its image if it was done by `due` (else a dropped slot), and its samples.
-        At half rate the slot after a rendered frame shows the same image (`repeated`).
+        Below full rate the slots after a rendered frame show the same image (`repeated`).
 
         `compose(template, pixels)` pastes the generated pixels into the template frame.
         """
