@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 .PHONY: install install-dev browser lint test demo bench clean
 
 # The package alone (what the demo needs: onnxruntime and OpenVINO included); install-dev adds the dev extras (Ray, aiortc,
-# playwright, librosa...: what the tests and benchmarks need).
+# playwright, pipecat...: what the tests and benchmarks need).
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
