@@ -74,18 +74,14 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def exports(checkpoints, _session_settings) -> dict[str, Path]:
     """The opset-17 ONNX export of each checkpoint in the session's cache, where the backends find it
-    too: made once per mode, on first use. Of hubert and wenet the full graph alone: a backend made from
-    the checkpoint exports the template cache's two beside it where it needs them (wenet's never are:
-    7 of its export's 11 CPU-s); ave's backends need all three, a warm start too (test_startup.py)."""
+    too: made once per mode, on first use."""
     from frame_generation_pipeline.contract import get_mode
     from frame_generation_pipeline.files import file_sha256
     from frame_generation_pipeline.models.backends.exported import cached_export
-    from frame_generation_pipeline.models.cache import PARTS
 
     class Exports(dict):
         def __missing__(self, mode: str) -> Path:
-            parts = PARTS if mode == "ave" else ("full",)
-            self[mode] = cached_export(checkpoints[mode], get_mode(mode), file_sha256(checkpoints[mode]), parts)
+            self[mode] = cached_export(checkpoints[mode], get_mode(mode), file_sha256(checkpoints[mode]))
             return self[mode]
 
     return Exports()
