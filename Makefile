@@ -9,8 +9,14 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: install install-dev browser lint test demo bench clean
 
+# The dev extras are installed without compiling their 15,000 modules to bytecode (pip --no-compile: 73 -> 46
+# CPU-s); Python compiles the few thousand a run imports when it first imports them and keeps them, if it may
+# write them (about 9 CPU-s, once, in the first `make test`): make's commands run with bytecode writing on
+# even where the environment turns it off (PYTHONDONTWRITEBYTECODE), or every process would compile again.
+unexport PYTHONDONTWRITEBYTECODE
+
 # The package alone (what the demo needs: onnxruntime and OpenVINO included); install-dev adds the dev extras (Ray, aiortc,
-# playwright, librosa...: what the tests and benchmarks need).
+# playwright, pipecat...: what the tests and benchmarks need).
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -21,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev]"
 	touch $@
 
 browser:

@@ -11,6 +11,11 @@ from pathlib import Path
 # 320x320 U-Net forwards: 12-22 CPU s spinning, 3.7 passive). It changes no result: only how an idle
 # thread waits. It must be set before torch loads libgomp, which reads it once.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One OpenMP thread (torch's and OpenBLAS's, here and in every subprocess): the suite's CPU time, not its
+# wall time, is what it is held to, and on 2 shared cores a second thread added a quarter to a forward
+# pass's CPU (6 U-Net forwards at batch 2: 6.0-7.0 CPU-s on one thread, 8.2-8.8 on two, and no sooner
+# done while other jobs ran). onnxruntime and OpenVINO size their own pools.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -30,9 +35,9 @@ BF16_FLAGS = "avx512_bf16 amx_bf16 amx_tile"
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_settings(tmp_path_factory):
-    """Two torch threads, the allocator setting the CLI makes, a private export cache, and a CPU seen
+    """One torch thread, the allocator setting the CLI makes, a private export cache, and a CPU seen
     without bf16 (precision auto runs fp32 everywhere but in the tests that ask for bf16)."""
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    torch.set_num_threads(1)
     tune_allocator()
     previous = {name: os.environ.get(name) for name in ("FRAME_GEN_CACHE_DIR", HIDE_FLAGS_ENV)}
     os.environ["FRAME_GEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -157,16 +157,83 @@ def max_difference(actual, expected):
     return int(np.abs(actual.astype(np.int16) - expected.astype(np.int16)).max())
 
 
+def librosa_load(wav_path):
+    """librosa.load(wav_path, sr=16000) transcribed (librosa 0.10-0.11): soundfile's float32 samples, the
+    channels' mean, soxr HQ to 16 kHz, cut or zero-padded to ceil(n * 16000 / rate) samples."""
+    import soundfile
+    import soxr
+
+    y, rate = soundfile.read(wav_path, dtype="float32", always_2d=False)
+    y = y.T
+    if y.ndim > 1:
+        y = np.mean(y, axis=0)
+    if rate != 16000:
+        n_samples = int(np.ceil(y.shape[-1] * 16000 / rate))
+        y_hat = soxr.resample(y, rate, 16000, quality="HQ")
+        if len(y_hat) > n_samples:
+            y_hat = y_hat[:n_samples]
+        else:
+            y_hat = np.pad(y_hat, (0, n_samples - len(y_hat)))
+        y = np.asarray(y_hat, dtype=np.float32)
+    return y, 16000
+
+
+def preemphasis(wav):
+    """scipy.signal.lfilter([1, -0.97], [1], wav) transcribed: y[i] = x[i] - 0.97 x[i - 1], in float64."""
+    x = np.asarray(wav, dtype=np.float64)
+    y = np.empty_like(x)
+    y[0] = x[0]
+    y[1:] = x[1:] - 0.97 * x[:-1]
+    return y
+
+
+def librosa_stft(y, n_fft=800, hop_length=200):
+    """librosa.stft(y, n_fft, hop_length, win_length=n_fft) transcribed: centred with n_fft // 2 zeros on
+    each side (pad_mode "constant"), the periodic Hann window, one rfft per frame: (1 + n_fft // 2, frames)."""
+    window = np.array([0.5 - 0.5 * np.cos(2 * np.pi * k / n_fft) for k in range(n_fft)])
+    padded = np.concatenate([np.zeros(n_fft // 2), y, np.zeros(n_fft // 2)])
+    columns = []
+    for start in range(0, len(padded) - n_fft + 1, hop_length):
+        columns.append(np.fft.rfft(padded[start : start + n_fft] * window))
+    return np.array(columns).T
+
+
+def librosa_mel(sr=16000, n_fft=800, n_mels=80, fmin=55.0, fmax=7600.0):
+    """librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax) transcribed: Slaney's mel scale (linear below
+    1 kHz, 200/3 Hz a mel; logarithmic above, 27 mels per factor 6.4), triangles between n_mels + 2 band
+    edges, each scaled to unit area (norm "slaney"); float32 as librosa returns it."""
+
+    linear, knee, log_step = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+    knee_mel = knee / linear
+
+    def hz_to_mel(hz):
+        return hz / linear if hz < knee else knee_mel + np.log(hz / knee) / log_step
+
+    def mel_to_hz(mel):
+        return linear * mel if mel < knee_mel else knee * np.exp(log_step * (mel - knee_mel))
+
+    mels = np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
+    edges = np.array([mel_to_hz(m) for m in mels])
+    bins = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    weights = np.zeros((n_mels, len(bins)), dtype=np.float32)
+    for i in range(n_mels):
+        for j, f in enumerate(bins):
+            rising = (f - edges[i]) / (edges[i + 1] - edges[i])
+            falling = (edges[i + 2] - f) / (edges[i + 2] - edges[i + 1])
+            weights[i, j] = max(0.0, min(rising, falling))
+        weights[i] *= 2.0 / (edges[i + 2] - edges[i])
+    return weights
+
+
 def naive_ave_features(wav_path, encoder_state):
-    """SPEC.md 'From a .wav to ave features', with librosa as upstream uses it."""
-    import librosa
-    import scipy.signal
+    """SPEC.md 'From a .wav to ave features', with librosa's and scipy's calls as upstream makes them
+    (transcribed above: importing librosa compiles its numba functions, 20 CPU-s in a new venv)."""
     import torch.nn.functional as F
 
-    wav, _ = librosa.load(wav_path, sr=16000)
-    emphasised = scipy.signal.lfilter([1, -0.97], [1], wav)
-    D = librosa.stft(y=emphasised, n_fft=800, hop_length=200, win_length=800)
-    mel_basis = librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
+    wav, _ = librosa_load(wav_path)
+    emphasised = preemphasis(wav)
+    D = librosa_stft(emphasised, n_fft=800, hop_length=200)
+    mel_basis = librosa_mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
     S = 20 * np.log10(np.maximum(1e-5, np.dot(mel_basis, np.abs(D)))) - 20
     mel = np.clip((2 * 4) * ((S + 100) / 100) - 4, -4, 4).T
     n = int((mel.shape[0] - 16) / 80 * 25) + 2

@@ -5,7 +5,6 @@ errors; the Pipecat service over it; `frame-gen say` and `frame-gen demo --text`
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +15,8 @@ from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.audio import voice as voice_module
 from frame_generation_pipeline.audio.voice import Voice, default_voice, find_voice
 from frame_generation_pipeline.errors import BackendUnavailableError, ConfigurationError
+
+from .helpers import cli_status
 
 pytest.importorskip("piper")
 #: Three sentences of 2, 10 and 3 words. Measured with en_US-joe-medium: 0.28-0.39 s per word
@@ -108,20 +109,15 @@ def test_the_pipecat_tts_service_speaks_text_locally(voice, no_network):
     assert np.abs(audio).max() > 0.8 * 32767 * voice_module.PEAK
 
 
-def _frame_gen(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "frame_generation_pipeline", *argv], capture_output=True, text=True,
-                          timeout=300)
-
-
-def test_say_renders_text_to_a_video_with_its_speech(tmp_path, checkpoints, exports, encoder_path):
+def test_say_renders_text_to_a_video_with_its_speech(tmp_path, checkpoints, exports, encoder_path, capsys):
     import av
 
     templates = synthetic.make_templates(tmp_path / "tpl", 2, 160, 120, parsing=False)
     output = tmp_path / "said.mp4"
-    result = _frame_gen("say", "--text", SENTENCES[0], "--checkpoint", str(checkpoints["ave"]), "--onnx",
-                        str(exports["ave"]), "--backend", "onnxruntime", "--template-dir", str(templates),
-                        "--audio-encoder", str(encoder_path), "--output", str(output), "--quiet")
-    assert result.returncode == 0, result.stderr
+    status = cli_status(["say", "--text", SENTENCES[0], "--checkpoint", checkpoints["ave"], "--onnx", exports["ave"],
+                         "--backend", "onnxruntime", "--template-dir", templates, "--audio-encoder", encoder_path,
+                         "--output", output, "--quiet"])
+    assert status == 0, capsys.readouterr().err
     with av.open(str(output)) as container:
         video, audio = container.streams.video[0], container.streams.audio[0]
         seconds = float(video.frames / video.average_rate)
@@ -143,8 +139,7 @@ def test_say_renders_text_to_a_video_with_its_speech(tmp_path, checkpoints, expo
      "error: argument --audio: say speaks its --text: to render a speech file, use `frame-gen video --audio FILE` "
      "(see `frame-gen say --help`)\n"),
 ])
-def test_say_and_demo_refuse_bad_text_in_one_line_before_any_model(argv, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "frame_generation_pipeline", *argv], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
-    assert (result.returncode, result.stderr) == (2, message)
+def test_say_and_demo_refuse_bad_text_in_one_line_before_any_model(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert (cli_status(argv), capsys.readouterr().err) == (2, message)
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "demo_out").exists()
