@@ -84,6 +84,11 @@ BAD_SAYS = {"empty": {"json": {"text": "  "}}, "too_long": {"json": {"text": "wo
 async def say_text(page, args: dict, base: str, visitor) -> dict:
     """Type TEXT, press Say; while it is said, bad /say requests on the same session; what the page saw."""
     found = {}
+    for _ in range(600):  # the file's utterance over (its run into silence included): what follows is rest
+        if not visitor.session.timeline.utterances():
+            break
+        await page.wait_for_timeout(100)
+    await page.wait_for_timeout(500)  # and its last frames through the page's jitter buffer
     await page.evaluate(WATCH)
     await page.wait_for_timeout(500)
     idle = len(await page.evaluate("window.seen"))

@@ -151,17 +151,14 @@ class Utterance:
             return self._report
 
     def slow_down(self, stride: int) -> bool:
-        """Render every `stride`-th frame from the next one to render on, for a placed utterance whose
-        frames no longer keep up at its rate; called by the render thread between its batches. True
-        when `stride` is slower than its rate until now."""
+        """Render every `stride`-th frame from the next one on (the render thread, between batches):
+        True when that is slower than its rate until now."""
         with self._lock:
             if stride <= self._stride or self._report is None:
                 return False
-            self._stride = stride
-            report = self._report
-            if report.half_rate_from is None:
-                report.half_rate, report.half_rate_from = True, self._next_render
-            report.stride = stride
+            self._stride = self._report.stride = stride
+            if self._report.half_rate_from is None:
+                self._report.half_rate, self._report.half_rate_from = True, self._next_render
             return True
 
     def end_slot(self) -> int | None:
@@ -245,9 +242,9 @@ class Utterance:
         """Keep frame `frame`'s generated 320x320 pixels, done at clock time `when` (below full rate,
         for the slots of the frames it stands for too)."""
         with self._lock:
-            frames = self.frames()
-            last = frame + self._stride if frames is None else min(frame + self._stride, frames)
-            for shown in range(frame, max(last, frame + 1)):
+            self._rendered[frame] = (pixels, when)
+            frames = self.frames() if self._stride > 1 else None
+            for shown in range(frame + 1, frame + self._stride if frames is None else min(frame + self._stride, frames)):
                 self._rendered[shown] = (pixels, when)
 
     # --- the consumer -------------------------------------------------------------------------
