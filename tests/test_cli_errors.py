@@ -348,7 +348,10 @@ def test_ctrl_c_mid_live_render_ends_the_render_thread_first_and_leaves_nothing(
     argv = [sys.executable, "-m", "frame_generation_pipeline", "live", "--quiet", "--realtime", "--checkpoint",
             str(good / "ave.pth"), "--template-dir", str(good / "tpl"), "--audio-encoder", str(encoder_path),
             "--audio", str(tmp_path / "long.wav"), "--output", str(tmp_path / "live.mp4")]
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal sends it: a shell's background job (`make test &`) starts with SIGINT ignored,
+    # and Python then leaves it ignored (the render would end normally, with status 0)
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".live-*")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
