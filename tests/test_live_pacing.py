@@ -158,6 +158,37 @@ def test_open_speech_that_falls_behind_real_time_goes_on_at_a_slower_rate_instea
     assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
 
 
+def test_open_speech_behind_after_a_stall_goes_on_slower_and_the_next_utterance_at_full_rate(world):
+    from frame_generation_pipeline.live.renderer import FULL_RATE_HEADROOM
+
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=0.02)
+    assert model.seconds_per_frame * FPS * FULL_RATE_HEADROOM <= 1, "the measure alone keeps full rate"
+    session = StreamingSession(model, world["templates"], world["encoder"], batch_size=1, realtime=True, clock=clock,
+                               threaded=False, idle="template")
+    inputs, calls = session.live.network_inputs, []
+
+    def stalling(templates):  # a one-off stall outside the network's measured time (a template read, say)
+        calls.append(1)
+        if len(calls) == 30:
+            clock.sleep(2.0)  # longer than the lead the renderer has built by then
+        return inputs(templates)
+
+    session.live.network_inputs = stalling
+    session.due(0)
+    samples = np.tile(world["speech"]["long"], 2)
+    for _ in range(2):
+        session.push_audio(samples)
+        session.end_of_speech()
+    session.close()
+    slots = drive(session, clock)
+    first, second = session.stats.utterances[0], session.stats.utterances[1]
+    assert first.dropped > 0 and first.stride == 2 and first.half_rate_from > 0, f"late frames, then half rate: {first}"
+    after = [s for s in slots if s.utterance == 0][first.half_rate_from + 2 :]
+    assert after and all(s.kind == "speech" for s in after), "nothing dropped once at half rate"
+    assert second.stride == 1 and second.dropped == 0 and not second.half_rate, f"placed from the measure: {second}"
+
+
 def test_the_first_frame_latency_is_the_first_utterances_that_showed_a_frame():
     stats = SessionStats()
     assert stats.first_frame_latency_s is None

@@ -58,14 +58,19 @@ class Renderer:
         rate is off); a session's first choice of each slower rate is said once."""
         speakers = self.seat.speakers()
         expected = self.rate.shared_by(speakers)
-        per_slot = expected.seconds_per_frame + expected.seconds_per_window
-        stride = min(MAX_STRIDE, max(1, math.ceil(per_slot * FPS * FULL_RATE_HEADROOM - 1e-9)))
+        stride = min(MAX_STRIDE, max(1, math.ceil(self._busy(expected, 1) * FULL_RATE_HEADROOM - 1e-9)))
         if not self.half_rate or stride == 1:
             return 1
         if stride not in self._rates_said:
             self._rates_said.add(stride)
             self._say_rate(stride, expected, speakers)
         return stride
+
+    @staticmethod
+    def _busy(expected: RenderRate, stride: int) -> float:
+        """The share of the time of every `stride`-th slot that a frame takes at the `expected` speed
+        (its network share and its audio encoder window)."""
+        return (expected.seconds_per_frame + expected.seconds_per_window) * FPS / stride
 
     def _say_rate(self, stride: int, expected: RenderRate, speakers: int) -> None:
         """The one line that says why: the measured time of a frame (its network share, from batches
@@ -92,7 +97,8 @@ class Renderer:
             self.rate.add_encoding(self.clock.now() - started, intake.windows)
         if due is not None:
             self._keep_up(utterance)
-            utterance.skip_late(lambda slot: self._late(due(slot)))
+            if utterance.skip_late(lambda slot: self._late(due(slot))):
+                self._keep_up(utterance, behind=True)
         if utterance.next_ready():
             if due is not None and self._can_wait_for_batch(utterance, due):
                 return intake.taken
@@ -100,13 +106,15 @@ class Renderer:
             return True
         return intake.taken
 
-    def _keep_up(self, utterance: Utterance) -> None:
+    def _keep_up(self, utterance: Utterance, behind: bool = False) -> None:
         """Placed open speech goes on at a slower rate once the measured speed (which counts whatever
-        else the machine does meanwhile, such as an encoder) no longer keeps its rate: fewer frames
-        rendered, evenly, rather than frames dropped at random."""
+        else the machine does meanwhile, such as an encoder) no longer keeps its rate, or (`behind`)
+        once it had to pass over late frames (the measure lags: an encoder starting, a stall): fewer
+        frames rendered, evenly, rather than frames dropped at random; the next utterance is placed
+        from the measure again."""
         if utterance.policy != DROP or utterance.start_slot is None or utterance.stride == MAX_STRIDE:
             return
-        stride = self.stride()
+        stride = max(self.stride(), utterance.stride + 1 if behind and self.half_rate else 1)
         if utterance.slow_down(stride):
             logger.info("utterance %d goes on at %s from its frame %d: its frames no longer keep up", utterance.number,
                         _RATES[stride], utterance.next_slot() - utterance.start_slot)

@@ -39,8 +39,7 @@ def check_samples(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.nda
 
 
 class Intake(NamedTuple):
-    """What one `Utterance.ingest` took in: whether anything (speech or its end), and how many audio
-    encoder windows it encoded."""
+    """What one `Utterance.ingest` took in: whether anything (speech or its end), and how many encoder windows."""
 
     taken: bool
     windows: int
@@ -121,8 +120,7 @@ class Utterance:
             return bool(self._incoming) or (self._ended and not self._end_ingested)
 
     def known_frames(self) -> int | None:
-        """Frames of the utterance when its length is known (it has ended), else None: its run into
-        silence included (models/silence.py)."""
+        """Frames of the utterance once its length is known (it has ended), its run into silence included, else None."""
         with self._lock:
             if not self._ended:
                 return None
@@ -220,11 +218,13 @@ class Utterance:
             assert self._start_slot is not None  # placed before it renders
             return self._start_slot + self._next_render
 
-    def skip_late(self, late: Callable[[int], bool]) -> None:
-        """Pass over the frames still to render while `late(slot)` says the next one's slot cannot be met."""
+    def skip_late(self, late: Callable[[int], bool]) -> bool:
+        """Pass over the frames to render while `late(slot)` says the next one's slot cannot be met: any?"""
+        first = self._next_render
         while self.has_frames_to_render() and late(self.next_slot()):
             with self._lock:
                 self._next_render += self._stride
+        return self._next_render != first
 
     def next_batch(self, size: int) -> tuple[list[int], np.ndarray]:
         """Take up to `size` next frames to render whose audio is final: their indices and network
