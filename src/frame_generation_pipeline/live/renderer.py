@@ -58,19 +58,14 @@ class Renderer:
         rate is off); a session's first choice of each slower rate is said once."""
         speakers = self.seat.speakers()
         expected = self.rate.shared_by(speakers)
-        stride = min(MAX_STRIDE, max(1, math.ceil(self._busy(expected, 1) * FULL_RATE_HEADROOM - 1e-9)))
+        per_slot = expected.seconds_per_frame + expected.seconds_per_window
+        stride = min(MAX_STRIDE, max(1, math.ceil(per_slot * FPS * FULL_RATE_HEADROOM - 1e-9)))
         if not self.half_rate or stride == 1:
             return 1
         if stride not in self._rates_said:
             self._rates_said.add(stride)
             self._say_rate(stride, expected, speakers)
         return stride
-
-    @staticmethod
-    def _busy(expected: RenderRate, stride: int) -> float:
-        """The share of the time of every `stride`-th slot that a frame takes at the `expected` speed
-        (its network share and its audio encoder window)."""
-        return (expected.seconds_per_frame + expected.seconds_per_window) * FPS / stride
 
     def _say_rate(self, stride: int, expected: RenderRate, speakers: int) -> None:
         """The one line that says why: the measured time of a frame (its network share, from batches
