@@ -58,20 +58,20 @@ class RenderRate:
 def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float, batch: int = 1, stride: int = 1) -> float:
     """Seconds between an utterance's first sample and its first slot.
 
-    Both policies wait for the lookahead and one batch. DROP (open speech, whose frames become
-    renderable one per slot as it arrives) also waits for the rest of a batch's speech: (batch - 1)
-    slots. DELAY (speech whose length is known) is encoded whole before its first frame renders, so
-    it also waits for that encoding, and until the slower rendering can no longer catch up with
-    playback: frame i is rendered by E + (i + 1) / r after the start and shown at delay + i / fps,
-    for every i < frames. At half rate (`stride` 2) a batch spans twice the slots and each slot
-    costs half a frame.
+    Both policies wait for one batch and the margin. DROP (open speech, whose frames become
+    renderable one per slot as it arrives) also waits for the lookahead (the speech after a frame
+    that its window holds) and the rest of a batch's speech: (batch - 1) slots. DELAY (speech whose
+    length is known: all of it is in when it starts, so no lookahead) is encoded whole before its
+    first frame renders, so it waits for that encoding instead, and until the slower rendering can
+    no longer catch up with playback: frame i is rendered by E + (i + 1) / r after the start and
+    shown at delay + i / fps, for every i < frames. At half rate (`stride` 2) a batch spans twice
+    the slots and each slot costs half a frame.
     """
     known = frames if policy == DELAY else None
-    encoding = known * rate.seconds_per_window if known is not None else 0.0
-    gathering = stride * (batch - 1) / FPS if known is None else 0.0
+    waiting = known * rate.seconds_per_window if known is not None else LOOKAHEAD_SECONDS + stride * (batch - 1) / FPS
     rate = replace(rate, seconds_per_frame=rate.seconds_per_frame / stride)
-    base = LOOKAHEAD_SECONDS + gathering + rate.seconds_per_batch + margin + encoding
+    base = waiting + rate.seconds_per_batch + margin
     if known is None or rate.frames_per_second >= FPS:
         return base
-    catch_up = encoding + known * rate.seconds_per_frame - (known - 1) / FPS
+    catch_up = waiting + known * rate.seconds_per_frame - (known - 1) / FPS
     return max(base, catch_up + margin)

@@ -11,7 +11,8 @@ class UtteranceReport:
     """What happened to one utterance: when it started, how it was paced, what was dropped; below full
     rate (`half_rate`: every `stride`-th frame rendered, 2 at half rate, 3 at a third) how many of its
     `frames` repeated the image before (`repeated`), and from which frame on (`half_rate_from`: 0 when
-    it started so, later when the machine slowed down meanwhile)."""
+    it started so, later when the machine slowed down meanwhile). `first_frame_latency_s` runs from the
+    speech's arrival to its first shown frame's slot (in a simulation, to when that frame was rendered)."""
 
     utterance: int
     policy: str

@@ -281,8 +281,8 @@ class Utterance:
         else:
             report.frames += 1
             report.repeated += repeated
-            if report.first_frame_latency_s is None:
-                report.first_frame_latency_s = when - self._arrived
+            if report.first_frame_latency_s is None:  # to its slot: when it is seen (a simulation has no slot times)
+                report.first_frame_latency_s = (due if math.isfinite(due) else when) - self._arrived
         with self._lock:
             begin = frame * SLOT_SAMPLES - self._audio_first
             audio = self._audio[max(begin, 0) : begin + SLOT_SAMPLES]

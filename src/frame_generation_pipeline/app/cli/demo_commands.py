@@ -12,13 +12,14 @@ from .messages import command_seconds, report
 def run_demo(args: argparse.Namespace) -> int:
     """`frame-gen demo`: the demo avatar rendered into demo.mp4 and contact_sheet.png."""
     from ...files import check_output
-    from ..demo.run import run_demo as render_demo
 
     check_output(args.output, "--output", {}, folder=True)  # before anything is generated
     if args.text is not None:
         from ...audio.voice import default_voice
 
         default_voice().sentences(args.text, "--text")  # an empty text or a missing voice: one line, first
+    from ..demo.run import run_demo as render_demo  # torch and the model: only once the arguments hold
+
     result = render_demo(args.output, seconds=args.seconds, show_progress=not args.quiet, text=args.text)
     report(args, result.summary(command_seconds(args)))
     if not args.quiet:

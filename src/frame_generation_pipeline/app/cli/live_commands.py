@@ -40,8 +40,10 @@ def run_live(args: argparse.Namespace) -> int:
     if args.report is not None:
         write_report(data, args.report)
     latency = data["first_frame_latency_s"]
+    # The latency is a wall-clock figure only where the speech arrived in real time (--realtime).
+    waited = f"first frame after {latency:.2f} s, " if args.realtime else ""
     report(args, f"wrote {args.output}: {data['frames']} slots ({data['speech_frames']} speech, {data['idle_frames']} idle, "
-                 f"{data['dropped_frames']} dropped), first frame after {latency:.2f} s, rendering at "
+                 f"{data['dropped_frames']} dropped), {waited}rendering at "
                  f"{data['render_fps']:.1f} frames/s ({data['realtime_factor']:.2f}x real time) with "
                  f"{describe_precision(data['backend'], data['precision'], data['fidelity_db'])}"
            if latency is not None else f"wrote {args.output}: {data['frames']} slots, no speech frame shown")
