@@ -21,6 +21,7 @@ from frame_generation_pipeline.app.demo import synthetic
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.audio_models import AudioModels
 from frame_generation_pipeline.models.backends import BACKENDS, backend_class
 from frame_generation_pipeline.models.backends.base import InferenceBackend, InferenceModel, Speed, Step, steps
 from frame_generation_pipeline.options import describe_precision
@@ -176,6 +177,11 @@ def test_the_check_feeds_real_speech_through_the_audio_model_and_keeps_a_record_
     values = [fidelity.measured_fidelity(model, exact, inputs) for inputs in (seeded, heard, heard)]
     assert len(exact_loads) == 2, "a seeded record is not read for speech, a speech record is"
     assert values[1] == values[2] and json.loads(paths[0].read_text())["inputs"] == heard.source
+    held = AudioModels()
+    assert held.latest() is None and held.describe(encoder) is not None and held.latest() is encoder, "what a pipeline passes"
+    walked = PrecisionLadder([lambda: model, lambda: Shifted(BASELINE, 0.0)], exact, auto=True)
+    assert walked.model_for(three_templates, encoder).precision == BASELINE and walked.fidelity_db(three_templates) == values[1]
+    assert len(exact_loads) == 2, "the ladder fed the speech windows: their record was read"
 def test_precisions_are_declared_once():
     """The CLI offers what the registry declares, and every backend runs only declared precisions."""
     parser = argparse.ArgumentParser()
