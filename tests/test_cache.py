@@ -9,6 +9,7 @@ import pytest
 from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.files import file_sha256
 from frame_generation_pipeline.models.cache import CACHE_OPSET, cache_entries, clear_cache, entry_name
+from frame_generation_pipeline.precisions import PRECISIONS, Precision
 
 from .helpers import cli_status
 
@@ -61,3 +62,17 @@ def test_clearing_all_and_a_bad_argument(cache, capsys):
     assert len(cache_entries()) == 5, "a refused command removes nothing"
     assert cli_status(["cache", "--clear"]) == 0
     assert cache_entries() == [] and (cache["root"] / "onnx" / "notes.txt").is_file()
+
+
+def test_entries_named_by_the_registries_are_listed_and_cleared(tmp_path, monkeypatch):
+    """A part is made of the registries' names (graphs, precisions, backends), digits included: an entry
+    of fp16 or of a precision registered later is listed and cleared like the others; a stranger is not."""
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(PRECISIONS, "int8", Precision("int8", "", "", "a stand-in"))
+    onnx, ave, sha = tmp_path / "onnx", get_mode("ave"), "ab" * 32
+    onnx.mkdir()
+    for part in ("fp16", "first-int8", "openvino-bf16", "int9", "first-"):
+        (onnx / f"{entry_name(sha, ave, part)}.onnx").write_bytes(b"z")
+    assert sorted(entry.part for entry in cache_entries()) == ["first-int8", "fp16", "openvino-bf16"]
+    assert sorted(entry.part for entry in clear_cache(sha[:8])) == ["first-int8", "fp16", "openvino-bf16"]
+    assert sorted(path.name.split("opset17-")[1] for path in onnx.iterdir()) == ["first-.onnx", "int9.onnx"]

@@ -27,7 +27,7 @@ from frame_generation_pipeline.files import file_sha256
 from frame_generation_pipeline.models.backends.base import InferenceModel
 from frame_generation_pipeline.models.cache import PARTS, cache_entries, cache_leftovers, clear_cache, export_path
 from frame_generation_pipeline.models.cache_lock import WRITING_MARK, entry_lock, lock_path, writing
-from frame_generation_pipeline.render.fidelity import measured_fidelity
+from frame_generation_pipeline.render.fidelity import check_inputs, measured_fidelity
 
 from .helpers import cli_status
 
@@ -154,9 +154,11 @@ def test_a_fidelity_record_asked_for_by_several_at_once_is_measured_once(tmp_pat
         time.sleep(0.3)  # long enough for the others to find no record and wait
         return Model()
 
+    inputs = check_inputs(templates, get_mode("ave"))
+
     def ask():
         started.wait()
-        return measured_fidelity(Model(), exact, templates)
+        return measured_fidelity(Model(), exact, inputs)
 
     with ThreadPoolExecutor(3) as pool:
         values = list(pool.map(lambda _: ask(), range(3)))

@@ -75,7 +75,7 @@ def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch, caplog):
 
 
 def test_auto_picks_by_measured_rank_for_the_cpu(monkeypatch):
-    assert backends.choose_backend("auto", "cpu") == "onnxruntime", "without bf16, fp32 ranks decide"
+    assert backends.choose_backend("auto", "cpu") == "onnxruntime", "without bf16, the fp32 speeds decide"
     monkeypatch.setattr(backends.backend_class("onnxruntime"), "installed", classmethod(lambda cls: False))
     assert backends.choose_backend("auto", "cpu") == "openvino"
     monkeypatch.setattr(backends.backend_class("openvino"), "installed", classmethod(lambda cls: False))

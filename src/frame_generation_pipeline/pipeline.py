@@ -30,8 +30,9 @@ from .outputs.video import encode_frames
 from .plan import RenderPlan, plan_render, read_sources
 from .ports.reference import write_bundle
 from .render.blend import FEATHER, Blend
-from .render.fidelity import exact_model, load_checked
+from .render.fidelity import exact_model
 from .render.generator import FrameRenderer
+from .render.ladder import load_ladder
 from .render.template_cache import TemplateCache
 
 if TYPE_CHECKING:
@@ -90,9 +91,8 @@ class FrameGenerationPipeline:
         self.onnx_path = None if onnx_path is None else Path(onnx_path)
         self.mode = get_mode(mode)
         logger.info("loading %s (%s, backend %s)", self.checkpoint_path, self.mode.name, backend)
-        #: the model and precision auto's check of it per template set (render/fidelity.py): model_for(templates), fidelity_db(...)
-        self.precision_check = load_checked(checkpoint_path, self.mode, device, backend, precision, onnx_path)
-        self.model = self.precision_check.model
+        self.ladder = load_ladder(checkpoint_path, self.mode, device, backend, precision, onnx_path)
+        self.model = self.ladder.model
         self.backend = self.model.name
         self.device = self.model.device
         #: The batch asked for (capped per render by its plan); None: the backend's default.
@@ -100,7 +100,6 @@ class FrameGenerationPipeline:
         self.template_cache = TemplateCache() if template_cache is None else template_cache
         self.generator = FrameRenderer(self.model, batch_size=self.batch_of(self.model), template_cache=self.template_cache)
         self.audio_models = AudioModels(self.device)
-        self.model_for, self.fidelity_db = self.precision_check.model_for, self.precision_check.fidelity_db
 
     @property
     def batch_size(self) -> int:
@@ -118,6 +117,15 @@ class FrameGenerationPipeline:
     def batch_of(self, model: InferenceBackend) -> int:
         """The batch asked for, or `model`'s default (before a plan caps it)."""
         return self.batch_request or type(model).default_batch(device_type(model.device))
+
+    def model_for(self, templates: TemplateSet, speech: SpeechEncoder[Any] | None = None) -> InferenceBackend:
+        """The model `templates` render with, decided once per set (render/ladder.py): its check runs real speech
+        through `speech`, else the audio model this pipeline loaded last, else seeded windows."""
+        return self.ladder.model_for(templates, speech or self.audio_models.latest())
+
+    def fidelity_db(self, templates: TemplateSet, speech: SpeechEncoder[Any] | None = None) -> float | None:
+        """The fidelity check's dB that decided `templates`' model (None where none ran; see model_for)."""
+        return self.ladder.fidelity_db(templates, speech or self.audio_models.latest())
 
     def renderer(self, templates: TemplateSet, plan: RenderPlan | None = None) -> FrameRenderer:
         """The FrameRenderer of `templates` (on `model_for(templates)`), capped by `plan`; `generator` where the same."""

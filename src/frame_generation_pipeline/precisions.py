@@ -1,8 +1,10 @@
 """The precisions the network runs in, declared once: where each runs, what it promises against the
 exact path, and whether `auto` takes it only after the fidelity check (render/fidelity.py).
 
-The CLI's choices and help, the refusals, the fidelity check's threshold, the metrics' help and the
-pipeline's fallback are built from PRECISIONS (docs/contract.md, "What each precision promises").
+The CLI's choices and help, the refusals, the fidelity check's threshold, the metrics' help, the
+cache's entry names and which steps of precision auto's ladder are checked (models/backends/base.py,
+render/ladder.py) are built from PRECISIONS (docs/contract.md, "What each precision promises"). A
+new precision is one entry here, and a backend that declares it (its `speeds`) with its tests.
 """
 
 from __future__ import annotations

@@ -1,16 +1,21 @@
 """Speech as the audio paths read it: mono float32 at 16 kHz (channel mean, soxr HQ resampling),
-exactly as librosa.load(path, sr=16000) returns it; the hubert path takes the first channel."""
+exactly as librosa.load(path, sr=16000) returns it; the hubert path takes the first channel. And
+the package's own two seconds of speech (`shipped_speech`), what the fidelity check feeds an audio model."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from pathlib import Path
 
 import numpy as np
 
 from ..contract import SAMPLE_RATE
 from ..errors import AudioError
 from .ffmpeg import AudioInfo, decode_audio, decode_audio_chunks, probe_audio
+
+#: Two seconds of real speech, 16 kHz mono (espeak-ng's en-us-nyc voice: 0.4-2.4 s of the demo's clip).
+SHIPPED_SPEECH = Path(__file__).parent / "data" / "check_speech.wav"
 
 
 def resample(mono: np.ndarray, rate: int) -> np.ndarray:
@@ -60,3 +65,8 @@ def stream_speech(source: str | os.PathLike[str] | AudioInfo, seconds: float = 1
         raise AudioError(info.path, "holds no samples (the recording is empty)")
     if stream is not None:
         yield np.asarray(stream.resample_chunk(np.empty(0, np.float32), last=True), dtype=np.float32)
+
+
+def shipped_speech() -> np.ndarray:
+    """The package's own two seconds of speech (SHIPPED_SPEECH) as 16 kHz mono float32."""
+    return load_speech(SHIPPED_SPEECH)

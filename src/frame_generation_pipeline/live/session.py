@@ -133,11 +133,11 @@ class StreamingSession:
         if isinstance(audio_encoder, (str, os.PathLike)):
             audio_encoder = pipeline.audio_model(audio_encoder)
         templates = as_templates(templates, use_parsing)
-        model = pipeline.model_for(templates)  # precision auto: bf16 checked on these templates first
+        model = pipeline.model_for(templates, audio_encoder)  # precision auto: its ladder walked on these templates first
         options.setdefault("batch_size", pipeline.batch_of(model))
         options.setdefault("template_cache", pipeline.template_cache)
         session = cls(model, templates, audio_encoder, **options)
-        session.live.fidelity_db = pipeline.fidelity_db(templates)
+        session.live.fidelity_db = pipeline.fidelity_db(templates, audio_encoder)
         return session
 
     @classmethod

@@ -132,6 +132,10 @@ class AudioModels:
             self._loaded[key] = load_audio_model(model, self.device)
         return self._loaded[key]
 
+    def latest(self) -> SpeechEncoder[Any] | None:
+        """The model it took in last (loaded, or given for the first time); None before any."""
+        return next(reversed(self._loaded.values()), None)
+
     @staticmethod
     def _key(model: AudioModel) -> tuple[str, str]:
         return model.mode, os.path.realpath(model.path)

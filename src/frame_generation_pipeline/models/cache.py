@@ -4,8 +4,11 @@ Location: $FRAME_GEN_CACHE_DIR, else $XDG_CACHE_HOME/frame_generation_pipeline, 
 ~/.cache/frame_generation_pipeline. Entries are keyed by checkpoint sha256, mode and opset:
 `onnx/<sha>-<mode>-opset<N>[-<part>].onnx` (the full graph and those of the template cache),
 `openvino/<sha>-<mode>-opset<N>[-<part>]/` (what OpenVINO compiled from them) and
-`fidelity/<sha>-<mode>-opset<N>/` (the bf16 checks on template sets, render/fidelity.py) and
+`fidelity/<sha>-<mode>-opset<N>/` (the checks of faster precisions on template sets, render/fidelity.py) and
 `rest/<sha>-<mode>-opset<N>/` (the live avatar's rest frames per template set, models/rest_cache.py).
+A part is one or more names of the registries joined by "-" (a graph of PARTS, a precision, a
+backend: `-first`, `-int8`, `-rest-fp16`), so that an entry a new precision makes is listed and
+cleared with the others.
 Each entry is made by one process at a time (models/cache_lock.py); what an interrupted write
 leaves (a temporary, a lock file of no live holder, a folder half written) is listed and removed
 here as a leftover.
@@ -22,6 +25,8 @@ from pathlib import Path
 from ..contract import ModeSpec
 from ..errors import ConfigurationError, OutputError
 from ..files import describe_os_error, file_sha256
+from ..precisions import PRECISIONS
+from .backends import BACKENDS
 from .cache_lock import LOCK_SUFFIX, WRITING_MARK, is_held, lock_path, unheld
 
 CACHE_ENV = "FRAME_GEN_CACHE_DIR"
@@ -32,8 +37,17 @@ KINDS = ("onnx", "openvino", "fidelity", "rest")
 #: The graphs of one export: the whole network; the same also giving the template half's skips (a
 #: template's first visit); the rest of the network from those (docs/contract.md, "The network").
 PARTS = ("full", "first", "rest")
+#: Graphs earlier versions exported (the template half, before "first"): recognised, to be listed and cleared.
+FORMER_PARTS = ("template",)
 _SHA_CHARS = 24
-_NAME = re.compile(rf"(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})-(?P<mode>[a-z]+)-opset(?P<opset>\d+)(?:-(?P<part>[a-z]+))?")
+
+
+def _entry_name() -> re.Pattern[str]:
+    """What an entry's name is: sha, mode and opset, then maybe a part made of the registries' names
+    (read now: a precision registered later is recognised too)."""
+    names = "|".join(sorted((re.escape(name) for name in {*PARTS, *FORMER_PARTS, *PRECISIONS, *BACKENDS}), key=len, reverse=True))
+    part = rf"(?:{names})(?:-(?:{names}))*"
+    return re.compile(rf"(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})-(?P<mode>[a-z]+)-opset(?P<opset>\d+)(?:-(?P<part>{part}))?")
 
 
 def cache_root() -> Path:
@@ -66,7 +80,7 @@ def export_path(sha256: str, mode: ModeSpec, part: str = "full") -> Path:
 
 def compiled_dir(model_path: Path) -> Path:
     """OpenVINO's compile cache for one graph: beside its cache entry when it is one, else shared."""
-    match = _NAME.fullmatch(model_path.stem)
+    match = _entry_name().fullmatch(model_path.stem)
     return cache_dir("openvino") / (match.group(0) if match else "other")
 
 
@@ -95,7 +109,7 @@ def cache_entries() -> list[CacheEntry]:
     for kind in KINDS:
         folder = cache_root() / kind
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-            match = _NAME.fullmatch(path.stem if kind == "onnx" else path.name)
+            match = _entry_name().fullmatch(path.stem if kind == "onnx" else path.name)
             if match is None or (kind == "onnx") != (path.suffix == ".onnx"):
                 continue
             entries.append(CacheEntry(path, kind, match["sha"], match["mode"], int(match["opset"]),
@@ -158,7 +172,7 @@ class Leftover:
     def checkpoint_sha256(self) -> str:
         """The (shortened) sha256 of the checkpoint whose entry it was (named by the entry or, for a
         fidelity record, its folder), or "" where the names do not say."""
-        match = _NAME.match(self.entry.name) or _NAME.fullmatch(self.entry.parent.name)
+        match = _entry_name().match(self.entry.name) or _entry_name().fullmatch(self.entry.parent.name)
         return match["sha"] if match else ""
 
 

@@ -1,8 +1,13 @@
-"""The fidelity check of a faster arithmetic (bf16) on the user's own checkpoint and templates: a
-few templates through it and through the exact path, the PSNR over the generated square against the
-precision's threshold (precisions.py), kept in the export cache (keyed by checkpoint, templates and
-precision) so that it runs once per avatar; and the loading it needs (`load_checked`: the model
-asked for, the exact path and the baseline model), so that a pipeline asks for its model once.
+"""The fidelity check of a faster arithmetic (bf16) on the user's own checkpoint and templates: a few
+templates through it and through the exact path, the PSNR over the generated square against the
+precision's threshold (precisions.py), kept in the export cache (keyed by checkpoint, backend,
+precision and what the inputs were) so that it runs once per avatar.
+
+Its audio windows are real speech where an audio model is at hand: the package's two seconds of
+speech (audio/speech.py) through the session's own audio model (ave, hubert). Where none is (features
+given as files or arrays, or the wenet mode, which has none here) they are seeded standard-normal
+windows, which are fine for bf16's rounding but not for an arithmetic whose error depends on the
+signal. The record and the log line say which inputs were used.
 """
 
 from __future__ import annotations
@@ -13,35 +18,34 @@ import json
 import logging
 import math
 import os
-import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..audio.speech import SHIPPED_SPEECH, shipped_speech
 from ..contract import ModeSpec
-from ..devices import check_precision, resolve_device
 from ..errors import OutputError
 from ..files import atomic_file, describe_os_error
+from ..inputs.features import AudioFeatures
 from ..inputs.templates import TemplateSet
-from ..models.backends import InferenceBackend, load_backend
 from ..models.backends.base import InferenceModel
 from ..models.cache import cache_dir, entry_name
 from ..models.cache_lock import entry_lock
-from ..precisions import BASELINE, get_precision
 from .arithmetic import to_pixels
 from .cropped import crop_template
-from .template_cache import templates_key
 
 if TYPE_CHECKING:  # torch loads only where the exact path is needed
     from ..models.backends.torch_backend import TorchBackend
+    from ..models.speech_encoder import SpeechEncoder
 
 logger = logging.getLogger(__name__)
 
 #: Templates the check runs, spread over the set (first, middle, last for three).
 CHECK_TEMPLATES = 3
-#: The audio windows of the check: seeded standard-normal rows (features have about that scale).
+#: The audio windows of the check without an audio model: seeded standard-normal rows (features have about that scale).
 _AUDIO_SEED = 31
 
 
@@ -51,21 +55,41 @@ def psnr(ours: np.ndarray, exact: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def check_inputs(templates: TemplateSet, audio_shape: tuple[int, ...], count: int = CHECK_TEMPLATES) -> tuple[np.ndarray, np.ndarray]:
-    """The network inputs of the check: `count` templates spread over the set, seeded audio windows."""
+@dataclass(frozen=True)
+class CheckInputs:
+    """The network inputs of one check: `images` (B, 6, 320, 320) and `audio` (B, *audio_shape) windows,
+    `kind` "speech" or "seeded" (part of the record's name) and `source`, what they are in words."""
+
+    images: np.ndarray
+    audio: np.ndarray
+    kind: str
+    source: str
+
+
+def check_inputs(templates: TemplateSet, mode: ModeSpec, speech: SpeechEncoder[Any] | None = None,
+                 count: int = CHECK_TEMPLATES) -> CheckInputs:
+    """The inputs of the check: `count` templates spread over the set, each with a window of the
+    package's speech through `speech` (an audio model of `mode`), spread over it; seeded windows
+    where there is no such model."""
     chosen = sorted({round(i * (len(templates) - 1) / max(1, count - 1)) for i in range(count)})
     images = np.stack([crop_template(templates.load(index)).network_input for index in chosen])
-    audio = np.random.default_rng(_AUDIO_SEED).standard_normal((len(chosen), *audio_shape)).astype(np.float32)
-    return images, audio
+    if speech is not None and speech.mode.name == mode.name:
+        features = AudioFeatures(speech.features_from_samples(shipped_speech(), str(SHIPPED_SPEECH)), mode, str(SHIPPED_SPEECH))
+        rows = [round((i + 1) * len(features) / (len(chosen) + 1)) for i in range(len(chosen))]
+        source = f"real speech ({SHIPPED_SPEECH.name}) through the {mode.name} audio model {speech.path.name}"
+        return CheckInputs(images, features.windows(rows), "speech", source)
+    audio = np.random.default_rng(_AUDIO_SEED).standard_normal((len(chosen), *mode.audio_shape)).astype(np.float32)
+    return CheckInputs(images, audio, "seeded", f"seeded random audio windows (no {mode.name} audio model at hand)")
 
 
-def record_path(model: InferenceModel, images: np.ndarray, audio: np.ndarray) -> Path:
-    """Where the check of `model` on these inputs is kept: beside the checkpoint's export, named by
-    the backend, precision and a digest of the inputs (so other templates have a record of their own)."""
-    digest = hashlib.sha256(images.tobytes())
-    digest.update(audio.tobytes())
+def record_path(model: InferenceModel, inputs: CheckInputs) -> Path:
+    """Where the check of `model` on `inputs` is kept: beside the checkpoint's export, named by the
+    backend, precision, kind of inputs and a digest of them (other templates or another audio model
+    have a record of their own)."""
+    digest = hashlib.sha256(inputs.images.tobytes())
+    digest.update(inputs.audio.tobytes())
     folder = cache_dir("fidelity") / entry_name(model.checkpoint_sha256, model.mode)
-    return folder / f"{model.name}-{model.precision}-{digest.hexdigest()[:16]}.json"
+    return folder / f"{model.name}-{model.precision}-{inputs.kind}-{digest.hexdigest()[:16]}.json"
 
 
 def _recorded(path: Path) -> float | None:
@@ -76,12 +100,11 @@ def _recorded(path: Path) -> float | None:
         return None
 
 
-def measured_fidelity(model: InferenceModel, exact: Callable[[], InferenceModel], templates: TemplateSet) -> float:
+def measured_fidelity(model: InferenceModel, exact: Callable[[], InferenceModel], inputs: CheckInputs) -> float:
     """dB of `model`'s generated squares against the exact path (`exact()` loads it, only when the
-    cache has no record) on a few of `templates`; measured once (by one process while others wait
-    for it), then read from the cache."""
-    images, audio = check_inputs(templates, model.mode.audio_shape)
-    path = record_path(model, images, audio)
+    cache has no record) on `inputs`; measured once (by one process while others wait for it), then
+    read from the cache."""
+    path = record_path(model, inputs)
     value = _recorded(path)
     if value is not None:
         return value
@@ -89,16 +112,16 @@ def measured_fidelity(model: InferenceModel, exact: Callable[[], InferenceModel]
         with contextlib.suppress(OutputError):  # an unwritable cache: measured all the same (_measure warns)
             held.enter_context(entry_lock(path))
         value = _recorded(path)  # another process may have measured it while this one waited
-        return _measure(model, exact, images, audio, path) if value is None else value
+        return _measure(model, exact, inputs, path) if value is None else value
 
 
-def _measure(model: InferenceModel, exact: Callable[[], InferenceModel], images: np.ndarray, audio: np.ndarray, path: Path) -> float:
+def _measure(model: InferenceModel, exact: Callable[[], InferenceModel], inputs: CheckInputs, path: Path) -> float:
     """Measure the check and keep its record at `path` (written to a temporary, renamed into place)."""
-    ours = np.stack([to_pixels(output) for output in model.run(images, audio)])
-    theirs = np.stack([to_pixels(output) for output in exact().run(images, audio)])
+    ours = np.stack([to_pixels(output) for output in model.run(inputs.images, inputs.audio)])
+    theirs = np.stack([to_pixels(output) for output in exact().run(inputs.images, inputs.audio)])
     value = psnr(ours, theirs)
-    record = {"psnr_db": value, "backend": model.name, "precision": model.precision, "templates": len(images),
-              "max_difference": int(np.abs(ours.astype(np.int16) - theirs).max())}
+    record = {"psnr_db": value, "backend": model.name, "precision": model.precision, "templates": len(inputs.images),
+              "inputs": inputs.source, "max_difference": int(np.abs(ours.astype(np.int16) - theirs).max())}
     try:
         with atomic_file(path) as temporary:
             temporary.write_text(json.dumps(record) + "\n")
@@ -108,51 +131,6 @@ def _measure(model: InferenceModel, exact: Callable[[], InferenceModel], images:
     return value
 
 
-#: The kind of model a CheckedPrecision hands out (a backend, for the pipeline).
-Model = TypeVar("Model", bound=InferenceModel)
-
-
-class CheckedPrecision(Generic[Model]):
-    """The model precision `auto` renders each template set with: `model` where its precision is not
-    one `auto` checks (precisions.py) or `auto` was not asked for, else `model` where its check on the
-    set reaches the precision's threshold, or the baseline (fp32) model `fallback()` loads (once)
-    where it measures below (one warning line). `exact()` loads the exact path."""
-
-    def __init__(self, model: Model, auto: bool, exact: Callable[[], InferenceModel], fallback: Callable[[], Model]) -> None:
-        self.model, self._exact, self._load_fallback = model, exact, fallback
-        #: The PSNR the check must reach; None where no check applies.
-        self.threshold = get_precision(model.precision).min_fidelity_db if auto else None
-        self._measured: dict[Hashable, float] = {}
-        self._fallback: Model | None = None
-        self._lock = threading.Lock()
-
-    def fidelity_db(self, templates: TemplateSet) -> float | None:
-        """The check's dB on `templates` (measured once per checkpoint and set); None where none applies."""
-        if self.threshold is None:
-            return None
-        key = templates_key(templates)
-        with self._lock:
-            if key not in self._measured:
-                value = self._measured[key] = measured_fidelity(self.model, self._exact, templates)
-                if value < self.threshold:
-                    logger.warning("%s measures %.1f dB against the exact path on %s (below %g): rendering in %s",
-                                   self.model.describe(), value, templates.image_dir.parent, self.threshold, BASELINE)
-                else:
-                    logger.info("precision auto: %s, %.1f dB against the exact path on %s", self.model.describe(), value,
-                                templates.image_dir.parent)
-            return self._measured[key]
-
-    def model_for(self, templates: TemplateSet) -> Model:
-        """`model`, or the baseline one where the check on `templates` measures below the threshold."""
-        db = self.fidelity_db(templates)
-        if db is None or self.threshold is None or db >= self.threshold:
-            return self.model
-        with self._lock:
-            if self._fallback is None:
-                self._fallback = self._load_fallback()
-            return self._fallback
-
-
 def exact_model(checkpoint: str | os.PathLike[str], mode: ModeSpec, model: InferenceModel) -> TorchBackend:
     """The exact path of `model`'s checkpoint: `model` where it is exact, else torch in fp32 on the CPU, loaded now."""
     from ..models.backends.torch_backend import TorchBackend
@@ -160,14 +138,3 @@ def exact_model(checkpoint: str | os.PathLike[str], mode: ModeSpec, model: Infer
     if isinstance(model, TorchBackend) and model.exact:
         return model
     return TorchBackend(checkpoint, mode, device="cpu")
-
-
-def load_checked(checkpoint: str | os.PathLike[str], mode: ModeSpec, device: str | None, backend: str, precision: str,
-                 model_file: str | os.PathLike[str] | None) -> CheckedPrecision[InferenceBackend]:
-    """Backend `backend` in `precision` loaded once (a precision the device cannot run refused before
-    anything loads), with the check `auto` asks for; the exact path and the baseline model are
-    loaded from here too, and only when the check needs them."""
-    check_precision(precision, resolve_device(device))
-    model = load_backend(checkpoint, mode, device, backend, precision, model_file)
-    return CheckedPrecision(model, precision == "auto", lambda: exact_model(checkpoint, mode, model),
-                            lambda: load_backend(checkpoint, mode, model.device, backend, BASELINE, model_file))

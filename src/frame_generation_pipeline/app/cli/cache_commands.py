@@ -45,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         commands, "cache", run_cache, "list or clear the export cache",
         "List the cache's entries: the checkpoint's sha256 (first 24 hex digits), mode, opset, which graph\n"
         "(full network; first and rest: the template cache's), kind (onnx: an export; openvino: what OpenVINO compiled\n"
-        "from it; fidelity: the bf16 checks; rest: the live avatar's rest frames) and size, then what interrupted\n"
+        "from it; fidelity: the checks of faster precisions; rest: the live avatar's rest frames) and size, then what interrupted\n"
         "writes left (a temporary, a lock file no running process holds, a folder half written). With --clear remove\n"
         "them. WHICH (a checkpoint file or a sha256 prefix) keeps it to one checkpoint's entries. The cache is\n"
         "$FRAME_GEN_CACHE_DIR, else\n"

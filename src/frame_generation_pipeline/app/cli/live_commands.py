@@ -31,7 +31,7 @@ def run_live(args: argparse.Namespace) -> int:
     plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
     encoder = load_audio_model(plan.audio_model, settings["device"])  # before the U-Net, like every render
     pipeline = pipeline_from(args, settings)
-    batch = plan.batch_for(pipeline.batch_of(pipeline.model_for(plan.templates)))
+    batch = plan.batch_for(pipeline.batch_of(pipeline.model_for(plan.templates, encoder)))
     session = StreamingSession.from_pipeline(pipeline, plan.templates, encoder, realtime=args.realtime,
                                              start_frame=args.start_frame, batch_size=batch,
                                              blend=options.blend, hubert=HubertWindows(lookahead=args.hubert_lookahead),

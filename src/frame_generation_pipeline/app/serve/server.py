@@ -123,10 +123,10 @@ class AvatarServer:
         self.live = await asyncio.to_thread(self._warmed_up)
 
     def _warmed_up(self) -> LiveModel:
-        self.model = model = self.pipeline.model_for(self.templates)  # precision auto: bf16 checked on these templates
+        self.model = model = self.pipeline.model_for(self.templates, self.encoder)  # precision auto: walked on these templates
         live = LiveModel(model, self.templates, self.encoder, on_batch=self.metrics.batch,
                          template_cache=self.pipeline.template_cache, rest_in_background=self.settings.idle == RENDERED)
-        live.fidelity_db = self.pipeline.fidelity_db(self.templates)
+        live.fidelity_db = self.pipeline.fidelity_db(self.templates, self.encoder)
         self.metrics.arithmetic(model.name, model.precision, live.fidelity_db)
         live.warm_up(live_batch_size(self.pipeline.batch_of(model), model))
         return live

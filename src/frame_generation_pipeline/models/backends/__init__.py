@@ -1,9 +1,10 @@
 """The inference backends and the choice among them: one file per backend, one registry line each.
 
-`auto` takes the installed backend with the highest measured rank for the device and the precision
-each would run (docs/performance.md): with precision `auto` on a CPU with native bf16 (AVX512_BF16 or
-AMX) that is OpenVINO in bf16, whose frames the pipeline checks against the exact path on the user's
-own templates (render/fidelity.py); otherwise an fp32 backend within 2 per value of the exact path.
+The ladder (`ladder`) orders what the installed backends declare they run on the device by their
+declared speeds (docs/performance.md): with precision `auto` on a CPU with native bf16 (AVX512_BF16
+or AMX) its top is OpenVINO in bf16, whose frames the pipeline checks against the exact path on the
+user's own templates before taking it (render/ladder.py), then onnxruntime fp32, where it ends (the
+baseline, within 2 per value of the exact path); elsewhere it holds that baseline step alone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, resolve_device
 from ...errors import BackendUnavailableError, ConfigurationError, install_hint
-from .base import InferenceBackend
+from ...precisions import BASELINE
+from .base import InferenceBackend, Step, steps
 
 logger = logging.getLogger(__name__)
 
@@ -41,30 +43,28 @@ def backend_class(name: str) -> type[InferenceBackend]:
 
 
 def choose_backend(name: str, device: str, precision: str = "auto") -> str:
-    """The concrete backend for `name` on a resolved `device` ("auto": the fastest installed in the
-    precision it would run for `precision`)."""
+    """The concrete backend for `name` on a resolved `device` ("auto": the top of the ladder for `precision`)."""
+    return ladder(name, device, precision)[0].backend
+
+
+def ladder(name: str, device: str, precision: str = "auto") -> list[Step]:
+    """The steps (backend, precision) `precision` takes on a resolved `device` with backend `name`,
+    fastest first (base.steps): for "auto" each checked step down to the baseline, for a named
+    precision one step. A named backend is refused here where it is not installed or cannot run on
+    `device`, and left to refuse a named precision it does not run when it loads."""
     if name != "auto":
         cls = backend_class(name)
         if not cls.installed():
             raise BackendUnavailableError(f"the {name} backend needs {', '.join(cls.requires)}: {install_hint(cls.extra)}")
-        if cls.rank(device_type(device)) is None:
+        if not cls.runs_on(device_type(device)):
             raise BackendUnavailableError(f"the {name} backend cannot run on {device}")
-        return name
-    ranked = []
-    for candidate in BACKENDS:
-        cls = backend_class(candidate)
-        if not cls.installed():
-            continue
-        try:
-            runs = cls.resolve_precision(precision, device_type(device))
-        except ConfigurationError:  # a precision this backend does not run
-            continue
-        rank = cls.rank(device_type(device), runs)
-        if rank is not None:
-            ranked.append((rank, candidate))
-    if not ranked:
+        found = steps([cls], device_type(device), precision)[:None if precision == "auto" else 1]
+        return found or [Step(name, BASELINE if precision == "auto" else precision, None)]  # refused as it loads
+    installed = [backend_class(candidate) for candidate in BACKENDS if backend_class(candidate).installed()]
+    found = steps(installed, device_type(device), precision)
+    if not found:
         raise BackendUnavailableError(f"no installed backend runs precision {precision!r} on {device}")
-    return max(ranked)[1]
+    return found if precision == "auto" else found[:1]
 
 
 def load_backend(
@@ -96,4 +96,5 @@ def load_backend(
     return loaded
 
 
-__all__ = ["BACKENDS", "BACKEND_CHOICES", "EXACT_BACKEND", "InferenceBackend", "backend_class", "choose_backend", "load_backend"]
+__all__ = ["BACKENDS", "BACKEND_CHOICES", "EXACT_BACKEND", "InferenceBackend", "Step", "backend_class", "choose_backend", "ladder",
+           "load_backend"]

@@ -1,11 +1,12 @@
 """What every inference model is (InferenceModel: what callers need of a U-Net, stand-ins included)
-and every inference backend (InferenceBackend: one users choose by name).
+and every inference backend (InferenceBackend: one users choose by name), and the ladder of steps
+(backend, precision) that precision `auto` walks, fastest first (`steps`).
 
 A backend is one class in one file of this folder plus one line in the registry (`__init__.py`).
-It says whether its library is installed, how fast it is on a device type (the ranking `auto`
-uses, from measurements in the README) and its default batch size. Its constructor is the one way
-to load it: `cls(checkpoint, mode, device, precision=...)` (the exported backends also take
-`model_file`), which is what `load_backend` calls.
+It says whether its library is installed, what it runs where and how fast it expects to be there
+(`speeds`: one table per backend, each figure's source beside it), and its default batch size. Its
+constructor is the one way to load it: `cls(checkpoint, mode, device, precision=...)` (the exported
+backends also take `model_file`), which is what `load_backend` calls.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from __future__ import annotations
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from ...checks import missing_file
 from ...contract import INPUT_SHAPE, ModeSpec
+from ...devices import cpu_runs
 from ...errors import CheckpointError, ConfigurationError
 from ...files import describe_os_error, file_sha256
-from ...precisions import BASELINE, PRECISIONS, where_they_run
+from ...precisions import BASELINE, PRECISIONS, get_precision, where_they_run
 
 
 def checkpoint_digest(path: str | os.PathLike[str]) -> str:
@@ -101,15 +104,33 @@ class InferenceModel(ABC):
         return f"{self.name} {self.precision} on {self.device}"
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How fast a backend expects to be in one precision on one device type: frames per second of
+    the network alone at its default batch, as measured on `measured_on` (a named reference machine,
+    docs/performance.md) or, where nothing was measured, a relative figure that says so."""
+
+    frames_per_second: float
+    measured_on: str
+
+
 class InferenceBackend(InferenceModel):
-    """An InferenceModel that users choose by name (`--backend`): loaded from a checkpoint, ranked by
-    its measured speed, always able to split at the template half (ExportedBackend says when it pays)."""
+    """An InferenceModel that users choose by name (`--backend`): loaded from a checkpoint, placed on
+    the ladder by the speeds it declares, always able to split at the template half (ExportedBackend
+    says when it pays)."""
 
     #: Python modules the backend needs, and the pip extra that installs them ("" when they are core).
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
-    #: Precisions the backend can run in ("auto" picks among them per device).
-    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: (device type, precision) -> its expected Speed there, for every pair the backend runs; None where
+    #: it runs unmeasured (only when asked for by name: `auto` never takes an arithmetic nobody measured).
+    speeds: ClassVar[dict[tuple[str, str], Speed | None]] = {}
+    #: Precisions the backend can run in, in the order `speeds` names them (made from it).
+    precisions: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.precisions = tuple(dict.fromkeys(precision for _, precision in cls.speeds))
 
     @classmethod
     def installed(cls) -> bool:
@@ -117,10 +138,9 @@ class InferenceBackend(InferenceModel):
         return all(importlib.util.find_spec(module) is not None for module in cls.requires)
 
     @classmethod
-    @abstractmethod
-    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
-        """Measured speed rank on "cpu" or "cuda" in `precision` (a resolved one; higher is faster);
-        None where it cannot run."""
+    def runs_on(cls, device_type: str) -> bool:
+        """True when the backend runs on "cpu" or "cuda" in some precision."""
+        return any(kind == device_type for kind, _ in cls.speeds)
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:
@@ -153,10 +173,10 @@ class InferenceBackend(InferenceModel):
 
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
-        """The concrete precision for `precision` ("auto" -> the baseline, fp32, unless the backend says otherwise);
-        ConfigurationError if unsupported."""
+        """The concrete precision for `precision` ("auto": the top of this backend's own ladder, the
+        baseline where it declares nothing faster); ConfigurationError if unsupported."""
         if precision == "auto":
-            return BASELINE
+            return next((step.precision for step in steps([cls], device_type, "auto")), BASELINE)
         if precision not in cls.precisions:
             where = f" ({where_they_run((precision,))})" if precision in PRECISIONS else ""
             raise ConfigurationError(
@@ -164,3 +184,44 @@ class InferenceBackend(InferenceModel):
                 f"drop --precision, or choose a backend that runs it{where}"
             )
         return precision
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the ladder: backend `backend` in `precision`, expected to run at `speed` (None: unmeasured)."""
+
+    backend: str
+    precision: str
+    speed: Speed | None
+
+    @property
+    def checked(self) -> bool:
+        """True when `auto` takes it only after the fidelity check passes (precisions.py)."""
+        return get_precision(self.precision).checked
+
+
+def runs_here(precision: str, device_type: str) -> bool:
+    """True when a `device_type` device can run `precision` (on a CPU, one with the instructions it needs)."""
+    return device_type != "cpu" or cpu_runs(get_precision(precision))
+
+
+def _offered(name: str, speed: Speed | None, precision: str) -> bool:
+    """True when a step in precision `name` declared at `speed` is one `precision` may take."""
+    if precision != "auto":
+        return name == precision
+    return speed is not None and (name == BASELINE or get_precision(name).checked)
+
+
+def steps(classes: Iterable[type[InferenceBackend]], device_type: str, precision: str) -> list[Step]:
+    """The steps `precision` may take among the backends `classes` (registry order) on `device_type`,
+    fastest first (ties keep that order). "auto": the measured steps in precisions this device runs
+    that `auto` takes, the checked ones down to and including the fastest it takes unchecked (the
+    baseline), where the ladder ends (none without such a step); a named precision: every backend
+    that runs it here, those unmeasured last (the caller takes the first)."""
+    found = [Step(cls.name, name, speed) for cls in classes for (kind, name), speed in cls.speeds.items()
+             if kind == device_type and runs_here(name, device_type) and _offered(name, speed, precision)]
+    found.sort(key=lambda step: 0.0 if step.speed is None else -step.speed.frames_per_second)
+    if precision != "auto":
+        return found
+    end = next((index for index, step in enumerate(found) if not step.checked), None)
+    return [] if end is None else found[:end + 1]

@@ -14,9 +14,19 @@ from pathlib import Path
 from ...checks import missing_file
 from ...devices import device_type, usable_cpus
 from ...errors import BackendUnavailableError, ModelFileError, first_line
+from .base import Speed
 from .exported import ExportedBackend, Graph
 
 logger = logging.getLogger(__name__)
+
+#: What it runs where, and how fast (docs/performance.md).
+SPEEDS: dict[tuple[str, str], Speed | None] = {
+    # the Xeon (2 cores, AVX-512 BF16, AMX): benchmarks/live.py's network alone, batch 2, no template
+    # cache ("network fps"); the EPYC AVX2 measured 11.0 against OpenVINO fp32's 9.1 (batch 2 and 4)
+    ("cpu", "fp32"): Speed(20.1, "Xeon, benchmarks/live.py network alone"),
+    # no GPU measured yet ("GPU"): a relative figure, below torch's there
+    ("cuda", "fp32"): Speed(1.0, "relative, unmeasured on a GPU"),
+}
 
 
 def _providers(device: str) -> list[str]:
@@ -44,6 +54,7 @@ class OnnxRuntimeBackend(ExportedBackend):
     name = "onnxruntime"
     requires = ("onnxruntime",)
     extra = ""
+    speeds = SPEEDS
 
     def compile_graph(self, path: Path, device: str, precision: str, streams: int) -> tuple[Graph, dict[str, str]]:
         """An onnxruntime session of `path` whose threads add up to one per CPU over `streams` calls."""
@@ -71,11 +82,6 @@ class OnnxRuntimeBackend(ExportedBackend):
             reason = first_line(exc)
             raise ModelFileError(path, f"onnxruntime cannot load it ({reason})") from None
         return partial(session.run, None), dict(session.get_modelmeta().custom_metadata_map)
-
-    @classmethod
-    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
-        """On the CPU ~4-6x torch eager in fp32 (docs/performance.md); on CUDA unmeasured, so below torch."""
-        return 50 if device_type == "cpu" else 40
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:

@@ -1,7 +1,7 @@
 """The OpenVINO backend: the exported graph compiled by OpenVINO for the CPU, in fp32 or bf16.
 
-bf16 runs where the CPU has bf16 instructions (AVX-512 BF16 or AMX): precision `auto` takes it
-there (2.1x onnxruntime's fp32 network on a 2-core AVX-512 EPYC, docs/performance.md). It moves
+bf16 runs where the CPU has bf16 instructions (AVX-512 BF16 or AMX): precision `auto` tries it
+first there (its speeds below: about 2.2x onnxruntime's fp32 network, docs/performance.md). It moves
 frames by more than 2 per value (about 50 dB against the exact path), so a pipeline running it for
 `auto` checks it on the user's own checkpoint and templates first (render/fidelity.py). The compiled
 model is cached beside the ONNX exports, so a second start skips compilation.
@@ -20,11 +20,19 @@ from ...errors import BackendUnavailableError, CacheError, ConfigurationError, M
 from ..cache import cache_root, compiled_dir
 from ..cache_lock import writing
 from ..onnx_files import onnx_metadata
+from .base import Speed
 from .exported import ExportedBackend, Graph
 
 logger = logging.getLogger(__name__)
 
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
+#: What it runs where, and how fast (docs/performance.md): the CPU only.
+SPEEDS: dict[tuple[str, str], Speed | None] = {
+    # the Xeon (2 cores, AVX-512 BF16, AMX): benchmarks/live.py's network alone, batch 4, no template cache
+    # ("network fps"); bf16 on the EPYC BF16: 18.7 ms a frame against onnxruntime fp32's 38
+    ("cpu", "fp32"): Speed(18.2, "Xeon, benchmarks/live.py network alone"),
+    ("cpu", "bf16"): Speed(44.7, "Xeon, benchmarks/live.py network alone"),
+}
 
 
 class OpenVinoBackend(ExportedBackend):
@@ -33,7 +41,7 @@ class OpenVinoBackend(ExportedBackend):
 
     name = "openvino"
     requires = ("openvino",)
-    precisions = ("fp32", "bf16")
+    speeds = SPEEDS
 
     @classmethod
     def check_device(cls, device: str) -> None:
@@ -83,21 +91,10 @@ class OpenVinoBackend(ExportedBackend):
     @classmethod
     def resolve_precision(cls, precision: str, device_type: str) -> str:
         """"auto" -> bf16 where the CPU has it natively (AVX-512 BF16 or AMX, read now), else fp32."""
-        has_bf16 = cpu_summary()["bf16"]
-        if precision == "auto":
-            return "bf16" if has_bf16 and device_type == "cpu" else "fp32"
         precision = super().resolve_precision(precision, device_type)
-        if precision == "bf16" and not has_bf16:
+        if precision == "bf16" and not cpu_summary()["bf16"]:
             raise ConfigurationError("precision 'bf16' needs a CPU with AVX-512 BF16 or AMX; this one has neither")
         return precision
-
-    @classmethod
-    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
-        """In bf16 the fastest on the CPU (2.1x onnxruntime's network); in fp32 about onnxruntime's
-        speed, so ranked just below it; no CUDA."""
-        if device_type != "cpu":
-            return None
-        return 60 if precision == "bf16" else 45
 
     @classmethod
     def default_batch(cls, device_type: str) -> int:

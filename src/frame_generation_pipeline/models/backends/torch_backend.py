@@ -1,6 +1,6 @@
 """The torch backend: the U-Net module itself; bit-exact to the contract in fp32 on the CPU.
 
-torch is imported when a model is made, not with this module: `auto` reads every backend's rank
+torch is imported when a model is made, not with this module: `auto` reads every backend's speeds
 without loading the libraries of those it does not take (docs/performance.md, "A warm start").
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from ...contract import ModeSpec, get_mode
 from ...devices import device_type, resolve_device
 from ...errors import ConfigurationError
-from .base import InferenceBackend, checkpoint_digest
+from .base import InferenceBackend, Speed, checkpoint_digest
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +29,16 @@ logger = logging.getLogger(__name__)
 
 #: The precisions the backend runs, by the name of their torch dtype.
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+#: What it runs where, and how fast (docs/performance.md).
+SPEEDS: dict[tuple[str, str], Speed | None] = {
+    # the Xeon (2 cores, AVX-512 BF16, AMX): upstream's loop, 3.34 frames/s for a whole 720p render
+    # ("Offline video"; its network alone is a little faster, still about 6x below onnxruntime's)
+    ("cpu", "fp32"): Speed(3.34, "Xeon, upstream's loop (whole render)"),
+    # no GPU measured yet ("GPU"): a relative figure, twice onnxruntime's CUDA one, so that torch stays first there
+    ("cuda", "fp32"): Speed(2.0, "relative, unmeasured on a GPU"),
+    ("cuda", "fp16"): None,
+    ("cuda", "bf16"): None,
+}
 
 
 def torch_dtype(precision: str) -> torch.dtype:
@@ -58,7 +68,7 @@ class TorchBackend(InferenceBackend):
     name = "torch"
     requires = ("torch",)
     extra = ""
-    precisions = tuple(DTYPES)
+    speeds = SPEEDS
 
     def __init__(
         self,
@@ -95,13 +105,6 @@ class TorchBackend(InferenceBackend):
             self._runtime = runtime.to(dtype=torch_dtype(precision), memory_format=memory_format)  # type: ignore[call-overload]
         logger.info("loaded %s (%s) into torch on %s, %s%s", self.checkpoint_path, spec.name, device, precision,
                     ", optimised" if self.optimized else "")
-
-    @classmethod
-    def rank(cls, device_type: str, precision: str = "fp32") -> int | None:
-        """The fastest on CUDA (nothing else is measured there yet); the slowest on the CPU (fp32 only)."""
-        if device_type == "cuda":
-            return 100
-        return 10 if precision == "fp32" else None
 
     @property
     def exact(self) -> bool:
