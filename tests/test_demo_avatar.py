@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from frame_generation_pipeline.app.demo import avatar, synthetic
+from frame_generation_pipeline.app.demo import avatar, face, synthetic
 from frame_generation_pipeline.app.demo.speech import write_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
@@ -53,9 +53,21 @@ def _loudness(speech: np.ndarray, frames: int) -> np.ndarray:
 def _mouth_opening(frame: np.ndarray, template: int) -> float:
     """The dark (open-mouth) share of the box around the avatar's mouth, measured on the rendered pixels."""
     x0, y0, size = avatar.face_box(template)
-    cx, cy = x0 + size / 2, y0 + 0.8 * size
+    cx, cy = x0 + face.MOUTH_CENTRE[0] * size, y0 + face.MOUTH_CENTRE[1] * size
     region = frame[int(cy - 0.12 * size): int(cy + 0.12 * size), int(cx - 0.2 * size): int(cx + 0.2 * size)]
     return float((region.max(axis=2) < 100).mean())
+
+
+def test_the_drawn_lips_open_where_the_measure_looks_and_change_nothing_else():
+    head = face.draw_head(avatar.WIDTH, avatar.HEIGHT, avatar.face_box(5))
+    closed, half, wide = (avatar.draw_scene(5, (opening, 0.5), head) for opening in (0.0, 0.4, 1.0))
+    assert closed.shape == (avatar.HEIGHT, avatar.WIDTH, 3)
+    assert _mouth_opening(closed, 5) < 0.02 < _mouth_opening(half, 5) < _mouth_opening(wide, 5)
+    x0, y0, size = avatar.face_box(5)
+    changed = np.argwhere((closed != wide).any(axis=2))
+    reach = np.array(face.MOUTH_REACH[::-1]) * size
+    centre = np.array([y0 + face.MOUTH_CENTRE[1] * size, x0 + face.MOUTH_CENTRE[0] * size])
+    assert (np.abs(changed - centre) <= reach).all()
 
 
 @pytest.fixture(scope="module")

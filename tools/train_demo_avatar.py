@@ -1,9 +1,10 @@
 """Train the demo avatar: a SyncTalk_2D 328 ave U-Net for the drawn face of `app/demo`.
 
-What it draws. The demo's scene (`app/demo/avatar.py`: 640x360, the face drifting over 24
-positions, the background moving with them, 110 landmarks per position), with a mouth that
-follows the speech being "said". The rule, per 25 fps video frame i, on the 16 kHz speech in a
-64 ms Hann window centred on the frame's middle ((i + 0.5) / 25 s):
+What it draws. The demo's scene (`app/demo/avatar.py`, drawn by `app/demo/face.py`: 1280x720, a
+shaded head with hair on a calm gradient, swaying over 24 positions, 110 landmarks per position
+that the drawing follows), with lips that follow the speech being "said". The rule, per 25 fps
+video frame i, on the 16 kHz speech in a 64 ms Hann window centred on the frame's middle
+((i + 0.5) / 25 s):
   - opening = clip((L + 30) / 25, 0, 1), L = the window's loudness in dB below the clip's loudest
     frame: 30 dB below is closed lips, 5 dB below or louder wide open;
   - spread = clip((c - 300) / 900, 0, 1), c = the spectral centroid (Hz, 100-6000 Hz) of the
@@ -26,27 +27,33 @@ from the audio, while everything else can be copied, as at inference where the r
 template itself), and frame i's crop masked as at inference. Audio: feature rows i-8..i+7.
 
 Loss: L1 between output and target, weighted 6x inside an ellipse around the largest mouth
-(normalised by the mean weight). Adam (betas 0.9, 0.99), lr 2e-3 after 10 warm-up steps,
-cosine down to 2e-5 at the last step; batch 4; channels_last, and bf16 autocast where the CPU has
+(`face.MOUTH_CENTRE`, `face.MOUTH_REACH`; normalised by the mean weight). Adam (betas 0.9,
+0.99), lr 2e-3 (--lr) after 10 warm-up steps, cosine down to 2e-5 at the last step; batch 4; channels_last, and bf16 autocast where the CPU has
 AVX512_BF16 or AMX, fp32 otherwise (benchmarks/train_step.py on the 2-core AMD EPYC with
 AVX512_BF16, shared with other work: bf16 + channels_last x1.49 the fp32 step, bf16 alone x1.20,
 channels_last alone x1.11). After the last step BatchNorm running statistics are
 measured again in fp32 over 12 batches (cumulative average), so inference (fp32, eval mode) sees
 statistics of the final weights. Saved as fp16, the package's `app/demo/data/avatar_ave.pth`.
 
-Reproducible from --seed (data, sampling order, initial weights); bf16 and thread counts change
-the rounding, not the recipe.
+Reproducible from --seed (data, sampling order, initial weights) and --init (weights to start
+from instead of random ones); bf16 and thread counts change the rounding, not the recipe.
 
-The shipped checkpoint: seed 0, run with --max-minutes 47, which stopped it after step 253 of
-the 260 planned (lr 2.4e-5 by then; `--stop-after 253` repeats it). On 2 Dec 2026, on the 2-core
-AMD EPYC (AVX-512 with AVX512_BF16, no AMX) shared with other engineers' tests: the data set
-(2316 frames) built in 63 s, then 253 steps in 50 min of wall time, of which about 15 min the
-process was paused (SIGSTOP) for others' benchmarks; a step took 3 s on the quiet machine and
-up to 17 s on the busy one. Loss, means of 20 steps (whole crop / mouth region L1): steps 1-20
-0.153 / 0.143, 21-40 0.068 / 0.077, 61-80 0.044 / 0.059, 121-140 0.039 / 0.056, 181-200
-0.034 / 0.049, 221-240 0.032 / 0.045.
+The shipped checkpoint (7 Dec 2026, this face at 1280x720) was fine-tuned from the previous
+shipped one (the old 640x360 face, 253 steps from random weights: commit 3ae0ddb's
+`app/demo/data/avatar_ave.pth`), in two runs on the 2-core AMD EPYC with AVX2 only (no AVX-512,
+no bf16: fp32), shared with other engineers' tests:
+  1. `--init <3ae0ddb's checkpoint> --steps 100` (seed 0, lr 2e-3): the data set (2316 frames)
+     built in 164 s, then 100 steps in 28 min; a step took 4-5 s when the machine was quiet and
+     up to 59 s when it was busy (median 18 s);
+  2. `--init <run 1's checkpoint> --steps 120 --lr 5e-4 --seed 1`: 120 steps in 14 min (median
+     5 s a step).
+Loss, means of 20 steps (whole crop / mouth region L1): run 1, steps 1-20 0.084 / 0.084, 21-40
+0.056 / 0.076, 41-60 0.042 / 0.067, 61-80 0.036 / 0.060, 81-100 0.035 / 0.061; run 2, steps
+1-20 0.036 / 0.063, 41-60 0.033 / 0.058, 101-120 0.033 / 0.059. So short a training learns
+when and how far the mouth opens, not its detail: open, the rendered mouth is a dark lens with
+a faint lip rim, without the teeth and lip colour of the drawn one.
 
-Run: PYTHONPATH=src python tools/train_demo_avatar.py --work /tmp/avatar --install [--steps N]
+Run: PYTHONPATH=src python tools/train_demo_avatar.py --work /tmp/avatar --install [--steps N] [--init CHECKPOINT]
 """
 
 from __future__ import annotations
@@ -63,14 +70,15 @@ import cv2
 import numpy as np
 import torch
 
-from frame_generation_pipeline.app.demo import avatar, synthetic
+from frame_generation_pipeline.app.demo import avatar, face, synthetic
 from frame_generation_pipeline.app.demo.speech import write_wav
 from frame_generation_pipeline.audio.speech import load_speech
-from frame_generation_pipeline.contract import SAMPLE_RATE
+from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.inputs.landmarks import crop_box, parse_landmarks
 from frame_generation_pipeline.inputs.templates import ping_pong_schedule
 from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.checkpoints import load_unet_state
 from frame_generation_pipeline.models.network import SyncTalkUNet
 from frame_generation_pipeline.render.arithmetic import crop_region, inner_region, mask_region, resize_crop
 
@@ -144,10 +152,13 @@ class Scene:
         self.points = synthetic.template_points(avatar.TEMPLATE_COUNT, avatar.face_box)
         self.boxes = [crop_box(parse_landmarks(synthetic.landmark_text(p))) for p in self.points]
         self.weights = np.stack([self._mouth_weight(k) for k in range(avatar.TEMPLATE_COUNT)])
+        self.heads: dict[int, np.ndarray] = {}
 
     def crop(self, k: int, mouth: tuple[float, float]) -> np.ndarray:
         """Scene k with `mouth`, drawn, JPEG-compressed and cut to its 320x320 crop as a render cuts it."""
-        frame = synthetic.draw_frame(avatar.WIDTH, avatar.HEIGHT, k, self.points[k], avatar.face_box(k), mouth)
+        if k not in self.heads:
+            self.heads[k] = face.draw_head(avatar.WIDTH, avatar.HEIGHT, avatar.face_box(k))
+        frame = avatar.draw_scene(k, mouth, self.heads[k])
         _, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, synthetic.JPEG_QUALITY])
         decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
         return inner_region(resize_crop(crop_region(decoded, self.boxes[k])))
@@ -156,8 +167,9 @@ class Scene:
         x0, y0, size = avatar.face_box(k)
         box = self.boxes[k]
         scale = 328 / (box.xmax - box.xmin)
-        centre = ((x0 + size / 2 - box.xmin) * scale - 4, (y0 + 0.8 * size - box.ymin) * scale - 4)
-        axes = (0.2 * size * scale, 0.13 * size * scale)
+        centre = ((x0 + face.MOUTH_CENTRE[0] * size - box.xmin) * scale - 4,
+                  (y0 + face.MOUTH_CENTRE[1] * size - box.ymin) * scale - 4)
+        axes = (face.MOUTH_REACH[0] * size * scale, face.MOUTH_REACH[1] * size * scale)
         mask = np.zeros((320, 320), np.float32)
         cv2.ellipse(mask, (round(centre[0]), round(centre[1])), (round(axes[0]), round(axes[1])), 0, 0, 360, 1.0, -1)
         return 1 + (MOUTH_WEIGHT - 1) * mask
@@ -202,11 +214,11 @@ def batch_tensors(data: dict[str, np.ndarray], weights: np.ndarray, rng: np.rand
             torch.from_numpy(weights[positions[chosen]][:, None]))
 
 
-def learning_rate(step: int, steps: int) -> float:
+def learning_rate(step: int, steps: int, peak: float = LR) -> float:
     if step < WARMUP:
-        return LR * (step + 1) / WARMUP
+        return peak * (step + 1) / WARMUP
     progress = (step - WARMUP) / max(1, steps - WARMUP - 1)
-    return FINAL_LR + 0.5 * (LR - FINAL_LR) * (1 + math.cos(math.pi * progress))
+    return FINAL_LR + 0.5 * (peak - FINAL_LR) * (1 + math.cos(math.pi * progress))
 
 
 def has_bf16() -> bool:
@@ -252,14 +264,18 @@ def train(args: argparse.Namespace) -> None:
         data = build_dataset(work, scene)
         np.savez(dataset_file, **data)
     logger.info("dataset: %d frames, built or loaded in %.0f s", len(data["positions"]), time.perf_counter() - started)
-    net = SyncTalkUNet("ave").train().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.9, 0.99))
+    net = SyncTalkUNet("ave")
+    if args.init:
+        net.load_state_dict(load_unet_state(args.init, get_mode("ave")))
+        logger.info("starting from %s", args.init)
+    net = net.train().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.99))
     bf16 = args.bf16 == "on" or (args.bf16 == "auto" and has_bf16())
     logger.info("training %d steps, batch %d, bf16 autocast %s, %d threads", args.steps, BATCH, bf16, torch.get_num_threads())
     started = time.perf_counter()
     for step in range(args.steps):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps)
+            group["lr"] = learning_rate(step, args.steps, args.lr)
         images, audio, target, weight = batch_tensors(data, scene.weights, rng, BATCH)
         images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -270,8 +286,8 @@ def train(args: argparse.Namespace) -> None:
         loss.backward()
         optimizer.step()
         mouth = float((error.detach() * (weight > 1)).sum() / (weight > 1).sum() / 3)
-        logger.info("step %d/%d loss %.4f mouth L1 %.4f lr %.2e elapsed %.0f s", step + 1, args.steps, float(loss), mouth,
-                    learning_rate(step, args.steps), time.perf_counter() - started)
+        logger.info("step %d/%d loss %.4f mouth L1 %.4f lr %.2e elapsed %.0f s", step + 1, args.steps, float(loss.detach()), mouth,
+                    learning_rate(step, args.steps, args.lr), time.perf_counter() - started)
         if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
             torch.save(net.state_dict(), work / "partial.pth")
         if step + 1 == args.stop_after:
@@ -295,6 +311,8 @@ def main() -> None:
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this step (the schedule still planned for --steps)")
     parser.add_argument("--max-minutes", type=float, default=float("inf"), help="stop training early after this long")
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--lr", type=float, default=LR, help="the peak learning rate")
+    parser.add_argument("--init", default=None, help="start from this ave checkpoint's weights (default: random, from --seed)")
     parser.add_argument("--install", action="store_true", help="copy the result into the package data")
     parser.add_argument("--demo-speech", action="store_true", help="only write the demo's speech clip into the package data")
     args = parser.parse_args()

@@ -1,10 +1,10 @@
 """The demo avatar: its scene, its shipped trained checkpoint, and its seeded audio encoder.
 
 The checkpoint `data/avatar_ave.pth` is a SyncTalk_2D 328 ave U-Net trained by
-`tools/train_demo_avatar.py` on this scene (the drawn face of `synthetic.py` whose mouth follows
-the speech). Its audio features come from an ave encoder whose weights are drawn from a seed
-(`demo_audio_encoder_state`): NumPy's PCG64 uniform draws are the same on every machine, so the
-encoder is regenerated bit for bit instead of shipped.
+`tools/train_demo_avatar.py` on this scene (the drawn face of `face.py`, swaying gently on a calm
+background, whose lips follow the speech). Its audio features come from an ave encoder whose
+weights are drawn from a seed (`demo_audio_encoder_state`): NumPy's PCG64 uniform draws are the
+same on every machine, so the encoder is regenerated bit for bit instead of shipped.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from ...models.audio_encoder import BLOCKS, AudioEncoderNet
-from . import synthetic
+from . import face, synthetic
 
 #: The scene: templates of this size, the face drifting over this many positions.
-WIDTH, HEIGHT, TEMPLATE_COUNT = 640, 360, 24
+WIDTH, HEIGHT, TEMPLATE_COUNT = 1280, 720, 24
 #: The mouth the templates show (closed lips): the network learned to ignore the template's mouth.
 REST_MOUTH: synthetic.Mouth = (0.0, 0.5)
 ENCODER_SEED = 20260
@@ -38,14 +38,22 @@ PAD_SECONDS = 0.4
 
 
 def face_box(k: int) -> tuple[float, float, float]:
-    """The face box (x, y, size) of scene position k."""
-    return synthetic.moving_face_box(WIDTH, HEIGHT, TEMPLATE_COUNT)(k)
+    """The face box (x, y, size) of scene position k: the head swaying gently around the frame's centre."""
+    size = 0.42 * HEIGHT
+    phase = 2 * np.pi * k / TEMPLATE_COUNT
+    return WIDTH / 2 - size / 2 + 0.03 * WIDTH * np.sin(phase), 0.19 * HEIGHT + 0.02 * HEIGHT * np.cos(phase), size
+
+
+def draw_scene(k: int, mouth: synthetic.Mouth, head: np.ndarray | None = None) -> np.ndarray:
+    """Scene position k with `mouth`, BGR uint8 (`head`: `face.draw_head` of position k, if at hand)."""
+    return face.draw_avatar(WIDTH, HEIGHT, k, face_box(k), mouth, head)
 
 
 def make_avatar_templates(root: str | os.PathLike[str]) -> Path:
     """Write the avatar's template folder (frames with the rest mouth, landmarks, parsing)."""
+    scene = (lambda k, _points, _box, mouth: draw_scene(k, mouth), lambda box: face.draw_parsing(WIDTH, HEIGHT, box))
     return synthetic.make_templates(root, TEMPLATE_COUNT, WIDTH, HEIGHT, parsing=True, face_box=face_box,
-                                    mouth=lambda _k: REST_MOUTH)
+                                    mouth=lambda _k: REST_MOUTH, scene=scene)
 
 
 def demo_audio_encoder_state(seed: int = ENCODER_SEED) -> dict[str, torch.Tensor]:

@@ -32,10 +32,10 @@ def _video_frames(video: Path, count: int) -> dict[int, np.ndarray]:
 
 
 def _face(frame: np.ndarray, index: int) -> np.ndarray:
-    """The avatar's face in output frame `index` (where its template put it), TILE x TILE."""
+    """The avatar's head in output frame `index` (where its template put it), TILE x TILE."""
     x0, y0, size = avatar.face_box(ping_pong_index(index, avatar.TEMPLATE_COUNT))
-    side = 0.9 * size
-    left, top = int(x0 + size / 2 - side / 2), int(y0 + 0.72 * size - side / 2)
+    side = 1.22 * size  # from the top of the hair to below the chin
+    left, top = int(x0 + size / 2 - side / 2), int(y0 + 0.35 * size - side / 2)
     square = frame[max(top, 0): top + int(side), max(left, 0): left + int(side)]
     return cv2.resize(square, (TILE, TILE), interpolation=cv2.INTER_AREA)
 

@@ -49,6 +49,10 @@ def moving_face_box(width: int, height: int, count: int) -> FaceBoxFn:
 #: A mouth as (opening, spread), each in 0..1: 0 opening is closed lips, 1 wide open; spread
 #: runs from rounded (0, as in "oo") to wide (1, as in "ee").
 Mouth = tuple[float, float]
+#: How a template folder's frames are drawn: (frame(k, landmarks, face box, mouth) -> BGR uint8,
+#: parsing(face box) -> BGR uint8 parsing mask).
+Scene = tuple[Callable[[int, np.ndarray, tuple[float, float, float], Mouth], np.ndarray],
+              Callable[[tuple[float, float, float]], np.ndarray]]
 _SUBPIXEL = 4  # cv2 drawing shift: coordinates in 1/16 pixel, so the mouth changes smoothly
 
 
@@ -121,22 +125,26 @@ def make_templates(
     parsing: bool = True,
     face_box: FaceBoxFn | None = None,
     mouth: Callable[[int], Mouth] = _talking_mouth,
+    scene: Scene | None = None,
 ) -> Path:
     """Write a template folder of `count` drawn frames with 110-point landmarks (and parsing masks).
 
-    `face_box(k)` places the face of template k (by default it drifts around the centre) and
-    `mouth(k)` shapes its mouth (by default it opens and closes from template to template).
+    `face_box(k)` places the face of template k (by default it drifts around the centre),
+    `mouth(k)` shapes its mouth (by default it opens and closes from template to template) and
+    `scene` draws the frames and parsing masks (by default `draw_frame`'s face on its moving background).
     """
     root = Path(root)
     for name in (IMAGE_DIR, LANDMARK_DIR) + ((PARSING_DIR,) if parsing else ()):
         (root / name).mkdir(parents=True, exist_ok=True)
     face_box = face_box or moving_face_box(width, height, count)
+    draw, draw_parsing = scene or (lambda k, points, box, shape: draw_frame(width, height, k, points, box, shape),
+                                   lambda box: _draw_parsing(width, height, box))
     for k, points in enumerate(template_points(count, face_box)):
-        image = draw_frame(width, height, k, points, face_box(k), mouth(k))
+        image = draw(k, points, face_box(k), mouth(k))
         cv2.imwrite(str(root / IMAGE_DIR / f"{k}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         (root / LANDMARK_DIR / f"{k}.lms").write_text(landmark_text(points))
         if parsing:
-            cv2.imwrite(str(root / PARSING_DIR / f"{k}.png"), _draw_parsing(width, height, face_box(k)))
+            cv2.imwrite(str(root / PARSING_DIR / f"{k}.png"), draw_parsing(face_box(k)))
     return root
 
 
