@@ -174,7 +174,8 @@ def test_pipecat_service_with_the_exact_backend_shows_the_offline_frames(agent_w
     soundfile.write(wav, np.concatenate([heard, np.zeros(16000, np.float32)]), 16000, subtype="FLOAT")  # then silence
     pipeline, templates = agent_world["pipeline"], TemplateSet.from_folder(agent_world["one_template"])
     service = SyncTalkVideoService(pipeline=pipeline, template_dir=agent_world["one_template"],
-                                   audio_encoder=agent_world["encoder"], policy="delay", start_margin=3.0, blend=NO_BLEND)
+                                   audio_encoder=agent_world["encoder"], policy="delay", start_margin=3.0, blend=NO_BLEND,
+                                   half_rate=False)  # every frame, waited for
     frames = service.avatar.session.frames_for(len(heard))
     offline = list(pipeline.generator.iter_frames(templates, pipeline.features(audio=wav, audio_encoder=agent_world["encoder"]),
                                                   frame_count=frames))

@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 
+from frame_generation_pipeline.live.pacing import MAX_CATCH_UP_SECONDS, RenderRate, catch_up_wait
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.live.slot import FPS
 from frame_generation_pipeline.live.stats import SessionStats, UtteranceReport
@@ -25,11 +26,12 @@ def world(tmp_path_factory, encoder_path):
 
 
 def test_known_length_speech_is_delayed_so_playback_never_stalls(world):
+    """Without slower rates (half_rate=False) known-length speech waits for every frame to be on time."""
     clock = FakeClock()
     model = Recorder(clock, seconds_per_frame=0.1)  # 10 frames/s: 2.5x slower than real time
     encoder = SlowEncoder(world["encoder"], clock, 0.03)  # the whole clip is encoded before its first frame
     session = StreamingSession(model, world["templates"], encoder, batch_size=2, realtime=True, clock=clock,
-                               threaded=False, idle="template")  # a rest thread's calls would move the fake clock
+                               threaded=False, half_rate=False, idle="template")  # a rest thread's calls would move the fake clock
     started = session.due(0)
     session.say(world["speech"]["long"])
     session.close()
@@ -44,6 +46,34 @@ def test_known_length_speech_is_delayed_so_playback_never_stalls(world):
     assert report.start_delay_s <= catch_up + 0.3
     assert clock.now() - started == pytest.approx(slots[-1].slot / FPS, abs=0.2), "every slot shown at its time"
 
+
+
+@pytest.mark.parametrize(("seconds_per_frame", "stride"), [(0.045, 1), (0.1, 3)])
+def test_known_length_speech_waits_at_most_a_second_for_the_full_rate(world, seconds_per_frame, stride):
+    """Where the full rate keeps up after a short wait (22 frames/s: under a second for this clip) every
+    frame is rendered; where it would keep the speech waiting longer (10 frames/s: over 3 s) it is
+    rendered at the slower rate the speed sustains (every third frame), starting right after its
+    encoding, a batch and the margin, nothing dropped and the audio unbroken."""
+    clock = FakeClock()
+    model = Recorder(clock, seconds_per_frame=seconds_per_frame)
+    encoder = SlowEncoder(world["encoder"], clock, 0.03)
+    session = StreamingSession(model, world["templates"], encoder, batch_size=2, realtime=True, clock=clock,
+                               threaded=False, idle="template")
+    session.due(0)
+    samples = world["speech"]["long"]
+    session.say(samples)
+    session.close()
+    speech = [s for s in drive(session, clock) if s.kind != "idle"]
+    report = session.stats.utterances[0]
+    full_rate_wait = catch_up_wait(len(speech), RenderRate(seconds_per_frame, 2 * seconds_per_frame, 0.03),
+                                   session.margin, 2)
+    assert (full_rate_wait > MAX_CATCH_UP_SECONDS) == (stride > 1), f"the full rate would wait {full_rate_wait:.2f} s"
+    assert report.stride == stride and report.dropped == 0 and all(s.kind == "speech" for s in speech)
+    assert report.repeated == sum(s.repeated for s in speech) == len(speech) - len(range(0, len(speech), stride))
+    encoding = (len(speech) - 2) * 0.03
+    assert report.start_delay_s <= encoding + 2 * seconds_per_frame + session.margin + MAX_CATCH_UP_SECONDS + 1 / FPS
+    heard = np.concatenate([s.audio for s in speech])
+    assert np.array_equal(heard[: len(samples)], samples[: len(heard)]), "the audio of every slot, unbroken"
 
 def test_open_ended_speech_drops_what_cannot_be_on_time_and_keeps_the_audio(world):
     clock = FakeClock()

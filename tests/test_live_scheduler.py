@@ -73,8 +73,9 @@ def test_sessions_speaking_at_once_each_plan_with_their_share_of_the_model(world
     samples = world["speech"]["long"]
     delays = {}
     for count in (1, 2, 3):
-        sessions = [StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False, margin=0)
-                    for _ in range(count)]
+        # every frame rendered (no slower rate), so that each waits for its share (test_live_pacing.py has the rate)
+        sessions = [StreamingSession.on(live, batch_size=1, realtime=True, clock=clock, threaded=False, margin=0,
+                                        half_rate=False) for _ in range(count)]
         for session in sessions:
             session.due(0)
             session.say(samples)
@@ -148,12 +149,14 @@ def test_a_session_already_speaking_keeps_its_pace_when_another_starts(world):
 
     model = Recorder(RealClock(), seconds_per_frame=0.03)  # 33 frames/s: real time for one, not for two
     live = LiveModel(model, world["templates"], world["encoder"], rest_in_background=False)
-    sessions = [StreamingSession.on(live, batch_size=1, realtime=True) for _ in range(2)]
+    sessions = [StreamingSession.on(live, batch_size=1, realtime=True, half_rate=False) for _ in range(2)]  # every frame
     viewers = [threading.Thread(target=lambda s=session: list(s)) for session in sessions]
     for viewer in viewers:
         viewer.start()
     sessions[0].say(world["speech"]["long"])  # placed alone: it plans on the whole model
-    time.sleep(0.3)
+    shown_by = time.monotonic() + 10
+    while sessions[0].stats.speech_frames == 0 and time.monotonic() < shown_by:  # A speaking (its first frame shown)
+        time.sleep(0.01)
     sessions[1].say(world["speech"]["long"])  # plans on half of it, and must not take A's half
     for session in sessions:
         session.close()

@@ -47,14 +47,16 @@ def open_session(
     template_dir: str | os.PathLike[str], audio_encoder: AudioModelGiven = None, hubert_model: AudioModelGiven = None,
     mode: str | None = None, backend: str = "auto", device: str | None = None, batch_size: int | None = None,
     precision: str = "auto", onnx: str | os.PathLike[str] | None = None, parsing: bool = False, start_frame: int = 0,
-    start_margin: float = DEFAULT_MARGIN, blend: Blend = FEATHER, idle: str = RENDERED,
+    start_margin: float = DEFAULT_MARGIN, blend: Blend = FEATHER, idle: str = RENDERED, half_rate: bool = True,
 ) -> StreamingSession:
     """A real-time session on `pipeline`, or on one loaded from `checkpoint`, with the options named
     as the CLI's: the audio model (`audio_encoder` for ave, `hubert_model` for hubert, a path or a
     loaded model; `mode` follows it), the model options, the template folder and its `parsing`,
     `start_frame`, `start_margin`, the paste (`blend`, a render/blend.py Blend: feathered by default,
-    NO_BLEND for upstream's hard paste) and what idle slots show (`idle`: "rendered" or "template",
-    live/rest.py)."""
+    NO_BLEND for upstream's hard paste), what idle slots show (`idle`: "rendered" or "template",
+    live/rest.py) and whether speech may be shown at a slower rate where the machine is slower than
+    real time (`half_rate`; False: every frame rendered, late ones dropped or, for known-length
+    speech, a start that waits until all are on time: docs/live.md)."""
     if (pipeline is None) == (checkpoint is None):
         raise ConfigurationError("give either checkpoint= (and the model options) or pipeline= (a loaded one)")
     given = "audio_encoder" if audio_encoder is not None else "hubert_model" if hubert_model is not None else None
@@ -65,7 +67,7 @@ def open_session(
     encoder = pipeline.audio_model(audio_encoder, hubert_model)
     return StreamingSession.from_pipeline(pipeline, template_dir, encoder, use_parsing=parsing, realtime=True,
                                           margin=start_margin, start_frame=start_frame, blend=checked_blend(blend),
-                                          idle=idle)
+                                          idle=idle, half_rate=half_rate)
 
 
 #: The keyword arguments of open_session, which both adapters take.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..render.blend import FEATHER, Blend
-from .pacing import DELAY, DROP, start_delay
+from .pacing import DELAY, DROP, MAX_CATCH_UP_SECONDS, catch_up_wait, start_delay
 from .renderer import Renderer
 from .shared import LiveModel
 from .slot import RENDERED, SLOT_SAMPLES, TEMPLATE, LiveFrame
@@ -177,11 +177,13 @@ class RealtimeDriver(Driver):
         self.timeline.place(utterance, lambda: self._plan(utterance), not_before)
 
     def _plan(self, utterance: Utterance) -> float:
-        """An unplaced utterance's start delay, its stride chosen first (open speech)."""
-        if utterance.policy == DROP:  # known-length speech waits instead
+        """An unplaced utterance's start delay, its stride chosen first: open speech the renderer's;
+        known-length speech every frame unless that would keep it waiting (pacing.MAX_CATCH_UP_SECONDS)."""
+        expected, frames = self.renderer.expected(), utterance.known_frames()
+        waits = frames is not None and catch_up_wait(frames, expected, self.margin, self.renderer.batch_size) > MAX_CATCH_UP_SECONDS
+        if utterance.policy == DROP or waits:
             utterance.set_stride(self.renderer.stride())
-        delay = start_delay(utterance.policy, utterance.known_frames(), self.renderer.expected(), self.margin,
-                            self.renderer.batch_size, utterance.stride)
+        delay = start_delay(utterance.policy, frames, expected, self.margin, self.renderer.batch_size, utterance.stride)
         delay += utterance.extra_lookahead_seconds
         if utterance.policy == DELAY:
             # known-length speech is encoded and rendered from its turn on, not from its arrival: one

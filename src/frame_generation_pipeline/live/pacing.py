@@ -13,6 +13,10 @@ DELAY, DROP = "delay", "drop"
 
 #: Seconds of slack a real-time session adds to every start delay, by default.
 DEFAULT_MARGIN = 0.1
+#: The most seconds known-length speech waits, beyond its encoding, a batch and the margin, to be
+#: shown at full rate: where the machine is so slow that the full rate would make it wait longer
+#: for its first frame, it renders at the session's slower rate instead (catch_up_wait).
+MAX_CATCH_UP_SECONDS = 1.0
 #: A server's default start margin: each visitor's media (the video encoder, the microphone's decoding)
 #: take CPU that the plan made from the model's speed does not count. Measured at 1280x720 on a 2-core
 #: EPYC with bf16, one visitor's microphone speech showed 75 of 96 frames with 0.1 s and 94 with 0.3 s.
@@ -75,3 +79,10 @@ def start_delay(policy: str, frames: int | None, rate: RenderRate, margin: float
         return base
     catch_up = waiting + known * rate.seconds_per_frame - (known - 1) / FPS
     return max(base, catch_up + margin)
+
+
+def catch_up_wait(frames: int, rate: RenderRate, margin: float, batch: int) -> float:
+    """Seconds known-length speech of `frames` frames waits at full rate beyond its encoding, a batch
+    and the margin: the time rendering slower than real time needs to keep ahead of playback."""
+    unhurried = replace(rate, seconds_per_frame=0.0)
+    return start_delay(DELAY, frames, rate, margin, batch) - start_delay(DELAY, frames, unhurried, margin, batch)

@@ -76,8 +76,10 @@ class StreamingSession:
         hubert: how a hubert model encodes open speech (window, context, lookahead; docs/live.md).
         template_cache: where the network's template half is kept per template, when the session
             has its own LiveModel (a shared one brings its own; None: the whole network every frame).
-        half_rate: in real time, render every other slot of an utterance (each image shown twice)
-            where the measured speed is below real time (False: every slot, dropping what is late).
+        half_rate: in real time, render every other (or every third) slot of an utterance, each image
+            shown in the slots up to the next, where the measured speed is below real time: open
+            speech, and known-length speech that would wait over pacing.MAX_CATCH_UP_SECONDS for the full
+            rate (False: every slot; open speech drops what is late, known-length speech waits).
         idle: what idle slots show: "rendered" (each template's rest frame, the render of silence;
             an utterance's speech runs on into silence until its frames reach it) or "template" (the
             templates as they are, utterances ending with their speech, as before; docs/live.md).
