@@ -180,7 +180,8 @@ class RealtimeDriver(Driver):
         """An unplaced utterance's start delay, its stride chosen first: open speech the renderer's;
         known-length speech every frame unless that would keep it waiting (pacing.MAX_CATCH_UP_SECONDS)."""
         expected, frames = self.renderer.expected(), utterance.known_frames()
-        waits = frames is not None and catch_up_wait(frames, expected, self.margin, self.renderer.batch_size) > MAX_CATCH_UP_SECONDS
+        waits = utterance.policy == DELAY and frames is not None and \
+            catch_up_wait(frames, expected, self.margin, self.renderer.batch_size) > MAX_CATCH_UP_SECONDS
         if utterance.policy == DROP or waits:
             utterance.set_stride(self.renderer.stride())
         delay = start_delay(utterance.policy, frames, expected, self.margin, self.renderer.batch_size, utterance.stride)
