@@ -53,25 +53,27 @@ async def scenario_page(args: dict, base: str, server: AvatarServer) -> dict:
     return found
 
 
-#: What the page's video and audio do, sampled at each screen refresh: how much the frame (drawn
-#: small, grey) changed since the refresh before (mean absolute difference, 0-255), and the RMS of the
-#: audio played out since then (from the receiver's totalAudioEnergy, as the page measures its latency).
+#: What the page's video and audio do, sampled at each screen refresh: how far the frame (drawn small,
+#: its green channel) is from the first one sampled, the avatar at rest (mean absolute difference, 0-255),
+#: and the RMS of the audio played out since the refresh before (from the receiver's totalAudioEnergy,
+#: as the page measures its latency).
 WATCH = """async () => {
   const video = document.getElementById('video'), canvas = document.createElement('canvas');
   canvas.width = 64; canvas.height = 48;
   const context = canvas.getContext('2d', { willReadFrequently: true });
-  let previous = null, heard = await playedAudio();
+  let rest = null, heard = await playedAudio();
   window.seen = [];
   (async () => {
     while (window.seen.length < 100000 && pc) {
       await new Promise(requestAnimationFrame);
       context.drawImage(video, 0, 0, 64, 48);
       const pixels = context.getImageData(0, 0, 64, 48).data;
-      let change = 0;
-      if (previous) for (let i = 0; i < pixels.length; i += 4) change += Math.abs(pixels[i + 1] - previous[i + 1]);
+      rest = rest || pixels;
+      let away = 0;
+      for (let i = 0; i < pixels.length; i += 4) away += Math.abs(pixels[i + 1] - rest[i + 1]);
       const now = await playedAudio(), seconds = now.seconds - heard.seconds;
-      window.seen.push([change / (64 * 48), seconds > 0 ? Math.sqrt((now.energy - heard.energy) / seconds) : 0]);
-      previous = pixels; heard = now;
+      window.seen.push([away / (64 * 48), seconds > 0 ? Math.sqrt((now.energy - heard.energy) / seconds) : 0]);
+      heard = now;
     }
   })();
 }"""

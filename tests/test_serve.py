@@ -213,13 +213,14 @@ def test_typed_text_is_said_in_the_browser_while_bad_requests_are_refused(scenar
     assert _seconds(found["press"]) >= utterances[0]["first_frame_latency_s"], "press to speech includes the server's latency"
     idle, speaking = np.array(found["idle"]), np.array(found["speaking"])
     assert idle[:, 1].max() < 0.01 and speaking[:, 1].max() > 0.05, "the audio track is silent at rest and carries the speech"
-    # the page's animation frames outnumber the video's (and a half-rate or dropped slot repeats an image):
-    # compare the changes of the images shown while it is heard with the rest frames' (a still avatar at rest,
-    # whose images the VP8 encoder still refines after a motion: changes of up to 0.5 of 255 measured at rest,
-    # 1.0-1.4 for the 90th percentile while speaking; a mouth that did not move would match the rest's)
-    moving = speaking[(speaking[:, 1] > 0.02) & (speaking[:, 0] > 0), 0]
-    assert np.percentile(moving, 90) > 1.5 * max(idle[:, 0].max(), 0.1), \
-        f"the mouth moves while it speaks, more than the codec refines a still image: {moving} vs {idle[:, 0]}"
+    # how far the image is from the rest image it started from: at rest only the VP8 encoder's refinement of a
+    # still image moves it (0.03 of 255 measured; up to 0.7 while it still refines a motion just before), while
+    # the speech is heard the mouth is away from its rest (a 90th percentile of 6-7 measured on a quiet machine).
+    # Frame-to-frame changes were a weaker measure: with the slower rate or a dropped slot the page repeats an
+    # image, and on a loaded machine the changes of a moving mouth came out no larger than the codec's at rest.
+    heard = speaking[speaking[:, 1] > 0.02, 0]
+    assert np.percentile(heard, 90) > 3 * max(idle[:, 0].max(), 0.5), \
+        f"the mouth moves away from its rest while it speaks: {heard} vs at rest {idle[:, 0]}"
 
 
 def _free_port() -> int:
