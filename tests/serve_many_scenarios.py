@@ -30,7 +30,7 @@ POOLS = ("asyncio_", "live-network")
 async def visitor(args: dict, base: str, speak: bool) -> asyncio.subprocess.Process:
     """A visitor process that connects at the line "go" and reports at the next line."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, CLIENT, json.dumps({**args, "base": base, "speak": speak, "control": True}),
+        sys.executable, CLIENT, json.dumps({**args, "base": base, "speak": speak}),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
 
 

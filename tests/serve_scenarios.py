@@ -6,6 +6,7 @@ visitors are gone. Prints one JSON object of findings per scenario."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from serve_many_scenarios import vanish
 from webrtc_client import Client, audio_steps, save
 
 from frame_generation_pipeline import FrameGenerationPipeline
@@ -110,32 +112,36 @@ async def bad_requests(http: aiohttp.ClientSession, base: str, session: str) -> 
 
 
 async def scenario_load(args: dict, base: str, server: AvatarServer) -> dict:
-    found = {"statuses": [], "frames": [], "sizes": []}
-    visitors = []
-    for number in range(5):  # the first speaks and will vanish; the fifth is one too many
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).with_name("webrtc_client.py")),
-            json.dumps({**args, "base": base, "speak": number == 0, "clip": args["short_clip"]}), stdout=asyncio.subprocess.PIPE)
-        first = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
-        found["statuses"].append(first["status"])
-        if first["status"] != 200:
-            found["fifth"] = first["body"]
-        visitors.append((process, first.get("session")))
-    for process, _session in visitors[:4]:
-        report = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
-        found["frames"].append(report["frames"])
-        found["sizes"].append(report["size"])
-    found["sessions_before"] = len(server.visitors)
-    vanishing, session = visitors[0]
-    vanishing.kill()  # mid-utterance, without a goodbye
-    await vanishing.wait()
-    found["vanished_gone_s"] = await gone(server, {session})
-    found["sessions_left"] = sorted(server.visitors)
-    found["vanished"] = session
-    for process, _ in visitors[1:]:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    """Five visitors in this process (the fifth is one too many); the first speaks, and vanishes
+    mid-utterance without a goodbye once each has had two seconds of video."""
+    found = {"statuses": []}
+    async with aiohttp.ClientSession() as http:
+        visitors = []
+        for _ in range(5):
+            client = Client(base, http)
+            status, body = await client.connect()
+            found["statuses"].append(status)
+            if status == 200:
+                visitors.append(client)
+            else:
+                found["fifth"] = body
+                await client.pc.close()
+        async with http.post(f"{base}/speak?session={visitors[0].session}", data=Path(args["short_clip"]).read_bytes()):
+            pass
+        await asyncio.sleep(2.0)
+        found["frames"] = [len(client.video) for client in visitors]
+        found["sizes"] = [client.size() for client in visitors]
+        found["sessions_before"] = len(server.visitors)
+        vanishing = visitors[0]
+        vanish(vanishing)
+        found["vanished_gone_s"] = await gone(server, {vanishing.session})
+        found["sessions_left"] = sorted(server.visitors)
+        found["vanished"] = vanishing.session
+        for client in visitors:
+            with contextlib.suppress(Exception):  # the vanished visitor's own sockets are closed already
+                await client.pc.close()
+            for task in client.tasks:
+                task.cancel()
     return found
 
 

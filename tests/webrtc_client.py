@@ -64,15 +64,14 @@ def audio_steps(client: Client) -> list[int]:
 
 
 async def visit(args: dict) -> None:
-    """A visitor in a process of its own: connects (speaks, if asked), reports its session and after
-    two seconds what it received, then waits to be killed. With "control", it connects when a line
-    "go" comes on stdin and reports its video arrival times and audio steps at the next line."""
+    """A visitor in a process of its own (serve_many_scenarios.py's join): connects when a line "go"
+    comes on stdin (speaks, if asked) and reports its session; at the next line its video arrival
+    times and audio steps; then waits to be killed."""
     limit_ice_addresses(("127.0.0.1",))
     lines = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http:
         client = Client(args["base"], http)
-        if args.get("control"):
-            await lines.run_in_executor(None, sys.stdin.readline)
+        await lines.run_in_executor(None, sys.stdin.readline)
         status, body = await client.connect()
         print(json.dumps({"status": status, "session": getattr(client, "session", None), "body": body}), flush=True)
         if status != 200:
@@ -80,12 +79,8 @@ async def visit(args: dict) -> None:
         if args.get("speak"):
             async with http.post(f"{args['base']}/speak?session={client.session}", data=Path(args["clip"]).read_bytes()):
                 pass
-        if args.get("control"):
-            await lines.run_in_executor(None, sys.stdin.readline)
-            print(json.dumps({"arrivals": client.arrivals, "audio_steps": audio_steps(client)}), flush=True)
-            await asyncio.sleep(600)
-        await asyncio.sleep(2.0)
-        print(json.dumps({"frames": len(client.video), "size": client.size()}), flush=True)
+        await lines.run_in_executor(None, sys.stdin.readline)
+        print(json.dumps({"arrivals": client.arrivals, "audio_steps": audio_steps(client)}), flush=True)
         await asyncio.sleep(600)
 
 

@@ -32,6 +32,12 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(points) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
 
 
+def _fixed_point(point: np.ndarray, origin: np.ndarray) -> tuple[int, int]:
+    """A point in 1/16 pixel relative to `origin` (whole pixels), as the full image's would be."""
+    x, y = (int(c * 16) - 16 * int(o) for c, o in zip(point, origin))
+    return x, y
+
+
 def _fill(image: np.ndarray, points: np.ndarray, colour: tuple[float, ...]) -> None:
     cv2.fillPoly(image, [_fixed(points)], colour, cv2.LINE_AA, _SHIFT)
 
@@ -46,8 +52,18 @@ def _arc(centre: tuple[float, float], axes: tuple[float, float], start: float, s
     return np.stack([centre[0] + axes[0] * np.cos(angles), centre[1] + axes[1] * np.sin(angles)], axis=1)
 
 
-def _mask(height: int, width: int, points: np.ndarray) -> np.ndarray:
-    mask = np.zeros((height, width), np.float32)
+def _region(image: np.ndarray, points: np.ndarray, margin: float) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The part of `image` within `margin` pixels of the points' bounding box, and the points moved into it:
+    a shape's mask, blurred within the margin, is zero beyond it."""
+    height, width = image.shape[:2]
+    pad = int(np.ceil(margin)) + 2  # and the anti-aliased edge
+    (left, top), (right, bottom) = np.floor(points.min(axis=0)).astype(int) - pad, np.ceil(points.max(axis=0)).astype(int) + pad
+    left, top = max(left, 0), max(top, 0)
+    return (slice(top, max(min(bottom, height), top)), slice(left, max(min(right, width), left))), points - [left, top]
+
+
+def _mask(part: np.ndarray, points: np.ndarray) -> np.ndarray:
+    mask = np.zeros(part.shape[:2], np.float32)
     _fill(mask, points, (1.0,))
     return mask
 
@@ -77,11 +93,19 @@ def background(width: int, height: int) -> np.ndarray:
     return np.broadcast_to(image, (height, width, 3)) + 14 * glow[..., None]
 
 
-def _shaded(image: np.ndarray, mask: np.ndarray, colour: np.ndarray, light: np.ndarray, edge: float) -> None:
-    """Paint `colour` where `mask` is set, lit by `light` and darkened towards the mask's edge."""
+def _blur_radius(sigma: float) -> float:
+    """How far OpenCV's Gaussian blur of a float image with `sigma` reaches (its kernel is 8 sigma + 1 wide)."""
+    return 4 * sigma + 1
+
+
+def _shaded(image: np.ndarray, points: np.ndarray, colour: np.ndarray, light: np.ndarray, edge: float) -> None:
+    """Paint `colour` inside the polygon `points`, lit by `light` and darkened towards its edge."""
+    where, inside = _region(image, points, _blur_radius(edge))
+    part = image[where]
+    mask = _mask(part, inside)
     soft = cv2.GaussianBlur(mask, (0, 0), edge)
-    shade = (0.72 + 0.28 * np.clip(2 * soft - 0.6, 0, 1)) * light
-    image[:] = image * (1 - mask[..., None]) + (colour * shade[..., None]) * mask[..., None]
+    shade = (0.72 + 0.28 * np.clip(2 * soft - 0.6, 0, 1)) * light[where]
+    part[:] = part * (1 - mask[..., None]) + (colour * shade[..., None]) * mask[..., None]
 
 
 def draw_head(width: int, height: int, box: Box) -> np.ndarray:
@@ -94,17 +118,18 @@ def draw_head(width: int, height: int, box: Box) -> np.ndarray:
     light = 1.05 - 0.18 * np.clip(((xx - x0 - 0.2 * size) + 0.6 * (yy - y0)) / (1.4 * size), 0, 1.2)
     hair_back = _place(box, _arc((0.5, 0.24), (0.53, 0.6), 150, 390, 60))
     _fill(image, np.concatenate([hair_back, _place(box, [[0.9, 0.5], [0.1, 0.5]])]), _HAIR)
-    _shaded(image, _mask(height, width, _shirt(box)), _SHIRT, light, 0.06 * size)
-    _shaded(image, _mask(height, width, _neck(box)), _SKIN * 0.86, light, 0.05 * size)
+    _shaded(image, _shirt(box), _SHIRT, light, 0.06 * size)
+    _shaded(image, _neck(box), _SKIN * 0.86, light, 0.05 * size)
     collar = _place(box, _arc((0.5, 1.1), (0.2, 0.12), 0, 180, 30))
     cv2.polylines(image, [_fixed(collar)], False, (70, 60, 48), max(1, round(0.012 * size)), cv2.LINE_AA, _SHIFT)
     for side in (-1, 1):
         ear = _place(box, _arc((0.5 + side * 0.43, 0.36), (0.055, 0.11), 0, 360))
-        _shaded(image, _mask(height, width, ear), _SKIN * 0.92, light, 0.015 * size)
+        _shaded(image, ear, _SKIN * 0.92, light, 0.015 * size)
     # the shadow the jaw casts on the neck, then the face
-    chin_shadow = cv2.GaussianBlur(_mask(height, width, _place(box, layout[4:29] + [0, 0.06])), (0, 0), 0.03 * size)
-    image *= 1 - 0.25 * chin_shadow[..., None]
-    _shaded(image, _mask(height, width, _head_outline(box)), _SKIN, light, 0.07 * size)
+    where, jaw = _region(image, _place(box, layout[4:29] + [0, 0.06]), _blur_radius(0.03 * size))
+    chin_shadow = cv2.GaussianBlur(_mask(image[where], jaw), (0, 0), 0.03 * size)
+    image[where] *= 1 - 0.25 * chin_shadow[..., None]
+    _shaded(image, _head_outline(box), _SKIN, light, 0.07 * size)
     cheeks = sum(np.exp(-(((xx - x0 - cx * size) / (0.09 * size)) ** 2 + ((yy - y0 - 0.5 * size) / (0.07 * size)) ** 2))
                  for cx in (0.25, 0.75))
     image += cheeks[..., None] * np.array([-4, -8, 6], np.float32)
@@ -132,19 +157,21 @@ def _draw_hair(image: np.ndarray, box: Box) -> None:
 
 def _draw_eyes(image: np.ndarray, box: Box, layout: np.ndarray) -> None:
     """Almond eyes on the eye points: white, a brown iris with its pupil and highlight, lid lines."""
-    height, width = image.shape[:2]
     size = box[2]
     for outline, pupil in ((layout[66:74], layout[74:78]), (layout[78:86], layout[86:90])):
         eye = _place(box, outline)
-        mask = _mask(height, width, eye)
-        iris = np.zeros_like(image)
+        where, inside = _region(image, eye, 0)
+        part = image[where]
+        mask = _mask(part, inside)
+        iris = np.zeros_like(part)
+        origin = np.array([where[1].start, where[0].start])
         centre = _place(box, pupil.mean(axis=0, keepdims=True))[0]
         iris[:] = (232, 236, 238)
         for radius, colour in ((0.036, (60, 82, 112)), (0.026, (48, 64, 90)), (0.016, (22, 20, 24))):
-            cv2.circle(iris, tuple(int(c * 16) for c in centre), int(radius * size * 16), colour, -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(iris, _fixed_point(centre, origin), int(radius * size * 16), colour, -1, cv2.LINE_AA, _SHIFT)
         glint = centre + np.array([-0.01, -0.01]) * size
-        cv2.circle(iris, tuple(int(c * 16) for c in glint), int(0.007 * size * 16), (245, 245, 245), -1, cv2.LINE_AA, _SHIFT)
-        image[:] = image * (1 - mask[..., None]) + iris * mask[..., None]
+        cv2.circle(iris, _fixed_point(glint, origin), int(0.007 * size * 16), (245, 245, 245), -1, cv2.LINE_AA, _SHIFT)
+        part[:] = part * (1 - mask[..., None]) + iris * mask[..., None]
         upper = eye[[0, 1, 2, 3, 4]]
         cv2.polylines(image, [_fixed(upper)], False, (40, 40, 52), max(1, round(0.01 * size)), cv2.LINE_AA, _SHIFT)
         crease = upper + np.array([0, -0.025 * size])
