@@ -23,6 +23,9 @@ from frame_generation_pipeline.app.farm.runner import render_batch
 from frame_generation_pipeline.app.farm.worker import load_pipeline, plan, render_segment
 from frame_generation_pipeline.outputs.video import join_segments
 
+#: Frames per chunk of the long job (30 frames: 12, 12 and 6).
+CHUNK = 12
+
 
 def decoded(path: str) -> list[np.ndarray]:
     with av.open(path) as container:
@@ -61,12 +64,12 @@ def main(args: dict) -> dict:
              configure_logging=False, log_to_driver=False)
     found = {"listening": listening()}
     # One batch (one pair of workers, each loading the model once) for three short jobs, one of them
-    # bad, and a long one cut in chunks of 15 frames (the short ones fit in one chunk each).
-    long = {**base, "output": str(out / "long.mp4"), "max_frames": 40}
+    # bad, and a long one cut in chunks of CHUNK frames, the last one shorter (the short ones fit in one chunk each).
+    long = {**base, "output": str(out / "long.mp4"), "max_frames": 30}
     jobs = [{**base, "output": str(out / "a.mp4"), "max_frames": 6},
             {**base, "output": str(out / "bad.mp4"), "template_dir": str(out / "no-such-folder")},
             {**base, "output": str(out / "c.mp4"), "max_frames": 8}, long]
-    rows = render_batch(jobs, workers=2, chunk_frames=15, report=str(out / "report.jsonl"))
+    rows = render_batch(jobs, workers=2, chunk_frames=CHUNK, report=str(out / "report.jsonl"))
     found["three"] = [row for row in rows if row["output"] != long["output"]]  # rows come in the order jobs finish
     found["chunked"] = [row for row in rows if row["output"] == long["output"]]
     found["report_lines"] = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
@@ -74,7 +77,7 @@ def main(args: dict) -> dict:
 
     watcher = threading.Thread(target=killer, args=("RenderWorker.render", found))
     watcher.start()
-    found["killed_run"] = render_batch([{**base, "output": str(out / "retried.mp4"), "max_frames": 30}], workers=1, retries=2)
+    found["killed_run"] = render_batch([{**base, "output": str(out / "retried.mp4"), "max_frames": 20}], workers=1, retries=2)
     watcher.join()
     found["frames_retried"] = len(decoded(str(out / "retried.mp4")))
 
@@ -87,9 +90,9 @@ def main(args: dict) -> dict:
     scratch.mkdir()
     planned = plan(pipeline, job, scratch)
     segments = []
-    for first in range(0, planned["frames"], 15):
+    for first in range(0, planned["frames"], CHUNK):
         segments.append(scratch / f"{first:09d}.mp4")
-        render_segment(pipeline, job, planned["features"], first, min(15, planned["frames"] - first), segments[-1])
+        render_segment(pipeline, job, planned["features"], first, min(CHUNK, planned["frames"] - first), segments[-1])
     join_segments(segments, Path(job.audio), Path(job.output), planned["frames"] / planned["fps"])
     farm, serial = decoded(str(out / "long.mp4")), decoded(job.output)
     found["chunked_frames"] = [len(farm), len(serial), planned["frames"]]
