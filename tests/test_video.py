@@ -211,6 +211,28 @@ def test_encode_frames_kills_ffmpeg_when_the_frames_fail_and_refuses_none(tmp_pa
     assert _children() == []
 
 
+def test_the_writer_needs_no_wake_up_to_finish_or_abort(tmp_path):
+    """A stop signal raised in the main thread inside a queue operation can cost the writer thread its
+    wake-up (a SIGTERM once left `frame-gen live` waiting forever on a writer waiting for a frame): with
+    every wake-up lost, closing still writes the video and aborting still ends, each within a bound."""
+    import threading
+
+    def bounded(action) -> bool:
+        worker = threading.Thread(target=action, daemon=True)
+        worker.start()
+        worker.join(20)
+        return not worker.is_alive()
+
+    for name, finish in (("closed.mp4", VideoEncoder.close), ("aborted.mp4", VideoEncoder.abort)):
+        encoder = VideoEncoder(tmp_path / name, 64, 48, 25)
+        encoder._queue.not_empty.notify = lambda n=1: None  # every wake-up of the waiting writer lost
+        for frame in _numbered(3):
+            encoder.write(frame)
+        assert bounded(lambda encoder=encoder, finish=finish: finish(encoder)), f"{name}: the encoder hangs"
+        assert not encoder._writer.is_alive() and _children() == []
+    assert len(decode(tmp_path / "closed.mp4")["frames"]) == 3
+
+
 MEMORY_SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np

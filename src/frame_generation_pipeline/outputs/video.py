@@ -33,6 +33,10 @@ DEFAULT_CRF = 20
 #: Containers that hold H.264 + AAC, by file suffix; the mp4 family gets +faststart.
 CONTAINERS = {".mp4": True, ".m4v": True, ".mov": True, ".mkv": False}
 _QUEUE_FRAMES = 8
+#: How often the writer thread looks at the stop flag while it waits for a frame: an abort never depends
+#: on a frame or the end of the stream reaching it (a stop signal raised in the main thread mid-queue
+#: operation once left a writer waiting for a wake-up that never came, and the abort waiting on it).
+_POLL_SECONDS = 0.1
 #: Pipe buffer asked for on Linux (its default limit for unprivileged users): ffmpeg then wakes a
 #: few times per 720p frame instead of ~40 (64 KiB), a third of the context switches.
 _PIPE_BYTES = 1 << 20
@@ -118,6 +122,7 @@ class VideoEncoder:
         enlarge_pipe(self._process.stdin)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_FRAMES)
         self._failure: BaseException | None = None
+        self._stopped = threading.Event()
         self._writer = threading.Thread(target=self._write_frames, name="ffmpeg-writer", daemon=True)
         self._writer.start()
 
@@ -125,17 +130,26 @@ class VideoEncoder:
         stdin = self._process.stdin
         assert stdin is not None  # stdin=PIPE
         try:
-            while (data := self._queue.get()) is not None:
+            while (data := self._next()) is not None:
                 stdin.write(data)
         except (BrokenPipeError, OSError) as exc:
             self._failure = exc
-            while self._queue.get() is not None:  # keep draining so that write() never blocks
+            while self._next() is not None:  # keep draining so that write() never blocks
                 pass
         finally:
             try:
                 stdin.close()
             except OSError:
                 pass
+
+    def _next(self) -> bytes | None:
+        """The next frame's bytes for the writer thread; None at the end of the stream or once aborted."""
+        while not self._stopped.is_set():
+            try:
+                return self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return None
 
     def _error(self, what: str) -> EncoderError:
         self._stderr.seek(0)
@@ -166,12 +180,11 @@ class VideoEncoder:
 
     def abort(self) -> None:
         """Kill ffmpeg and stop the writer; the output file is incomplete afterwards."""
+        self._stopped.set()
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join()
+        self._writer.join()
 
     def __enter__(self) -> VideoEncoder:
         return self
