@@ -191,7 +191,7 @@ def test_a_stop_signal_mid_render_cleans_up_like_ctrl_c(good, tmp_path, signame)
 def test_demo_refuses_a_length_it_cannot_render_before_writing_anything(tmp_path, capsys, seconds):
     assert cli_status(["demo", "--output", tmp_path / "demo", "--seconds", seconds]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "seconds" in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--seconds" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,6 +7,7 @@ The CLI turns any `FrameGenerationError` into `error: <message>` and exit status
 from __future__ import annotations
 
 import os
+import sys
 
 
 class FrameGenerationError(Exception):
@@ -85,9 +86,9 @@ class BackendUnavailableError(FrameGenerationError):
 
 def install_hint(extra: str = "") -> str:
     """How to install the package with optional part `extra` ("" for the core): from a checkout, as
-    the package is not on a package index."""
-    return f"in a checkout of frame_generation_pipeline, pip install '.[{extra}]'" if extra else \
-        "in a checkout of frame_generation_pipeline, pip install ."
+    the package is not on a package index, into the Python running now (a bare `pip` may be another's)."""
+    target = f"'.[{extra}]'" if extra else "."
+    return f"in a checkout of frame_generation_pipeline, {sys.executable} -m pip install {target}"
 
 
 class StreamError(FrameGenerationError):

@@ -92,7 +92,7 @@ def run_demo(output_dir: str | os.PathLike[str], seconds: float | None = None, s
     refused); nothing is left behind on failure.
     """
     if seconds is not None:
-        require_number(seconds, "seconds", MIN_SECONDS, low_inclusive=True)
+        require_number(seconds, "--seconds", MIN_SECONDS, low_inclusive=True)
     output_dir = Path(output_dir)
     with atomic_directory(output_dir, "demo") as staging:
         logger.info("writing the demo avatar (templates, speech, checkpoint, audio encoder) in %s, "
