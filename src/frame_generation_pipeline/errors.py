@@ -6,6 +6,7 @@ The CLI turns any `FrameGenerationError` into `error: <message>` and exit status
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -86,9 +87,22 @@ class BackendUnavailableError(FrameGenerationError):
 
 def install_hint(extra: str = "") -> str:
     """How to install the package with optional part `extra` ("" for the core): from a checkout, as
-    the package is not on a package index, into the Python running now (a bare `pip` may be another's)."""
+    the package is not on a package index, into the Python running now (a bare `pip` may be another's),
+    editable where it is installed so (`make` does: a plain install would replace it with a copy)."""
     target = f"'.[{extra}]'" if extra else "."
-    return f"in a checkout of frame_generation_pipeline, {sys.executable} -m pip install {target}"
+    editable = "-e " if _installed_editable() else ""
+    return f"from a checkout of frame_generation_pipeline: `{sys.executable} -m pip install {editable}{target}`"
+
+
+def _installed_editable() -> bool:
+    """Whether this package was installed editable (its PEP 610 record says so)."""
+    from importlib import metadata
+
+    try:
+        record = metadata.distribution("frame-generation-pipeline").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return False
+    return record is not None and bool(json.loads(record).get("dir_info", {}).get("editable", False))
 
 
 class StreamError(FrameGenerationError):
