@@ -35,11 +35,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `demo` to `commands`."""
     demo = subcommand(
         commands, "demo", run_demo, "render the demo avatar saying a sentence, and a contact sheet of it",
-        "Render the demo avatar (a drawn face trained with tools/train_demo_avatar.py, shipped with the\n"
-        "package) saying a sentence it was not trained on: demo.mp4 and contact_sheet.png (frames across\n"
-        "the clip under its waveform), with the avatar's files in inputs/. The sentence is said by the\n"
-        "local voice where the [voice] extra is installed (else the shipped espeak-ng clip); --text says\n"
-        "your own words. The folder is replaced as a whole (one that holds other files is refused).",
+        "Render the demo avatar (a drawn face trained with the repository's tools/train_demo_avatar.py,\n"
+        "shipped with the package) saying a sentence it was not trained on: demo.mp4 and\n"
+        "contact_sheet.png (frames across the clip under its waveform), with the avatar's files in\n"
+        "inputs/. The sentence is said by the local voice where the [voice] extra is installed (else the\n"
+        "shipped espeak-ng clip); --text says your own words. The folder is replaced as a whole (one that\n"
+        "holds other files is refused).",
         "frame-gen demo --output demo",
         'frame-gen demo --output demo --text "Type anything and I say it."',
     )
