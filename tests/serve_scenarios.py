@@ -6,7 +6,6 @@ visitors are gone. Prints one JSON object of findings per scenario."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import sys
@@ -138,10 +137,7 @@ async def scenario_load(args: dict, base: str, server: AvatarServer) -> dict:
         found["sessions_left"] = sorted(server.visitors)
         found["vanished"] = vanishing.session
         for client in visitors:
-            with contextlib.suppress(Exception):  # the vanished visitor's own sockets are closed already
-                await client.pc.close()
-            for task in client.tasks:
-                task.cancel()
+            await client.close()
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -52,6 +53,13 @@ class Client:
         self.session = body["session"]
         body["offer_candidates"], body["answer_candidates"] = candidates(offer), candidates(body["sdp"])
         return 200, body
+
+    async def close(self) -> None:
+        """Close the peer connection (a vanished client's own sockets may be closed already) and stop reading."""
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        for task in self.tasks:
+            task.cancel()
 
     def size(self) -> list[int] | None:
         """[height, width, 3] of the last video frame received."""

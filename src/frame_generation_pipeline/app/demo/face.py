@@ -32,12 +32,6 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(points) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
 
 
-def _fixed_point(point: np.ndarray, origin: np.ndarray) -> tuple[int, int]:
-    """A point in 1/16 pixel relative to `origin` (whole pixels), as the full image's would be."""
-    x, y = (int(c * 16) - 16 * int(o) for c, o in zip(point, origin))
-    return x, y
-
-
 def _fill(image: np.ndarray, points: np.ndarray, colour: tuple[float, ...]) -> None:
     cv2.fillPoly(image, [_fixed(points)], colour, cv2.LINE_AA, _SHIFT)
 
@@ -164,13 +158,12 @@ def _draw_eyes(image: np.ndarray, box: Box, layout: np.ndarray) -> None:
         part = image[where]
         mask = _mask(part, inside)
         iris = np.zeros_like(part)
-        origin = np.array([where[1].start, where[0].start])
-        centre = _place(box, pupil.mean(axis=0, keepdims=True))[0]
+        centre = _place(box, pupil.mean(axis=0, keepdims=True))[0] - [where[1].start, where[0].start]  # in the part
         iris[:] = (232, 236, 238)
         for radius, colour in ((0.036, (60, 82, 112)), (0.026, (48, 64, 90)), (0.016, (22, 20, 24))):
-            cv2.circle(iris, _fixed_point(centre, origin), int(radius * size * 16), colour, -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(iris, tuple(int(c * 16) for c in centre), int(radius * size * 16), colour, -1, cv2.LINE_AA, _SHIFT)
         glint = centre + np.array([-0.01, -0.01]) * size
-        cv2.circle(iris, _fixed_point(glint, origin), int(0.007 * size * 16), (245, 245, 245), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(iris, tuple(int(c * 16) for c in glint), int(0.007 * size * 16), (245, 245, 245), -1, cv2.LINE_AA, _SHIFT)
         part[:] = part * (1 - mask[..., None]) + iris * mask[..., None]
         upper = eye[[0, 1, 2, 3, 4]]
         cv2.polylines(image, [_fixed(upper)], False, (40, 40, 52), max(1, round(0.01 * size)), cv2.LINE_AA, _SHIFT)
