@@ -11,10 +11,13 @@ from frame_generation_pipeline.app.demo import avatar, face, synthetic
 from frame_generation_pipeline.app.demo.speech import write_wav
 from frame_generation_pipeline.audio.speech import load_speech
 from frame_generation_pipeline.contract import SAMPLE_RATE, get_mode
+from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.inputs.templates import TemplateSet, ping_pong_schedule
+from frame_generation_pipeline.models.audio_encoder import AudioEncoder
+from frame_generation_pipeline.models.backends.torch_backend import TorchBackend
 from frame_generation_pipeline.models.checkpoints import load_unet_state, read_state_dict
 from frame_generation_pipeline.models.network import SyncTalkUNet
-from frame_generation_pipeline.pipeline import FrameGenerationPipeline
+from frame_generation_pipeline.render.generator import FrameRenderer
 
 from .helpers import cli_status
 
@@ -81,9 +84,10 @@ def demo_clip(tmp_path_factory):
 
 
 def _openings_and_loudness(checkpoint, clip) -> tuple[np.ndarray, np.ndarray]:
-    pipeline = FrameGenerationPipeline(checkpoint, "ave", device="cpu", backend="torch")
-    features = pipeline.features(audio=clip["wav"], audio_encoder=clip["encoder"])
-    frames = list(pipeline.generator.iter_frames(clip["templates"], features))
+    # torch with BatchNorm folded and channels_last: within 1-2 per value of the exact path, a third of its CPU
+    model = TorchBackend(checkpoint, "ave", device="cpu", optimize=True)
+    features = AudioFeatures(AudioEncoder(clip["encoder"], device="cpu").features_from_audio(clip["wav"]), "ave")
+    frames = list(FrameRenderer(model).iter_frames(clip["templates"], features))
     schedule = ping_pong_schedule(len(frames), avatar.TEMPLATE_COUNT)
     openings = np.array([_mouth_opening(frame, k) for frame, k in zip(frames, schedule)])
     return openings, _loudness(clip["speech"], len(frames))

@@ -42,7 +42,8 @@ def agent_world(tmp_path_factory, checkpoints, encoder_path):
     heard = soxr.resample(tts.astype(np.float32) / 32768, TTS_RATE, 16000)  # the speech at 16 kHz, one shot
     return {"root": root, "tts": tts, "heard": np.round(heard * 32768).clip(-32768, 32767).astype(np.int16),
             "heard_float": heard, "encoder": AudioEncoder(encoder_path, device="cpu"),
-            "pipeline": FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch"),
+            "pipeline": FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime", precision="fp32"),
+            "exact": FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="torch"),
             "templates": synthetic.make_templates(root / "tpl3", 3, *SIZE, parsing=False),
             "one_template": synthetic.make_templates(root / "tpl1", 1, *SIZE, parsing=False)}
 
@@ -172,7 +173,7 @@ def test_pipecat_service_with_the_exact_backend_shows_the_offline_frames(agent_w
     heard = soxr.resample(short.astype(np.float32) / 32768, TTS_RATE, 16000)
     wav = agent_world["root"] / "heard.wav"
     soundfile.write(wav, np.concatenate([heard, np.zeros(16000, np.float32)]), 16000, subtype="FLOAT")  # then silence
-    pipeline, templates = agent_world["pipeline"], TemplateSet.from_folder(agent_world["one_template"])
+    pipeline, templates = agent_world["exact"], TemplateSet.from_folder(agent_world["one_template"])
     service = SyncTalkVideoService(pipeline=pipeline, template_dir=agent_world["one_template"],
                                    audio_encoder=agent_world["encoder"], policy="delay", start_margin=3.0, blend=NO_BLEND,
                                    half_rate=False)  # every frame, waited for

@@ -39,20 +39,27 @@ def _frames(model, templates, features, batch, cache):
     return list(generator.iter_frames(templates, features))
 
 
-@pytest.mark.parametrize("batch", [1, 2, 4])
-def test_the_cached_template_half_gives_the_unsplit_frames_bit_for_bit(exact_model, templates_640, features, batch):
+@pytest.fixture(scope="module")
+def unsplit(exact_model, templates_640, features):
+    """The templates, the features (7 frames over 5 templates: the schedule returns to some) and the
+    frames of the whole network each frame, one at a time (the exact path's frames do not depend on the batch)."""
     templates = TemplateSet.from_folder(templates_640, use_parsing=True)
-    feats = AudioFeatures.load(features["ave"], "ave")  # 7 frames over 5 templates: the schedule returns to some
-    unsplit = _frames(exact_model, templates, feats, batch, None)
+    feats = AudioFeatures.load(features["ave"], "ave")
+    return templates, feats, _frames(exact_model, templates, feats, 1, None)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 4])
+def test_the_cached_template_half_gives_the_unsplit_frames_bit_for_bit(exact_model, unsplit, batch):
+    templates, feats, whole = unsplit
     cache = TemplateCache()
     cached = _frames(exact_model, templates, feats, batch, cache)
-    assert all(np.array_equal(a, b) for a, b in zip(unsplit, cached, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(whole, cached, strict=True))
     used = len(set(templates.schedule(len(feats))))
     assert cache.computed == used and cache.hits == len(feats) - used > 0 and cache.nbytes == used * ENTRY_BYTES
     if batch == 2:  # a budget of two entries: evicted and computed again, still equal
         small = TemplateCache(2 * ENTRY_BYTES + 1)
         again = _frames(exact_model, templates, feats, batch, small)
-        assert all(np.array_equal(a, b) for a, b in zip(unsplit, again, strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(whole, again, strict=True))
         assert small.evicted > 0 and small.computed > used and small.nbytes <= small.max_bytes and len(small) == 2
 
 

@@ -28,34 +28,35 @@ from .from_args import pipeline_from
 
 def run_serve(args: argparse.Namespace) -> int:
     """`frame-gen serve`: load once, serve until Ctrl-C or SIGTERM (exit 0)."""
-    try:
-        from aiohttp import web
-
-        from ..serve.server import AvatarServer, ServerSettings
-    except ImportError as exc:
-        from ...errors import BackendUnavailableError, install_hint
-
-        raise BackendUnavailableError(f"serve needs aiohttp, aiortc and prometheus-client ({exc.name} is missing): "
-                                      f"{install_hint('serve')}") from None
-    from ...inputs.templates import TemplateSet
-
     check_avatar_arguments(args)
-    listener = listen(args.host, args.port)  # a port in use is one line, before anything is loaded
-    with tempfile.TemporaryDirectory(prefix="frame-gen-demo-") if args.demo else nullcontext() as folder:
-        if folder is not None:
-            from ..demo.run import make_demo_inputs
+    # a port in use is one line, before the server's modules (torch, aiortc: seconds) are imported
+    with listen(args.host, args.port) as listener:
+        try:
+            from aiohttp import web
 
-            demo = make_demo_inputs(folder, speech=False)
-            args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
-            args.parsing = True
-        templates = TemplateSet.from_folder(args.template_dir, args.parsing)
-        blend = blend_from(args)  # checked before the model loads
-        pipeline = pipeline_from(args)
-        encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
-        settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.video_codec,
-                                  args.parsing, args.start_margin, blend, args.idle)
-        server = AvatarServer(pipeline, templates, encoder, settings)
-        web.run_app(server.app(), sock=listener, print=None if args.quiet else print, handle_signals=True)
+            from ..serve.server import AvatarServer, ServerSettings
+        except ImportError as exc:
+            from ...errors import BackendUnavailableError, install_hint
+
+            raise BackendUnavailableError(f"serve needs aiohttp, aiortc and prometheus-client ({exc.name} is missing): "
+                                          f"{install_hint('serve')}") from None
+        from ...inputs.templates import TemplateSet
+
+        with tempfile.TemporaryDirectory(prefix="frame-gen-demo-") if args.demo else nullcontext() as folder:
+            if folder is not None:
+                from ..demo.run import make_demo_inputs
+
+                demo = make_demo_inputs(folder, speech=False)
+                args.checkpoint, args.template_dir, args.audio_encoder = demo.checkpoint, demo.template_dir, demo.audio_encoder
+                args.parsing = True
+            templates = TemplateSet.from_folder(args.template_dir, args.parsing)
+            blend = blend_from(args)  # checked before the model loads
+            pipeline = pipeline_from(args)
+            encoder = pipeline.audio_model(args.audio_encoder, args.hubert_model)
+            settings = ServerSettings(args.max_sessions, args.token, tuple(args.ice_address), args.video_width, args.video_codec,
+                                      args.parsing, args.start_margin, blend, args.idle)
+            server = AvatarServer(pipeline, templates, encoder, settings)
+            web.run_app(server.app(), sock=listener, print=None if args.quiet else print, handle_signals=True)
     return 0
 
 

@@ -155,7 +155,7 @@ class TorchBackend(InferenceBackend):
         """Export to ONNX (inputs `input`, `audio`, output `output`, dynamic batch), checked against torch;
         `part` "first" or "rest" exports that graph of the template cache instead (docs/contract.md, "The network").
 
-        The export is run in onnxruntime on random inputs at batch sizes 1 and 2 and refused
+        The export is run in onnxruntime on random inputs at a batch of 2 (traced at 1) and refused
         (ExportError, nothing written) if it differs from torch by more than 1e-4. The mode, audio
         shape, input layout and the checkpoint's sha256 are stored in the model's metadata.
         """
