@@ -36,7 +36,7 @@ INPUT_LAYOUT = "BGR, CHW, pixel / 255.0, channels [real 0:3, masked 3:6] (rows 5
 OUTPUT_LAYOUT = "BGR, CHW, [0, 1] after sigmoid; pixels = uint8(trunc(output * 255))"
 OPSETS = ONNX_OPSETS
 #: Batches of the check: one of 2, not the batch of 1 the graph was traced at, so that the check runs the
-#: dynamic batch axis (a batch of 1 as well cost a third more of the check, a torch forward pass per graph).
+#: dynamic batch axis (a batch of 1 as well made the check half as long again: a torch forward pass per graph).
 _CHECK_BATCHES = (2,)
 
 
