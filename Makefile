@@ -12,11 +12,12 @@ CHROMIUM ?= /usr/bin/chromium
 
 # pip installs torch (it finds the pinned CPU build where the machine's pip configuration says) and uv, a
 # faster installer, which installs the package and its extras beside it (it keeps the torch it finds
-# installed: 16 CPU-s for everything against pip's 74). uv does not compile the modules it installs to
-# bytecode (15,000 in the dev extras): Python compiles the few thousand a run imports when it first imports them
-# and keeps them, if it may write them (about 9 CPU-s, once, in the first `make test`): make's commands run with
-# bytecode writing on even where the environment turns it off (PYTHONDONTWRITEBYTECODE), or every process
-# would compile again.
+# installed: 16 CPU-s for everything against pip's 74). Neither compiles the modules it installs to
+# bytecode (pip with --no-compile: torch's 2,300 took 18 of its 26 CPU-s; 15,000 in the dev extras):
+# Python compiles the few thousand a run imports when it first imports them and keeps them, if it may write
+# them (about 12 CPU-s, once, in the first `make test`; `import torch` compiles 750 in 2): make's commands
+# run with bytecode writing on even where the environment turns it off (PYTHONDONTWRITEBYTECODE), or every
+# process would compile again.
 unexport PYTHONDONTWRITEBYTECODE
 
 # The package alone (what the demo needs: onnxruntime and OpenVINO included); install-dev adds the dev extras (Ray, aiortc,
@@ -26,7 +27,7 @@ install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" "$(UV)"
+	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check "$(TORCH)" "$(UV)"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e .
 	touch $@
 
