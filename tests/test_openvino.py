@@ -1,17 +1,25 @@
 """The OpenVINO backend: fp32 frames within 2 per value of the exact path, its compiled-model cache,
-bf16 only where the CPU has it (what precision auto takes there), and how `auto` chooses among the backends."""
+bf16 only where the CPU has it (what precision auto takes there), the graphs its first run exports, and how
+`auto` chooses among the backends."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
 
 from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet, UNetModel
+from frame_generation_pipeline.contract import get_mode
 from frame_generation_pipeline.devices import cpu_summary
 from frame_generation_pipeline.errors import ConfigurationError
+from frame_generation_pipeline.files import file_sha256
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models import backends
+from frame_generation_pipeline.models.backends import exported
+from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frame_generation_pipeline.models.backends.openvino_backend import OpenVinoBackend
+from frame_generation_pipeline.models.cache import export_path
 
 from .spec_reference import max_difference
 
@@ -72,6 +80,31 @@ def test_the_compiled_model_is_cached(exports, tmp_path, monkeypatch, caplog):
     rng = np.random.default_rng(0)
     out = first.run(rng.random((2, 6, 320, 320), dtype=np.float32), rng.standard_normal((2, 32, 16, 16), dtype=np.float32))
     assert out.shape == (2, 3, 320, 320) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_a_checkpoint_on_an_empty_cache_exports_only_the_graphs_its_backend_runs(checkpoints, exports, tmp_path, monkeypatch):
+    """OpenVINO runs the whole network (the template cache's graphs do not pay there): its first run of a
+    checkpoint exports the full graph alone; onnxruntime's, on the same cache, the two it adds."""
+    sha256, mode = file_sha256(checkpoints["ave"]), get_mode("ave")
+    sources = {part: export_path(sha256, mode, part) for part in ("full", "first", "rest")}
+    assert exports["ave"] == sources["full"] and all(source.is_file() for source in sources.values())
+    monkeypatch.setenv("FRAME_GEN_CACHE_DIR", str(tmp_path))
+    asked = []
+
+    def stand_in(checkpoint, mode, sha256, parts):  # the session's graphs copied in place of a real export
+        asked.append(list(parts))
+        for part in parts:
+            export_path(sha256, mode, part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sources[part], export_path(sha256, mode, part))
+
+    monkeypatch.setattr(exported, "_export", stand_in)
+    whole = OpenVinoBackend(checkpoints["ave"], "ave", precision="fp32")
+    assert asked == [["full"]] and not whole.splits
+    assert not export_path(sha256, mode, "first").exists() and not export_path(sha256, mode, "rest").exists()
+    split = OnnxRuntimeBackend(checkpoints["ave"], "ave")
+    assert asked == [["full"], ["first", "rest"]] and split.splits
+    OpenVinoBackend(checkpoints["ave"], "ave", precision="fp32")
+    assert len(asked) == 2, "the cache serves the next load"
 
 
 def test_auto_picks_by_measured_rank_for_the_cpu(monkeypatch):

@@ -67,8 +67,9 @@ class ExportedBackend(InferenceBackend):
         mode: the audio mode; must match the graph's metadata.
         device: "cpu" or, where the backend can, "cuda".
         precision: one of the backend's precisions, or "auto".
-        model_file: an exported graph; None takes the cached export of `checkpoint` and the template cache's graphs
-            (exported together on first use, which loads torch weights once).
+        model_file: an exported graph; None takes the cached export of `checkpoint` and, where they pay
+            (`split_pays`), the template cache's graphs (exported together on first use, which loads torch
+            weights once).
         streams: network calls that may run at once, from as many threads. None: 2 on a CPU with
             2 or more cores, 1 on CUDA. Frames do not depend on it.
 
@@ -96,8 +97,8 @@ class ExportedBackend(InferenceBackend):
         sha256 = "" if checkpoint is None else checkpoint_digest(checkpoint)
         if model_file is not None:
             self.path = Path(model_file)
-        elif checkpoint is not None:  # the graphs, exported together on a miss: torch weights load once
-            self.path = cached_export(checkpoint, spec, sha256)
+        elif checkpoint is not None:  # the graphs it runs, exported together on a miss: torch weights load once
+            self.path = cached_export(checkpoint, spec, sha256, PARTS if self.split_pays() else ("full",))
         else:
             raise ConfigurationError(f"the {self.name} backend needs a checkpoint or an exported model file")
         self._graph, self.metadata = self.compile_graph(self.path, device, precision, streams)
@@ -117,7 +118,7 @@ class ExportedBackend(InferenceBackend):
     @property
     def splits(self) -> bool:
         """True when the template cache's graphs can be had: from the cache (exported there with the
-        full graph), and running them pays (`split_pays`). A given graph runs whole unless the cache
+        full graph where they pay), and running them pays (`split_pays`). A given graph runs whole unless the cache
         holds its checkpoint's split graphs already."""
         return self._checkpoint is not None and self.split_pays()
 
