@@ -276,7 +276,10 @@ def test_pipecat_example_streams_video_and_audio_in_sync_over_webrtc(agent_world
     start = offset_of(said, audio[: len(audio) // 3 * 3].reshape(-1, 3).mean(axis=1)) * 3  # 48 kHz: to 16 kHz and back
     assert audio_times[-1] - audio_times[start] >= len(said) / 16000, "the speech was heard to its end"
     lead = video_times[speech[0]] - audio_times[start]
-    assert abs(lead) <= 1 / 25, f"the first speech frame arrived {lead * 1000:.0f} ms after its sound"
+    # the transport draws its current image every 40 ms (video_out_framerate): an image set just after a draw goes
+    # out one period later, then VP8 encodes it (12-30 ms measured on a quiet machine, 42-44 under load): within
+    # two frames of its sound, never before it by more than one
+    assert -1 / 25 <= lead <= 2 / 25, f"the first speech frame arrived {lead * 1000:.0f} ms after its sound"
 
 
 # --- LiveKit ------------------------------------------------------------------------------------
