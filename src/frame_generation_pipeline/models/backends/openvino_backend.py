@@ -18,7 +18,7 @@ import numpy as np
 from ...devices import cpu_summary, device_type, usable_cpus
 from ...errors import BackendUnavailableError, CacheError, ConfigurationError, ModelFileError, first_line
 from ..cache import cache_root, compiled_dir
-from ..cache_lock import writing
+from ..cache_lock import WRITING_MARK, writing
 from ..onnx_files import onnx_metadata
 from .base import Speed
 from .exported import ExportedBackend, Graph
@@ -64,6 +64,8 @@ class OpenVinoBackend(ExportedBackend):
         try:
             with writing(compiled_dir(path)) as folder:  # one process at a time reads and writes what OpenVINO keeps
                 core.set_property({"CACHE_DIR": str(folder)})
+                if all(entry.name == WRITING_MARK for entry in folder.iterdir()):  # seconds, once: said before
+                    logger.info("compiling %s for OpenVINO (%s) once, into the cache (%s)", path.name, precision, folder)
                 compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:
             reason = f"OpenVINO cannot compile it ({first_line(exc)})"
