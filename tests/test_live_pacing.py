@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 
+from frame_generation_pipeline.app.live.simulate import report as live_report
 from frame_generation_pipeline.live.pacing import MAX_CATCH_UP_SECONDS, RenderRate, catch_up_wait
 from frame_generation_pipeline.live.session import StreamingSession
 from frame_generation_pipeline.live.slot import FPS
@@ -139,6 +140,9 @@ def test_open_speech_below_real_time_renders_every_other_slot_each_shown_twice_w
     warm_up = 1 + WARM_UP_ROUNDS  # batches of one
     assert len(model.calls) - warm_up == sum(s.utterance is not None and not s.repeated for s in slots), "half rendered"
     assert session.stats.repeated_frames == sum(s.repeated for s in slots)
+    shown = live_report(session, True, "drop")
+    assert shown["speech_images"] == len({id(s.image) for s in slots if s.kind == "speech"}) < shown["speech_frames"], \
+        "the report says how many new pictures the speech slots showed"
 
 
 class SlowingDown(Recorder):

@@ -42,7 +42,9 @@ def run_live(args: argparse.Namespace) -> int:
     latency = data["first_frame_latency_s"]
     # The latency is a wall-clock figure only where the speech arrived in real time (--realtime).
     waited = f"first frame after {latency:.2f} s, " if args.realtime else ""
-    report(args, f"wrote {args.output}: {data['frames']} slots ({data['speech_frames']} speech, {data['idle_frames']} idle, "
+    # below full rate a speech slot may repeat the image before it: say how many new pictures were shown
+    repeated = f", {data['repeated_frames']} of them repeating the one before" if data["repeated_frames"] else ""
+    report(args, f"wrote {args.output}: {data['frames']} slots ({data['speech_frames']} speech{repeated}, {data['idle_frames']} idle, "
                  f"{data['dropped_frames']} dropped), {waited}rendering at "
                  f"{data['render_fps']:.1f} frames/s ({data['realtime_factor']:.2f}x real time) with "
                  f"{describe_precision(data['backend'], data['precision'], data['fidelity_db'])}"

@@ -130,6 +130,7 @@ def report(session: StreamingSession, realtime: bool, policy: str) -> dict:
         "idle_raw": stats.idle_raw,
         "dropped_frames": stats.dropped_frames,
         "repeated_frames": stats.repeated_frames,
+        "speech_images": stats.speech_frames - stats.repeated_frames,
         "render_fps": session.rate.frames_per_second,
         "realtime_factor": session.rate.frames_per_second / FPS,
         "realtime": realtime,
