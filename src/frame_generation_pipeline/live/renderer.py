@@ -76,7 +76,7 @@ class Renderer:
         slots = "a slot" if above == 1 else f"{above} slots"
         logger.info("rendering %s (%.3g images/s, each shown %s): a frame takes %.1f ms here (the network %.1f ms of "
                     "a frame in batches of %d taking %.1f ms, the audio encoder %.1f ms a window%s), too slow for %s, "
-                    "which needs at most %.1f ms (%.0f ms %s, %.0f%% kept spare)", _EVERY[stride], FPS / stride, _SHOWN[stride],
+                    "which needs at most %.1f ms (%.0f ms for %s, %.0f%% kept spare)", _EVERY[stride], FPS / stride, _SHOWN[stride],
                     network + window, network, self.batch_size, 1000 * expected.seconds_per_batch, window, shared,
                     _RATES[above], 1000 * above / FPS / FULL_RATE_HEADROOM, 1000 * above / FPS, slots,
                     100 * (FULL_RATE_HEADROOM - 1))

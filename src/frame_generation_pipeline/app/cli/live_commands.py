@@ -43,9 +43,10 @@ def run_live(args: argparse.Namespace) -> int:
     # The latency is a wall-clock figure only where the speech arrived in real time (--realtime).
     waited = f"first frame after {latency:.2f} s, " if args.realtime else ""
     # below full rate a speech slot may repeat the image before it: say how many new pictures were shown
-    repeated = f", {data['repeated_frames']} of them repeating the one before" if data["repeated_frames"] else ""
-    report(args, f"wrote {args.output}: {data['frames']} slots ({data['speech_frames']} speech{repeated}, {data['idle_frames']} idle, "
-                 f"{data['dropped_frames']} dropped), {waited}rendering at "
+    repeated = (f"; {data['speech_images']} new pictures in speech, {data['repeated_frames']} repeating the one before"
+                if data["repeated_frames"] else "")
+    report(args, f"wrote {args.output}: {data['frames']} slots ({data['speech_frames']} speech, {data['idle_frames']} idle, "
+                 f"{data['dropped_frames']} dropped{repeated}), {waited}rendering at "
                  f"{data['render_fps']:.1f} frames/s ({data['realtime_factor']:.2f}x real time) with "
                  f"{describe_precision(data['backend'], data['precision'], data['fidelity_db'])}"
            if latency is not None else f"wrote {args.output}: {data['frames']} slots, no speech frame shown")
