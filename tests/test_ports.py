@@ -32,6 +32,21 @@ def test_audio_encoder_export_matches_torch(encoder_path, tmp_path, opset, capsy
     assert ours.shape == (5, 512) and np.abs(ours - expected).max() <= 1e-5 * max(1.0, float(np.abs(expected).max()))
 
 
+def test_an_export_keeps_the_callers_model_as_it_was(encoder_path, tmp_path):
+    """The export runs a model that is on the CPU in eval mode as it is, and a copy of any other: the
+    caller's model keeps its mode and weights, and both exports are the same graph."""
+    from frame_generation_pipeline.models.export import export_audio_encoder
+
+    network = AudioEncoder(encoder_path, device="cpu").network
+    weights = {name: value.clone() for name, value in network.state_dict().items()}
+    export_audio_encoder(network, tmp_path / "eval.onnx")
+    network.train()
+    export_audio_encoder(network, tmp_path / "train.onnx")
+    assert all(module.training for module in network.modules()), "the caller's training mode was changed"
+    assert all(torch.equal(value, weights[name]) for name, value in network.state_dict().items())
+    assert (tmp_path / "eval.onnx").read_bytes() == (tmp_path / "train.onnx").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def renders(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")

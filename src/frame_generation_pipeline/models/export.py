@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import logging
 import os
@@ -71,7 +72,7 @@ def export_graph(
     onnx = onnx_module()
     if opset_version not in OPSETS:
         raise ConfigurationError(f"opset must be within {OPSETS.start}..{OPSETS.stop - 1}, got {opset_version}")
-    network = copy.deepcopy(network).cpu().eval()  # the caller's model stays on its device
+    network = _on_the_cpu_for_inference(network)
     names = [*examples, *output_names]
     with atomic_file(output_path) as temporary, _write_errors_named(output_path):
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
@@ -96,6 +97,15 @@ def export_graph(
                 raise ExportError(f"{output_path}: exported graph's {output_names[index]} differs from torch by {worst:.2e} (limit {limit:.0e})")
     logger.info("exported %s (opset %d), max difference to torch %.2e", output_path, opset_version, difference)
     return ExportReport(Path(output_path), opset_version, difference)
+
+
+def _on_the_cpu_for_inference(network: torch.nn.Module) -> torch.nn.Module:
+    """`network` itself where it is on the CPU in eval mode already, else a copy made so (the caller's model
+    stays on its device and in its mode). Copying the U-Net costs about a CPU-second, a sixth of its export."""
+    tensors = itertools.chain(network.parameters(), network.buffers())
+    if any(module.training for module in network.modules()) or any(tensor.device.type != "cpu" for tensor in tensors):
+        return copy.deepcopy(network).cpu().eval()
+    return network
 
 
 @contextlib.contextmanager

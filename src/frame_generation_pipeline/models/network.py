@@ -217,6 +217,7 @@ class FirstVisit(nn.Module):
     def __init__(self, network: SyncTalkUNet) -> None:
         super().__init__()
         self.network = network
+        self.training = network.training  # in the network's mode, as a part of it
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.network.first_visit(images, audio)
@@ -228,6 +229,7 @@ class RestHalf(nn.Module):
     def __init__(self, network: SyncTalkUNet) -> None:
         super().__init__()
         self.network = network
+        self.training = network.training  # in the network's mode, as a part of it
 
     def forward(self, images: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor, x5: torch.Tensor,
                 x6: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
