@@ -122,11 +122,12 @@ def test_a_hubert_model_needs_a_hubert_checkpoint(world):
 
 
 @pytest.mark.parametrize("policy", ["delay", "drop"])
-def test_live_command_renders_a_hubert_checkpoint_from_speech(world, hubert_model, checkpoints, tmp_path, policy):
+def test_live_command_renders_a_hubert_checkpoint_from_speech(world, hubert_model, checkpoints, exports, tmp_path, policy):
     wav = write_speech_like_wav(tmp_path / "s.wav", 0.3)  # 4800 samples: 14 rows, 7 frames, 16 with its run into silence
     templates = tmp_path / "tpl"
     synthetic.make_templates(templates, 3, 200, 160, parsing=False)
-    status = cli_status(["live", "--quiet", "--checkpoint", checkpoints["hubert"], "--template-dir", templates,
+    # the session's export (the template cache's graphs of hubert would be 8 CPU-s more)
+    status = cli_status(["live", "--quiet", "--checkpoint", checkpoints["hubert"], "--onnx", exports["hubert"], "--template-dir", templates,
                          "--hubert-model", hubert_model, "--hubert-lookahead", "5", "--audio", wav, "--gap-seconds", "0",
                          "--policy", policy, "--output", tmp_path / "live.mp4", "--report", tmp_path / "r.json"])
     assert status == 0

@@ -13,11 +13,13 @@ import torch
 
 from frame_generation_pipeline import FrameGenerationPipeline, FrameGenerator, TemplateSet, UNetModel
 from frame_generation_pipeline.app.cli import main
-from frame_generation_pipeline.contract import MODES
+from frame_generation_pipeline.contract import MODES, get_mode
 from frame_generation_pipeline.errors import ExportError, ModelFileError
+from frame_generation_pipeline.files import file_sha256
 from frame_generation_pipeline.inputs.features import AudioFeatures
 from frame_generation_pipeline.models import export as export_module
 from frame_generation_pipeline.models.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frame_generation_pipeline.models.cache import export_path
 from frame_generation_pipeline.models.onnx_files import onnx_metadata
 
 from .helpers import WITHOUT_TORCH
@@ -81,12 +83,16 @@ def test_onnxruntime_streams_change_no_frame(features, templates_640, exports):
 
 
 def test_the_export_is_cached_by_checkpoint_and_reused(checkpoints, exports):
-    cached = exports["hubert"]  # exported into the session's cache on first use
-    assert cached.parent.name == "onnx" and cached.name.startswith(UNetModel(checkpoints["hubert"], "hubert").checkpoint_sha256[:24])
-    stamp = cached.stat().st_mtime_ns
-    pipeline = FrameGenerationPipeline(checkpoints["hubert"], mode="hubert", device="cpu", backend="onnxruntime")
-    assert pipeline.model.path == cached and cached.stat().st_mtime_ns == stamp, "the pipeline must reuse the export"
-    assert [p.name for p in cached.parent.iterdir()].count(cached.name) == 1
+    exports["ave"]  # noqa: B018 (its graphs exported into the session's cache on first use)
+    sha256 = file_sha256(checkpoints["ave"])
+    graphs = [export_path(sha256, get_mode("ave"), part) for part in ("first", "rest")]  # what onnxruntime runs
+    assert all(graph.parent.name == "onnx" and graph.name.startswith(sha256[:24]) for graph in graphs)
+    stamps = [graph.stat().st_mtime_ns for graph in graphs]
+    pipeline = FrameGenerationPipeline(checkpoints["ave"], device="cpu", backend="onnxruntime")
+    assert pipeline.model.path == graphs[0] and pipeline.model.splits
+    assert [graph.stat().st_mtime_ns for graph in graphs] == stamps, "the pipeline must reuse the export"
+    assert sorted(p.name for p in graphs[0].parent.iterdir() if p.name.startswith(sha256[:24])) == \
+        sorted(export_path(sha256, get_mode("ave"), part).name for part in ("full", "first", "rest"))
 
 
 def test_a_given_onnx_file_of_another_mode_is_refused(checkpoints, exports):

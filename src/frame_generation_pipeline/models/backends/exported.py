@@ -1,5 +1,6 @@
 """The base of the backends that run an exported graph: which graphs (given, or the cached export of a
-checkpoint and the template cache's two, exported on a miss), their provenance check, and running them."""
+checkpoint: the full graph or the template cache's two, exported on a miss), their provenance check, and
+running them."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ Graph = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
 
 def cached_export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: str, parts: Sequence[str] = PARTS) -> Path:
-    """The cached ONNX export of `checkpoint` (whose sha256 is `sha256`): the full graph's path; the
-    `parts` missing from the cache are exported first (loading torch weights once), by one process
-    while any other asking for them waits (models/cache_lock.py)."""
+    """The cached ONNX export of `checkpoint` (whose sha256 is `sha256`): the path of the first of `parts`
+    (in PARTS' order); those missing from the cache are exported first (loading torch weights once), by
+    one process while any other asking for them waits (models/cache_lock.py)."""
     wanted = [part for part in PARTS if part in parts]  # one order everywhere: no two processes wait on each other
 
     def missing() -> list[str]:
@@ -41,9 +42,9 @@ def cached_export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: st
     if missing():
         with entry_locks([export_path(sha256, mode, part) for part in missing()]):
             _export(checkpoint, mode, sha256, missing())  # checked again once held: another process may have made them
-    elif "full" in parts:
-        logger.info("using the cached export %s", export_path(sha256, mode))
-    return export_path(sha256, mode)
+    else:
+        logger.info("using the cached export %s", export_path(sha256, mode, wanted[0]))
+    return export_path(sha256, mode, wanted[0])
 
 
 def _export(checkpoint: str | os.PathLike[str], mode: ModeSpec, sha256: str, parts: Sequence[str]) -> None:
@@ -67,9 +68,10 @@ class ExportedBackend(InferenceBackend):
         mode: the audio mode; must match the graph's metadata.
         device: "cpu" or, where the backend can, "cuda".
         precision: one of the backend's precisions, or "auto".
-        model_file: an exported graph; None takes the cached export of `checkpoint` and, where they pay
-            (`split_pays`), the template cache's graphs (exported together on first use, which loads torch
-            weights once).
+        model_file: an exported graph; None takes the cached export of `checkpoint`: where they pay
+            (`split_pays`) the template cache's two graphs alone, the first-visit one also serving `run`
+            (its first output is the whole network's), else the full graph (exported on first use, which
+            loads torch weights once).
         streams: network calls that may run at once, from as many threads. None: 2 on a CPU with
             2 or more cores, 1 on CUDA. Frames do not depend on it.
 
@@ -98,7 +100,7 @@ class ExportedBackend(InferenceBackend):
         if model_file is not None:
             self.path = Path(model_file)
         elif checkpoint is not None:  # the graphs it runs, exported together on a miss: torch weights load once
-            self.path = cached_export(checkpoint, spec, sha256, PARTS if self.split_pays() else ("full",))
+            self.path = cached_export(checkpoint, spec, sha256, _SPLIT if self.split_pays() else ("full",))
         else:
             raise ConfigurationError(f"the {self.name} backend needs a checkpoint or an exported model file")
         self._graph, self.metadata = self.compile_graph(self.path, device, precision, streams)
@@ -117,8 +119,8 @@ class ExportedBackend(InferenceBackend):
 
     @property
     def splits(self) -> bool:
-        """True when the template cache's graphs can be had: from the cache (exported there with the
-        full graph where they pay), and running them pays (`split_pays`). A given graph runs whole unless the cache
+        """True when the template cache's graphs can be had: from the cache (exported there on first use
+        where they pay), and running them pays (`split_pays`). A given graph runs whole unless the cache
         holds its checkpoint's split graphs already."""
         return self._checkpoint is not None and self.split_pays()
 
@@ -139,6 +141,9 @@ class ExportedBackend(InferenceBackend):
                 graphs = []
                 for part in _SPLIT:
                     path = export_path(self.checkpoint_sha256, self.mode, part)
+                    if path == self.path:  # the first-visit graph `run` uses: compiled once
+                        graphs.append(self._graph)
+                        continue
                     graph, metadata = self.compile_graph(path, self.device, self.precision, self.streams)
                     check_model_file(path, metadata, self.mode, checkpoint, self.checkpoint_sha256)
                     graphs.append(graph)

@@ -67,8 +67,8 @@ class OnnxRuntimeBackend(ExportedBackend):
         if device_type(device) == "cpu":
             # Each call computes on its own thread and shares the pool's workers: one thread per CPU.
             options.intra_op_num_threads = max(1, usable_cpus() - streams + 1)
-            # One arena for every session of the process: the template cache's graphs and the full one
-            # take half the memory, and a session's first run no longer pays for growing its own (about
+            # One arena for every session of the process: the template cache's two graphs (and a full one
+            # given by its file) take half the memory, and a session's first run no longer pays for growing its own (about
             # a frame's network time each); no memory pattern, whose planning made each session's second
             # run cost twice a frame and later runs nothing less (docs/performance.md, "The template cache").
             _share_cpu_arena()
