@@ -20,7 +20,7 @@ from frame_generation_pipeline.live.session import StreamingSession
 
 CLIENT = str(Path(__file__).with_name("webrtc_client.py"))
 #: How long after B's offer is answered its joining is watched: its upload, its encoding, its first batches.
-JOINING_SECONDS = 3.0
+JOINING_SECONDS = 2.0
 #: Thread pools that start threads as they are needed, up to a bound, and keep them: asyncio's default
 #: executor (min(32, CPUs + 4)) and the shared model's network streams (model.streams).
 POOLS = ("asyncio_", "live-network")
@@ -95,7 +95,7 @@ def vanish(client: Client) -> None:
 
 
 async def scenario_soak(args: dict, base: str, server: AvatarServer) -> dict:
-    """`visitors` visitors one after another: connect, speak the 1 s clip, leave (every third
+    """`visitors` visitors one after another: connect, speak the 1 s clip, leave (every second
     vanishes without a goodbye and is waited for); usage after the first and after the last."""
     clip = Path(args["second_clip"]).read_bytes()
     found = {"vanished_gone_s": []}
@@ -108,7 +108,7 @@ async def scenario_soak(args: dict, base: str, server: AvatarServer) -> dict:
                 assert response.status == 202
             await shown(http, base, client.session, 0)  # its rendering has begun
             await asyncio.sleep(0.5)
-            if number % 3 == 2:
+            if number % 2 == 1:
                 vanish(client)
                 left = time.monotonic()
                 while client.session in server.visitors and time.monotonic() - left < 60:
