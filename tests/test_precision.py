@@ -248,3 +248,22 @@ def test_a_checkpoint_that_passes_keeps_bf16_and_says_its_db(native_bf16, checkp
     result = pipeline.frames(tmp_path / "f", templates, features["ave"])
     assert (result.backend, result.precision, result.fidelity_db) == ("openvino", "bf16", 50.0)
     assert describe_precision("openvino", "bf16", 50.0) in result.summary()
+
+
+def test_the_video_command_gives_the_check_the_audio_model_it_loaded(checkpoints, exports, templates_640, encoder_path, speech,
+                                                                    tmp_path, monkeypatch):
+    """`frame-gen video --audio-encoder` loads the encoder before the U-Net for the features; the pipeline then
+    holds it, so precision auto's check feeds real speech through it (as the API's renders and serve do)."""
+    from frame_generation_pipeline.app.cli import main
+
+    fed, decide = [], PrecisionLadder.model_for
+
+    def model_for(ladder, templates, speech=None):
+        fed.append(speech)
+        return decide(ladder, templates, speech)
+
+    monkeypatch.setattr(PrecisionLadder, "model_for", model_for)
+    assert main(["video", "--checkpoint", str(checkpoints["ave"]), "--template-dir", str(templates_640), "--audio-encoder",
+                 str(encoder_path), "--audio", str(speech["half"]), "--max-frames", "2", "--quiet",
+                 "--output", str(tmp_path / "v.mp4")]) == 0
+    assert fed and all(isinstance(given, AudioEncoder) and given.checkpoint_path == encoder_path for given in fed), fed

@@ -32,11 +32,16 @@ def model_settings(args: argparse.Namespace, exact: bool = False, feature_files:
             "template_cache": TemplateCache(args.template_cache_mb << 20)}
 
 
-def pipeline_from(args: argparse.Namespace, settings: dict | None = None):
-    """The FrameGenerationPipeline the model options ask for (`settings`: model_settings(args))."""
+def pipeline_from(args: argparse.Namespace, settings: dict | None = None, speech_model=None):
+    """The FrameGenerationPipeline the model options ask for (`settings`: model_settings(args)), holding
+    `speech_model`, the audio model already loaded for the plan, so that precision auto's check feeds real
+    speech through it as the API's renders do."""
     from ...pipeline import FrameGenerationPipeline
 
-    return FrameGenerationPipeline(args.checkpoint, **(settings or model_settings(args)))
+    pipeline = FrameGenerationPipeline(args.checkpoint, **(settings or model_settings(args)))
+    if speech_model is not None:
+        pipeline.audio_model(speech_model)  # a loaded model of either kind: kept as given
+    return pipeline
 
 
 def audio_model_from(args: argparse.Namespace):
@@ -50,7 +55,8 @@ def plan_from(args: argparse.Namespace, kind: str, output: str, options, exact: 
               **outputs: str | None):
     """The render's plan (everything checked that needs no model), with the features computed by the
     audio model where asked: all of it before the U-Net loads. Returns (plan, model settings; `exact`
-    as model_settings takes it). `feature_files`: the command has --audio-features (args.audio_features)."""
+    as model_settings takes it; the audio model loaded for the features, or None). `feature_files`: the
+    command has --audio-features (args.audio_features)."""
     from ...models.audio_models import load_audio_model
     from ...plan import plan_render
 
@@ -59,6 +65,8 @@ def plan_from(args: argparse.Namespace, kind: str, output: str, options, exact: 
     plan = plan_render(kind, output, args.template_dir, settings["mode"], features, args.audio,
                        audio_model_from(args), options, args.batch_size,
                        inputs={"--checkpoint": args.checkpoint, "--onnx": args.onnx}, extra_outputs=outputs)
+    encoder = None
     if plan.needs_features and plan.audio_model is not None:
-        plan = plan.encoded(load_audio_model(plan.audio_model, settings["device"]))
-    return plan, settings
+        encoder = load_audio_model(plan.audio_model, settings["device"])
+        plan = plan.encoded(encoder)
+    return plan, settings, encoder

@@ -28,7 +28,7 @@ def run_live(args: argparse.Namespace) -> int:
     from ..live.simulate import simulate_viewer, write_report
 
     options = RenderOptions(start_frame=args.start_frame, use_parsing=args.parsing, blend=blend_from(args))
-    plan, settings = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
+    plan, settings, _ = plan_from(args, "live", args.output, options, **{"--frames-dir": args.frames_dir, "--report": args.report})
     encoder = load_audio_model(plan.audio_model, settings["device"])  # before the U-Net, like every render
     pipeline = pipeline_from(args, settings)
     batch = plan.batch_for(pipeline.batch_of(pipeline.model_for(plan.templates, encoder)))

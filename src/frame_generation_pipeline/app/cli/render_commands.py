@@ -39,17 +39,17 @@ def render_options(args: argparse.Namespace, reference: bool = False, **extra):
 
 def run_video(args: argparse.Namespace) -> int:
     """`frame-gen video`: render and encode one video."""
-    plan, settings = plan_from(args, "video", args.output, render_options(args, fps=args.fps, crf=args.crf, preset=args.preset),
-                               feature_files=True)
-    report(args, pipeline_from(args, settings).render(plan).summary(command_seconds(args)))
+    plan, settings, encoder = plan_from(args, "video", args.output,
+                                        render_options(args, fps=args.fps, crf=args.crf, preset=args.preset), feature_files=True)
+    report(args, pipeline_from(args, settings, encoder).render(plan).summary(command_seconds(args)))
     return 0
 
 
 def run_frames(args: argparse.Namespace) -> int:
     """`frame-gen frames`: render numbered image files into a folder."""
-    plan, settings = plan_from(args, "frames", args.output_dir, render_options(args, image_format=args.image_format),
-                               feature_files=True)
-    report(args, pipeline_from(args, settings).render(plan).summary(command_seconds(args)))
+    plan, settings, encoder = plan_from(args, "frames", args.output_dir, render_options(args, image_format=args.image_format),
+                                        feature_files=True)
+    report(args, pipeline_from(args, settings, encoder).render(plan).summary(command_seconds(args)))
     return 0
 
 
@@ -57,9 +57,9 @@ def run_reference(args: argparse.Namespace) -> int:
     """`frame-gen reference`: write a reference bundle (exact path)."""
     # bundles are made on the exact path unless the options ask for another: then load nothing else
     exact = args.backend == "auto" and args.onnx is None and args.device in (None, "cpu") and args.precision in ("auto", "fp32")
-    plan, settings = plan_from(args, "reference", args.output_dir, render_options(args, True, samples=args.samples),
-                               exact=exact, feature_files=True)
-    result = pipeline_from(args, settings).render(plan)
+    plan, settings, encoder = plan_from(args, "reference", args.output_dir, render_options(args, True, samples=args.samples),
+                                        exact=exact, feature_files=True)
+    result = pipeline_from(args, settings, encoder).render(plan)
     report(args, result.summary(command_seconds(args)).replace(" frames (", " frames rendered (", 1) + ", exact path")
     return 0
 
