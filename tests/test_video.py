@@ -196,6 +196,17 @@ def test_encode_frames_sizes_the_video_by_the_first_frame_and_counts_what_it_wro
     assert abs(info["audio_seconds"] - 4 / 25) <= 1 / 25
 
 
+def test_the_video_says_its_colours_are_bt601_in_limited_range(speech, tmp_path):
+    """ffmpeg converts the frames with BT.601 in limited range: the stream says so, matrix, primaries and
+    transfer alike (unspecified ones, players take BT.709 for HD; the primaries and transfer were)."""
+    encode_frames(_numbered(2, 66, 50), tmp_path / "out.mp4", 25, speech["long"], preset="ultrafast", frame_count=2)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        video = container.streams.video[0].codec_context
+        tags = (video.colorspace, video.color_range, video.color_primaries, video.color_trc)
+    smpte170m, limited = 6, 1  # FFmpeg's AVCOL_SPC/PRI/TRC_SMPTE170M and AVCOL_RANGE_MPEG
+    assert tags == (smpte170m, limited, smpte170m, smpte170m)
+
+
 def test_encode_frames_kills_ffmpeg_when_the_frames_fail_and_refuses_none(tmp_path):
     def failing():
         yield from _numbered(2)

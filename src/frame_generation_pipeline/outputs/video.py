@@ -96,6 +96,8 @@ class VideoEncoder:
         self.frames_written = 0
         command = [
             ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            # the frames carry these two to the encoder: given to the output alone, they stayed unspecified
+            "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "pipe:0",
         ]
         if audio_path is not None:
