@@ -96,7 +96,8 @@ class VideoEncoder:
         self.frames_written = 0
         command = [
             ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            # the frames carry these two to the encoder: given to the output alone, they stayed unspecified
+            # BT.601's primaries and transfer ride on the frames to the encoder (as output options they reached
+            # the stream unspecified); its matrix and range are the output's, below
             "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "pipe:0",
         ]
@@ -107,7 +108,7 @@ class VideoEncoder:
             command += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         command += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
         # swscale converts with BT.601 (limited range); say so, or players assume BT.709 for HD.
-        command += ["-color_range", "tv", "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m"]
+        command += ["-color_range", "tv", "-colorspace", "smpte170m"]
         if audio_path is not None:
             # 48 kHz: AAC frames of 21 ms keep the audio within one video frame of frames / fps.
             command += ["-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
